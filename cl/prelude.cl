@@ -1,0 +1,17 @@
+/* Definitions shared by every snncl kernel. The host adds -DSNN_HAS_FP64=1 where the
+ * device supports doubles; no kernel requires them. */
+
+/* Work-group sum of `v` through local scratch of get_local_size(0) floats (a power of
+ * two). Every work-item of the group must call it; all get the total. */
+inline float snn_group_sum(float v, __local float *scratch) {
+    const uint lid = get_local_id(0);
+    scratch[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = get_local_size(0) / 2; s > 0; s >>= 1) {
+        if (lid < s) scratch[lid] += scratch[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float total = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE); /* scratch is free again for the next call */
+    return total;
+}

@@ -1,0 +1,177 @@
+/* snncl infer: eval-mode forward pass of a model on a batch from a safetensors file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "snncl.h"
+
+typedef struct infer_job {
+    snn_context *ctx;
+    snn_model *model;
+    snn_safetensors *input, *perturb, *output;
+    float *x, *logits, *lyap_ps;
+    float **perturb_data;
+    int num_lifs;
+} infer_job;
+
+static void job_free(infer_job *j) {
+    if (j->perturb_data)
+        for (int l = 0; l < j->num_lifs; l++) free(j->perturb_data[l]);
+    free(j->perturb_data);
+    free(j->x);
+    free(j->logits);
+    free(j->lyap_ps);
+    snn_safetensors_free(j->input);
+    snn_safetensors_free(j->perturb);
+    snn_safetensors_free(j->output);
+    snn_model_free(j->model);
+    snn_context_free(j->ctx);
+}
+
+/* Reads `input` and checks it against the model: (B,C,H,W) or (B,T,C,H,W). */
+static snn_status read_input(infer_job *j, const char *path, const snn_model_config *cfg, int *batch,
+                             int *pre_encoded) {
+    snn_status st = snn_safetensors_read(&j->input, path);
+    if (st != SNN_OK) return st;
+    const snn_tensor *t = snn_safetensors_find(j->input, "input");
+    if (!t) {
+        fprintf(stderr, "snncl infer: %s has no tensor named 'input'\n", path);
+        return SNN_ERR_NOT_FOUND;
+    }
+    int want5 = cfg->encoding == SNN_ENCODING_NONE;
+    int is5 = t->ndim == 5;
+    const int64_t *s = t->shape + (is5 ? 2 : 1);
+    if ((t->ndim != 4 && t->ndim != 5) || (want5 && !is5) || t->shape[0] < 1 || t->shape[0] > 1000000 ||
+        (is5 && t->shape[1] != cfg->T) || s[0] != cfg->in_channels || s[1] != cfg->height || s[2] != cfg->width) {
+        fprintf(stderr, "snncl infer: %s: 'input' has shape [", path);
+        for (int i = 0; i < t->ndim; i++) fprintf(stderr, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        fprintf(stderr, "] but the model takes (B, %d, %d, %d)%s%s (B, T=%d, %d, %d, %d) spikes\n", cfg->in_channels,
+                cfg->height, cfg->width, want5 ? "" : " images or", want5 ? " only" : "", cfg->T, cfg->in_channels,
+                cfg->height, cfg->width);
+        return SNN_ERR_SHAPE;
+    }
+    *batch = (int)t->shape[0];
+    *pre_encoded = is5;
+    size_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= (size_t)t->shape[i];
+    j->x = malloc(n * sizeof(float));
+    if (!j->x) return SNN_ERR_OUT_OF_MEMORY;
+    return snn_safetensors_get_f32(j->input, "input", t->ndim, t->shape, j->x);
+}
+
+static snn_status read_perturb(infer_job *j, const char *path, int batch) {
+    snn_status st = snn_safetensors_read(&j->perturb, path);
+    if (st != SNN_OK) return st;
+    j->num_lifs = snn_model_num_lif_layers(j->model);
+    j->perturb_data = calloc((size_t)j->num_lifs, sizeof(float *));
+    if (!j->perturb_data) return SNN_ERR_OUT_OF_MEMORY;
+    for (int l = 0; l < j->num_lifs; l++) {
+        int ndim;
+        int64_t shape[4];
+        char name[32];
+        if ((st = snn_model_lif_shape(j->model, l, batch, &ndim, shape)) != SNN_OK) return st;
+        size_t n = 1;
+        for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
+        j->perturb_data[l] = malloc(n * sizeof(float));
+        if (!j->perturb_data[l]) return SNN_ERR_OUT_OF_MEMORY;
+        snprintf(name, sizeof name, "perturb.%d", l);
+        if ((st = snn_safetensors_get_f32(j->perturb, name, ndim, shape, j->perturb_data[l])) != SNN_OK) return st;
+    }
+    return SNN_OK;
+}
+
+int cmd_infer(int argc, char **argv) {
+    const char *model_path = NULL, *input_path = NULL, *output_path = NULL, *perturb_path = NULL, *device = NULL;
+    int lyapunov = 0;
+    snn_forward_params fp;
+    snn_forward_params_default(&fp);
+    cli_option opts[] = {
+        {"model", CLI_STRING, &model_path, "PATH", "model (safetensors: state_dict names + metadata)", 1, 0},
+        {"input", CLI_STRING, &input_path, "PATH", "batch: tensor 'input', (B,C,H,W) or (B,T,C,H,W)", 1, 0},
+        {"output", CLI_STRING, &output_path, "PATH", "where to write logits (and the estimate)", 1, 0},
+        {"lyapunov", CLI_FLAG, &lyapunov, NULL, "also compute the largest Lyapunov exponent estimate", 0, 0},
+        {"lyap-eps", CLI_FLOAT, &fp.lyap_eps, "E", "perturbation size (default 1e-4)", 0, 0},
+        {"perturb", CLI_STRING, &perturb_path, "PATH", "initial perturbation perturb.0.. (default: drawn from --seed)", 0, 0},
+        {"seed", CLI_U64, &fp.seed, "N", "seed for rate encoding and the perturbation (default 0)", 0, 0},
+        {"device", CLI_STRING, &device, "N|NAME", "OpenCL device (default $SNNCL_DEVICE or 0)", 0, 0},
+    };
+    const size_t nopts = sizeof opts / sizeof opts[0];
+    char err[512];
+    int rc = cli_parse(argc, argv, 2, opts, nopts, err, sizeof err);
+    if (rc == CLI_HELP) {
+        cli_usage(stdout, "snncl infer --model M --input X --output Y [options]",
+                  "Runs the model in eval mode on a batch and writes 'logits' (B, classes); with\n"
+                  "--lyapunov also 'lyapunov' (1,) (batch mean) and 'lyapunov_per_sample' (B,).",
+                  opts, nopts);
+        return 0;
+    }
+    if (rc == CLI_ERROR) {
+        fprintf(stderr, "snncl infer: %s (see snncl infer --help)\n", err);
+        return 2;
+    }
+    if (perturb_path && !lyapunov) {
+        fprintf(stderr, "snncl infer: --perturb needs --lyapunov\n");
+        return 2;
+    }
+    if (!(fp.lyap_eps > 0.0f)) {
+        fprintf(stderr, "snncl infer: --lyap-eps must be positive\n");
+        return 2;
+    }
+    fp.lyapunov = lyapunov;
+
+    infer_job j;
+    memset(&j, 0, sizeof j);
+    snn_context_params cp;
+    snn_context_params_default(&cp);
+    cp.device = device;
+    snn_status st;
+    int status = 1, batch = 0;
+    snn_model_config cfg;
+    if ((st = snn_context_create(&j.ctx, &cp)) != SNN_OK) {
+        cli_report("opening the device", st);
+        goto done;
+    }
+    if ((st = snn_model_load(&j.model, j.ctx, model_path)) != SNN_OK) {
+        cli_report("loading the model", st);
+        goto done;
+    }
+    snn_model_get_config(j.model, &cfg);
+    if ((st = read_input(&j, input_path, &cfg, &batch, &fp.pre_encoded)) != SNN_OK) {
+        if (st != SNN_ERR_SHAPE && st != SNN_ERR_NOT_FOUND) cli_report("reading the input", st);
+        goto done;
+    }
+    if (perturb_path && (st = read_perturb(&j, perturb_path, batch)) != SNN_OK) {
+        cli_report("reading the perturbation", st);
+        goto done;
+    }
+    fp.perturb = (const float *const *)j.perturb_data;
+    float lyap = 0;
+    j.logits = malloc((size_t)batch * (size_t)cfg.num_classes * sizeof(float));
+    j.lyap_ps = malloc((size_t)batch * sizeof(float));
+    if (!j.logits || !j.lyap_ps) {
+        fprintf(stderr, "snncl infer: out of memory\n");
+        goto done;
+    }
+    if ((st = snn_model_forward(j.model, j.x, batch, &fp, j.logits, &lyap, j.lyap_ps)) != SNN_OK) {
+        cli_report("running the model", st);
+        goto done;
+    }
+    int64_t lshape[2] = {batch, cfg.num_classes}, one = 1, bshape = batch;
+    if ((st = snn_safetensors_create(&j.output)) != SNN_OK ||
+        (st = snn_safetensors_add(j.output, "logits", SNN_F32, 2, lshape, j.logits)) != SNN_OK ||
+        (lyapunov && (st = snn_safetensors_add(j.output, "lyapunov", SNN_F32, 1, &one, &lyap)) != SNN_OK) ||
+        (lyapunov && (st = snn_safetensors_add(j.output, "lyapunov_per_sample", SNN_F32, 1, &bshape, j.lyap_ps)) != SNN_OK) ||
+        (st = snn_safetensors_write(j.output, output_path)) != SNN_OK) {
+        cli_report("writing the output", st);
+        goto done;
+    }
+    printf("wrote %s: logits (%d, %d)", output_path, batch, cfg.num_classes);
+    if (lyapunov) printf(", lyapunov %.6f (batch mean)", (double)lyap);
+    printf("\n");
+    status = 0;
+done:
+    job_free(&j);
+    return status;
+}

@@ -1,0 +1,68 @@
+/* The device context: one OpenCL device, its queue, the program built from the cl/ sources,
+ * and small helpers for buffers and kernel launches used by every op. */
+#ifndef SNNCL_CONTEXT_H
+#define SNNCL_CONTEXT_H
+
+#include <CL/cl.h>
+
+#include "internal.h"
+
+#define SNN_MAX_KERNELS 64
+
+struct snn_context {
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context cl;
+    cl_command_queue queue;
+    cl_program program;
+    snn_device_info info;
+    struct {
+        const char *name;
+        cl_kernel kernel;
+        size_t max_wg; /* CL_KERNEL_WORK_GROUP_SIZE */
+    } kernels[SNN_MAX_KERNELS];
+    int num_kernels;
+};
+
+/* OpenCL error code -> "CL_OUT_OF_RESOURCES". */
+const char *snn_cl_error_name(cl_int err);
+
+/* SNN_OK, or SNN_ERR_OPENCL (SNN_ERR_OUT_OF_MEMORY for allocation codes) with a
+ * message naming the call. */
+snn_status snn_cl_check(cl_int err, const char *what);
+
+/* Finds (and caches) a kernel of the context's program. */
+snn_status snn_kernel_get(snn_context *ctx, const char *name, cl_kernel *out, size_t *max_wg);
+
+/* A kernel argument: a value (size and address) or local memory (size, NULL). */
+typedef struct snn_arg {
+    size_t size;
+    const void *ptr;
+} snn_arg;
+
+#define SNN_ARG_MEM(m) ((snn_arg){sizeof(cl_mem), &(m)})
+#define SNN_ARG_INT(v) ((snn_arg){sizeof(cl_int), &(cl_int){(cl_int)(v)}})
+#define SNN_ARG_UINT(v) ((snn_arg){sizeof(cl_uint), &(cl_uint){(cl_uint)(v)}})
+#define SNN_ARG_FLOAT(v) ((snn_arg){sizeof(cl_float), &(cl_float){(cl_float)(v)}})
+#define SNN_ARG_LOCAL(bytes) ((snn_arg){(bytes), NULL})
+#define SNN_ARGS(...) (int)(sizeof((snn_arg[]){__VA_ARGS__}) / sizeof(snn_arg)), (snn_arg[]){__VA_ARGS__}
+
+/* Sets the arguments and enqueues `name` over global[dims] (local may be NULL).
+ * Does not wait. Zero-sized launches are skipped. */
+snn_status snn_launch(snn_context *ctx, const char *name, int dims, const size_t *global,
+                      const size_t *local, int nargs, const snn_arg *args);
+
+/* Work-group size for a kernel that needs an explicit one: the largest power of two
+ * <= min(cap, the kernel's limit). */
+snn_status snn_kernel_wg(snn_context *ctx, const char *name, size_t cap, size_t *out);
+
+snn_status snn_buffer_create(snn_context *ctx, size_t bytes, cl_mem *out);
+void snn_buffer_release(cl_mem *mem);
+/* Grows *mem to at least bytes (contents not kept); *cap tracks its size. */
+snn_status snn_buffer_reserve(snn_context *ctx, cl_mem *mem, size_t *cap, size_t bytes);
+snn_status snn_buffer_write(snn_context *ctx, cl_mem mem, size_t offset, size_t bytes,
+                            const void *src);
+snn_status snn_buffer_read(snn_context *ctx, cl_mem mem, size_t offset, size_t bytes, void *dst);
+snn_status snn_buffer_fill_zero(snn_context *ctx, cl_mem mem, size_t offset, size_t bytes);
+
+#endif

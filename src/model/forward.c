@@ -1,0 +1,287 @@
+/* The eval-mode forward pass, layer by layer over chunks of time steps.
+ *
+ * Within a chunk of Tc steps, every layer runs over all Tc steps before the next layer
+ * starts: each convolution is one GEMM over (trajectory, step, sample) images and
+ * each LIF layer one kernel that loops over the steps. This is exact because a LIF
+ * layer's state at step t depends only on its own past and its input at t. Membranes
+ * (and the perturbation's deltas) persist between chunks, so the chunk size only
+ * bounds memory. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+void snn_forward_params_default(snn_forward_params *params) {
+    if (!params) return;
+    memset(params, 0, sizeof *params);
+    params->lyap_eps = 1e-4f;
+}
+
+/* Sizes in elements for one forward pass with chunk length Tc. */
+typedef struct forward_plan {
+    size_t B, T, Tc, P, L;
+    snn_encoding encoding;      /* the model's, or none for pre-encoded input */
+    size_t act_step, conv_step; /* elements per time step of the chunk buffers */
+    size_t readout;             /* features summed over time and fed to the last linear layer */
+} forward_plan;
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+static snn_status plan_forward(const snn_model *m, size_t B, const snn_forward_params *fp,
+                               forward_plan *p) {
+    const snn_model_config *cfg = &m->cfg;
+    const int lyapunov = fp->lyapunov;
+    memset(p, 0, sizeof *p);
+    p->encoding = fp->pre_encoded ? SNN_ENCODING_NONE : cfg->encoding;
+    p->B = B;
+    p->T = (size_t)cfg->T;
+    p->P = lyapunov ? 2 : 1;
+    p->L = (size_t)m->num_lifs;
+    p->act_step = (size_t)cfg->in_channels * B * (size_t)cfg->height * (size_t)cfg->width;
+    for (int i = 0; i < m->num_convs; i++) {
+        const snn_conv_layer *c = &m->conv[i];
+        size_t pin = i == 0 ? 1 : p->P;
+        p->act_step = max_sz(p->act_step, c->cout * p->P * B * c->H * c->W);
+        p->conv_step = max_sz(p->conv_step, c->cout * pin * B * c->H * c->W);
+    }
+    if (cfg->kind == SNN_MODEL_VGG) {
+        p->act_step = max_sz(p->act_step, p->P * B * SNN_VGG_HIDDEN);
+        p->conv_step = max_sz(p->conv_step, max_sz(p->P * B * m->features, p->P * B * SNN_VGG_HIDDEN));
+        p->readout = SNN_VGG_HIDDEN;
+    } else {
+        p->readout = m->features;
+    }
+    /* Chunk length: the three chunk buffers within a budget, each within one allocation
+     * and within 32-bit element indices (the kernels' arguments). */
+    const snn_device_info *dev = &m->ctx->info;
+    size_t budget = (size_t)(dev->global_mem_bytes / 4);
+    if (budget > ((size_t)1 << 30)) budget = (size_t)1 << 30;
+    size_t per_step = (2 * p->act_step + p->conv_step) * sizeof(float);
+    size_t largest = max_sz(p->act_step, p->conv_step) * sizeof(float);
+    size_t tc = budget / per_step;
+    if (tc > dev->max_alloc_bytes / largest) tc = dev->max_alloc_bytes / largest;
+    if (tc > (size_t)UINT32_MAX / max_sz(p->act_step, p->conv_step)) tc = UINT32_MAX / max_sz(p->act_step, p->conv_step);
+    if (tc > p->T) tc = p->T;
+    if (tc < 1) {
+        if (largest > dev->max_alloc_bytes || max_sz(p->act_step, p->conv_step) > UINT32_MAX)
+            return snn_fail(SNN_ERR_OUT_OF_MEMORY,
+                            "batch %zu is too large for this device: one time step needs a buffer of "
+                            "%zu bytes (device limit %llu); use a smaller batch",
+                            B, largest, (unsigned long long)dev->max_alloc_bytes);
+        tc = 1;
+    }
+    p->Tc = tc;
+    return SNN_OK;
+}
+
+static snn_status reserve_buffers(snn_model *m, const forward_plan *p, size_t input_elems) {
+    snn_context *ctx = m->ctx;
+    snn_forward_buffers *f = &m->fwd;
+    const size_t fs = sizeof(float);
+    SNN_TRY(snn_buffer_reserve(ctx, &f->input, &f->input_cap, input_elems * fs));
+    SNN_TRY(snn_buffer_reserve(ctx, &f->act, &f->act_cap, p->act_step * p->Tc * fs));
+    SNN_TRY(snn_buffer_reserve(ctx, &f->spk, &f->spk_cap, p->act_step * p->Tc * fs));
+    SNN_TRY(snn_buffer_reserve(ctx, &f->conv, &f->conv_cap, p->conv_step * p->Tc * fs));
+    SNN_TRY(snn_buffer_reserve(ctx, &f->sum, &f->sum_cap, p->B * p->readout * fs));
+    SNN_TRY(snn_buffer_reserve(ctx, &f->logits, &f->logits_cap, p->B * (size_t)m->cfg.num_classes * fs));
+    if (p->encoding == SNN_ENCODING_DIRECT) {
+        const snn_conv_layer *c = &m->conv[0];
+        SNN_TRY(snn_buffer_reserve(ctx, &f->cur0, &f->cur0_cap, c->cout * p->B * c->H * c->W * fs));
+    }
+    for (size_t l = 0; l < p->L; l++) {
+        int ndim;
+        int64_t shape[4];
+        SNN_TRY(snn_model_lif_shape(m, (int)l, (int)p->B, &ndim, shape));
+        size_t n = 1;
+        for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
+        SNN_TRY(snn_buffer_reserve(ctx, &f->mem[l], &f->mem_cap[l], n * fs));
+        SNN_TRY(snn_buffer_fill_zero(ctx, f->mem[l], 0, n * fs));
+        if (p->P == 2) SNN_TRY(snn_buffer_reserve(ctx, &f->delta[l], &f->delta_cap[l], n * fs));
+    }
+    if (p->P == 2) {
+        SNN_TRY(snn_buffer_reserve(ctx, &f->sq, &f->sq_cap, p->L * p->T * p->B * fs));
+        SNN_TRY(snn_buffer_reserve(ctx, &f->lambda, &f->lambda_cap, p->B * fs));
+    }
+    return SNN_OK;
+}
+
+/* delta[l] = eps * n[l], in the layer's channel-major state layout. */
+static snn_status init_perturbation(snn_model *m, const forward_plan *p, const snn_forward_params *fp) {
+    snn_forward_buffers *f = &m->fwd;
+    for (size_t l = 0; l < p->L; l++) {
+        int ndim;
+        int64_t shape[4];
+        SNN_TRY(snn_model_lif_shape(m, (int)l, (int)p->B, &ndim, shape));
+        size_t C = ndim == 4 ? (size_t)shape[1] : 1;
+        size_t HW = ndim == 4 ? (size_t)(shape[2] * shape[3]) : (size_t)shape[1];
+        if (fp->perturb) {
+            size_t bytes = p->B * C * HW * sizeof(float);
+            SNN_TRY(snn_buffer_reserve(m->ctx, &f->perturb, &f->perturb_cap, bytes));
+            SNN_TRY(snn_buffer_write(m->ctx, f->perturb, 0, bytes, fp->perturb[l]));
+            SNN_TRY(snn_op_scale_to_channel_major(m->ctx, f->perturb, f->delta[l], p->B, C, HW,
+                                                  fp->lyap_eps));
+        } else {
+            SNN_TRY(snn_op_normal(m->ctx, f->delta[l], p->B, C, HW, (unsigned)l, fp->lyap_eps, fp->seed));
+        }
+    }
+    return SNN_OK;
+}
+
+/* Exchanges two chunk buffers (handles and capacities). */
+static void swap_buffers(snn_forward_buffers *f) {
+    cl_mem t = f->act;
+    size_t c = f->act_cap;
+    f->act = f->spk;
+    f->act_cap = f->spk_cap;
+    f->spk = t;
+    f->spk_cap = c;
+}
+
+/* One LIF layer over the chunk, with or without the perturbed trajectory. */
+static snn_status run_lif(snn_model *m, const forward_plan *p, snn_lif_args *a, int layer) {
+    a->beta = fminf(fmaxf(m->lif[layer].beta->host[0], 0.0f), 1.0f); /* snnTorch clamps beta */
+    a->thr = m->lif[layer].threshold->host[0];
+    a->mem = m->fwd.mem[layer];
+    a->delta = m->fwd.delta[layer];
+    a->sq = m->fwd.sq;
+    a->sq_off = (size_t)layer * p->T * p->B;
+    return p->P == 2 ? snn_op_lif_lyapunov(m->ctx, a) : snn_op_lif_forward(m->ctx, a);
+}
+
+static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, size_t Tn,
+                                const snn_forward_params *fp, float eps) {
+    const snn_encoding enc = p->encoding;
+    snn_context *ctx = m->ctx;
+    snn_forward_buffers *f = &m->fwd;
+    const snn_model_config *cfg = &m->cfg;
+    const size_t B = p->B, P = p->P;
+    const size_t C0 = (size_t)cfg->in_channels, HW0 = (size_t)cfg->height * (size_t)cfg->width;
+
+    if (enc == SNN_ENCODING_RATE)
+        SNN_TRY(snn_op_encode_rate(ctx, f->input, f->act, B, C0, HW0, Tn, t0, cfg->encoding_gain, fp->seed));
+    else if (enc == SNN_ENCODING_NONE)
+        SNN_TRY(snn_op_to_channel_major(ctx, f->input, f->act, B, p->T, t0, Tn, C0, HW0));
+
+    for (int i = 0; i < m->num_convs; i++) {
+        const snn_conv_layer *c = &m->conv[i];
+        const size_t HW = c->H * c->W, pin = i == 0 ? 1 : P;
+        snn_lif_args a = {0};
+        if (i == 0 && enc == SNN_ENCODING_DIRECT) {
+            a.in = f->cur0; /* the same input current at every step */
+            a.gstride = B * HW;
+            a.tstride = 0;
+        } else {
+            SNN_TRY(snn_op_conv3x3(ctx, f->act, c->cin, pin * Tn * B, c->H, c->W, c->weight->dev, c->cout,
+                                   f->conv, &f->ws));
+            a.in = f->conv;
+            a.gstride = pin * Tn * B * HW;
+            a.tstride = B * HW;
+            a.p_off = pin == 2 ? Tn * B * HW : 0;
+        }
+        a.scale = c->scale;
+        a.shift = c->shift;
+        a.spk = f->spk;
+        a.spk_gstride = P * Tn * B * HW;
+        a.G = c->cout;
+        a.S = HW;
+        a.B = B;
+        a.T = Tn;
+        a.t0 = t0;
+        a.eps = eps;
+        SNN_TRY(run_lif(m, p, &a, i));
+        if (c->pool)
+            SNN_TRY(snn_op_avgpool2x2(ctx, f->spk, f->act, c->cout * P * Tn * B, c->H, c->W));
+        else
+            swap_buffers(f);
+    }
+
+    const size_t N = P * Tn * B, hw = m->out_h * m->out_w;
+    const size_t C_last = m->conv[m->num_convs - 1].cout;
+    if (cfg->kind == SNN_MODEL_SIMPLE)
+        return snn_op_spike_sum(ctx, f->act, f->sum, C_last, Tn, B, hw, N * hw);
+
+    /* vgg: fc1 on every (trajectory, step, sample) row, then the dense LIF layer. */
+    const size_t H = SNN_VGG_HIDDEN;
+    SNN_TRY(snn_op_flatten_rows(ctx, f->act, f->conv, C_last, N, hw));
+    SNN_TRY(snn_op_linear(ctx, f->conv, N, m->features, m->fc1_w->dev, m->fc1_b->dev, H, f->spk));
+    snn_lif_args a = {0};
+    a.in = f->spk;
+    a.gstride = N * H;
+    a.tstride = B * H;
+    a.p_off = P == 2 ? Tn * B * H : 0;
+    a.scale = m->ones;
+    a.shift = m->zeros;
+    a.spk = f->act;
+    a.spk_gstride = N * H;
+    a.G = 1;
+    a.S = H;
+    a.B = B;
+    a.T = Tn;
+    a.t0 = t0;
+    a.eps = eps;
+    SNN_TRY(run_lif(m, p, &a, m->num_lifs - 1));
+    return snn_op_spike_sum(ctx, f->act, f->sum, 1, Tn, B, H, 0);
+}
+
+snn_status snn_model_forward(snn_model *m, const float *input, int batch, const snn_forward_params *params,
+                             float *logits, float *lyap_mean, float *lyap_per_sample) {
+    if (!m || !input || !logits)
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_forward: model, input and logits are required");
+    if (batch < 1) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_forward: batch must be >= 1, got %d", batch);
+    snn_forward_params defaults;
+    if (!params) {
+        snn_forward_params_default(&defaults);
+        params = &defaults;
+    }
+    if (params->lyapunov && !(params->lyap_eps > 0.0f && isfinite(params->lyap_eps)))
+        return snn_fail(SNN_ERR_INVALID_ARG, "lyap_eps must be a positive finite number, got %g",
+                        (double)params->lyap_eps);
+    if (params->perturb)
+        for (int l = 0; l < m->num_lifs; l++)
+            if (!params->perturb[l])
+                return snn_fail(SNN_ERR_INVALID_ARG, "perturbation for LIF layer %d is NULL", l);
+
+    const snn_model_config *cfg = &m->cfg;
+    forward_plan p;
+    SNN_TRY(plan_forward(m, (size_t)batch, params, &p));
+    const size_t in_T = p.encoding == SNN_ENCODING_NONE ? p.T : 1;
+    const size_t input_elems =
+        p.B * in_T * (size_t)cfg->in_channels * (size_t)cfg->height * (size_t)cfg->width;
+    SNN_TRY(reserve_buffers(m, &p, input_elems));
+
+    snn_context *ctx = m->ctx;
+    snn_forward_buffers *f = &m->fwd;
+    SNN_TRY(snn_buffer_write(ctx, f->input, 0, input_elems * sizeof(float), input));
+    SNN_TRY(snn_buffer_fill_zero(ctx, f->sum, 0, p.B * p.readout * sizeof(float)));
+    if (p.P == 2) SNN_TRY(init_perturbation(m, &p, params));
+    if (p.encoding == SNN_ENCODING_DIRECT) {
+        /* Direct encoding feeds x at every step: the first convolution is computed once. */
+        const snn_conv_layer *c = &m->conv[0];
+        SNN_TRY(snn_op_to_channel_major(ctx, f->input, f->act, p.B, 1, 0, 1, c->cin, c->H * c->W));
+        SNN_TRY(snn_op_conv3x3(ctx, f->act, c->cin, p.B, c->H, c->W, c->weight->dev, c->cout, f->cur0, &f->ws));
+    }
+    for (size_t t0 = 0; t0 < p.T; t0 += p.Tc) {
+        size_t Tn = p.T - t0 < p.Tc ? p.T - t0 : p.Tc;
+        SNN_TRY(forward_chunk(m, &p, t0, Tn, params, params->lyap_eps));
+    }
+    /* Eval mode: dropout is the identity. */
+    SNN_TRY(snn_op_linear(ctx, f->sum, p.B, p.readout, m->fc_w->dev, m->fc_b->dev,
+                          (size_t)cfg->num_classes, f->logits));
+    SNN_TRY(snn_buffer_read(ctx, f->logits, 0, p.B * (size_t)cfg->num_classes * sizeof(float), logits));
+    if (p.P == 2) {
+        SNN_TRY(snn_op_lyapunov_finish(ctx, f->sq, f->lambda, p.L, p.T, p.B, params->lyap_eps));
+        float *lam = malloc(p.B * sizeof(float));
+        if (!lam) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "lyapunov results");
+        snn_status st = snn_buffer_read(ctx, f->lambda, 0, p.B * sizeof(float), lam);
+        if (st == SNN_OK) {
+            double mean = 0;
+            for (size_t b = 0; b < p.B; b++) mean += lam[b];
+            if (lyap_mean) *lyap_mean = (float)(mean / (double)p.B);
+            if (lyap_per_sample) memcpy(lyap_per_sample, lam, p.B * sizeof(float));
+        }
+        free(lam);
+        SNN_TRY(st);
+    }
+    return SNN_OK;
+}

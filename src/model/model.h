@@ -1,0 +1,74 @@
+/* The model: a parameter table named as PyTorch's state_dict, the layer structure
+ * derived from the config, device copies, and the forward pass's buffers. */
+#ifndef SNNCL_MODEL_H
+#define SNNCL_MODEL_H
+
+#include "context.h"
+#include "ops.h"
+
+#define SNN_MAX_PARAMS 128
+#define SNN_MAX_CONVS (2 * SNN_MAX_BLOCKS)
+#define SNN_MAX_LIFS (SNN_MAX_CONVS + 1)
+#define SNN_VGG_HIDDEN 512
+
+/* One state_dict entry. Float tensors live in `host` (authoritative, saved as F32);
+ * int64 scalars in `i64`. Tensors used by kernels also have a device copy. */
+typedef struct snn_param {
+    char name[64];
+    snn_dtype dtype;  /* SNN_F32 or SNN_I64 */
+    int ndim;
+    int64_t shape[4];
+    size_t count;
+    float *host;
+    int64_t i64;
+    cl_mem dev;
+    int optional;     /* may be absent from a file (snnTorch bookkeeping buffers) */
+} snn_param;
+
+typedef struct snn_conv_layer {
+    size_t cin, cout, H, W; /* H x W: input and output size (3x3, pad 1) */
+    int pool;               /* AvgPool2d(2) after this layer's LIF */
+    snn_param *weight, *bn_weight, *bn_bias, *bn_mean, *bn_var, *bn_count;
+    cl_mem scale, shift;    /* BatchNorm folded for eval: y = scale*x + shift */
+} snn_conv_layer;
+
+typedef struct snn_lif_layer {
+    snn_param *beta, *threshold, *graded, *reset_mechanism;
+} snn_lif_layer;
+
+/* Device buffers of the forward pass, grown on demand and reused. */
+typedef struct snn_forward_buffers {
+    cl_mem input, act, conv, spk, cur0, sum, logits, sq, lambda, perturb;
+    size_t input_cap, act_cap, conv_cap, spk_cap, cur0_cap, sum_cap, logits_cap, sq_cap, lambda_cap,
+        perturb_cap;
+    cl_mem mem[SNN_MAX_LIFS], delta[SNN_MAX_LIFS];
+    size_t mem_cap[SNN_MAX_LIFS], delta_cap[SNN_MAX_LIFS];
+    snn_workspace ws;
+} snn_forward_buffers;
+
+struct snn_model {
+    snn_context *ctx;
+    snn_model_config cfg;
+    snn_param params[SNN_MAX_PARAMS];
+    int num_params;
+    int num_convs;
+    snn_conv_layer conv[SNN_MAX_CONVS];
+    int num_lifs; /* conv LIFs, then vgg's dense LIF */
+    snn_lif_layer lif[SNN_MAX_LIFS];
+    size_t features;          /* flattened size after the conv stack */
+    size_t out_h, out_w;      /* spatial size after the conv stack */
+    snn_param *fc_w, *fc_b;   /* simple: fc; vgg: fc2 */
+    snn_param *fc1_w, *fc1_b; /* vgg only */
+    cl_mem ones, zeros;       /* identity affine for the dense LIF */
+    snn_forward_buffers fwd;
+};
+
+/* Validates cfg and lays out the structure and parameter table (host memory only). */
+snn_status snn_model_build(snn_model **out, snn_context *ctx, const snn_model_config *cfg);
+/* Creates or refreshes device copies and folded BatchNorm from the host tables. */
+snn_status snn_model_upload(snn_model *model);
+/* Validates a config (shared by create and load). */
+snn_status snn_model_config_check(const snn_model_config *cfg);
+snn_param *snn_model_param(snn_model *model, const char *name);
+
+#endif

@@ -1,0 +1,10 @@
+/* The last step of the Benettin estimate: per-sample exponents from divergences. */
+#include "ops.h"
+
+snn_status snn_op_lyapunov_finish(snn_context *ctx, cl_mem sq, cl_mem lambda, size_t L, size_t T,
+                                  size_t B, float eps) {
+    size_t global[1] = {B};
+    return snn_launch(ctx, "lyapunov_finish", 1, global, NULL,
+                      SNN_ARGS(SNN_ARG_MEM(sq), SNN_ARG_MEM(lambda), SNN_ARG_UINT(L), SNN_ARG_UINT(T),
+                               SNN_ARG_UINT(B), SNN_ARG_FLOAT(eps)));
+}
