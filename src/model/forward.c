@@ -63,6 +63,7 @@ static snn_status plan_forward(const snn_model *m, size_t B, const snn_forward_p
     if (tc > dev->max_alloc_bytes / largest) tc = dev->max_alloc_bytes / largest;
     if (tc > (size_t)UINT32_MAX / max_sz(p->act_step, p->conv_step)) tc = UINT32_MAX / max_sz(p->act_step, p->conv_step);
     if (tc > p->T) tc = p->T;
+    if (m->max_chunk_steps && tc > m->max_chunk_steps) tc = m->max_chunk_steps;
     if (tc < 1) {
         if (largest > dev->max_alloc_bytes || max_sz(p->act_step, p->conv_step) > UINT32_MAX)
             return snn_fail(SNN_ERR_OUT_OF_MEMORY,

@@ -61,6 +61,7 @@ struct snn_model {
     snn_param *fc1_w, *fc1_b; /* vgg only */
     cl_mem ones, zeros;       /* identity affine for the dense LIF */
     snn_forward_buffers fwd;
+    size_t max_chunk_steps;   /* 0: chosen from device memory; tests force small chunks */
 };
 
 /* Validates cfg and lays out the structure and parameter table (host memory only). */
