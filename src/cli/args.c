@@ -1,5 +1,6 @@
 #include "args.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -20,12 +21,12 @@ static int set_value(cli_option *o, const char *v, char *err, size_t errlen) {
     }
     case CLI_FLOAT: {
         double x = strtod(v, &end);
-        if (errno || end == v || *end || !isfinite(x)) break;
+        if (errno || end == v || *end || !isfinite((float)x)) break;
         *(float *)o->dest = (float)x;
         return CLI_OK;
     }
     case CLI_U64: {
-        if (v[0] == '-') break;
+        if (!isdigit((unsigned char)v[0])) break; /* strtoull would accept " -1" */
         unsigned long long x = strtoull(v, &end, 10);
         if (errno || end == v || *end) break;
         *(uint64_t *)o->dest = (uint64_t)x;

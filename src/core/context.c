@@ -176,27 +176,26 @@ static snn_status select_device(const char *sel, device_ref *out, int *index) {
     if (n == 0)
         return snn_fail(SNN_ERR_NO_DEVICE,
                         "no OpenCL device found (is an ICD such as pocl-opencl-icd installed?)");
-    if (is_index(sel)) {
-        long i = strtol(sel, NULL, 10);
-        if (i >= n || strlen(sel) > 6)
-            return snn_fail(SNN_ERR_NO_DEVICE, "device index %s out of range (%d device%s found)",
-                            sel, n, n == 1 ? "" : "s");
-        *out = refs[i];
-        *index = (int)i;
-        return SNN_OK;
-    }
     char names[2048] = "";
     for (int i = 0; i < n; i++) {
         snn_device_info info;
         fill_info(&refs[i], i, &info);
-        if (contains_nocase(info.name, sel) || contains_nocase(info.vendor, sel) ||
-            contains_nocase(info.platform, sel)) {
-            *out = refs[i];
-            *index = i;
-            return SNN_OK;
-        }
         size_t len = strlen(names);
         snprintf(names + len, sizeof names - len, "%s[%d] %s", i ? ", " : "", i, info.name);
+        if (is_index(sel) || !(contains_nocase(info.name, sel) || contains_nocase(info.vendor, sel) ||
+                               contains_nocase(info.platform, sel)))
+            continue;
+        *out = refs[i];
+        *index = i;
+        return SNN_OK;
+    }
+    if (is_index(sel)) {
+        long i = strlen(sel) > 6 ? n : strtol(sel, NULL, 10);
+        if (i >= n)
+            return snn_fail(SNN_ERR_NO_DEVICE, "device index %s out of range; available: %s", sel, names);
+        *out = refs[i];
+        *index = (int)i;
+        return SNN_OK;
     }
     return snn_fail(SNN_ERR_NO_DEVICE, "no OpenCL device matches '%s'; available: %s", sel, names);
 }

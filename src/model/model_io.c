@@ -57,7 +57,8 @@ static snn_status config_from_file(const snn_safetensors *st, snn_model_config *
         else if (snn_safetensors_find(st, "fc1.weight")) kind = "vgg";
         else return snn_fail(SNN_ERR_FORMAT, "no 'model' metadata and the tensors match neither simple nor vgg");
     }
-    SNN_TRY(snn_model_config_default(cfg, kind));
+    if (snn_model_config_default(cfg, kind) != SNN_OK)
+        return snn_fail(SNN_ERR_FORMAT, "metadata 'model' = '%s' is not simple or vgg", kind);
     const char *h = snn_safetensors_meta_get(st, "height"), *w = snn_safetensors_meta_get(st, "width");
     if (!h || !w)
         return snn_fail(SNN_ERR_FORMAT, "metadata 'height' and 'width' are required (the input size)");
@@ -173,8 +174,9 @@ snn_status snn_model_from_safetensors(snn_model **out, snn_context *ctx, const s
     snn_model_config cfg;
     SNN_TRY(config_from_file(st, &cfg));
     snn_model *m;
-    SNN_TRY(snn_model_build(&m, ctx, &cfg));
-    snn_status s = SNN_OK;
+    snn_status s = snn_model_build(&m, ctx, &cfg);
+    if (s == SNN_ERR_INVALID_ARG) return snn_fail_context(SNN_ERR_FORMAT, "the file's model configuration");
+    SNN_TRY(s);
     for (int i = 0; i < m->num_params && s == SNN_OK; i++) s = read_param(st, &m->params[i]);
     if (s == SNN_OK) s = check_loaded(m, st);
     if (s == SNN_OK) {

@@ -1,0 +1,1042 @@
+/* Tests of the public API's error handling: every bad argument or bad file returns
+ * the documented status (never aborts) and leaves a message of its own in
+ * snn_last_error(). Also the positive guarantees that depend on the same code paths:
+ * create -> save -> load reproduces the model exactly, and forward passes and
+ * initialization are deterministic in their seeds. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+
+/* ----------------------------------------------------------------- helpers -- */
+
+/* A message no library call produces: planted before each failing call so that the
+ * test can tell that the call wrote a message of its own. */
+#define SENTINEL "sentinel-7d1c0e"
+
+static void plant_sentinel(void) {
+    snn_encoding e;
+    ck_assert_int_eq(snn_encoding_parse(SENTINEL, &e), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(snn_last_error(), SENTINEL));
+}
+
+/* expr must return `want` and replace the planted message with a non-empty one. */
+#define ck_assert_fails(expr, want)                                                             \
+    do {                                                                                        \
+        plant_sentinel();                                                                       \
+        ck_assert_snn_status(expr, want);                                                       \
+        ck_assert_msg(snn_last_error()[0] != '\0' && strstr(snn_last_error(), SENTINEL) == NULL, \
+                      "%s set no message of its own (last error: \"%s\")", #expr,              \
+                      snn_last_error());                                                        \
+    } while (0)
+
+#define ck_assert_error_mentions(needle)                                                  \
+    ck_assert_msg(strstr(snn_last_error(), (needle)) != NULL,                             \
+                  "last error \"%s\" does not mention \"%s\"", snn_last_error(), (needle))
+
+/* A path under the test's temporary directory; a few rotating static buffers. */
+static const char *tmp_path(const char *name) {
+    static char bufs[4][4096];
+    static int next;
+    char *buf = bufs[next++ % 4];
+    snprintf(buf, sizeof bufs[0], "%s/%s", test_tmpdir(), name);
+    return buf;
+}
+
+static void write_bytes(const char *path, const void *bytes, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s", path);
+    ck_assert_uint_eq(fwrite(bytes, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static unsigned char *read_bytes(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    ck_assert_int_ge(size, 0);
+    rewind(f);
+    unsigned char *buf = malloc((size_t)size + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    *n = (size_t)size;
+    return buf;
+}
+
+/* A small model config: simple [4, 8] or vgg [8, 16, 32] on 2x8x8, 5 classes, T = 4,
+ * direct encoding. */
+static snn_model_config small_config(snn_model_kind kind) {
+    snn_model_config cfg;
+    ck_assert_snn_ok(snn_model_config_default(&cfg, kind == SNN_MODEL_VGG ? "vgg" : "simple"));
+    cfg.in_channels = 2;
+    cfg.height = 8;
+    cfg.width = 8;
+    cfg.num_classes = 5;
+    cfg.T = 4;
+    cfg.encoding = SNN_ENCODING_DIRECT;
+    if (kind == SNN_MODEL_VGG) {
+        cfg.num_blocks = 3;
+        cfg.channels[0] = 8;
+        cfg.channels[1] = 16;
+        cfg.channels[2] = 32;
+    } else {
+        cfg.num_blocks = 2;
+        cfg.channels[0] = 4;
+        cfg.channels[1] = 8;
+        cfg.channels[2] = 0;
+    }
+    return cfg;
+}
+
+static snn_model *make_model(const snn_model_config *cfg, uint64_t seed) {
+    snn_model *m = NULL;
+    ck_assert_snn_ok(snn_model_create(&m, test_context(), cfg, seed));
+    ck_assert_ptr_nonnull(m);
+    return m;
+}
+
+static size_t input_count(const snn_model_config *cfg, int batch) {
+    size_t n = (size_t)batch * (size_t)cfg->in_channels * (size_t)cfg->height * (size_t)cfg->width;
+    return cfg->encoding == SNN_ENCODING_NONE ? n * (size_t)cfg->T : n;
+}
+
+static float *make_input(const snn_model_config *cfg, int batch, uint64_t seed) {
+    size_t n = input_count(cfg, batch);
+    float *x = malloc(n * sizeof *x);
+    test_rng r;
+    ck_assert_ptr_nonnull(x);
+    test_rng_seed(&r, seed);
+    test_fill_uniform(&r, x, n, 0.0f, 2.0f);
+    return x;
+}
+
+/* A copy of src without tensor `skip` (may be NULL) and with its metadata. */
+static snn_safetensors *copy_without(const snn_safetensors *src, const char *skip) {
+    snn_safetensors *dst = NULL;
+    ck_assert_snn_ok(snn_safetensors_create(&dst));
+    for (size_t i = 0; i < snn_safetensors_count(src); i++) {
+        const snn_tensor *t = snn_safetensors_at(src, i);
+        if (skip && strcmp(t->name, skip) == 0) continue;
+        ck_assert_snn_ok(snn_safetensors_add(dst, t->name, t->dtype, t->ndim, t->shape, t->data));
+    }
+    for (size_t i = 0; i < snn_safetensors_meta_count(src); i++) {
+        const char *key = snn_safetensors_meta_key(src, i);
+        ck_assert_snn_ok(snn_safetensors_meta_set(dst, key, snn_safetensors_meta_get(src, key)));
+    }
+    return dst;
+}
+
+/* Every tensor (name, dtype, shape, bytes) and every metadata entry equal. */
+static void assert_same_safetensors(const snn_safetensors *a, const snn_safetensors *b) {
+    ck_assert_uint_eq(snn_safetensors_count(a), snn_safetensors_count(b));
+    for (size_t i = 0; i < snn_safetensors_count(a); i++) {
+        const snn_tensor *x = snn_safetensors_at(a, i);
+        const snn_tensor *y = snn_safetensors_find(b, x->name);
+        ck_assert_msg(y != NULL, "tensor '%s' is missing from the second file", x->name);
+        ck_assert_msg(x->dtype == y->dtype && x->ndim == y->ndim && x->nbytes == y->nbytes,
+                      "tensor '%s' differs in dtype, rank or size", x->name);
+        for (int d = 0; d < x->ndim; d++) ck_assert_int_eq(x->shape[d], y->shape[d]);
+        ck_assert_msg(x->nbytes == 0 || memcmp(x->data, y->data, x->nbytes) == 0,
+                      "tensor '%s' has different bytes", x->name);
+    }
+    ck_assert_uint_eq(snn_safetensors_meta_count(a), snn_safetensors_meta_count(b));
+    for (size_t i = 0; i < snn_safetensors_meta_count(a); i++) {
+        const char *key = snn_safetensors_meta_key(a, i);
+        const char *vb = snn_safetensors_meta_get(b, key);
+        ck_assert_msg(vb != NULL, "metadata '%s' is missing from the second file", key);
+        ck_assert_str_eq(snn_safetensors_meta_get(a, key), vb);
+    }
+}
+
+/* The model file of small_config(kind) with init seed 1, in memory. */
+static snn_safetensors *small_model_tensors(snn_model_kind kind) {
+    snn_model_config cfg = small_config(kind);
+    snn_model *m = make_model(&cfg, 1);
+    snn_safetensors *st = NULL;
+    ck_assert_snn_ok(snn_model_to_safetensors(m, &st));
+    snn_model_free(m);
+    return st;
+}
+
+/* ------------------------------------------------------------ NULL pointers -- */
+
+START_TEST(test_null_status_and_devices) {
+    int n = -1;
+    snn_device_info info;
+    ck_assert_fails(snn_device_count(NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_device_get_info(0, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_ok(snn_device_count(&n));
+    ck_assert_int_ge(n, 1);
+    ck_assert_fails(snn_device_get_info(-1, &info), SNN_ERR_NO_DEVICE);
+    ck_assert_fails(snn_device_get_info(n, &info), SNN_ERR_NO_DEVICE);
+    ck_assert_snn_ok(snn_device_get_info(0, &info));
+    ck_assert_int_eq(info.index, 0);
+    ck_assert_uint_gt(strlen(info.name), 0);
+
+    /* Names of codes that do not exist are still strings. */
+    ck_assert_ptr_nonnull(snn_status_str((snn_status)-1000));
+    ck_assert_ptr_nonnull(snn_status_name((snn_status)-1000));
+    ck_assert_str_eq(snn_status_name(SNN_ERR_SHAPE), "SNN_ERR_SHAPE");
+    ck_assert_str_eq(snn_version(), SNNCL_VERSION_STRING);
+    ck_assert_ptr_nonnull(snn_model_kind_name((snn_model_kind)42));
+    ck_assert_ptr_nonnull(snn_encoding_name((snn_encoding)42));
+}
+END_TEST
+
+START_TEST(test_null_context) {
+    snn_context *ctx = NULL;
+    snn_device_info info;
+    ck_assert_fails(snn_context_create(NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_context_device_info(NULL, &info), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_context_device_info(test_context(), NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_context_finish(NULL), SNN_ERR_INVALID_ARG);
+    snn_context_params_default(NULL);
+    ck_assert_ptr_null(ctx);
+}
+END_TEST
+
+START_TEST(test_null_safetensors) {
+    snn_safetensors *st = NULL;
+    const float v = 1.0f;
+    const int64_t shape[1] = {1};
+    float out;
+    ck_assert_fails(snn_safetensors_create(NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_safetensors_read(NULL, fixture_path("simple_direct_lyap.input.safetensors")),
+                    SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_safetensors_read(&st, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(st);
+    ck_assert_fails(snn_safetensors_write(NULL, tmp_path("x.safetensors")), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_safetensors_add(NULL, "x", SNN_F32, 1, shape, &v), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_safetensors_get_f32(NULL, "x", 1, shape, &out), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_safetensors_meta_set(NULL, "k", "v"), SNN_ERR_INVALID_ARG);
+
+    ck_assert_snn_ok(snn_safetensors_create(&st));
+    ck_assert_fails(snn_safetensors_write(st, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_safetensors_add(st, NULL, SNN_F32, 1, shape, &v), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_safetensors_get_f32(st, NULL, 1, shape, &out), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_safetensors_meta_set(st, NULL, "v"), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_safetensors_meta_set(st, "k", NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(snn_safetensors_find(st, NULL));
+    ck_assert_ptr_null(snn_safetensors_meta_get(st, NULL));
+    ck_assert_ptr_null(snn_safetensors_at(st, 0));
+    ck_assert_ptr_null(snn_safetensors_meta_key(st, 0));
+    snn_safetensors_free(st);
+
+    /* Queries on NULL answer "nothing" rather than crash. */
+    ck_assert_uint_eq(snn_safetensors_count(NULL), 0);
+    ck_assert_uint_eq(snn_safetensors_meta_count(NULL), 0);
+    ck_assert_ptr_null(snn_safetensors_at(NULL, 0));
+    ck_assert_ptr_null(snn_safetensors_find(NULL, "x"));
+    ck_assert_ptr_null(snn_safetensors_meta_get(NULL, "k"));
+    ck_assert_ptr_null(snn_safetensors_meta_key(NULL, 0));
+}
+END_TEST
+
+START_TEST(test_null_config) {
+    snn_model_config cfg;
+    snn_encoding e;
+    ck_assert_fails(snn_model_config_default(NULL, "simple"), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_config_default(&cfg, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_encoding_parse(NULL, &e), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_encoding_parse("rate", NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_encoding_parse("morse", &e), SNN_ERR_INVALID_ARG);
+    ck_assert_error_mentions("morse");
+    ck_assert_snn_ok(snn_encoding_parse("none", &e));
+    ck_assert_int_eq(e, SNN_ENCODING_NONE);
+}
+END_TEST
+
+START_TEST(test_null_model_create_and_load) {
+    snn_model_config cfg = small_config(SNN_MODEL_SIMPLE);
+    snn_context *ctx = test_context();
+    snn_model *m = NULL;
+    snn_safetensors *st = small_model_tensors(SNN_MODEL_SIMPLE);
+    const char *path = fixture_path("simple_direct_lyap.model.safetensors");
+
+    ck_assert_fails(snn_model_create(NULL, ctx, &cfg, 1), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_create(&m, NULL, &cfg, 1), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(m);
+    ck_assert_fails(snn_model_create(&m, ctx, NULL, 1), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(m);
+
+    ck_assert_fails(snn_model_from_safetensors(NULL, ctx, st), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_from_safetensors(&m, NULL, st), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(m);
+    ck_assert_fails(snn_model_from_safetensors(&m, ctx, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(m);
+
+    ck_assert_fails(snn_model_load(NULL, ctx, path), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_load(&m, NULL, path), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(m);
+    ck_assert_fails(snn_model_load(&m, ctx, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(m);
+    snn_safetensors_free(st);
+}
+END_TEST
+
+START_TEST(test_null_model_queries) {
+    snn_model_config cfg = small_config(SNN_MODEL_SIMPLE);
+    snn_model *m = make_model(&cfg, 1);
+    snn_safetensors *st = NULL;
+    snn_model_config got;
+    int ndim;
+    int64_t shape[4];
+
+    ck_assert_fails(snn_model_to_safetensors(NULL, &st), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(st);
+    ck_assert_fails(snn_model_to_safetensors(m, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_save(NULL, tmp_path("m.safetensors")), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_save(m, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_get_config(NULL, &got), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_get_config(m, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_lif_shape(NULL, 0, 1, &ndim, shape), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_lif_shape(m, 0, 1, NULL, shape), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_lif_shape(m, 0, 1, &ndim, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_int_eq(snn_model_num_lif_layers(NULL), 0);
+    ck_assert_int_eq(snn_model_num_lif_layers(m), 2);
+    snn_model_free(m);
+}
+END_TEST
+
+START_TEST(test_null_forward) {
+    snn_model_config cfg = small_config(SNN_MODEL_SIMPLE);
+    snn_model *m = make_model(&cfg, 1);
+    float *x = make_input(&cfg, 2, 3);
+    float logits[2 * 5], lyap = 0, per[2];
+    snn_forward_params fp;
+    snn_forward_params_default(&fp);
+    ck_assert_fails(snn_model_forward(NULL, x, 2, &fp, logits, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_forward(m, NULL, 2, &fp, logits, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_forward(m, x, 2, &fp, NULL, NULL, NULL), SNN_ERR_INVALID_ARG);
+    snn_forward_params_default(NULL);
+
+    /* NULL params means the defaults; NULL lyapunov outputs are allowed. */
+    ck_assert_snn_ok(snn_model_forward(m, x, 2, NULL, logits, NULL, NULL));
+    fp.lyapunov = 1;
+    ck_assert_snn_ok(snn_model_forward(m, x, 2, &fp, logits, NULL, NULL));
+    ck_assert_snn_ok(snn_model_forward(m, x, 2, &fp, logits, &lyap, NULL));
+    ck_assert_snn_ok(snn_model_forward(m, x, 2, &fp, logits, NULL, per));
+    ck_assert(isfinite(lyap) && isfinite(per[0]) && isfinite(per[1]));
+    free(x);
+    snn_model_free(m);
+}
+END_TEST
+
+START_TEST(test_free_null) {
+    snn_context_free(NULL);
+    snn_model_free(NULL);
+    snn_safetensors_free(NULL);
+}
+END_TEST
+
+/* ----------------------------------------------------------------- devices -- */
+
+START_TEST(test_context_bad_device) {
+    snn_context *ctx = NULL;
+    snn_context_params p;
+    snn_device_info info;
+    snn_context_params_default(&p);
+
+    p.device = "99";
+    ck_assert_fails(snn_context_create(&ctx, &p), SNN_ERR_NO_DEVICE);
+    ck_assert_ptr_null(ctx);
+    ck_assert_error_mentions("99");
+
+    p.device = "no-such-device";
+    ck_assert_fails(snn_context_create(&ctx, &p), SNN_ERR_NO_DEVICE);
+    ck_assert_ptr_null(ctx);
+    ck_assert_error_mentions("no-such-device");
+    /* The message lists what there is. */
+    ck_assert_snn_ok(snn_device_get_info(0, &info));
+    ck_assert_error_mentions(info.name);
+
+    /* $SNNCL_DEVICE is used when params name no device, and an explicit one wins. */
+    ck_assert_int_eq(setenv("SNNCL_DEVICE", "no-such-device", 1), 0);
+    ck_assert_fails(snn_context_create(&ctx, NULL), SNN_ERR_NO_DEVICE);
+    ck_assert_ptr_null(ctx);
+    p.device = "";
+    ck_assert_fails(snn_context_create(&ctx, &p), SNN_ERR_NO_DEVICE);
+    p.device = "0";
+    ck_assert_snn_ok(snn_context_create(&ctx, &p));
+    ck_assert_ptr_nonnull(ctx);
+    ck_assert_snn_ok(snn_context_device_info(ctx, &info));
+    ck_assert_int_eq(info.index, 0);
+    snn_context_free(ctx);
+    unsetenv("SNNCL_DEVICE");
+}
+END_TEST
+
+/* ------------------------------------------------------------------ configs -- */
+
+START_TEST(test_config_unknown_name) {
+    snn_model_config cfg;
+    ck_assert_fails(snn_model_config_default(&cfg, "resnet"), SNN_ERR_INVALID_ARG);
+    ck_assert_error_mentions("resnet");
+    ck_assert_fails(snn_model_config_default(&cfg, ""), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_config_default(&cfg, "Simple"), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_ok(snn_model_config_default(&cfg, "vgg"));
+    ck_assert_int_eq(cfg.kind, SNN_MODEL_VGG);
+}
+END_TEST
+
+/* One invalid config per loop iteration: what to break, and a word the message must
+ * contain. */
+typedef struct bad_config {
+    const char *what;
+    snn_model_kind kind;
+    void (*apply)(snn_model_config *cfg);
+    const char *mentions;
+} bad_config;
+
+static void set_t0(snn_model_config *c) { c->T = 0; }
+static void set_t_negative(snn_model_config *c) { c->T = -5; }
+static void set_blocks0(snn_model_config *c) { c->num_blocks = 0; }
+static void set_blocks9(snn_model_config *c) {
+    c->num_blocks = 9;
+    c->height = c->width = 1024;
+}
+static void set_vgg_blocks2(snn_model_config *c) { c->num_blocks = 2; }
+static void set_channels0(snn_model_config *c) { c->channels[1] = 0; }
+static void set_channels_negative(snn_model_config *c) { c->channels[0] = -4; }
+static void set_too_small(snn_model_config *c) { c->height = 3; }      /* 2 poolings need 4 */
+static void set_too_narrow(snn_model_config *c) { c->width = 7; }      /* vgg: 3 poolings need 8 */
+static void set_dropout1(snn_model_config *c) { c->dropout = 1.0f; }
+static void set_dropout_negative(snn_model_config *c) { c->dropout = -0.1f; }
+static void set_beta_nan(snn_model_config *c) { c->beta = NAN; }
+static void set_threshold_inf(snn_model_config *c) { c->threshold = INFINITY; }
+static void set_gain_nan(snn_model_config *c) { c->encoding_gain = NAN; }
+static void set_in_channels0(snn_model_config *c) { c->in_channels = 0; }
+static void set_classes0(snn_model_config *c) { c->num_classes = 0; }
+static void set_kind7(snn_model_config *c) { c->kind = (snn_model_kind)7; }
+static void set_encoding7(snn_model_config *c) { c->encoding = (snn_encoding)7; }
+
+static const bad_config bad_configs[] = {
+    {"T = 0", SNN_MODEL_SIMPLE, set_t0, "T"},
+    {"T < 0", SNN_MODEL_SIMPLE, set_t_negative, "T"},
+    {"num_blocks 0", SNN_MODEL_SIMPLE, set_blocks0, "0"},
+    {"num_blocks 9", SNN_MODEL_SIMPLE, set_blocks9, "9"},
+    {"vgg with 2 blocks", SNN_MODEL_VGG, set_vgg_blocks2, "2"},
+    {"channels 0", SNN_MODEL_SIMPLE, set_channels0, "channels"},
+    {"channels < 0", SNN_MODEL_VGG, set_channels_negative, "channels"},
+    {"input too small", SNN_MODEL_SIMPLE, set_too_small, "small"},
+    {"vgg input too narrow", SNN_MODEL_VGG, set_too_narrow, "small"},
+    {"dropout 1", SNN_MODEL_SIMPLE, set_dropout1, "dropout"},
+    {"dropout < 0", SNN_MODEL_SIMPLE, set_dropout_negative, "dropout"},
+    {"beta NaN", SNN_MODEL_SIMPLE, set_beta_nan, "beta"},
+    {"threshold inf", SNN_MODEL_VGG, set_threshold_inf, "threshold"},
+    {"gain NaN", SNN_MODEL_SIMPLE, set_gain_nan, "gain"},
+    {"in_channels 0", SNN_MODEL_SIMPLE, set_in_channels0, "in_channels"},
+    {"num_classes 0", SNN_MODEL_SIMPLE, set_classes0, "num_classes"},
+    {"unknown kind", SNN_MODEL_SIMPLE, set_kind7, "7"},
+    {"unknown encoding", SNN_MODEL_SIMPLE, set_encoding7, "encoding"},
+};
+
+START_TEST(test_model_create_bad_config) {
+    const bad_config *b = &bad_configs[_i];
+    snn_model_config cfg = small_config(b->kind);
+    snn_model *m = NULL;
+    b->apply(&cfg);
+    plant_sentinel();
+    snn_status st = snn_model_create(&m, test_context(), &cfg, 1);
+    ck_assert_msg(st == SNN_ERR_INVALID_ARG, "%s: snn_model_create returned %s (%s)", b->what,
+                  snn_status_name(st), snn_last_error());
+    ck_assert_msg(m == NULL, "%s: a model was returned", b->what);
+    ck_assert_msg(strstr(snn_last_error(), b->mentions) && !strstr(snn_last_error(), SENTINEL),
+                  "%s: message \"%s\" does not mention \"%s\"", b->what, snn_last_error(), b->mentions);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ forward -- */
+
+START_TEST(test_forward_bad_arguments) {
+    snn_model_config cfg = small_config(SNN_MODEL_SIMPLE);
+    snn_model *m = make_model(&cfg, 1);
+    float *x = make_input(&cfg, 2, 3);
+    float logits[2 * 5], before[2 * 5], lyap, per[2];
+    snn_forward_params fp;
+    snn_forward_params_default(&fp);
+    ck_assert_float_eq(fp.lyap_eps, 1e-4f);
+    ck_assert_snn_ok(snn_model_forward(m, x, 2, &fp, before, NULL, NULL));
+
+    ck_assert_fails(snn_model_forward(m, x, 0, &fp, logits, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_error_mentions("batch");
+    ck_assert_fails(snn_model_forward(m, x, -3, &fp, logits, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_forward(m, NULL, 2, &fp, logits, NULL, NULL), SNN_ERR_INVALID_ARG);
+
+    fp.lyapunov = 1;
+    const float bad_eps[] = {0.0f, -0.0f, -1e-4f, NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof bad_eps / sizeof bad_eps[0]; i++) {
+        fp.lyap_eps = bad_eps[i];
+        ck_assert_fails(snn_model_forward(m, x, 2, &fp, logits, &lyap, per), SNN_ERR_INVALID_ARG);
+        ck_assert_error_mentions("eps");
+    }
+    fp.lyap_eps = 1e-4f;
+
+    /* A perturbation array with one NULL layer. */
+    {
+        int ndim;
+        int64_t shape[4];
+        ck_assert_snn_ok(snn_model_lif_shape(m, 0, 2, &ndim, shape));
+        size_t n = (size_t)(shape[0] * shape[1] * shape[2] * shape[3]);
+        float *p0 = calloc(n, sizeof *p0);
+        ck_assert_ptr_nonnull(p0);
+        for (size_t i = 0; i < n; i++) p0[i] = 1.0f;
+        const float *layers[2] = {p0, NULL};
+        fp.perturb = layers;
+        ck_assert_fails(snn_model_forward(m, x, 2, &fp, logits, &lyap, per), SNN_ERR_INVALID_ARG);
+        ck_assert_error_mentions("1");
+        layers[0] = NULL;
+        layers[1] = p0;
+        ck_assert_fails(snn_model_forward(m, x, 2, &fp, logits, &lyap, per), SNN_ERR_INVALID_ARG);
+        fp.perturb = NULL;
+        free(p0);
+    }
+
+    /* A batch far too large for any device fails cleanly, without reading the input. */
+    fp.lyapunov = 0;
+    plant_sentinel();
+    ck_assert_int_ne(snn_model_forward(m, x, 2147483647, &fp, logits, NULL, NULL), SNN_OK);
+    ck_assert_msg(snn_last_error()[0] && !strstr(snn_last_error(), SENTINEL), "no message: \"%s\"",
+                  snn_last_error());
+
+    /* The failures left the model usable: the same call gives the same logits. */
+    ck_assert_snn_ok(snn_model_forward(m, x, 2, &fp, logits, NULL, NULL));
+    ck_assert_int_eq(memcmp(logits, before, sizeof logits), 0);
+    free(x);
+    snn_model_free(m);
+}
+END_TEST
+
+START_TEST(test_lif_shape_out_of_range) {
+    snn_model_config cfg = small_config(SNN_MODEL_VGG);
+    snn_model *m = make_model(&cfg, 1);
+    int ndim = 0;
+    int64_t shape[4];
+    int n = snn_model_num_lif_layers(m);
+    ck_assert_int_eq(n, 7);
+    ck_assert_fails(snn_model_lif_shape(m, -1, 1, &ndim, shape), SNN_ERR_INVALID_ARG);
+    ck_assert_error_mentions("-1");
+    ck_assert_fails(snn_model_lif_shape(m, n, 1, &ndim, shape), SNN_ERR_INVALID_ARG);
+    ck_assert_error_mentions("7");
+    ck_assert_fails(snn_model_lif_shape(m, 0, 0, &ndim, shape), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_lif_shape(m, 0, -2, &ndim, shape), SNN_ERR_INVALID_ARG);
+
+    ck_assert_snn_ok(snn_model_lif_shape(m, 0, 3, &ndim, shape));
+    ck_assert_int_eq(ndim, 4);
+    ck_assert_int_eq(shape[0], 3);
+    ck_assert_int_eq(shape[1], 8);
+    ck_assert_int_eq(shape[2], 8);
+    ck_assert_int_eq(shape[3], 8);
+    ck_assert_snn_ok(snn_model_lif_shape(m, 4, 3, &ndim, shape));
+    ck_assert_int_eq(shape[1], 32);
+    ck_assert_int_eq(shape[2], 2);
+    ck_assert_snn_ok(snn_model_lif_shape(m, n - 1, 3, &ndim, shape));
+    ck_assert_int_eq(ndim, 2);
+    ck_assert_int_eq(shape[0], 3);
+    ck_assert_int_eq(shape[1], 512);
+    snn_model_free(m);
+}
+END_TEST
+
+/* -------------------------------------------------------------- bad files -- */
+
+START_TEST(test_load_missing_and_corrupt_files) {
+    snn_context *ctx = test_context();
+    snn_model *m = NULL;
+    const char *path;
+
+    path = tmp_path("does-not-exist.safetensors");
+    ck_assert_fails(snn_model_load(&m, ctx, path), SNN_ERR_IO);
+    ck_assert_ptr_null(m);
+    ck_assert_error_mentions(path);
+
+    ck_assert_fails(snn_model_load(&m, ctx, test_tmpdir()), SNN_ERR_IO);
+    ck_assert_ptr_null(m);
+
+    path = tmp_path("empty.safetensors");
+    write_bytes(path, "", 0);
+    ck_assert_fails(snn_model_load(&m, ctx, path), SNN_ERR_FORMAT);
+    ck_assert_ptr_null(m);
+
+    path = tmp_path("text.safetensors");
+    {
+        const char text[] = "this is not a safetensors file at all\n";
+        write_bytes(path, text, sizeof text - 1);
+    }
+    ck_assert_fails(snn_model_load(&m, ctx, path), SNN_ERR_FORMAT);
+    ck_assert_ptr_null(m);
+    ck_assert_error_mentions(path);
+
+    path = tmp_path("badjson.safetensors");
+    {
+        unsigned char buf[8 + 16] = {16, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(buf + 8, "{\"a\": [1, 2}   ", 16);
+        write_bytes(path, buf, sizeof buf);
+    }
+    ck_assert_fails(snn_model_load(&m, ctx, path), SNN_ERR_FORMAT);
+    ck_assert_error_mentions("JSON");
+    ck_assert_ptr_null(m);
+
+    /* A valid model file cut short at several places. */
+    {
+        snn_safetensors *st = small_model_tensors(SNN_MODEL_SIMPLE);
+        char full[4096];
+        size_t n;
+        snprintf(full, sizeof full, "%s", tmp_path("full.safetensors"));
+        ck_assert_snn_ok(snn_safetensors_write(st, full));
+        snn_safetensors_free(st);
+        unsigned char *bytes = read_bytes(full, &n);
+        const size_t cuts[] = {4, 8, 40, n / 2, n - 1};
+        for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+            path = tmp_path("cut.safetensors");
+            write_bytes(path, bytes, cuts[i]);
+            plant_sentinel();
+            snn_status s = snn_model_load(&m, ctx, path);
+            ck_assert_msg(s == SNN_ERR_FORMAT, "cut at %zu of %zu: %s (%s)", cuts[i], n,
+                          snn_status_name(s), snn_last_error());
+            ck_assert_ptr_null(m);
+            ck_assert_msg(!strstr(snn_last_error(), SENTINEL), "cut at %zu: no message", cuts[i]);
+        }
+        free(bytes);
+        ck_assert_snn_ok(snn_model_load(&m, ctx, full));
+        snn_model_free(m);
+        m = NULL;
+    }
+
+    /* Tensors that are not a model at all. */
+    {
+        snn_safetensors *st = NULL;
+        const float v = 1.0f;
+        ck_assert_snn_ok(snn_safetensors_create(&st));
+        ck_assert_snn_ok(snn_safetensors_add(st, "weights", SNN_F32, 0, NULL, &v));
+        path = tmp_path("notamodel.safetensors");
+        ck_assert_snn_ok(snn_safetensors_write(st, path));
+        snn_safetensors_free(st);
+        ck_assert_fails(snn_model_load(&m, ctx, path), SNN_ERR_FORMAT);
+        ck_assert_ptr_null(m);
+    }
+}
+END_TEST
+
+static const char *const required_simple[] = {
+    "blocks.0.conv.weight", "blocks.0.bn.weight", "blocks.1.bn.running_var", "blocks.1.lif.beta",
+    "blocks.0.lif.threshold", "fc.weight", "fc.bias",
+};
+static const char *const required_vgg[] = {
+    "blocks.0.0.weight", "blocks.2.1.running_mean", "lifs.3.threshold", "fc1.weight",
+    "fc1.bias", "lif_fc.beta", "fc2.weight", "fc2.bias",
+};
+
+static void check_missing_tensor(snn_model_kind kind, const char *name) {
+    snn_safetensors *full = small_model_tensors(kind);
+    ck_assert_msg(snn_safetensors_find(full, name) != NULL, "the model has no tensor '%s'", name);
+    snn_safetensors *st = copy_without(full, name);
+    const char *path = tmp_path("missing.safetensors");
+    snn_model *m = NULL;
+    char quoted[128];
+    ck_assert_snn_ok(snn_safetensors_write(st, path));
+    plant_sentinel();
+    snn_status s = snn_model_load(&m, test_context(), path);
+    ck_assert_msg(s == SNN_ERR_NOT_FOUND, "without '%s': %s (%s)", name, snn_status_name(s),
+                  snn_last_error());
+    ck_assert_ptr_null(m);
+    snprintf(quoted, sizeof quoted, "'%s'", name);
+    ck_assert_error_mentions(quoted);
+    /* The same through snn_model_from_safetensors. */
+    plant_sentinel();
+    ck_assert_snn_status(snn_model_from_safetensors(&m, test_context(), st), SNN_ERR_NOT_FOUND);
+    ck_assert_error_mentions(quoted);
+    ck_assert_ptr_null(m);
+    snn_safetensors_free(st);
+    snn_safetensors_free(full);
+}
+
+START_TEST(test_load_missing_tensor_simple) {
+    check_missing_tensor(SNN_MODEL_SIMPLE, required_simple[_i]);
+}
+END_TEST
+
+START_TEST(test_load_missing_tensor_vgg) {
+    check_missing_tensor(SNN_MODEL_VGG, required_vgg[_i]);
+}
+END_TEST
+
+/* Optional snnTorch/BatchNorm bookkeeping tensors may be absent. */
+START_TEST(test_load_optional_tensors_absent) {
+    snn_safetensors *full = small_model_tensors(SNN_MODEL_SIMPLE);
+    snn_safetensors *a = copy_without(full, "blocks.0.bn.num_batches_tracked");
+    snn_safetensors *b = copy_without(a, "blocks.1.lif.reset_mechanism_val");
+    snn_safetensors *c = copy_without(b, "blocks.0.lif.graded_spikes_factor");
+    snn_model *m = NULL;
+    ck_assert_snn_ok(snn_model_from_safetensors(&m, test_context(), c));
+    ck_assert_ptr_nonnull(m);
+    snn_model_free(m);
+    snn_safetensors_free(full);
+    snn_safetensors_free(a);
+    snn_safetensors_free(b);
+    snn_safetensors_free(c);
+}
+END_TEST
+
+/* Replaces tensor `name` by a float tensor of the given shape (values 0.5). */
+static snn_safetensors *with_shape(const snn_safetensors *src, const char *name, int ndim,
+                                   const int64_t *shape) {
+    snn_safetensors *st = copy_without(src, NULL);
+    size_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
+    float *v = malloc((n ? n : 1) * sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    for (size_t i = 0; i < n; i++) v[i] = 0.5f;
+    ck_assert_snn_ok(snn_safetensors_add(st, name, SNN_F32, ndim, shape, v));
+    free(v);
+    return st;
+}
+
+START_TEST(test_load_wrong_shape) {
+    snn_safetensors *full = small_model_tensors(SNN_MODEL_SIMPLE);
+    struct {
+        const char *name;
+        int ndim;
+        int64_t shape[4];
+        const char *have, *want;
+    } cases[] = {
+        {"blocks.0.bn.weight", 1, {5}, "[5]", "[4]"},
+        {"blocks.1.bn.running_mean", 2, {8, 1}, "[8, 1]", "[8]"},
+        {"blocks.1.conv.weight", 4, {8, 3, 3, 3}, "[8, 3, 3, 3]", "[8, 4, 3, 3]"},
+        {"fc.weight", 2, {5, 31}, "[5, 31]", "[5, 32]"},
+        {"fc.bias", 1, {6}, "[6]", "[5]"},
+        {"blocks.0.lif.beta", 1, {2}, "[2]", "[]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snn_safetensors *st = with_shape(full, cases[i].name, cases[i].ndim, cases[i].shape);
+        const char *path = tmp_path("shape.safetensors");
+        snn_model *m = NULL;
+        ck_assert_snn_ok(snn_safetensors_write(st, path));
+        plant_sentinel();
+        snn_status s = snn_model_load(&m, test_context(), path);
+        ck_assert_msg(s == SNN_ERR_SHAPE, "%s %s: %s (%s)", cases[i].name, cases[i].have,
+                      snn_status_name(s), snn_last_error());
+        ck_assert_ptr_null(m);
+        ck_assert_error_mentions(cases[i].name);
+        ck_assert_error_mentions(cases[i].have);
+        ck_assert_error_mentions(cases[i].want);
+        snn_safetensors_free(st);
+    }
+    snn_safetensors_free(full);
+}
+END_TEST
+
+START_TEST(test_load_bad_metadata) {
+    snn_safetensors *full = small_model_tensors(SNN_MODEL_SIMPLE);
+    struct {
+        const char *key, *value;
+        snn_status want;
+    } cases[] = {
+        {"T", "0", SNN_ERR_FORMAT},         {"T", "-1", SNN_ERR_FORMAT},
+        {"T", "4x", SNN_ERR_FORMAT},        {"height", "0", SNN_ERR_FORMAT},
+        {"encoding", "morse", SNN_ERR_FORMAT}, {"dropout", "nan", SNN_ERR_FORMAT},
+        {"num_classes", "6", SNN_ERR_SHAPE}, {"in_channels", "3", SNN_ERR_SHAPE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snn_safetensors *st = copy_without(full, NULL);
+        snn_model *m = NULL;
+        ck_assert_snn_ok(snn_safetensors_meta_set(st, cases[i].key, cases[i].value));
+        plant_sentinel();
+        snn_status s = snn_model_from_safetensors(&m, test_context(), st);
+        ck_assert_msg(s == cases[i].want, "%s = %s: %s, wanted %s (%s)", cases[i].key, cases[i].value,
+                      snn_status_name(s), snn_status_name(cases[i].want), snn_last_error());
+        ck_assert_ptr_null(m);
+        ck_assert_error_mentions(cases[i].key);
+        snn_safetensors_free(st);
+    }
+    snn_safetensors_free(full);
+}
+END_TEST
+
+/* A model file whose metadata describes a model snncl cannot build (an unknown model
+ * name, a dropout of 1, an input too small for the poolings) is a malformed file
+ * (SNN_ERR_FORMAT, as for T = 0), not a bad argument of the caller's. */
+static const struct {
+    const char *key, *value, *mentions;
+} bad_file_configs[] = {
+    {"model", "resnet", "resnet"},
+    {"dropout", "1", "dropout"},
+    {"height", "2", "small"},
+};
+
+START_TEST(test_load_invalid_config_in_file) {
+    snn_safetensors *st = small_model_tensors(SNN_MODEL_SIMPLE);
+    snn_model *m = NULL;
+    ck_assert_snn_ok(snn_safetensors_meta_set(st, bad_file_configs[_i].key, bad_file_configs[_i].value));
+    const char *path = tmp_path("badconfig.safetensors");
+    ck_assert_snn_ok(snn_safetensors_write(st, path));
+    snn_safetensors_free(st);
+    plant_sentinel();
+    snn_status s = snn_model_load(&m, test_context(), path);
+    ck_assert_ptr_null(m);
+    ck_assert_error_mentions(bad_file_configs[_i].mentions);
+    ck_assert_error_mentions(path);
+    ck_assert_msg(s == SNN_ERR_FORMAT, "metadata %s = %s: %s, wanted SNN_ERR_FORMAT (%s)",
+                  bad_file_configs[_i].key, bad_file_configs[_i].value, snn_status_name(s),
+                  snn_last_error());
+}
+END_TEST
+
+START_TEST(test_save_to_missing_directory) {
+    snn_model_config cfg = small_config(SNN_MODEL_SIMPLE);
+    snn_model *m = make_model(&cfg, 1);
+    const char *path = tmp_path("no-such-dir/m.safetensors");
+    struct stat sb;
+    ck_assert_fails(snn_model_save(m, path), SNN_ERR_IO);
+    ck_assert_error_mentions("no-such-dir");
+    ck_assert_int_ne(stat(tmp_path("no-such-dir"), &sb), 0);
+    snn_model_free(m);
+}
+END_TEST
+
+/* ------------------------------------------------------------- round trips -- */
+
+static void check_round_trip(snn_model_kind kind, snn_encoding enc) {
+    snn_model_config cfg = small_config(kind), got;
+    cfg.encoding = enc;
+    cfg.beta = 0.8f;
+    cfg.threshold = 0.6f;
+    cfg.encoding_gain = 0.75f;
+    cfg.dropout = 0.25f;
+    snn_model *a = make_model(&cfg, 1234), *b = NULL;
+    const char *path = tmp_path("round.safetensors");
+    snn_safetensors *sa = NULL, *sb = NULL;
+
+    ck_assert_snn_ok(snn_model_save(a, path));
+    ck_assert_snn_ok(snn_model_load(&b, test_context(), path));
+    ck_assert_ptr_nonnull(b);
+    ck_assert_snn_ok(snn_model_to_safetensors(a, &sa));
+    ck_assert_snn_ok(snn_model_to_safetensors(b, &sb));
+    assert_same_safetensors(sa, sb);
+    assert_same_safetensors(sb, sa);
+    ck_assert_str_eq(snn_safetensors_meta_get(sb, "model"), snn_model_kind_name(kind));
+    ck_assert_str_eq(snn_safetensors_meta_get(sb, "encoding"), snn_encoding_name(enc));
+
+    ck_assert_snn_ok(snn_model_get_config(b, &got));
+    ck_assert_int_eq(got.kind, cfg.kind);
+    ck_assert_int_eq(got.in_channels, cfg.in_channels);
+    ck_assert_int_eq(got.height, cfg.height);
+    ck_assert_int_eq(got.width, cfg.width);
+    ck_assert_int_eq(got.num_classes, cfg.num_classes);
+    ck_assert_int_eq(got.num_blocks, cfg.num_blocks);
+    for (int i = 0; i < cfg.num_blocks; i++) ck_assert_int_eq(got.channels[i], cfg.channels[i]);
+    ck_assert_int_eq(got.T, cfg.T);
+    ck_assert_int_eq(got.encoding, cfg.encoding);
+    ck_assert_float_eq(got.beta, cfg.beta);
+    ck_assert_float_eq(got.threshold, cfg.threshold);
+    ck_assert_float_eq(got.encoding_gain, cfg.encoding_gain);
+    ck_assert_float_eq(got.dropout, cfg.dropout);
+    ck_assert_int_eq(snn_model_num_lif_layers(b), snn_model_num_lif_layers(a));
+
+    /* Same forward pass, bit for bit, with the estimate drawn from the same seed. */
+    {
+        const int B = 3;
+        float *x = make_input(&cfg, B, 77);
+        float la[3 * 5], lb[3 * 5], ma, mb, pa[3], pb[3];
+        snn_forward_params fp;
+        snn_forward_params_default(&fp);
+        fp.lyapunov = 1;
+        fp.seed = 99;
+        ck_assert_snn_ok(snn_model_forward(a, x, B, &fp, la, &ma, pa));
+        ck_assert_snn_ok(snn_model_forward(b, x, B, &fp, lb, &mb, pb));
+        ck_assert_int_eq(memcmp(la, lb, sizeof la), 0);
+        ck_assert_int_eq(memcmp(pa, pb, sizeof pa), 0);
+        ck_assert_int_eq(memcmp(&ma, &mb, sizeof ma), 0);
+        for (int i = 0; i < B * 5; i++) ck_assert(isfinite(la[i]));
+        free(x);
+    }
+    snn_safetensors_free(sa);
+    snn_safetensors_free(sb);
+    snn_model_free(a);
+    snn_model_free(b);
+}
+
+START_TEST(test_round_trip_simple) { check_round_trip(SNN_MODEL_SIMPLE, SNN_ENCODING_DIRECT); }
+END_TEST
+
+START_TEST(test_round_trip_simple_rate) { check_round_trip(SNN_MODEL_SIMPLE, SNN_ENCODING_RATE); }
+END_TEST
+
+START_TEST(test_round_trip_vgg) { check_round_trip(SNN_MODEL_VGG, SNN_ENCODING_NONE); }
+END_TEST
+
+/* A committed fixture model: load -> save -> load gives the same tensors. */
+START_TEST(test_round_trip_fixture) {
+    snn_model *a = NULL, *b = NULL;
+    snn_safetensors *sa = NULL, *sb = NULL;
+    const char *path = tmp_path("fixture.safetensors");
+    ck_assert_snn_ok(snn_model_load(&a, test_context(), fixture_path("simple_none_rect_lyap.model.safetensors")));
+    ck_assert_snn_ok(snn_model_save(a, path));
+    ck_assert_snn_ok(snn_model_load(&b, test_context(), path));
+    ck_assert_snn_ok(snn_model_to_safetensors(a, &sa));
+    ck_assert_snn_ok(snn_model_to_safetensors(b, &sb));
+    assert_same_safetensors(sa, sb);
+    snn_safetensors_free(sa);
+    snn_safetensors_free(sb);
+    snn_model_free(a);
+    snn_model_free(b);
+}
+END_TEST
+
+/* ------------------------------------------------------------- determinism -- */
+
+START_TEST(test_forward_same_seed_same_logits) {
+    snn_model_config cfg = small_config(SNN_MODEL_SIMPLE);
+    cfg.encoding = SNN_ENCODING_RATE;
+    cfg.T = 16;
+    cfg.threshold = 0.5f;
+    snn_model *m = make_model(&cfg, 5);
+    const int B = 4;
+    float *x = make_input(&cfg, B, 8);
+    float l1[4 * 5], l2[4 * 5], l3[4 * 5], m1, m2, p1[4], p2[4];
+    snn_forward_params fp;
+    for (size_t i = 0; i < input_count(&cfg, B); i++) x[i] *= 0.5f; /* firing rates in [0, 1] */
+    snn_forward_params_default(&fp);
+    fp.seed = 123;
+    ck_assert_snn_ok(snn_model_forward(m, x, B, &fp, l1, NULL, NULL));
+    ck_assert_snn_ok(snn_model_forward(m, x, B, &fp, l2, NULL, NULL));
+    ck_assert_int_eq(memcmp(l1, l2, sizeof l1), 0);
+    fp.seed = 124;
+    ck_assert_snn_ok(snn_model_forward(m, x, B, &fp, l3, NULL, NULL));
+    ck_assert_msg(memcmp(l1, l3, sizeof l1) != 0, "seeds 123 and 124 gave identical logits");
+
+    /* With the estimate: the same seed gives the same everything. */
+    fp.seed = 123;
+    fp.lyapunov = 1;
+    ck_assert_snn_ok(snn_model_forward(m, x, B, &fp, l1, &m1, p1));
+    ck_assert_snn_ok(snn_model_forward(m, x, B, &fp, l2, &m2, p2));
+    ck_assert_int_eq(memcmp(l1, l2, sizeof l1), 0);
+    ck_assert_int_eq(memcmp(p1, p2, sizeof p1), 0);
+    ck_assert_int_eq(memcmp(&m1, &m2, sizeof m1), 0);
+
+    /* A second model with the same weights gives the same results too. */
+    {
+        snn_model *m2nd = make_model(&cfg, 5);
+        float l4[4 * 5];
+        fp.lyapunov = 0;
+        ck_assert_snn_ok(snn_model_forward(m2nd, x, B, &fp, l4, NULL, NULL));
+        ck_assert_snn_ok(snn_model_forward(m, x, B, &fp, l1, NULL, NULL));
+        ck_assert_int_eq(memcmp(l1, l4, sizeof l1), 0);
+        snn_model_free(m2nd);
+    }
+    free(x);
+    snn_model_free(m);
+}
+END_TEST
+
+START_TEST(test_create_same_seed_same_weights) {
+    for (int k = 0; k < 2; k++) {
+        snn_model_config cfg = small_config(k ? SNN_MODEL_VGG : SNN_MODEL_SIMPLE);
+        snn_model *a = make_model(&cfg, 2024), *b = make_model(&cfg, 2024), *c = make_model(&cfg, 2025);
+        snn_safetensors *sa = NULL, *sb = NULL, *sc = NULL;
+        ck_assert_snn_ok(snn_model_to_safetensors(a, &sa));
+        ck_assert_snn_ok(snn_model_to_safetensors(b, &sb));
+        ck_assert_snn_ok(snn_model_to_safetensors(c, &sc));
+        assert_same_safetensors(sa, sb);
+        const char *w = k ? "blocks.0.0.weight" : "blocks.0.conv.weight";
+        const char *fc = k ? "fc2.weight" : "fc.weight";
+        const snn_tensor *wa = snn_safetensors_find(sa, w), *wc = snn_safetensors_find(sc, w);
+        const snn_tensor *fa = snn_safetensors_find(sa, fc), *fcc = snn_safetensors_find(sc, fc);
+        ck_assert_ptr_nonnull(wa);
+        ck_assert_ptr_nonnull(fa);
+        ck_assert_msg(memcmp(wa->data, wc->data, wa->nbytes) != 0, "init seeds 2024 and 2025 gave the same %s", w);
+        ck_assert_msg(memcmp(fa->data, fcc->data, fa->nbytes) != 0, "init seeds 2024 and 2025 gave the same %s", fc);
+        snn_safetensors_free(sa);
+        snn_safetensors_free(sb);
+        snn_safetensors_free(sc);
+        snn_model_free(a);
+        snn_model_free(b);
+        snn_model_free(c);
+    }
+}
+END_TEST
+
+/* -------------------------------------------------------------------- suite -- */
+
+
+/* A program that does not build reports SNN_ERR_BUILD with the compiler's log, and
+ * leaves nothing behind (the context is NULL). */
+static snn_log_level seen_level = SNN_LOG_DEBUG;
+static int seen_count;
+static void record_log(snn_log_level level, const char *message, void *user) {
+    (void)message;
+    (void)user;
+    if (level < seen_level) seen_level = level;
+    seen_count++;
+}
+
+START_TEST(test_context_build_failure_carries_log) {
+    snn_context_params cp;
+    snn_context_params_default(&cp);
+    /* A macro that breaks the program: the build log names the offending token. */
+    cp.build_options = "-Dsnn_group_sum=snncl_broken_build_token(";
+    snn_set_log_callback(record_log, NULL, SNN_LOG_WARN);
+    snn_context *ctx = (snn_context *)&cp;
+    ck_assert_snn_status(snn_context_create(&ctx, &cp), SNN_ERR_BUILD);
+    snn_set_log_callback(NULL, NULL, SNN_LOG_WARN);
+    ck_assert_ptr_null(ctx);
+    ck_assert_msg(strstr(snn_last_error(), "snncl_broken_build_token") != NULL, "no build log in: %s",
+                  snn_last_error());
+    ck_assert_msg(seen_count > 0 && seen_level == SNN_LOG_ERROR, "the failure was not logged as an error");
+}
+END_TEST
+
+static Suite *api_errors_suite(void) {
+    Suite *s = suite_create("api_errors");
+    TCase *tc = tcase_create("null");
+    tcase_add_test(tc, test_null_status_and_devices);
+    tcase_add_test(tc, test_null_context);
+    tcase_add_test(tc, test_null_safetensors);
+    tcase_add_test(tc, test_null_config);
+    tcase_add_test(tc, test_null_model_create_and_load);
+    tcase_add_test(tc, test_null_model_queries);
+    tcase_add_test(tc, test_null_forward);
+    tcase_add_test(tc, test_free_null);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("arguments");
+    tcase_add_test(tc, test_context_bad_device);
+    tcase_add_test(tc, test_context_build_failure_carries_log);
+    tcase_add_test(tc, test_config_unknown_name);
+    tcase_add_loop_test(tc, test_model_create_bad_config, 0,
+                        (int)(sizeof bad_configs / sizeof bad_configs[0]));
+    tcase_add_test(tc, test_forward_bad_arguments);
+    tcase_add_test(tc, test_lif_shape_out_of_range);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("files");
+    tcase_add_test(tc, test_load_missing_and_corrupt_files);
+    tcase_add_loop_test(tc, test_load_missing_tensor_simple, 0,
+                        (int)(sizeof required_simple / sizeof required_simple[0]));
+    tcase_add_loop_test(tc, test_load_missing_tensor_vgg, 0,
+                        (int)(sizeof required_vgg / sizeof required_vgg[0]));
+    tcase_add_test(tc, test_load_optional_tensors_absent);
+    tcase_add_test(tc, test_load_wrong_shape);
+    tcase_add_test(tc, test_load_bad_metadata);
+    tcase_add_loop_test(tc, test_load_invalid_config_in_file, 0,
+                        (int)(sizeof bad_file_configs / sizeof bad_file_configs[0]));
+    tcase_add_test(tc, test_save_to_missing_directory);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("round_trip");
+    tcase_add_test(tc, test_round_trip_simple);
+    tcase_add_test(tc, test_round_trip_simple_rate);
+    tcase_add_test(tc, test_round_trip_vgg);
+    tcase_add_test(tc, test_round_trip_fixture);
+    tcase_add_test(tc, test_forward_same_seed_same_logits);
+    tcase_add_test(tc, test_create_same_seed_same_weights);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return run_suite(api_errors_suite()); }

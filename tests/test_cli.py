@@ -1,0 +1,817 @@
+#!/usr/bin/env python3
+"""Tests of the `snncl` command line.
+
+    python3 tests/test_cli.py PATH/TO/snncl PATH/TO/tests/fixtures
+
+Runs the executable in subprocesses (each with a timeout, in a temporary directory) and
+checks exit codes, messages and output files: the usage and help texts, command-line
+errors (exit 2, naming the option), parity with the committed seed fixtures, files
+that must fail cleanly (exit 1 with a message naming what is wrong, never a crash),
+device selection and rate-encoding determinism.
+
+Python 3 standard library only (no numpy, no pytest): safetensors files are read and
+written by the small helpers below. Ends with a line "N passed, N failed" (test
+methods) and exits non-zero when anything failed.
+"""
+import json
+import math
+import os
+import random
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+
+SNNCL = None      # path of the executable (argv[1])
+FIXTURES = None   # fixture directory (argv[2])
+TIMEOUT = 240     # seconds per snncl run (the first run may compile kernels)
+
+# Tolerances of the parity comparison (see tools/README.md and the task brief).
+LOGITS_RTOL = 1e-4
+LOGITS_FLOOR = 1e-3
+LYAP_ATOL = 1e-4
+
+# ------------------------------------------------------------------ safetensors --
+
+_DTYPES = {"F32": ("f", 4), "F64": ("d", 8), "I64": ("q", 8)}
+
+
+class Tensor:
+    """One tensor: dtype name, shape list and little-endian raw bytes."""
+
+    def __init__(self, dtype, shape, data):
+        if dtype not in _DTYPES:
+            raise ValueError("unsupported dtype %r" % dtype)
+        self.dtype = dtype
+        self.shape = [int(s) for s in shape]
+        self.data = bytes(data)
+        if len(self.data) != self.count() * _DTYPES[dtype][1]:
+            raise ValueError("%d bytes for %s %s" % (len(self.data), dtype, self.shape))
+
+    def count(self):
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    def values(self):
+        code, _ = _DTYPES[self.dtype]
+        return list(struct.unpack("<%d%s" % (self.count(), code), self.data))
+
+    @staticmethod
+    def of(dtype, shape, values):
+        code, _ = _DTYPES[dtype]
+        values = list(values)
+        return Tensor(dtype, shape, struct.pack("<%d%s" % (len(values), code), *values))
+
+
+def st_read(path):
+    """Returns (dict name -> Tensor in file order, metadata dict or None)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 8:
+        raise ValueError("%s: too short" % path)
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    if 8 + header_len > len(raw):
+        raise ValueError("%s: header length %d past the end" % (path, header_len))
+    header = json.loads(raw[8:8 + header_len].decode("utf-8"))
+    data = raw[8 + header_len:]
+    meta = header.pop("__metadata__", None)
+    items = sorted(header.items(), key=lambda kv: tuple(kv[1]["data_offsets"]))
+    tensors = {}
+    for name, e in items:
+        begin, end = e["data_offsets"]
+        if not 0 <= begin <= end <= len(data):
+            raise ValueError("%s: tensor %s: bad data_offsets %r" % (path, name, e["data_offsets"]))
+        tensors[name] = Tensor(e["dtype"], e["shape"], data[begin:end])
+    return tensors, meta
+
+
+def st_write(path, tensors, meta=None):
+    """Writes tensors (dict name -> Tensor, in its order) and optional metadata."""
+    header = {}
+    if meta is not None:
+        header["__metadata__"] = dict(meta)
+    offset = 0
+    blobs = []
+    for name, t in tensors.items():
+        header[name] = {"dtype": t.dtype, "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(t.data)]}
+        offset += len(t.data)
+        blobs.append(t.data)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
+
+
+# ---------------------------------------------------------------------- helpers --
+
+def run_snncl(args, env=None, timeout=TIMEOUT, cwd=None):
+    """Runs snncl with args; returns (returncode, stdout text, stderr text)."""
+    full_env = dict(os.environ)
+    if env:
+        for k, v in env.items():
+            if v is None:
+                full_env.pop(k, None)
+            else:
+                full_env[k] = v
+    p = subprocess.run([SNNCL] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout, env=full_env, cwd=cwd)
+    return (p.returncode, p.stdout.decode("utf-8", "replace"),
+            p.stderr.decode("utf-8", "replace"))
+
+
+def fixture(name):
+    return os.path.join(FIXTURES, name)
+
+
+def fixture_cases():
+    """Names NAME with NAME.model, NAME.input and NAME.expected files."""
+    cases = []
+    for fn in sorted(os.listdir(FIXTURES)):
+        if fn.endswith(".model.safetensors"):
+            name = fn[:-len(".model.safetensors")]
+            if all(os.path.exists(fixture("%s.%s.safetensors" % (name, k)))
+                   for k in ("input", "expected")):
+                cases.append(name)
+    return cases
+
+
+# The small fixture most error tests start from: simple [4,8], 1x8x8, B=3, T=5, direct.
+BASE = "simple_direct_lyap"
+
+
+class CliTestCase(unittest.TestCase):
+    """Base: a fresh temporary directory per test and assertion helpers."""
+
+    maxDiff = None
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="snncl-cli-")
+        self.tmp = self._tmp.name
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def run_ok(self, args, **kw):
+        rc, out, err = run_snncl(args, **kw)
+        self.assertEqual(rc, 0, "snncl %s exited %d\nstdout:\n%s\nstderr:\n%s"
+                         % (" ".join(args), rc, out, err))
+        return out, err
+
+    def assert_exit(self, args, code, *needles, env=None, stream="stderr"):
+        """Runs snncl, requires exit status `code` (a signal is never accepted) and every
+        needle in the chosen stream. Returns (stdout, stderr)."""
+        rc, out, err = run_snncl(args, env=env)
+        desc = "snncl %s\nexit %d\nstdout:\n%s\nstderr:\n%s" % (" ".join(args), rc, out, err)
+        self.assertGreaterEqual(rc, 0, "killed by signal %d: %s" % (-rc, desc))
+        self.assertEqual(rc, code, desc)
+        text = err if stream == "stderr" else out
+        for n in needles:
+            self.assertIn(n, text, desc)
+        if code != 0 and stream == "stderr":
+            self.assertTrue(err.strip(), "no message on stderr: " + desc)
+        return out, err
+
+    def infer_args(self, model, inp, output, *extra):
+        return ["infer", "--model", model, "--input", inp, "--output", output] + list(extra)
+
+    def base_args(self, output=None, **override):
+        """infer on the BASE fixture, with files replaced by keyword (model=, input=)."""
+        model = override.get("model", fixture(BASE + ".model.safetensors"))
+        inp = override.get("input", fixture(BASE + ".input.safetensors"))
+        return self.infer_args(model, inp, output or self.path("out.safetensors"))
+
+    def assert_no_output(self, path):
+        self.assertFalse(os.path.exists(path), "%s was written despite the failure" % path)
+
+
+# ---------------------------------------------------------------- command line --
+
+class UsageTests(CliTestCase):
+
+    def test_help(self):
+        for flag in ("--help", "-h", "help"):
+            out, _ = self.assert_exit([flag], 0, "usage", "devices", "infer", stream="stdout")
+
+    def test_version(self):
+        out, _ = self.assert_exit(["--version"], 0, stream="stdout")
+        m = re.match(r"^snncl (\d+)\.(\d+)\.(\d+)\s*$", out)
+        self.assertIsNotNone(m, "unexpected --version output %r" % out)
+        header = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "include", "snncl.h")
+        if os.path.exists(header):
+            with open(header) as f:
+                want = re.search(r'#define SNNCL_VERSION_STRING "([^"]+)"', f.read())
+            if want:
+                self.assertEqual(out.split()[1], want.group(1))
+
+    def test_no_arguments(self):
+        self.assert_exit([], 2, "usage")
+
+    def test_unknown_command(self):
+        self.assert_exit(["frobnicate"], 2, "frobnicate", "unknown command")
+
+    def test_devices(self):
+        out, _ = self.assert_exit(["devices"], 0, "[0] ", stream="stdout")
+        self.assertRegex(out, r"(?m)^\s+platform:\s+\S")
+        self.assertRegex(out, r"(?m)^default: ")
+
+    def test_devices_default_from_environment(self):
+        out, _ = self.assert_exit(["devices"], 0, env={"SNNCL_DEVICE": "0"}, stream="stdout")
+        self.assertRegex(out, r"(?m)^default: 0$")
+
+    def test_devices_help_and_bad_option(self):
+        self.assert_exit(["devices", "--help"], 0, "usage", stream="stdout")
+        self.assert_exit(["devices", "--bogus"], 2, "--bogus")
+        self.assert_exit(["devices", "extra"], 2, "extra")
+
+    def test_infer_help(self):
+        out, _ = self.assert_exit(["infer", "--help"], 0, "usage", stream="stdout")
+        for opt in ("--model", "--input", "--output", "--lyapunov", "--lyap-eps", "--perturb",
+                    "--seed", "--device", "--help"):
+            self.assertIn(opt, out)
+        # --help wins over other (even bad) arguments and touches no file.
+        out, _ = self.assert_exit(["infer", "--model", "nope", "--help"], 0, "usage", stream="stdout")
+
+    def test_unknown_option(self):
+        args = self.base_args() + ["--frobnicate", "1"]
+        self.assert_exit(args, 2, "--frobnicate")
+        self.assert_exit(self.base_args() + ["--lyap"], 2, "--lyap")
+        self.assert_exit(self.base_args() + ["stray"], 2, "stray")
+        self.assert_no_output(self.path("out.safetensors"))
+
+    def test_missing_required_option(self):
+        full = {"--model": fixture(BASE + ".model.safetensors"),
+                "--input": fixture(BASE + ".input.safetensors"),
+                "--output": self.path("out.safetensors")}
+        for missing in full:
+            args = ["infer"]
+            for k, v in full.items():
+                if k != missing:
+                    args += [k, v]
+            with self.subTest(missing=missing):
+                self.assert_exit(args, 2, missing, "required")
+        self.assert_exit(["infer"], 2, "required")
+        self.assert_no_output(self.path("out.safetensors"))
+
+    def test_missing_value(self):
+        self.assert_exit(["infer", "--model", fixture(BASE + ".model.safetensors"), "--input",
+                          fixture(BASE + ".input.safetensors"), "--output"], 2, "--output")
+        self.assert_exit(self.base_args() + ["--seed"], 2, "--seed")
+
+    def test_bad_numeric_values(self):
+        cases = [("--seed", "abc"), ("--seed", "-1"), ("--seed", "1.5"), ("--seed", ""),
+                 ("--seed", "99999999999999999999999"),
+                 ("--lyap-eps", "abc"), ("--lyap-eps", "1e-4x"), ("--lyap-eps", "nan"),
+                 ("--lyap-eps", "inf"), ("--lyap-eps", "")]
+        for opt, value in cases:
+            with self.subTest(option=opt, value=value):
+                self.assert_exit(self.base_args() + ["--lyapunov", opt, value], 2, opt)
+        for value in ("0", "-1e-4"):
+            with self.subTest(option="--lyap-eps", value=value):
+                self.assert_exit(self.base_args() + ["--lyapunov", "--lyap-eps", value], 2,
+                                 "--lyap-eps")
+        self.assert_no_output(self.path("out.safetensors"))
+
+    def test_numeric_edge_values(self):
+        """Values the C conversions accept but that are out of range for the option."""
+        cases = [
+            # Finite as a double but infinite as a float32: a usage error like "inf".
+            ("--lyap-eps", "1e40"),
+            # strtoull skips leading blanks and negates: " -1" must not wrap to 2^64-1.
+            ("--seed", " -1"),
+        ]
+        for opt, value in cases:
+            with self.subTest(option=opt, value=value):
+                self.assert_exit(self.base_args() + ["--lyapunov", opt, value], 2, opt)
+        self.assert_no_output(self.path("out.safetensors"))
+
+    def test_equals_syntax(self):
+        out = self.path("eq.safetensors")
+        self.run_ok(["infer", "--model=" + fixture(BASE + ".model.safetensors"),
+                     "--input=" + fixture(BASE + ".input.safetensors"), "--output=" + out,
+                     "--seed=7"])
+        self.assertTrue(os.path.exists(out))
+        self.assert_exit(self.base_args() + ["--seed=x"], 2, "--seed")
+        self.assert_exit(self.base_args() + ["--lyapunov=1"], 2, "--lyapunov")
+
+    def test_option_given_twice(self):
+        for opt, value in (("--model", fixture(BASE + ".model.safetensors")), ("--seed", "1"),
+                           ("--lyapunov", None), ("--output", self.path("other.safetensors"))):
+            extra = [opt] + ([value] if value is not None else [])
+            args = self.base_args() + ["--lyapunov", "--seed", "1"] if opt in ("--lyapunov", "--seed") \
+                else self.base_args()
+            with self.subTest(option=opt):
+                self.assert_exit(args + extra, 2, opt, "twice")
+        self.assert_no_output(self.path("out.safetensors"))
+        self.assert_no_output(self.path("other.safetensors"))
+
+    def test_perturb_needs_lyapunov(self):
+        args = self.base_args() + ["--perturb", fixture(BASE + ".perturb.safetensors")]
+        self.assert_exit(args, 2, "--perturb", "--lyapunov")
+        self.assert_no_output(self.path("out.safetensors"))
+
+
+# ---------------------------------------------------------------------- parity --
+
+class ParityTests(CliTestCase):
+    """One test per fixture case, added by add_parity_tests()."""
+
+    def check_parity(self, case):
+        exp, meta = st_read(fixture(case + ".expected.safetensors"))
+        meta = meta or {}
+        lyap = meta.get("lyapunov") == "1"
+        out = self.path("out.safetensors")
+        args = self.infer_args(fixture(case + ".model.safetensors"),
+                               fixture(case + ".input.safetensors"), out)
+        if lyap:
+            args += ["--lyapunov", "--perturb", fixture(case + ".perturb.safetensors")]
+            if "lyap_eps" in meta:
+                args += ["--lyap-eps", meta["lyap_eps"]]
+        stdout, _ = self.run_ok(args)
+        b, classes = exp["logits"].shape
+        self.assertIn("logits (%d, %d)" % (b, classes), stdout)
+        got, _ = st_read(out)
+        want_names = ["logits"] + (["lyapunov", "lyapunov_per_sample"] if lyap else [])
+        self.assertEqual(sorted(got), sorted(want_names))
+        for name in want_names:
+            self.assertEqual(got[name].dtype, "F32", name)
+            self.assertEqual(got[name].shape, exp[name].shape, name)
+        a, e = got["logits"].values(), exp["logits"].values()
+        worst, at = 0.0, 0
+        for i, (x, y) in enumerate(zip(a, e)):
+            err = abs(x - y) / max(abs(y), LOGITS_FLOOR)
+            if not err <= worst:
+                worst, at = (math.inf if math.isnan(err) else err), i
+        self.assertLessEqual(worst, LOGITS_RTOL, "%s: logits[%d] = %r, expected %r (relative error %g)"
+                             % (case, at, a[at], e[at], worst))
+        if lyap:
+            for name in ("lyapunov", "lyapunov_per_sample"):
+                for i, (x, y) in enumerate(zip(got[name].values(), exp[name].values())):
+                    self.assertTrue(math.isfinite(x), "%s: %s[%d] = %r" % (case, name, i, x))
+                    self.assertLessEqual(abs(x - y), LYAP_ATOL, "%s: %s[%d] = %r, expected %r"
+                                         % (case, name, i, x, y))
+
+    def test_fixtures_present(self):
+        self.assertTrue(fixture_cases(), "no fixture cases in %s" % FIXTURES)
+
+    def test_lyapunov_drawn_from_seed(self):
+        """Without --perturb the perturbation comes from --seed: same seed, same bytes;
+        the logits do not depend on it."""
+        exp, _ = st_read(fixture(BASE + ".expected.safetensors"))
+        outs = []
+        for i, seed in enumerate(("3", "3", "4")):
+            out = self.path("seed%d.safetensors" % i)
+            self.run_ok(self.base_args(out) + ["--lyapunov", "--seed", seed])
+            outs.append(st_read(out)[0])
+        for name in ("logits", "lyapunov", "lyapunov_per_sample"):
+            self.assertEqual(outs[0][name].data, outs[1][name].data, name)
+        self.assertNotEqual(outs[0]["lyapunov_per_sample"].data, outs[2]["lyapunov_per_sample"].data)
+        per = outs[0]["lyapunov_per_sample"].values()
+        mean = outs[0]["lyapunov"].values()[0]
+        self.assertTrue(all(math.isfinite(v) for v in per))
+        self.assertAlmostEqual(mean, sum(per) / len(per), delta=1e-5)
+        for out in outs:
+            for x, y in zip(out["logits"].values(), exp["logits"].values()):
+                self.assertLessEqual(abs(x - y) / max(abs(y), LOGITS_FLOOR), LOGITS_RTOL)
+
+    def test_logits_same_with_and_without_estimate(self):
+        a, b = self.path("a.safetensors"), self.path("b.safetensors")
+        self.run_ok(self.base_args(a))
+        self.run_ok(self.base_args(b) + ["--lyapunov"])
+        ta, tb = st_read(a)[0], st_read(b)[0]
+        self.assertEqual(list(ta), ["logits"])
+        for x, y in zip(ta["logits"].values(), tb["logits"].values()):
+            self.assertLessEqual(abs(x - y), 1e-5 * max(1.0, abs(y)))
+
+    def test_f64_input_same_as_f32(self):
+        """An F64 input file holding the same (float32-exact) values gives the same logits."""
+        tensors, meta = st_read(fixture(BASE + ".input.safetensors"))
+        t = tensors["input"]
+        path64 = self.path("input64.safetensors")
+        st_write(path64, {"input": Tensor.of("F64", t.shape, t.values())}, meta)
+        a, b = self.path("a.safetensors"), self.path("b.safetensors")
+        self.run_ok(self.base_args(a))
+        self.run_ok(self.base_args(b, input=path64))
+        self.assertEqual(st_read(a)[0]["logits"].data, st_read(b)[0]["logits"].data)
+
+    def test_pre_encoded_direct_input(self):
+        """(B, T, C, H, W) input holding x at every step equals direct encoding of x."""
+        tensors, _ = st_read(fixture(BASE + ".input.safetensors"))
+        _, mmeta = st_read(fixture(BASE + ".model.safetensors"))
+        T = int(mmeta["T"])
+        t = tensors["input"]
+        B = t.shape[0]
+        per = t.count() // B
+        vals = t.values()
+        rep = []
+        for bi in range(B):
+            rep += vals[bi * per:(bi + 1) * per] * T
+        path5 = self.path("input5.safetensors")
+        st_write(path5, {"input": Tensor.of("F32", [B, T] + t.shape[1:], rep)})
+        a, b = self.path("a.safetensors"), self.path("b.safetensors")
+        self.run_ok(self.base_args(a))
+        self.run_ok(self.base_args(b, input=path5))
+        for x, y in zip(st_read(a)[0]["logits"].values(), st_read(b)[0]["logits"].values()):
+            self.assertLessEqual(abs(x - y), 1e-5 * max(1.0, abs(y)))
+        # The wrong T in a pre-encoded input is a shape error.
+        bad = self.path("input5bad.safetensors")
+        st_write(bad, {"input": Tensor.of("F32", [B, T + 1] + t.shape[1:], rep + vals)})
+        self.assert_exit(self.base_args(input=bad), 1, "input", "[%d, %d, " % (B, T + 1))
+
+    def test_overwrites_existing_output(self):
+        out = self.path("out.safetensors")
+        with open(out, "wb") as f:
+            f.write(b"old contents")
+        self.run_ok(self.base_args(out))
+        self.assertEqual(list(st_read(out)[0]), ["logits"])
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["out.safetensors"])
+
+
+def add_parity_tests():
+    cases = fixture_cases() if FIXTURES and os.path.isdir(FIXTURES) else []
+    for case in cases:
+        def test(self, case=case):
+            self.check_parity(case)
+        test.__doc__ = "parity with %s.expected.safetensors" % case
+        setattr(ParityTests, "test_parity_" + re.sub(r"\W", "_", case), test)
+
+
+# ------------------------------------------------------------------- bad input --
+
+class BadInputTests(CliTestCase):
+    """Files that must fail with exit 1 and a message naming what is wrong."""
+
+    def setUp(self):
+        super().setUp()
+        self.model, self.meta = st_read(fixture(BASE + ".model.safetensors"))
+        self.out = self.path("out.safetensors")
+
+    def write_model(self, tensors=None, meta=None, name="model.safetensors"):
+        p = self.path(name)
+        st_write(p, self.model if tensors is None else tensors, self.meta if meta is None else meta)
+        return p
+
+    def expect_fail(self, args, *needles):
+        _, err = self.assert_exit(args, 1, *needles)
+        self.assert_no_output(self.out)
+        return err
+
+    def test_rewritten_model_still_works(self):
+        """Sanity check of the helpers: the unmodified model written back loads and runs."""
+        p = self.write_model()
+        self.run_ok(self.base_args(self.out, model=p))
+        self.assertEqual(list(st_read(self.out)[0]), ["logits"])
+
+    def test_model_missing(self):
+        p = self.path("no-such-model.safetensors")
+        self.expect_fail(self.base_args(self.out, model=p), p, "cannot open")
+
+    def test_model_is_directory(self):
+        self.expect_fail(self.base_args(self.out, model=self.tmp), self.tmp)
+
+    def test_model_truncated(self):
+        with open(fixture(BASE + ".model.safetensors"), "rb") as f:
+            raw = f.read()
+        (hlen,) = struct.unpack("<Q", raw[:8])
+        cuts = {0: "too short", 5: "too short", 8: "header length", 8 + hlen // 2: "header length",
+                8 + hlen: "past the end", 8 + hlen + 3: "past the end",
+                8 + hlen + (len(raw) - 8 - hlen) // 2: "past the end", len(raw) - 1: "past the end"}
+        for cut, detail in sorted(cuts.items()):
+            p = self.path("cut%d.safetensors" % cut)
+            with open(p, "wb") as f:
+                f.write(raw[:cut])
+            with self.subTest(cut=cut):
+                self.expect_fail(self.base_args(self.out, model=p), p, detail)
+
+    def test_corrupt_header_json(self):
+        with open(fixture(BASE + ".model.safetensors"), "rb") as f:
+            raw = bytearray(f.read())
+        (hlen,) = struct.unpack("<Q", raw[:8])
+        header = bytes(raw[8:8 + hlen])
+        variants = {
+            "brace": header.replace(b"{", b"[", 1),
+            "colon": header.replace(b'":', b'";', 1),
+            "garbage": b"not json" + b" " * (hlen - 8),
+            "nul": header[:hlen // 2] + b"\0" + header[hlen // 2 + 1:],
+        }
+        for label, h in variants.items():
+            self.assertEqual(len(h), hlen)
+            p = self.path("corrupt-%s.safetensors" % label)
+            with open(p, "wb") as f:
+                f.write(raw[:8] + h + raw[8 + hlen:])
+            with self.subTest(variant=label):
+                self.expect_fail(self.base_args(self.out, model=p), p, "header")
+        # Invalid UTF-8 in the header.
+        p = self.path("corrupt-utf8.safetensors")
+        with open(p, "wb") as f:
+            f.write(raw[:8] + header.replace(b"model", b"mod\xffl", 1) + raw[8 + hlen:])
+        self.expect_fail(self.base_args(self.out, model=p), p, "UTF-8")
+
+    def test_required_tensor_missing(self):
+        for name in ("blocks.1.bn.running_var", "blocks.0.lif.beta", "fc.bias", "blocks.0.conv.weight"):
+            tensors = {k: v for k, v in self.model.items() if k != name}
+            p = self.write_model(tensors, name="missing-%s.safetensors" % name)
+            with self.subTest(tensor=name):
+                self.expect_fail(self.base_args(self.out, model=p), "'%s'" % name
+                                 if name != "blocks.0.conv.weight" else "blocks.0.conv.weight")
+
+    def test_tensor_wrong_shape(self):
+        tensors = dict(self.model)
+        t = tensors["blocks.0.bn.weight"]
+        n = t.shape[0]
+        tensors["blocks.0.bn.weight"] = Tensor.of("F32", [n + 1], [1.0] * (n + 1))
+        p = self.write_model(tensors, name="shape1.safetensors")
+        self.expect_fail(self.base_args(self.out, model=p), "blocks.0.bn.weight", "[%d]" % (n + 1),
+                         "[%d]" % n)
+        # A convolution whose input channels do not follow the previous block.
+        tensors = dict(self.model)
+        w = tensors["blocks.1.conv.weight"]
+        bad = [w.shape[0], w.shape[1] + 1, 3, 3]
+        tensors["blocks.1.conv.weight"] = Tensor.of("F32", bad, [0.01] * (bad[0] * bad[1] * 9))
+        p = self.write_model(tensors, name="shape2.safetensors")
+        self.expect_fail(self.base_args(self.out, model=p), "blocks.1.conv.weight",
+                         "[%s]" % ", ".join(map(str, bad)), "[%s]" % ", ".join(map(str, w.shape)))
+        # The readout's input size does not match the last block's pooled output.
+        tensors = dict(self.model)
+        fw = tensors["fc.weight"]
+        bad = [fw.shape[0], fw.shape[1] - 1]
+        tensors["fc.weight"] = Tensor.of("F32", bad, [0.0] * (bad[0] * bad[1]))
+        p = self.write_model(tensors, name="shape3.safetensors")
+        self.expect_fail(self.base_args(self.out, model=p), "fc.weight",
+                         "[%d, %d]" % tuple(bad), "[%d, %d]" % tuple(fw.shape))
+
+    def test_unknown_model_name(self):
+        meta = dict(self.meta, model="resnet")
+        p = self.write_model(meta=meta)
+        self.expect_fail(self.base_args(self.out, model=p), "resnet")
+
+    def test_bad_metadata_values(self):
+        for key, value in (("T", "0"), ("T", "-3"), ("T", "five"), ("encoding", "morse"),
+                           ("height", "0"), ("dropout", "nan")):
+            p = self.write_model(meta=dict(self.meta, **{key: value}), name="meta-%s.safetensors" % key)
+            with self.subTest(key=key, value=value):
+                self.expect_fail(self.base_args(self.out, model=p), "'%s'" % key, value)
+
+    def test_T_zero(self):
+        p = self.write_model(meta=dict(self.meta, T="0"))
+        self.expect_fail(self.base_args(self.out, model=p), "'T'", "'0'")
+
+    def test_unexpected_tensor(self):
+        tensors = dict(self.model)
+        tensors["blocks.7.conv.bias"] = Tensor.of("F32", [1], [0.0])
+        p = self.write_model(tensors)
+        self.expect_fail(self.base_args(self.out, model=p), "blocks.7.conv.bias")
+
+    def test_non_finite_weight(self):
+        tensors = dict(self.model)
+        w = tensors["fc.weight"]
+        vals = w.values()
+        vals[3] = float("nan")
+        tensors["fc.weight"] = Tensor.of("F32", w.shape, vals)
+        p = self.write_model(tensors)
+        self.expect_fail(self.base_args(self.out, model=p), "fc.weight")
+
+    def test_input_wrong_shape(self):
+        tensors, _ = st_read(fixture(BASE + ".input.safetensors"))
+        t = tensors["input"]
+        B, C, H, W = t.shape
+        for shape in ([B, C, H + 1, W], [B, C + 1, H, W], [B, C * H * W], [0, C, H, W]):
+            p = self.path("input-%s.safetensors" % "x".join(map(str, shape)))
+            n = 1
+            for s in shape:
+                n *= s
+            st_write(p, {"input": Tensor.of("F32", shape, [0.5] * n)})
+            with self.subTest(shape=shape):
+                self.expect_fail(self.base_args(self.out, input=p), "input",
+                                 "[%s]" % ", ".join(map(str, shape)), "%d, %d, %d" % (C, H, W))
+
+    def test_images_for_a_spike_model(self):
+        """A model with encoding none takes only (B, T, C, H, W) spikes."""
+        case = "simple_none_rect_lyap"
+        _, meta = st_read(fixture(case + ".model.safetensors"))
+        C, H, W, T = (int(meta[k]) for k in ("in_channels", "height", "width", "T"))
+        p = self.path("images.safetensors")
+        st_write(p, {"input": Tensor.of("F32", [2, C, H, W], [0.0] * (2 * C * H * W))})
+        self.expect_fail(self.infer_args(fixture(case + ".model.safetensors"), p, self.out), "input",
+                         "[2, %d, %d, %d]" % (C, H, W), "T=%d" % T)
+
+    def test_input_missing_tensor(self):
+        tensors, _ = st_read(fixture(BASE + ".input.safetensors"))
+        p = self.path("renamed.safetensors")
+        st_write(p, {"x": tensors["input"]})
+        self.expect_fail(self.base_args(self.out, input=p), "'input'", p)
+
+    def test_input_file_missing(self):
+        p = self.path("no-such-input.safetensors")
+        self.expect_fail(self.base_args(self.out, input=p), p)
+
+    def test_perturb_missing_layer(self):
+        tensors, meta = st_read(fixture(BASE + ".perturb.safetensors"))
+        del tensors["perturb.1"]
+        p = self.path("perturb.safetensors")
+        st_write(p, tensors, meta)
+        self.expect_fail(self.base_args(self.out) + ["--lyapunov", "--perturb", p], "perturb.1")
+
+    def test_perturb_wrong_shape(self):
+        tensors, meta = st_read(fixture(BASE + ".perturb.safetensors"))
+        t = tensors["perturb.0"]
+        bad = [t.shape[0] - 1] + t.shape[1:]
+        n = t.count() // t.shape[0] * bad[0]
+        tensors["perturb.0"] = Tensor.of("F32", bad, t.values()[:n])
+        p = self.path("perturb.safetensors")
+        st_write(p, tensors, meta)
+        self.expect_fail(self.base_args(self.out) + ["--lyapunov", "--perturb", p], "perturb.0",
+                         "[%s]" % ", ".join(map(str, bad)), "[%s]" % ", ".join(map(str, t.shape)))
+
+    def test_perturb_file_missing(self):
+        p = self.path("no-such-perturb.safetensors")
+        self.expect_fail(self.base_args(self.out) + ["--lyapunov", "--perturb", p], p)
+
+    def _device_names(self):
+        out, _ = self.run_ok(["devices"])
+        names = re.findall(r"(?m)^\[(\d+)\] (.+)$", out)
+        self.assertTrue(names, "snncl devices lists no device:\n" + out)
+        return names
+
+    def test_device_index_out_of_range(self):
+        names = self._device_names()
+        err = self.expect_fail(self.base_args(self.out) + ["--device", "99"], "99")
+        # The message should help: it lists the devices there are.
+        for index, name in names:
+            self.assertIn(name.strip(), err, "the error does not list device [%s]" % index)
+
+    def test_device_name_not_found(self):
+        names = self._device_names()
+        err = self.expect_fail(self.base_args(self.out) + ["--device", "nosuchdevice"], "nosuchdevice")
+        for index, name in names:
+            self.assertIn(name.strip(), err, "the error does not list device [%s]" % index)
+
+    def test_device_selection(self):
+        """--device 0 works, and overrides a bad SNNCL_DEVICE; a bad SNNCL_DEVICE alone fails."""
+        self.run_ok(self.base_args(self.out) + ["--device", "0"])
+        os.remove(self.out)
+        self.run_ok(self.base_args(self.out) + ["--device", "0"], env={"SNNCL_DEVICE": "nosuchdevice"})
+        os.remove(self.out)
+        _, err = self.assert_exit(self.base_args(self.out), 1, "nosuchdevice",
+                                  env={"SNNCL_DEVICE": "nosuchdevice"})
+        self.assert_no_output(self.out)
+
+    def test_output_in_missing_directory(self):
+        out = os.path.join(self.tmp, "no-such-dir", "out.safetensors")
+        _, err = self.assert_exit(self.base_args(out), 1, out)
+        self.assertFalse(os.path.exists(os.path.dirname(out)))
+        self.assertEqual(os.listdir(self.tmp), [], "files left behind: %s" % os.listdir(self.tmp))
+
+    def test_output_is_directory(self):
+        out = self.path("outdir")
+        os.mkdir(out)
+        self.assert_exit(self.base_args(out), 1, out)
+        self.assertTrue(os.path.isdir(out))
+        self.assertEqual(os.listdir(self.tmp), ["outdir"], "files left behind")
+        self.assertEqual(os.listdir(out), [])
+
+    def test_failure_keeps_existing_output(self):
+        """A run that fails before writing leaves an existing output file untouched."""
+        with open(self.out, "wb") as f:
+            f.write(b"precious")
+        self.assert_exit(self.base_args(self.out, model=self.path("missing.safetensors")), 1,
+                         "missing.safetensors")
+        with open(self.out, "rb") as f:
+            self.assertEqual(f.read(), b"precious")
+
+
+# ------------------------------------------------------------------ rate encoding --
+
+class RateEncodingTests(CliTestCase):
+
+    def setUp(self):
+        super().setUp()
+        model, meta = st_read(fixture(BASE + ".model.safetensors"))
+        self.T = 16
+        self.meta = dict(meta, encoding="rate", T=str(self.T))
+        self.model_path = self.path("rate.safetensors")
+        st_write(self.model_path, model, self.meta)
+        C, H, W = int(meta["in_channels"]), int(meta["height"]), int(meta["width"])
+        self.shape = [3, C, H, W]
+        rng = random.Random(1234)
+        vals = [rng.random() for _ in range(3 * C * H * W)]
+        self.input_path = self.path("rate-input.safetensors")
+        st_write(self.input_path, {"input": Tensor.of("F32", self.shape, vals)})
+
+    def infer(self, seed, *extra, name=None):
+        out = self.path(name or "out-%s.safetensors" % seed)
+        args = self.infer_args(self.model_path, self.input_path, out)
+        if seed is not None:
+            args += ["--seed", str(seed)]
+        self.run_ok(args + list(extra))
+        return st_read(out)[0]
+
+    def test_same_seed_same_logits(self):
+        a = self.infer(5, name="a.safetensors")
+        b = self.infer(5, name="b.safetensors")
+        self.assertEqual(a["logits"].shape, [3, 10])
+        self.assertEqual(a["logits"].data, b["logits"].data)
+        self.assertTrue(all(math.isfinite(v) for v in a["logits"].values()))
+
+    def test_different_seeds_differ(self):
+        results = [self.infer(s)["logits"].data for s in (1, 2, 3)]
+        self.assertGreaterEqual(len(set(results)), 2, "three seeds gave identical logits")
+        self.assertNotEqual(results[0], results[1])
+
+    def test_default_seed_is_zero(self):
+        a = self.infer(None, name="default.safetensors")
+        b = self.infer(0, name="zero.safetensors")
+        self.assertEqual(a["logits"].data, b["logits"].data)
+
+    def test_large_seed(self):
+        a = self.infer(2 ** 64 - 1, name="big1.safetensors")
+        b = self.infer(2 ** 64 - 1, name="big2.safetensors")
+        self.assertEqual(a["logits"].data, b["logits"].data)
+
+    def test_same_seed_with_estimate(self):
+        a = self.infer(9, "--lyapunov", name="a.safetensors")
+        b = self.infer(9, "--lyapunov", name="b.safetensors")
+        for name in ("logits", "lyapunov", "lyapunov_per_sample"):
+            self.assertEqual(a[name].data, b[name].data, name)
+
+    def test_pre_encoded_spikes_ignore_seed(self):
+        """Spikes given as (B, T, C, H, W) are used as they are: the seed does not matter."""
+        B, C, H, W = self.shape
+        rng = random.Random(99)
+        spikes = [float(rng.random() < 0.4) for _ in range(B * self.T * C * H * W)]
+        self.input_path = self.path("spikes.safetensors")
+        st_write(self.input_path, {"input": Tensor.of("F32", [B, self.T, C, H, W], spikes)})
+        a = self.infer(1)
+        b = self.infer(2)
+        self.assertEqual(a["logits"].data, b["logits"].data)
+
+
+# ------------------------------------------------------------------------- main --
+
+class _Result(unittest.TextTestResult):
+    """Also records which test methods failed (a method counts once, subtests included)."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.failed_ids = set()
+        self.method_ids = set()
+
+    def startTest(self, test):
+        super().startTest(test)
+        self.method_ids.add(test.id())
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self.failed_ids.add(test.id())
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self.failed_ids.add(getattr(test, "test_case", test).id())
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self.failed_ids.add(test.id())
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        self.failed_ids.add(test.id())
+
+
+def main(argv):
+    global SNNCL, FIXTURES
+    if len(argv) < 3:
+        sys.stderr.write("usage: %s PATH/TO/snncl FIXTURE_DIR [unittest args]\n" % argv[0])
+        return 2
+    SNNCL = os.path.abspath(argv[1])
+    FIXTURES = os.path.abspath(argv[2])
+    if not os.access(SNNCL, os.X_OK):
+        sys.stderr.write("%s is not an executable\n" % SNNCL)
+        return 1
+    add_parity_tests()
+    loader = unittest.TestLoader()
+    names = argv[3:]
+    module = sys.modules[__name__]
+    suite = loader.loadTestsFromNames(names, module) if names else loader.loadTestsFromModule(module)
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=_Result)
+    result = runner.run(suite)
+    skipped = {t.id() for t, _ in result.skipped}
+    failed = len(result.failed_ids)
+    passed = len(result.method_ids - result.failed_ids - skipped)
+    print("%d passed, %d failed" % (passed, failed))
+    sys.stdout.flush()
+    return 0 if failed == 0 and result.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
