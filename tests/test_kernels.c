@@ -1,0 +1,1336 @@
+/* Tests of the device operations of src/ops/ (and the kernels of cl/ they launch)
+ * against plain-C references written here, on random data with odd sizes.
+ *
+ * Every output buffer is allocated larger than the op needs and filled with a
+ * sentinel pattern (quiet NaNs whose payload depends on the index); after the op the
+ * whole buffer is read back and the padding (after the region, between groups where
+ * an op takes strides, and before the region where it takes an offset) must still hold
+ * the pattern. Inputs with gaps get the same NaN pattern in the gaps, so a kernel that
+ * reads outside its region produces NaNs that the comparison catches. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context.h"
+#include "gemm.h"
+#include "ops.h"
+#include "rng.h"
+#include "testutil.h"
+
+/* ----------------------------------------------------------------- helpers -- */
+
+/* ck_assert_msg without Check's per-call bookkeeping, for checks inside element loops. */
+#define expect_msg(cond, ...)                                                                                \
+    do {                                                                                                     \
+        if (!(cond))                                                                                         \
+            ck_abort_msg(__VA_ARGS__);                                                                       \
+    } while (0)
+
+/* Quiet NaN with an index-dependent payload: a shifted copy does not match. */
+static uint32_t sentinel_bits(size_t i) {
+    return 0x7fc00000u | (uint32_t)(((uint64_t)i * 2654435761u >> 7) & 0x3fffffu);
+}
+
+static uint32_t bits_of(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float *host_alloc(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static double *host_alloc_d(size_t n) {
+    double *p = calloc(n ? n : 1, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static void fill_sentinel(float *h, size_t from, size_t to) {
+    for (size_t i = from; i < to; i++) {
+        uint32_t b = sentinel_bits(i);
+        memcpy(&h[i], &b, sizeof b);
+    }
+}
+
+static int is_sentinel(const float *h, size_t i) { return bits_of(h[i]) == sentinel_bits(i); }
+
+static void assert_sentinel(const float *h, size_t from, size_t to, const char *what) {
+    for (size_t i = from; i < to; i++)
+        expect_msg(is_sentinel(h, i), "%s: padding element %zu was overwritten (now 0x%08x = %g)", what, i,
+                   (unsigned)bits_of(h[i]), (double)h[i]);
+}
+
+/* A host array of n floats, all sentinel. */
+static float *sentinel_array(size_t n) {
+    float *h = host_alloc(n);
+    fill_sentinel(h, 0, n);
+    return h;
+}
+
+static float *random_array(test_rng *r, size_t n, float lo, float hi) {
+    float *h = host_alloc(n);
+    test_fill_uniform(r, h, n, lo, hi);
+    return h;
+}
+
+static cl_mem dev_upload(snn_context *ctx, const float *h, size_t n) {
+    cl_mem m;
+    ck_assert_snn_ok(snn_buffer_create(ctx, n * sizeof(float), &m));
+    ck_assert_snn_ok(snn_buffer_write(ctx, m, 0, n * sizeof(float), h));
+    return m;
+}
+
+/* A device buffer of n floats holding the sentinel pattern. */
+static cl_mem dev_sentinel(snn_context *ctx, size_t n) {
+    float *h = sentinel_array(n);
+    cl_mem m = dev_upload(ctx, h, n);
+    free(h);
+    return m;
+}
+
+/* Reads n floats (blocking; the queue is in order, so earlier kernels have finished). */
+static float *dev_download(snn_context *ctx, cl_mem m, size_t n) {
+    float *h = host_alloc(n);
+    ck_assert_snn_ok(snn_buffer_read(ctx, m, 0, n * sizeof(float), h));
+    return h;
+}
+
+static void assert_bits_equal(const float *got, const float *want, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        expect_msg(bits_of(got[i]) == bits_of(want[i]), "%s: element %zu is %.9g, expected %.9g", what, i,
+                   (double)got[i], (double)want[i]);
+}
+
+static void assert_close(const float *got, const double *want, size_t n, double floor, double tol,
+                         const char *what) {
+    size_t at = 0;
+    double err = max_rel_err(got, want, n, floor, &at);
+    expect_msg(err <= tol, "%s: relative error %.3g > %.3g at element %zu (got %.9g, expected %.9g)", what,
+               err, tol, at, (double)got[at], want[at]);
+}
+
+static size_t count_spikes(const float *s, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += s[i] != 0.0f;
+    return k;
+}
+
+/* ------------------------------------------------------------------ philox -- */
+
+typedef struct kat_vector {
+    uint32_t ctr[4], key[2], out[4];
+} kat_vector;
+
+/* Random123 kat_vectors, "philox4x32 10" lines. */
+static const kat_vector philox_kat[] = {
+    {{0, 0, 0, 0}, {0, 0}, {0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}},
+    {{0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu},
+     {0xffffffffu, 0xffffffffu},
+     {0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu}},
+    {{0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u},
+     {0xa4093822u, 0x299f31d0u},
+     {0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}},
+};
+#define N_KAT (sizeof philox_kat / sizeof philox_kat[0])
+
+START_TEST(test_philox_host_kat) {
+    for (size_t k = 0; k < N_KAT; k++) {
+        uint32_t out[4];
+        snn_philox4x32_10(philox_kat[k].ctr, philox_kat[k].key, out);
+        for (int w = 0; w < 4; w++)
+            expect_msg(out[w] == philox_kat[k].out[w],
+                       "host philox vector %zu word %d: 0x%08x, expected 0x%08x", k, w, (unsigned)out[w],
+                       (unsigned)philox_kat[k].out[w]);
+    }
+}
+END_TEST
+
+START_TEST(test_philox_device_kat) {
+    snn_context *ctx = test_context();
+    enum { NB = 7, PAD = 9 };
+    const size_t words = NB * 4 + PAD;
+    for (size_t k = 0; k < N_KAT; k++) {
+        const kat_vector *v = &philox_kat[k];
+        cl_mem out = dev_sentinel(ctx, words);
+        cl_uint4 ctr;
+        cl_uint2 key;
+        for (int w = 0; w < 4; w++)
+            ctr.s[w] = v->ctr[w];
+        key.s[0] = v->key[0];
+        key.s[1] = v->key[1];
+        size_t global[1] = {NB};
+        ck_assert_snn_ok(snn_launch(
+            ctx, "philox_blocks", 1, global, NULL,
+            SNN_ARGS(SNN_ARG_MEM(out), ((snn_arg){sizeof ctr, &ctr}), ((snn_arg){sizeof key, &key}))));
+        float *h = dev_download(ctx, out, words);
+        for (uint32_t i = 0; i < NB; i++) {
+            /* Block i uses ctr + (i, 0, 0, 0), per-component (wrapping, no carry). */
+            uint32_t c[4] = {v->ctr[0] + i, v->ctr[1], v->ctr[2], v->ctr[3]}, want[4], got[4];
+            if (i == 0)
+                memcpy(want, v->out, sizeof want);
+            else
+                snn_philox4x32_10(c, v->key, want);
+            memcpy(got, h + 4 * i, sizeof got);
+            for (int w = 0; w < 4; w++)
+                expect_msg(got[w] == want[w],
+                           "device philox vector %zu block %u word %d: 0x%08x, expected 0x%08x", k,
+                           (unsigned)i, w, (unsigned)got[w], (unsigned)want[w]);
+        }
+        assert_sentinel(h, NB * 4, words, "philox_blocks");
+        free(h);
+        snn_buffer_release(&out);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------- encode_rate -- */
+
+static float clamp01(float p) { return p < 0.0f ? 0.0f : p > 1.0f ? 1.0f : p; }
+
+/* x (B, C, HW) -> out (C, T, B, HW), as documented in cl/encode.cl. */
+static void ref_encode_rate(const float *x, float *out, size_t B, size_t C, size_t HW, size_t T, size_t t0,
+                            float gain, uint64_t seed) {
+    const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    for (size_t e = 0; e < B * C * HW; e++) {
+        const size_t b = e / (C * HW), c = (e / HW) % C, hw = e % HW;
+        const float p = clamp01(x[e] * gain);
+        const uint64_t threshold = (uint64_t)(p * 4294967296.0f);
+        for (size_t t = 0; t < T; t++) {
+            const uint32_t ctr[4] = {(uint32_t)(e >> 2), (uint32_t)(t0 + t), 0u, 0u};
+            uint32_t r[4];
+            snn_philox4x32_10(ctr, key, r);
+            out[((c * T + t) * B + b) * HW + hw] = (uint64_t)r[e & 3] < threshold ? 1.0f : 0.0f;
+        }
+    }
+}
+
+/* Runs encode_rate into a fresh sentinel buffer; returns the whole buffer (n + pad). */
+static float *run_encode(snn_context *ctx, cl_mem x, size_t B, size_t C, size_t HW, size_t T, size_t t0,
+                         float gain, uint64_t seed, size_t pad) {
+    const size_t n = C * T * B * HW;
+    cl_mem out = dev_sentinel(ctx, n + pad);
+    ck_assert_snn_ok(snn_op_encode_rate(ctx, x, out, B, C, HW, T, t0, gain, seed));
+    float *h = dev_download(ctx, out, n + pad);
+    assert_sentinel(h, n, n + pad, "encode_rate");
+    snn_buffer_release(&out);
+    return h;
+}
+
+START_TEST(test_encode_rate_exact) {
+    snn_context *ctx = test_context();
+    test_rng r;
+    test_rng_seed(&r, 11);
+    const size_t B = 3, C = 3, HW = 5 * 7, T = 7, n = B * C * HW, pad = 13;
+    const float gain = 0.8f;
+    const uint64_t seed = 0x9e3779b97f4a7c15ull;
+    float *x = random_array(&r, n, -0.5f, 1.5f);
+    /* Edges: p = 0, p exactly 1, p above 1, p = 1/2, negative. */
+    x[0] = 0.0f, x[1] = 1.0f / gain, x[2] = 1.4f, x[3] = 0.5f / gain, x[4] = -0.25f, x[n - 1] = 1.25f;
+    cl_mem xd = dev_upload(ctx, x, n);
+
+    float *full = run_encode(ctx, xd, B, C, HW, T, 0, gain, seed, pad);
+    float *want = host_alloc(C * T * B * HW);
+    ref_encode_rate(x, want, B, C, HW, T, 0, gain, seed);
+    assert_bits_equal(full, want, C * T * B * HW, "encode_rate (t0 = 0)");
+    const size_t spikes = count_spikes(full, C * T * B * HW);
+    expect_msg(spikes > C * T * B * HW / 5 && spikes < C * T * B * HW * 4 / 5, "implausible spike count %zu",
+               spikes);
+
+    /* A chunk of steps 3..6 equals the corresponding slice of the full run. */
+    const size_t t0 = 3, Tc = 4;
+    float *chunk = run_encode(ctx, xd, B, C, HW, Tc, t0, gain, seed, pad);
+    ref_encode_rate(x, want, B, C, HW, Tc, t0, gain, seed);
+    assert_bits_equal(chunk, want, C * Tc * B * HW, "encode_rate (t0 = 3)");
+    for (size_t c = 0; c < C; c++)
+        for (size_t t = 0; t < Tc; t++)
+            for (size_t b = 0; b < B; b++)
+                for (size_t hw = 0; hw < HW; hw++)
+                    expect_msg(chunk[((c * Tc + t) * B + b) * HW + hw] ==
+                                   full[((c * T + t0 + t) * B + b) * HW + hw],
+                               "chunk c=%zu t=%zu b=%zu hw=%zu differs from the full run", c, t, b, hw);
+    free(chunk);
+
+    /* A chunk far into the sequence. */
+    chunk = run_encode(ctx, xd, B, C, HW, 2, 123457, gain, seed, pad);
+    ref_encode_rate(x, want, B, C, HW, 2, 123457, gain, seed);
+    assert_bits_equal(chunk, want, C * 2 * B * HW, "encode_rate (t0 = 123457)");
+
+    free(chunk);
+    free(full);
+    free(want);
+    free(x);
+    snn_buffer_release(&xd);
+}
+END_TEST
+
+/* The threshold itself: for an element and step whose Philox word w is below 2^23,
+ * p = w/2^32 and p = (w + 1/2)/2^32 are exact floats with p*2^32 truncating to w, so
+ * the element must not spike (w < w is false), while p = (w + 1)/2^32 must. */
+START_TEST(test_encode_rate_threshold) {
+    snn_context *ctx = test_context();
+    const size_t HW = 7;
+    const uint64_t seed = 0x5eed0000c0de0001ull;
+    const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    float x[7];
+    for (size_t e = 0; e < HW; e++)
+        x[e] = 0.5f;
+    const size_t elements[] = {0, 1, 2, 3, 6};
+    for (size_t k = 0; k < sizeof elements / sizeof elements[0]; k++) {
+        const size_t e = elements[k];
+        uint32_t t = 0, w = 0;
+        for (;; t++) { /* about 2^9 tries */
+            const uint32_t ctr[4] = {(uint32_t)(e >> 2), t, 0u, 0u};
+            uint32_t rr[4];
+            snn_philox4x32_10(ctr, key, rr);
+            w = rr[e & 3];
+            if (w > 0 && w < (1u << 23))
+                break;
+            expect_msg(t < 1000000, "no small Philox word found");
+        }
+        const double steps[3] = {0.0, 0.5, 1.0};
+        for (int v = 0; v < 3; v++) {
+            x[e] = (float)(((double)w + steps[v]) / 4294967296.0);
+            expect_msg((double)x[e] * 4294967296.0 == (double)w + steps[v], "x is not exact");
+            cl_mem xd = dev_upload(ctx, x, HW);
+            float *s = run_encode(ctx, xd, 1, 1, HW, 1, t, 1.0f, seed, 3);
+            const float want = v == 2 ? 1.0f : 0.0f;
+            expect_msg(s[e] == want, "element %zu step %u word %u, x*2^32 = %u + %.1f: spike %g, expected %g",
+                       e, (unsigned)t, (unsigned)w, (unsigned)w, steps[v], (double)s[e], (double)want);
+            free(s);
+            snn_buffer_release(&xd);
+        }
+        x[e] = 0.5f;
+    }
+}
+END_TEST
+
+START_TEST(test_encode_rate_statistics) {
+    snn_context *ctx = test_context();
+    const size_t HW = 101, T = 400;
+    float *x = host_alloc(HW);
+    for (size_t i = 0; i < HW; i++)
+        x[i] = (float)(-0.5 + 0.02 * (double)i); /* -0.5 .. 1.5 */
+    cl_mem xd = dev_upload(ctx, x, HW);
+    const float gains[] = {1.0f, 0.5f};
+    for (size_t gi = 0; gi < 2; gi++) {
+        const float gain = gains[gi];
+        float *s = run_encode(ctx, xd, 1, 1, HW, T, 17, gain, 0x0123456789abcdefull, 5);
+        for (size_t i = 0; i < HW; i++) {
+            size_t count = 0;
+            for (size_t t = 0; t < T; t++) {
+                const float v = s[t * HW + i];
+                expect_msg(v == 0.0f || v == 1.0f, "spike value %g is neither 0 nor 1", (double)v);
+                count += v != 0.0f;
+            }
+            const double p = clamp01(x[i] * gain);
+            if (p == 0.0)
+                expect_msg(count == 0, "x=%g gain=%g (p = 0) spiked %zu times", (double)x[i], (double)gain,
+                           count);
+            else if (p == 1.0)
+                expect_msg(count == T, "x=%g gain=%g (p = 1) spiked only %zu of %zu times", (double)x[i],
+                           (double)gain, count, T);
+            else {
+                const double mean = (double)T * p, sigma = sqrt((double)T * p * (1.0 - p));
+                expect_msg(fabs((double)count - mean) <= 5.0 * sigma + 1e-9,
+                           "x=%g gain=%g: %zu spikes in %zu steps, expected %.1f +- %.1f (5 sigma)",
+                           (double)x[i], (double)gain, count, T, mean, 5.0 * sigma);
+            }
+        }
+        free(s);
+    }
+    free(x);
+    snn_buffer_release(&xd);
+}
+END_TEST
+
+START_TEST(test_encode_rate_seeds) {
+    snn_context *ctx = test_context();
+    test_rng r;
+    test_rng_seed(&r, 12);
+    const size_t B = 2, C = 3, HW = 37, T = 5, n = C * T * B * HW;
+    float *x = random_array(&r, B * C * HW, 0.2f, 0.8f);
+    cl_mem xd = dev_upload(ctx, x, B * C * HW);
+    const uint64_t seed = 0x00000005deadbeefull;
+    float *a = run_encode(ctx, xd, B, C, HW, T, 0, 1.0f, seed, 3);
+    float *a2 = run_encode(ctx, xd, B, C, HW, T, 0, 1.0f, seed, 3);
+    assert_bits_equal(a2, a, n, "encode_rate with the same seed");
+    /* Seeds differing only in the low or only in the high 32 bits. */
+    const uint64_t others[] = {seed ^ 1u, seed ^ (1ull << 40)};
+    for (size_t k = 0; k < 2; k++) {
+        float *b = run_encode(ctx, xd, B, C, HW, T, 0, 1.0f, others[k], 3);
+        size_t differ = 0;
+        for (size_t i = 0; i < n; i++)
+            differ += a[i] != b[i];
+        /* Expected fraction 2p(1-p) >= 0.32. */
+        expect_msg(differ > n / 5, "seed %016llx vs %016llx: only %zu of %zu spikes differ",
+                   (unsigned long long)seed, (unsigned long long)others[k], differ, n);
+        free(b);
+    }
+    free(a);
+    free(a2);
+    free(x);
+    snn_buffer_release(&xd);
+}
+END_TEST
+
+/* ------------------------------------------------------- channel-major ops -- */
+
+START_TEST(test_to_channel_major) {
+    snn_context *ctx = test_context();
+    test_rng r;
+    test_rng_seed(&r, 21);
+    const struct {
+        size_t B, T_total, t0, T, C, HW;
+    } cases[] = {{3, 9, 2, 5, 3, 13}, {2, 1, 0, 1, 5, 7}, {1, 4, 3, 1, 1, 9}, {4, 6, 0, 6, 2, 1}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const size_t B = cases[k].B, Tt = cases[k].T_total, t0 = cases[k].t0, T = cases[k].T, C = cases[k].C,
+                     HW = cases[k].HW;
+        const size_t n_in = B * Tt * C * HW, n = C * T * B * HW, pad = 11;
+        float *in = random_array(&r, n_in, -2.0f, 2.0f);
+        cl_mem ind = dev_upload(ctx, in, n_in), out = dev_sentinel(ctx, n + pad);
+        ck_assert_snn_ok(snn_op_to_channel_major(ctx, ind, out, B, Tt, t0, T, C, HW));
+        float *got = dev_download(ctx, out, n + pad), *want = host_alloc(n);
+        for (size_t c = 0; c < C; c++)
+            for (size_t t = 0; t < T; t++)
+                for (size_t b = 0; b < B; b++)
+                    for (size_t hw = 0; hw < HW; hw++)
+                        want[((c * T + t) * B + b) * HW + hw] = in[((b * Tt + t0 + t) * C + c) * HW + hw];
+        assert_bits_equal(got, want, n, "to_channel_major");
+        assert_sentinel(got, n, n + pad, "to_channel_major");
+        free(got);
+        free(want);
+        free(in);
+        snn_buffer_release(&ind);
+        snn_buffer_release(&out);
+    }
+}
+END_TEST
+
+START_TEST(test_scale_to_channel_major) {
+    snn_context *ctx = test_context();
+    test_rng r;
+    test_rng_seed(&r, 22);
+    const struct {
+        size_t B, C, HW;
+        float scale;
+    } cases[] = {{3, 5, 11, 0.37f}, {1, 3, 1, -2.5f}, {5, 1, 7, 1e-3f}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const size_t B = cases[k].B, C = cases[k].C, HW = cases[k].HW, n = B * C * HW, pad = 7;
+        const float scale = cases[k].scale;
+        float *in = random_array(&r, n, -3.0f, 3.0f);
+        cl_mem ind = dev_upload(ctx, in, n), out = dev_sentinel(ctx, n + pad);
+        ck_assert_snn_ok(snn_op_scale_to_channel_major(ctx, ind, out, B, C, HW, scale));
+        float *got = dev_download(ctx, out, n + pad), *want = host_alloc(n);
+        for (size_t b = 0; b < B; b++)
+            for (size_t c = 0; c < C; c++)
+                for (size_t hw = 0; hw < HW; hw++)
+                    want[(c * B + b) * HW + hw] = scale * in[(b * C + c) * HW + hw];
+        assert_bits_equal(got, want, n, "scale_to_channel_major");
+        assert_sentinel(got, n, n + pad, "scale_to_channel_major");
+        free(got);
+        free(want);
+        free(in);
+        snn_buffer_release(&ind);
+        snn_buffer_release(&out);
+    }
+}
+END_TEST
+
+/* The unit normal of element e (of a (B, C, HW) tensor), per cl/encode.cl, in double
+ * from the same float uniforms. */
+static double ref_normal(uint64_t seed, unsigned layer, size_t e) {
+    const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    const uint32_t ctr[4] = {(uint32_t)(e >> 2), layer, 1u /* SNN_STREAM_NORMAL */, 0u};
+    uint32_t r[4];
+    snn_philox4x32_10(ctr, key, r);
+    const size_t k = e & 3;
+    const uint32_t a = k < 2 ? r[0] : r[2], bw = k < 2 ? r[1] : r[3];
+    const float u1 = ((float)(a >> 8) + 1.0f) * (1.0f / 16777217.0f);
+    const float u2 = (float)(bw >> 8) * (1.0f / 16777216.0f);
+    const float ang = 6.283185307179586f * u2;
+    const double rad = sqrt(-2.0 * log((double)u1));
+    return (k & 1) ? rad * sin((double)ang) : rad * cos((double)ang);
+}
+
+static float *run_normal(snn_context *ctx, size_t B, size_t C, size_t HW, unsigned layer, float scale,
+                         uint64_t seed, size_t pad) {
+    const size_t n = B * C * HW;
+    cl_mem out = dev_sentinel(ctx, n + pad);
+    ck_assert_snn_ok(snn_op_normal(ctx, out, B, C, HW, layer, scale, seed));
+    float *h = dev_download(ctx, out, n + pad);
+    assert_sentinel(h, n, n + pad, "normal_channel_major");
+    snn_buffer_release(&out);
+    return h;
+}
+
+START_TEST(test_normal_channel_major) {
+    snn_context *ctx = test_context();
+    const size_t B = 5, C = 7, HW = 2861, n = B * C * HW, pad = 9; /* 100135 samples */
+    const uint64_t seed = 0xfeedface00c0ffeeull;
+    const unsigned layer = 2;
+    float *u = run_normal(ctx, B, C, HW, layer, 1.0f, seed, pad);
+
+    /* Values and layout against the reference (not bit-identical: log, sin, cos). */
+    double *want = host_alloc_d(n);
+    for (size_t b = 0; b < B; b++)
+        for (size_t c = 0; c < C; c++)
+            for (size_t hw = 0; hw < HW; hw++)
+                want[(c * B + b) * HW + hw] = ref_normal(seed, layer, (b * C + c) * HW + hw);
+    assert_close(u, want, n, 1.0, 1e-4, "normal_channel_major against the Box-Muller reference");
+
+    /* Moments: mean 0 and variance 1 within 5 standard errors; P(|z| < 1). */
+    double sum = 0, sum2 = 0;
+    size_t inside = 0;
+    for (size_t i = 0; i < n; i++) {
+        expect_msg(isfinite(u[i]), "normal value %zu is not finite", i);
+        sum += u[i];
+        sum2 += (double)u[i] * u[i];
+        inside += fabs(u[i]) < 1.0f;
+    }
+    const double mean = sum / (double)n, var = sum2 / (double)n - mean * mean;
+    expect_msg(fabs(mean) < 5.0 / sqrt((double)n), "mean %g of %zu normals", mean, n);
+    expect_msg(fabs(var - 1.0) < 5.0 * sqrt(2.0 / (double)n), "variance %g of %zu normals", var, n);
+    const double p1 = 0.6826894921370859, frac = (double)inside / (double)n;
+    expect_msg(fabs(frac - p1) < 5.0 * sqrt(p1 * (1 - p1) / (double)n), "P(|z| < 1) = %g", frac);
+
+    /* Same seed and layer: identical. */
+    float *u2 = run_normal(ctx, B, C, HW, layer, 1.0f, seed, pad);
+    assert_bits_equal(u2, u, n, "normal_channel_major with the same seed");
+    free(u2);
+
+    /* Another layer, or a seed differing only in its high word: different values. */
+    const struct {
+        unsigned layer;
+        uint64_t seed;
+    } other[] = {{layer + 1, seed}, {0, seed}, {layer, seed ^ (1ull << 33)}};
+    for (size_t k = 0; k < 3; k++) {
+        float *v = run_normal(ctx, B, C, HW, other[k].layer, 1.0f, other[k].seed, pad);
+        size_t same = 0;
+        for (size_t i = 0; i < n; i++)
+            same += bits_of(v[i]) == bits_of(u[i]);
+        expect_msg(same < n / 100, "layer %u seed %016llx: %zu of %zu values equal those of layer %u",
+                   other[k].layer, (unsigned long long)other[k].seed, same, n, layer);
+        free(v);
+    }
+
+    /* The scale multiplies the same normals. */
+    const float scale = 0.3f;
+    float *s = run_normal(ctx, B, C, HW, layer, scale, seed, pad);
+    for (size_t i = 0; i < n; i++)
+        expect_msg(bits_of(s[i]) == bits_of(scale * u[i]), "scaled normal %zu is %.9g, expected %.9g", i,
+                   (double)s[i], (double)(scale * u[i]));
+    free(s);
+    free(want);
+    free(u);
+}
+END_TEST
+
+/* ----------------------------------------------------------------- conv3x3 -- */
+
+/* out (Cout, N, H, W) = conv3x3(in (C, N, H, W), w (Cout, C, 3, 3)), stride 1, pad 1. */
+static void ref_conv3x3(const float *in, const float *w, double *out, size_t C, size_t N, size_t H, size_t W,
+                        size_t Cout) {
+    for (size_t co = 0; co < Cout; co++)
+        for (size_t n = 0; n < N; n++)
+            for (size_t y = 0; y < H; y++)
+                for (size_t x = 0; x < W; x++) {
+                    double acc = 0;
+                    for (size_t c = 0; c < C; c++)
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++) {
+                                const long sy = (long)y + ky - 1, sx = (long)x + kx - 1;
+                                if (sy < 0 || sy >= (long)H || sx < 0 || sx >= (long)W)
+                                    continue;
+                                acc += (double)w[((co * C + c) * 3 + (size_t)ky) * 3 + (size_t)kx] *
+                                       in[((c * N + n) * H + (size_t)sy) * W + (size_t)sx];
+                            }
+                    out[((co * N + n) * H + y) * W + x] = acc;
+                }
+}
+
+START_TEST(test_conv3x3) {
+    snn_context *ctx = test_context();
+    test_rng r;
+    test_rng_seed(&r, 31);
+    const struct {
+        size_t C, N, H, W, Cout;
+    } shapes[] = {
+        {1, 3, 5, 7, 4}, {5, 3, 5, 7, 6}, {3, 4, 6, 3, 5},
+        {2, 3, 1, 9, 3}, {4, 5, 7, 5, 1}, {7, 2, 11, 13, 9},
+    };
+    /* One workspace kept across shapes (grows on demand), small limit. */
+    snn_workspace shared = {NULL, 0, 4096};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const size_t C = shapes[k].C, N = shapes[k].N, H = shapes[k].H, W = shapes[k].W,
+                     Cout = shapes[k].Cout;
+        const size_t n_in = C * N * H * W, n_w = Cout * C * 9, n = Cout * N * H * W, pad = 17;
+        const size_t per_image = C * 9 * H * W * sizeof(float);
+        float *in = random_array(&r, n_in, -1.0f, 1.0f), *w = random_array(&r, n_w, -1.0f, 1.0f);
+        double *want = host_alloc_d(n);
+        ref_conv3x3(in, w, want, C, N, H, W, Cout);
+        cl_mem ind = dev_upload(ctx, in, n_in), wd = dev_upload(ctx, w, n_w);
+        /* chunk of 1 image, a few KB, 2 images (N = 3: chunks 2 + 1), everything at once */
+        const size_t limits[] = {1, 4096, 2 * per_image, (size_t)1 << 26, 0};
+        for (size_t li = 0; li < sizeof limits / sizeof limits[0]; li++) {
+            snn_workspace own = {NULL, 0, limits[li]};
+            snn_workspace *ws = limits[li] ? &own : &shared;
+            /* A small limit: hand the op a sentinel-filled workspace with room beyond
+             * max(limit, one image), which it must not touch. */
+            const size_t allowed = (limits[li] > per_image ? limits[li] : per_image) / sizeof(float);
+            const size_t ws_len = allowed + 23;
+            if (limits[li] && limits[li] < ((size_t)1 << 20)) {
+                own.buf = dev_sentinel(ctx, ws_len);
+                own.cap = ws_len * sizeof(float);
+            }
+            cl_mem out = dev_sentinel(ctx, n + pad);
+            ck_assert_snn_ok(snn_op_conv3x3(ctx, ind, C, N, H, W, wd, Cout, out, ws));
+            float *got = dev_download(ctx, out, n + pad);
+            char what[160];
+            snprintf(what, sizeof what, "conv3x3 C=%zu N=%zu H=%zu W=%zu Cout=%zu limit=%zu", C, N, H, W,
+                     Cout, ws->limit);
+            assert_close(got, want, n, 1.0, 1e-4, what);
+            assert_sentinel(got, n, n + pad, what);
+            free(got);
+            if (own.buf && own.cap == ws_len * sizeof(float)) {
+                float *scratch = dev_download(ctx, own.buf, ws_len);
+                assert_sentinel(scratch, allowed, ws_len, "conv3x3 workspace beyond the limit");
+                free(scratch);
+            }
+            snn_buffer_release(&out);
+            if (ws == &own)
+                snn_workspace_release(&own);
+        }
+        free(in);
+        free(w);
+        free(want);
+        snn_buffer_release(&ind);
+        snn_buffer_release(&wd);
+    }
+    snn_workspace_release(&shared);
+}
+END_TEST
+
+/* --------------------------------------------------------------------- LIF -- */
+
+/* Host views of the buffers an snn_lif_args names. */
+typedef struct lif_host {
+    const float *in, *scale, *shift;
+    float *mem, *delta, *spk;
+    double *sq;         /* indexed like the device buffer, sq_off included */
+    int mode;           /* contraction, below */
+    size_t reset_flips; /* lyapunov: steps where exactly one trajectory resets */
+} lif_host;
+
+/* OpenCL C lets the compiler contract a*b + c into one fused multiply-add
+ * (FP_CONTRACT is ON by default and cl/ does not turn it off), and PoCL on an FMA
+ * CPU does so, so `beta*v + (a*x + c) - reset` may be evaluated with the inner, the
+ * outer, both or neither product fused. The references below follow one mode at a
+ * time; the device has to match one of them bit for bit (membranes and spikes).
+ * FINDING (reported, not a test failure): on PoCL the kernels match CONTRACT_BOTH,
+ * not the unfused CONTRACT_NONE that the source reads as. */
+enum { CONTRACT_NONE, CONTRACT_INNER, CONTRACT_OUTER, CONTRACT_BOTH, N_CONTRACT };
+static const char *const contract_names[] = {"unfused", "inner fma", "outer fma", "both fma"};
+
+static float lif_update(int mode, float beta, float v, float a, float x, float c, float reset) {
+    const float cur = mode == CONTRACT_INNER || mode == CONTRACT_BOTH ? fmaf(a, x, c) : a * x + c;
+    const float leak = mode == CONTRACT_OUTER || mode == CONTRACT_BOTH ? fmaf(beta, v, cur) : beta * v + cur;
+    return leak - reset;
+}
+
+/* beta*d + a*dx - dreset; clang fuses the left product first. */
+static float delta_update(int mode, float beta, float d, float a, float dx, float dreset) {
+    const float ad = a * dx;
+    const float leak = mode == CONTRACT_OUTER || mode == CONTRACT_BOTH ? fmaf(beta, d, ad) : beta * d + ad;
+    return leak - dreset;
+}
+
+static void ref_lif_forward(const snn_lif_args *a, lif_host *h) {
+    const size_t M = a->B * a->S;
+    for (size_t g = 0; g < a->G; g++)
+        for (size_t m = 0; m < M; m++) {
+            const float sc = h->scale[g], sh = h->shift[g];
+            float v = h->mem[g * M + m];
+            for (size_t t = 0; t < a->T; t++) {
+                const float x = h->in[a->in_off + g * a->gstride + t * a->tstride + m];
+                const float reset = v > a->thr ? a->thr : 0.0f;
+                v = lif_update(h->mode, a->beta, v, sc, x, sh, reset);
+                h->spk[g * a->spk_gstride + t * M + m] = v > a->thr ? 1.0f : 0.0f;
+            }
+            h->mem[g * M + m] = v;
+        }
+}
+
+static void ref_lif_lyapunov(const snn_lif_args *a, lif_host *h) {
+    const size_t M = a->B * a->S, n = a->G * a->S, S = a->S;
+    for (size_t t = 0; t < a->T; t++)
+        for (size_t b = 0; b < a->B; b++) {
+            double acc = 0;
+            for (size_t i = 0; i < n; i++) {
+                const size_t g = i / S, m = b * S + i % S, state = g * M + m;
+                const size_t src = a->in_off + g * a->gstride + t * a->tstride + m;
+                const float x = h->in[src], xp = h->in[src + a->p_off], sc = h->scale[g];
+                const float v = h->mem[state], d = h->delta[state];
+                const float reset = v > a->thr ? a->thr : 0.0f;
+                const float reset_p = v + d > a->thr ? a->thr : 0.0f;
+                h->reset_flips += reset_p != reset;
+                const float v_new = lif_update(h->mode, a->beta, v, sc, x, h->shift[g], reset);
+                const float d_new = delta_update(h->mode, a->beta, d, sc, xp - x, reset_p - reset);
+                h->mem[state] = v_new;
+                h->delta[state] = d_new;
+                const size_t out = g * a->spk_gstride + t * M + m;
+                h->spk[out] = v_new > a->thr ? 1.0f : 0.0f;
+                h->spk[out + a->T * M] = v_new + d_new > a->thr ? 1.0f : 0.0f;
+                acc += (double)d_new * d_new;
+            }
+            const float renorm = a->eps / sqrtf((float)acc + 1e-12f);
+            for (size_t i = 0; i < n; i++)
+                h->delta[(i / S) * M + b * S + i % S] *= renorm;
+            h->sq[a->sq_off + (a->t0 + t) * a->B + b] = acc;
+        }
+}
+
+/* Runs the reference (forward, or lyapunov when h->delta is set) from mem0/delta0 in
+ * each contraction mode until its membranes equal the device's `mem` bit for bit, and
+ * leaves that mode's results in h (spk and sq sentinel-initialized). Fails, showing the
+ * unfused reference's first difference, when no mode matches. */
+static int run_lif_reference(const snn_lif_args *a, lif_host *h, const float *mem0, const float *delta0,
+                             size_t spk_len, size_t sq_len, const float *mem, const char *what) {
+    const size_t n = a->G * a->B * a->S;
+    for (int mode = 0; mode <= N_CONTRACT; mode++) {
+        h->mode = mode < N_CONTRACT ? mode : CONTRACT_NONE;
+        memcpy(h->mem, mem0, n * sizeof(float));
+        if (h->delta && delta0)
+            memcpy(h->delta, delta0, n * sizeof(float));
+        h->reset_flips = 0;
+        fill_sentinel(h->spk, 0, spk_len);
+        if (h->sq)
+            for (size_t i = 0; i < sq_len; i++)
+                h->sq[i] = NAN;
+        if (h->delta)
+            ref_lif_lyapunov(a, h);
+        else
+            ref_lif_forward(a, h);
+        if (mode < N_CONTRACT && memcmp(h->mem, mem, n * sizeof(float)) == 0)
+            return mode;
+    }
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s (no contraction mode matches; the %s reference is shown)", what,
+             contract_names[CONTRACT_NONE]);
+    assert_bits_equal(mem, h->mem, n, msg); /* fails */
+    return -1;
+}
+
+/* Input (NaN sentinel everywhere, random values at the positions a step range reads). */
+static float *lif_input(test_rng *r, size_t len, size_t in_off, size_t gstride, size_t tstride, size_t G,
+                        size_t M, size_t T) {
+    float *in = sentinel_array(len);
+    for (size_t g = 0; g < G; g++)
+        for (size_t t = 0; t < (tstride ? T : 1); t++)
+            for (size_t m = 0; m < M; m++)
+                in[in_off + g * gstride + t * tstride + m] = test_rng_uniform(r, -0.5f, 1.5f);
+    return in;
+}
+
+/* Checks spikes of layout spk[g*sg + t*M + m] (t < T), gaps and tail being sentinel. */
+static void check_spikes(const float *got, const float *want, size_t len, size_t G, size_t sg, size_t TM,
+                         const char *what) {
+    for (size_t g = 0; g < G; g++) {
+        for (size_t i = g * sg; i < g * sg + TM; i++)
+            expect_msg(got[i] == want[i], "%s: spike %zu (group %zu, offset %zu) is %g, expected %g", what, i,
+                       g, i - g * sg, (double)got[i], (double)want[i]);
+        assert_sentinel(got, g * sg + TM, g + 1 < G ? (g + 1) * sg : g * sg + TM, what);
+    }
+    assert_sentinel(got, (G - 1) * sg + TM, len, what);
+}
+
+START_TEST(test_lif_forward) {
+    snn_context *ctx = test_context();
+    test_rng r;
+    test_rng_seed(&r, 41);
+    const size_t G = 3, B = 2, S = 13, M = B * S, T = 7, pad = 6;
+    const size_t in_off = 5, tstride = M + 3, gstride = T * tstride + 7;
+    const size_t in_len = in_off + (G - 1) * gstride + (T - 1) * tstride + M + 11;
+    float *in = lif_input(&r, in_len, in_off, gstride, tstride, G, M, T);
+    float *scale = random_array(&r, G, 0.5f, 1.5f), *shift = random_array(&r, G, -0.2f, 0.3f);
+    float *mem0 = sentinel_array(G * M + pad);
+    test_fill_uniform(&r, mem0, G * M, -0.5f, 1.5f);                      /* some start above threshold */
+    mem0[0] = 0.9f, mem0[1] = nextafterf(0.9f, 2.0f), mem0[M + 2] = 0.9f; /* at and just above thr */
+    cl_mem ind = dev_upload(ctx, in, in_len), scd = dev_upload(ctx, scale, G),
+           shd = dev_upload(ctx, shift, G);
+
+    snn_lif_args a = {0};
+    a.in = ind, a.in_off = in_off, a.gstride = gstride, a.tstride = tstride;
+    a.scale = scd, a.shift = shd, a.beta = 0.83f, a.thr = 0.9f;
+    a.G = G, a.S = S, a.B = B, a.T = T, a.t0 = 0;
+
+    /* One call over all 7 steps, groups spk_gstride apart with gaps. */
+    const size_t sg = T * M + 4, spk_len = (G - 1) * sg + T * M + 9;
+    cl_mem memd = dev_upload(ctx, mem0, G * M + pad), spkd = dev_sentinel(ctx, spk_len);
+    a.mem = memd, a.spk = spkd, a.spk_gstride = sg;
+    ck_assert_snn_ok(snn_op_lif_forward(ctx, &a));
+    float *spk = dev_download(ctx, spkd, spk_len), *mem = dev_download(ctx, memd, G * M + pad);
+
+    float *want_spk = sentinel_array(spk_len), *want_mem = host_alloc(G * M);
+    lif_host h = {in, scale, shift, want_mem, NULL, want_spk, NULL, 0, 0};
+    const int mode = run_lif_reference(&a, &h, mem0, NULL, spk_len, 0, mem, "lif_forward membranes");
+    expect_msg(mode >= 0, "no contraction mode matches");
+    check_spikes(spk, want_spk, spk_len, G, sg, T * M, "lif_forward spikes");
+    assert_sentinel(mem, G * M, G * M + pad, "lif_forward membranes");
+    const size_t nspk = count_spikes(want_spk, (G - 1) * sg + T * M);
+    expect_msg(nspk > G * T * M / 10 && nspk < G * T * M * 9 / 10, "implausible spike count %zu", nspk);
+
+    /* The same steps in two chunks (3 + 4) with the state carried in mem. */
+    cl_mem mem2d = dev_upload(ctx, mem0, G * M + pad);
+    const size_t Tc[2] = {3, 4};
+    size_t t_start = 0;
+    for (int c = 0; c < 2; c++) {
+        const size_t sgc = Tc[c] * M + 1 + (size_t)c, len = (G - 1) * sgc + Tc[c] * M + 5;
+        cl_mem cd = dev_sentinel(ctx, len);
+        snn_lif_args ac = a;
+        ac.in_off = in_off + t_start * tstride, ac.T = Tc[c], ac.t0 = t_start;
+        ac.mem = mem2d, ac.spk = cd, ac.spk_gstride = sgc;
+        ck_assert_snn_ok(snn_op_lif_forward(ctx, &ac));
+        float *got = dev_download(ctx, cd, len), *slice = sentinel_array(len);
+        for (size_t g = 0; g < G; g++)
+            for (size_t t = 0; t < Tc[c]; t++)
+                memcpy(slice + g * sgc + t * M, spk + g * sg + (t_start + t) * M, M * sizeof(float));
+        check_spikes(got, slice, len, G, sgc, Tc[c] * M, "lif_forward chunk spikes");
+        free(got);
+        free(slice);
+        snn_buffer_release(&cd);
+        t_start += Tc[c];
+    }
+    float *mem2 = dev_download(ctx, mem2d, G * M + pad);
+    assert_bits_equal(mem2, mem, G * M, "lif_forward membranes after two chunks");
+    assert_sentinel(mem2, G * M, G * M + pad, "lif_forward membranes after two chunks");
+    free(mem2);
+    snn_buffer_release(&mem2d);
+
+    free(spk);
+    free(mem);
+    free(want_spk);
+    free(want_mem);
+    free(in);
+    free(mem0);
+    free(scale);
+    free(shift);
+    snn_buffer_release(&ind);
+    snn_buffer_release(&scd);
+    snn_buffer_release(&shd);
+    snn_buffer_release(&memd);
+    snn_buffer_release(&spkd);
+}
+END_TEST
+
+/* tstride = 0: one input repeated at every step (direct encoding). */
+START_TEST(test_lif_forward_repeat) {
+    snn_context *ctx = test_context();
+    test_rng r;
+    test_rng_seed(&r, 42);
+    const size_t G = 2, B = 3, S = 5, M = B * S, T = 5, pad = 3;
+    const size_t in_off = 3, gstride = M + 2, in_len = in_off + (G - 1) * gstride + M + 4;
+    float *in = lif_input(&r, in_len, in_off, gstride, 0, G, M, T);
+    float *scale = random_array(&r, G, 0.2f, 0.6f), *shift = random_array(&r, G, -0.1f, 0.2f);
+    float *mem0 = sentinel_array(G * M + pad);
+    test_fill_uniform(&r, mem0, G * M, 0.0f, 1.0f);
+    mem0[0] = 1.0f, mem0[M + 1] = nextafterf(1.0f, 2.0f); /* at and just above thr */
+    const size_t sg = T * M, spk_len = G * sg + 7;
+    cl_mem ind = dev_upload(ctx, in, in_len), scd = dev_upload(ctx, scale, G),
+           shd = dev_upload(ctx, shift, G);
+    cl_mem memd = dev_upload(ctx, mem0, G * M + pad), spkd = dev_sentinel(ctx, spk_len);
+    snn_lif_args a = {0};
+    a.in = ind, a.in_off = in_off, a.gstride = gstride, a.tstride = 0;
+    a.scale = scd, a.shift = shd, a.beta = 0.95f, a.thr = 1.0f;
+    a.mem = memd, a.spk = spkd, a.spk_gstride = sg;
+    a.G = G, a.S = S, a.B = B, a.T = T;
+    ck_assert_snn_ok(snn_op_lif_forward(ctx, &a));
+    float *spk = dev_download(ctx, spkd, spk_len), *mem = dev_download(ctx, memd, G * M + pad);
+    float *want_spk = sentinel_array(spk_len), *want_mem = host_alloc(G * M);
+    lif_host h = {in, scale, shift, want_mem, NULL, want_spk, NULL, 0, 0};
+    const int mode =
+        run_lif_reference(&a, &h, mem0, NULL, spk_len, 0, mem, "lif_forward (tstride 0) membranes");
+    expect_msg(mode >= 0, "no contraction mode matches");
+    check_spikes(spk, want_spk, spk_len, G, sg, T * M, "lif_forward (tstride 0) spikes");
+    assert_sentinel(mem, G * M, G * M + pad, "lif_forward (tstride 0) membranes");
+    expect_msg(count_spikes(want_spk, G * sg) > 0, "no spikes at all");
+    free(spk);
+    free(mem);
+    free(want_spk);
+    free(want_mem);
+    free(in);
+    free(mem0);
+    free(scale);
+    free(shift);
+    snn_buffer_release(&ind);
+    snn_buffer_release(&scd);
+    snn_buffer_release(&shd);
+    snn_buffer_release(&memd);
+    snn_buffer_release(&spkd);
+}
+END_TEST
+
+/* ------------------------------------------------------------ lif_lyapunov -- */
+
+static const struct lyap_case {
+    size_t G, S, B;
+    int perturbed_input; /* p_off > 0 */
+    float eps;
+    int expect_reset_flips;
+} lyap_cases[] = {
+    /* G*S = 303: more than one pass of a work-group, not a multiple of its size */
+    {3, 101, 3, 0, 1e-3f, 0},
+    {3, 101, 3, 1, 1e-3f, 0},
+    /* G*S = 14: most work-items idle */
+    {2, 7, 4, 1, 1e-2f, 1},
+    /* G*S = 257 */
+    {1, 257, 2, 0, 1e-4f, 0},
+    /* a large eps: the trajectories often reset differently */
+    {2, 9, 3, 1, 0.5f, 1},
+};
+
+START_TEST(test_lif_lyapunov) {
+    snn_context *ctx = test_context();
+    const struct lyap_case *lc = &lyap_cases[_i];
+    test_rng r;
+    test_rng_seed(&r, 51 + (uint64_t)_i);
+    const size_t G = lc->G, S = lc->S, B = lc->B, M = B * S, T = 7, pad = 5;
+    const size_t in_off = 4, tstride = M + 5, gstride = T * tstride + 3;
+    const size_t ref_len = in_off + (G - 1) * gstride + (T - 1) * tstride + M;
+    const size_t p_off = lc->perturbed_input ? ref_len + 6 : 0, in_len = ref_len + p_off + 2;
+    float *in = lif_input(&r, in_len, in_off, gstride, tstride, G, M, T);
+    if (p_off)
+        for (size_t i = 0; i < ref_len; i++)
+            if (!is_sentinel(in, i))
+                in[i + p_off] = in[i] + test_rng_uniform(&r, -0.05f, 0.05f);
+    float *scale = random_array(&r, G, 0.5f, 1.5f), *shift = random_array(&r, G, -0.2f, 0.3f);
+    const size_t sl = G * M + pad; /* state buffers with a sentinel tail */
+    float *mem0 = sentinel_array(sl), *delta0 = sentinel_array(sl);
+    test_fill_uniform(&r, mem0, G * M, -0.5f, 1.5f);
+    test_fill_uniform(&r, delta0, G * M, -lc->eps, lc->eps);
+    mem0[0] = 0.9f, mem0[1] = nextafterf(0.9f, 2.0f); /* at and just above thr */
+    delta0[0] = 0.0f, delta0[1] = -lc->eps;           /* perturbed: at thr, below */
+    const size_t sq_off = 5, sq_len = sq_off + T * B + 6;
+
+    cl_mem ind = dev_upload(ctx, in, in_len), scd = dev_upload(ctx, scale, G),
+           shd = dev_upload(ctx, shift, G);
+    snn_lif_args a = {0};
+    a.in = ind, a.in_off = in_off, a.gstride = gstride, a.tstride = tstride, a.p_off = p_off;
+    a.scale = scd, a.shift = shd, a.beta = 0.83f, a.thr = 0.9f, a.eps = lc->eps;
+    a.G = G, a.S = S, a.B = B, a.T = T, a.t0 = 0, a.sq_off = sq_off;
+
+    /* One call over all steps. */
+    const size_t sg = 2 * T * M + 3, spk_len = (G - 1) * sg + 2 * T * M + 7;
+    cl_mem memd = dev_upload(ctx, mem0, sl), deltad = dev_upload(ctx, delta0, sl);
+    cl_mem spkd = dev_sentinel(ctx, spk_len), sqd = dev_sentinel(ctx, sq_len);
+    a.mem = memd, a.delta = deltad, a.spk = spkd, a.spk_gstride = sg, a.sq = sqd;
+    ck_assert_snn_ok(snn_op_lif_lyapunov(ctx, &a));
+    float *spk = dev_download(ctx, spkd, spk_len), *mem = dev_download(ctx, memd, sl);
+    float *delta = dev_download(ctx, deltad, sl), *sq = dev_download(ctx, sqd, sq_len);
+
+    float *want_spk = sentinel_array(spk_len), *want_mem = host_alloc(sl), *want_delta = host_alloc(sl);
+    double *want_sq = host_alloc_d(sq_len);
+    lif_host h = {in, scale, shift, want_mem, want_delta, want_spk, want_sq, 0, 0};
+    const int mode = run_lif_reference(&a, &h, mem0, delta0, spk_len, sq_len, mem, "lif_lyapunov membranes");
+    expect_msg(mode >= 0, "no contraction mode matches");
+
+    /* Both trajectories' spikes, exactly (the perturbed ones depend on delta, which is
+     * only close; a flip would need mem + delta within an ulp of the threshold). */
+    check_spikes(spk, want_spk, spk_len, G, sg, 2 * T * M, "lif_lyapunov spikes");
+    size_t flips = 0; /* make sure the perturbed trajectory is not trivially the reference */
+    for (size_t g = 0; g < G; g++)
+        for (size_t i = 0; i < T * M; i++)
+            flips += want_spk[g * sg + i] != want_spk[g * sg + T * M + i];
+    expect_msg(!lc->perturbed_input || flips > 0, "perturbed trajectory never differs from the reference");
+    expect_msg(!lc->expect_reset_flips || h.reset_flips > 0, "the trajectories never reset differently");
+    assert_sentinel(mem, G * M, sl, "lif_lyapunov membranes");
+    double *want_delta_d = host_alloc_d(G * M);
+    for (size_t i = 0; i < G * M; i++)
+        want_delta_d[i] = want_delta[i];
+    /* delta has norm eps per sample: floor the relative error at eps / sqrt(G*S). */
+    assert_close(delta, want_delta_d, G * M, lc->eps / sqrt((double)(G * S)), 1e-4, "lif_lyapunov delta");
+    assert_sentinel(delta, G * M, sl, "lif_lyapunov delta");
+    assert_sentinel(sq, 0, sq_off, "lif_lyapunov sq (before sq_off)");
+    assert_close(sq + sq_off, want_sq + sq_off, T * B, 1e-30, 1e-5, "lif_lyapunov sq");
+    assert_sentinel(sq, sq_off + T * B, sq_len, "lif_lyapunov sq (after)");
+    for (size_t i = sq_off; i < sq_off + T * B; i++)
+        expect_msg(sq[i] > 0.0f, "sq[%zu] = %g", i, (double)sq[i]);
+
+    /* The same steps in two chunks (3 + 4): bit-identical to the single call. */
+    cl_mem mem2d = dev_upload(ctx, mem0, sl), delta2d = dev_upload(ctx, delta0, sl),
+           sq2d = dev_sentinel(ctx, sq_len);
+    const size_t Tc[2] = {3, 4};
+    size_t t_start = 0;
+    for (int c = 0; c < 2; c++) {
+        const size_t sgc = 2 * Tc[c] * M + 2, len = (G - 1) * sgc + 2 * Tc[c] * M + 4;
+        cl_mem cd = dev_sentinel(ctx, len);
+        snn_lif_args ac = a;
+        ac.in_off = in_off + t_start * tstride, ac.T = Tc[c], ac.t0 = t_start;
+        ac.mem = mem2d, ac.delta = delta2d, ac.spk = cd, ac.spk_gstride = sgc, ac.sq = sq2d;
+        ck_assert_snn_ok(snn_op_lif_lyapunov(ctx, &ac));
+        float *got = dev_download(ctx, cd, len), *slice = sentinel_array(len);
+        for (size_t g = 0; g < G; g++)
+            for (size_t t = 0; t < Tc[c]; t++) {
+                memcpy(slice + g * sgc + t * M, spk + g * sg + (t_start + t) * M, M * sizeof(float));
+                memcpy(slice + g * sgc + (Tc[c] + t) * M, spk + g * sg + (T + t_start + t) * M,
+                       M * sizeof(float));
+            }
+        check_spikes(got, slice, len, G, sgc, 2 * Tc[c] * M, "lif_lyapunov chunk spikes");
+        free(got);
+        free(slice);
+        snn_buffer_release(&cd);
+        t_start += Tc[c];
+    }
+    float *mem2 = dev_download(ctx, mem2d, sl), *delta2 = dev_download(ctx, delta2d, sl);
+    float *sq2 = dev_download(ctx, sq2d, sq_len);
+    assert_bits_equal(mem2, mem, sl, "lif_lyapunov membranes after two chunks");
+    assert_bits_equal(delta2, delta, sl, "lif_lyapunov delta after two chunks");
+    assert_bits_equal(sq2, sq, sq_len, "lif_lyapunov sq after two chunks");
+
+    free(mem2);
+    free(delta2);
+    free(sq2);
+    free(want_delta_d);
+    free(spk);
+    free(mem);
+    free(delta);
+    free(sq);
+    free(want_spk);
+    free(want_mem);
+    free(want_delta);
+    free(want_sq);
+    free(in);
+    free(scale);
+    free(shift);
+    free(mem0);
+    free(delta0);
+    cl_mem *bufs[] = {&ind, &scd, &shd, &memd, &deltad, &spkd, &sqd, &mem2d, &delta2d, &sq2d};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        snn_buffer_release(bufs[i]);
+}
+END_TEST
+
+/* -------------------------------------------------------------- avgpool2x2 -- */
+
+START_TEST(test_avgpool2x2) {
+    snn_context *ctx = test_context();
+    test_rng r;
+    test_rng_seed(&r, 61);
+    const struct {
+        size_t P, H, W;
+    } cases[] = {{5, 7, 9}, {3, 6, 4}, {4, 3, 2}, {2, 1, 5}, {2, 5, 1}, {1, 11, 11}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const size_t P = cases[k].P, H = cases[k].H, W = cases[k].W, Ho = H / 2, Wo = W / 2;
+        const size_t n_in = P * H * W, n = P * Ho * Wo, pad = 9;
+        float *in = random_array(&r, n_in, -2.0f, 2.0f), *want = host_alloc(n);
+        for (size_t p = 0; p < P; p++)
+            for (size_t y = 0; y < Ho; y++)
+                for (size_t x = 0; x < Wo; x++) {
+                    const float *s = in + (p * H + 2 * y) * W + 2 * x;
+                    want[(p * Ho + y) * Wo + x] = 0.25f * ((s[0] + s[1]) + (s[W] + s[W + 1]));
+                }
+        cl_mem ind = dev_upload(ctx, in, n_in), out = dev_sentinel(ctx, n + pad);
+        ck_assert_snn_ok(snn_op_avgpool2x2(ctx, ind, out, P, H, W));
+        float *got = dev_download(ctx, out, n + pad);
+        char what[96];
+        snprintf(what, sizeof what, "avgpool2x2 P=%zu H=%zu W=%zu", P, H, W);
+        assert_bits_equal(got, want, n, what);
+        assert_sentinel(got, n, n + pad, what);
+        free(got);
+        free(want);
+        free(in);
+        snn_buffer_release(&ind);
+        snn_buffer_release(&out);
+    }
+}
+END_TEST
+
+/* --------------------------------------------------------------- spike_sum -- */
+
+START_TEST(test_spike_sum) {
+    snn_context *ctx = test_context();
+    test_rng r;
+    test_rng_seed(&r, 71);
+    const struct { size_t C, T, B, hw, gap; } cases[] = {{3, 5, 2, 7, 6}, {1, 1, 3, 5, 0}, {5, 3, 1, 1, 2}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const size_t C = cases[k].C, T = cases[k].T, B = cases[k].B, hw = cases[k].hw;
+        const size_t gstride = T * B * hw + cases[k].gap, in_len = (C - 1) * gstride + T * B * hw + 3;
+        const size_t n = B * C * hw, pad = 5;
+        /* Spikes in their region, NaN sentinel in the gaps between channels. */
+        float *in = sentinel_array(in_len);
+        for (size_t c = 0; c < C; c++)
+            for (size_t i = 0; i < T * B * hw; i++)
+                in[c * gstride + i] = (test_rng_u32(&r) >> 31) ? 1.0f : 0.0f;
+        float *want = host_alloc(n);
+        for (size_t b = 0; b < B; b++)
+            for (size_t c = 0; c < C; c++)
+                for (size_t p = 0; p < hw; p++) {
+                    float acc = 0.0f;
+                    for (size_t t = 0; t < T; t++)
+                        acc += in[c * gstride + (t * B + b) * hw + p];
+                    want[(b * C + c) * hw + p] = acc;
+                }
+        cl_mem ind = dev_upload(ctx, in, in_len);
+
+        /* From zero: once gives the counts, twice doubles them. */
+        float *init = sentinel_array(n + pad);
+        for (size_t i = 0; i < n; i++)
+            init[i] = 0.0f;
+        cl_mem sum = dev_upload(ctx, init, n + pad);
+        ck_assert_snn_ok(snn_op_spike_sum(ctx, ind, sum, C, T, B, hw, gstride));
+        float *got = dev_download(ctx, sum, n + pad);
+        assert_bits_equal(got, want, n, "spike_sum (once)");
+        assert_sentinel(got, n, n + pad, "spike_sum (once)");
+        free(got);
+        ck_assert_snn_ok(snn_op_spike_sum(ctx, ind, sum, C, T, B, hw, gstride));
+        got = dev_download(ctx, sum, n + pad);
+        for (size_t i = 0; i < n; i++)
+            expect_msg(got[i] == 2.0f * want[i], "spike_sum (twice): element %zu is %g, expected %g", i,
+                       (double)got[i], 2.0 * want[i]);
+        assert_sentinel(got, n, n + pad, "spike_sum (twice)");
+        free(got);
+        snn_buffer_release(&sum);
+
+        /* From nonzero values: adds to them. */
+        test_fill_uniform(&r, init, n, -3.0f, 3.0f);
+        sum = dev_upload(ctx, init, n + pad);
+        ck_assert_snn_ok(snn_op_spike_sum(ctx, ind, sum, C, T, B, hw, gstride));
+        got = dev_download(ctx, sum, n + pad);
+        for (size_t i = 0; i < n; i++)
+            init[i] += want[i];
+        assert_bits_equal(got, init, n, "spike_sum (onto nonzero)");
+        assert_sentinel(got, n, n + pad, "spike_sum (onto nonzero)");
+        free(got);
+        snn_buffer_release(&sum);
+
+        expect_msg(count_spikes(want, n) > 0, "no spikes in the test data");
+        free(init);
+        free(want);
+        free(in);
+        snn_buffer_release(&ind);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------ flatten_rows -- */
+
+START_TEST(test_flatten_rows) {
+    snn_context *ctx = test_context();
+    test_rng r;
+    test_rng_seed(&r, 81);
+    const struct { size_t C, N, hw; } cases[] = {{3, 5, 7}, {1, 3, 11}, {6, 1, 1}, {5, 7, 1}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const size_t C = cases[k].C, N = cases[k].N, hw = cases[k].hw, n = C * N * hw, pad = 7;
+        float *in = random_array(&r, n, -1.0f, 1.0f), *want = host_alloc(n);
+        for (size_t c = 0; c < C; c++)
+            for (size_t i = 0; i < N; i++)
+                for (size_t p = 0; p < hw; p++)
+                    want[(i * C + c) * hw + p] = in[(c * N + i) * hw + p];
+        cl_mem ind = dev_upload(ctx, in, n), out = dev_sentinel(ctx, n + pad);
+        ck_assert_snn_ok(snn_op_flatten_rows(ctx, ind, out, C, N, hw));
+        float *got = dev_download(ctx, out, n + pad);
+        assert_bits_equal(got, want, n, "flatten_rows");
+        assert_sentinel(got, n, n + pad, "flatten_rows");
+        free(got);
+        free(want);
+        free(in);
+        snn_buffer_release(&ind);
+        snn_buffer_release(&out);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------------ linear -- */
+
+START_TEST(test_linear) {
+    snn_context *ctx = test_context();
+    test_rng r;
+    test_rng_seed(&r, 91);
+    const struct { size_t rows, fin, fout; } cases[] = {{5, 37, 11}, {1, 13, 3}, {9, 100, 10}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const size_t rows = cases[k].rows, fin = cases[k].fin, fout = cases[k].fout, n = rows * fout, pad = 8;
+        float *in = random_array(&r, rows * fin, -1.0f, 1.0f), *w = random_array(&r, fout * fin, -0.5f, 0.5f);
+        float *bias = random_array(&r, fout, -1.0f, 1.0f);
+        double *want = host_alloc_d(n);
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = 0; j < fout; j++) {
+                double acc = bias[j];
+                for (size_t p = 0; p < fin; p++)
+                    acc += (double)in[i * fin + p] * w[j * fin + p];
+                want[i * fout + j] = acc;
+            }
+        cl_mem ind = dev_upload(ctx, in, rows * fin), wd = dev_upload(ctx, w, fout * fin);
+        cl_mem bd = dev_upload(ctx, bias, fout), out = dev_sentinel(ctx, n + pad);
+        ck_assert_snn_ok(snn_op_linear(ctx, ind, rows, fin, wd, bd, fout, out));
+        float *got = dev_download(ctx, out, n + pad);
+        char what[96];
+        snprintf(what, sizeof what, "linear rows=%zu fin=%zu fout=%zu", rows, fin, fout);
+        assert_close(got, want, n, 1.0, 1e-4, what);
+        assert_sentinel(got, n, n + pad, what);
+        free(got);
+        free(want);
+        free(in);
+        free(w);
+        free(bias);
+        snn_buffer_release(&ind);
+        snn_buffer_release(&wd);
+        snn_buffer_release(&bd);
+        snn_buffer_release(&out);
+    }
+}
+END_TEST
+
+/* --------------------------------------------------------- lyapunov_finish -- */
+
+START_TEST(test_lyapunov_finish) {
+    snn_context *ctx = test_context();
+    test_rng r;
+    test_rng_seed(&r, 101);
+    const struct {
+        size_t L, T, B;
+        float eps;
+    } cases[] = {{3, 7, 5, 1e-3f}, {1, 11, 3, 1e-2f}, {4, 1, 1, 1e-4f}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const size_t L = cases[k].L, T = cases[k].T, B = cases[k].B, n_sq = L * T * B, pad = 6;
+        const float eps = cases[k].eps;
+        float *sq = host_alloc(n_sq);
+        for (size_t i = 0; i < n_sq; i++)
+            sq[i] = (float)((double)eps * eps * exp(test_rng_uniform(&r, -6.0f, 6.0f)) / (double)L);
+        if (T > 1)
+            for (size_t l = 0; l < L; l++)
+                sq[(l * T + 1) * B + 0] = 0.0f; /* no divergence at one step */
+        double *want = host_alloc_d(B);
+        for (size_t b = 0; b < B; b++) {
+            double acc = 0;
+            for (size_t t = 0; t < T; t++) {
+                double total = 0;
+                for (size_t l = 0; l < L; l++)
+                    total += sq[(l * T + t) * B + b];
+                acc += log(sqrt(total + 1e-12) / eps + 1e-12);
+            }
+            want[b] = acc / (double)T;
+        }
+        cl_mem sqd = dev_upload(ctx, sq, n_sq), out = dev_sentinel(ctx, B + pad);
+        ck_assert_snn_ok(snn_op_lyapunov_finish(ctx, sqd, out, L, T, B, eps));
+        float *got = dev_download(ctx, out, B + pad);
+        assert_close(got, want, B, 1.0, 1e-5, "lyapunov_finish");
+        assert_sentinel(got, B, B + pad, "lyapunov_finish");
+        free(got);
+        free(want);
+        free(sq);
+        snn_buffer_release(&sqd);
+        snn_buffer_release(&out);
+    }
+}
+END_TEST
+
+/* -------------------------------------------------------------------- gemm -- */
+
+/* C[c_off + i*ldc + j] = alpha * op(A) op(B) + beta * C; everything in C outside the
+ * m x n region (before c_off, the ldc gaps, the tail) must stay sentinel. */
+static void check_gemm(snn_context *ctx, test_rng *r, int ta, int tb, size_t m, size_t n, size_t k,
+                       float alpha, float beta, size_t a_off, size_t b_off, size_t c_off) {
+    const size_t lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 3, ldc = n + 4;
+    const size_t a_len = a_off + (ta ? k : m) * lda, b_len = b_off + (tb ? n : k) * ldb;
+    const size_t c_len = c_off + m * ldc + 5;
+    float *A = random_array(r, a_len, -1.0f, 1.0f), *B = random_array(r, b_len, -1.0f, 1.0f);
+    float *C = sentinel_array(c_len);
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++)
+            C[c_off + i * ldc + j] = test_rng_uniform(r, -1.0f, 1.0f);
+    double *want = host_alloc_d(m * n);
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double acc = 0;
+            for (size_t p = 0; p < k; p++) {
+                const float av = ta ? A[a_off + p * lda + i] : A[a_off + i * lda + p];
+                const float bv = tb ? B[b_off + j * ldb + p] : B[b_off + p * ldb + j];
+                acc += (double)av * bv;
+            }
+            want[i * n + j] = alpha * acc + (double)beta * C[c_off + i * ldc + j];
+        }
+    cl_mem ad = dev_upload(ctx, A, a_len), bd = dev_upload(ctx, B, b_len), cd = dev_upload(ctx, C, c_len);
+    ck_assert_snn_ok(
+        snn_gemm(ctx, ta, tb, m, n, k, alpha, ad, a_off, lda, bd, b_off, ldb, beta, cd, c_off, ldc));
+    float *got = dev_download(ctx, cd, c_len), *region = host_alloc(m * n);
+    for (size_t i = 0; i < m; i++)
+        memcpy(region + i * n, got + c_off + i * ldc, n * sizeof(float));
+    char what[128];
+    snprintf(what, sizeof what, "gemm ta=%d tb=%d m=%zu n=%zu k=%zu", ta, tb, m, n, k);
+    assert_close(region, want, m * n, 1.0, 1e-4, what);
+    assert_sentinel(got, 0, c_off, what);
+    for (size_t i = 0; i < m; i++)
+        assert_sentinel(got, c_off + i * ldc + n, i + 1 < m ? c_off + (i + 1) * ldc : c_len, what);
+    free(got);
+    free(region);
+    free(want);
+    free(A);
+    free(B);
+    free(C);
+    snn_buffer_release(&ad);
+    snn_buffer_release(&bd);
+    snn_buffer_release(&cd);
+}
+
+START_TEST(test_gemm) {
+    snn_context *ctx = test_context();
+    test_rng r;
+    test_rng_seed(&r, 111);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            check_gemm(ctx, &r, ta, tb, 7, 9, 13, 0.7f, -0.4f, 3, 5, 7);
+    check_gemm(ctx, &r, 0, 0, 1, 1, 1, 1.0f, 0.0f, 0, 0, 0);
+    check_gemm(ctx, &r, 1, 0, 67, 45, 129, 1.0f, 1.0f, 1, 0, 2);
+    /* Large enough for CLBlast's indirect (padded, tiled) kernel. */
+    check_gemm(ctx, &r, 0, 1, 133, 257, 191, -1.3f, 0.5f, 11, 2, 9);
+}
+END_TEST
+
+/* ------------------------------------------------------------------- suite -- */
+
+static TCase *tcase(Suite *s, const char *name) {
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, 300);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+static Suite *kernels_suite(void) {
+    Suite *s = suite_create("kernels");
+    TCase *tc = tcase(s, "philox");
+    tcase_add_test(tc, test_philox_host_kat);
+    tcase_add_test(tc, test_philox_device_kat);
+
+    tc = tcase(s, "encode_rate");
+    tcase_add_test(tc, test_encode_rate_exact);
+    tcase_add_test(tc, test_encode_rate_threshold);
+    tcase_add_test(tc, test_encode_rate_statistics);
+    tcase_add_test(tc, test_encode_rate_seeds);
+
+    tcase_add_test(tcase(s, "to_channel_major"), test_to_channel_major);
+    tcase_add_test(tcase(s, "scale_to_channel_major"), test_scale_to_channel_major);
+    tcase_add_test(tcase(s, "normal_channel_major"), test_normal_channel_major);
+    tcase_add_test(tcase(s, "conv3x3"), test_conv3x3);
+
+    tc = tcase(s, "lif_forward");
+    tcase_add_test(tc, test_lif_forward);
+    tcase_add_test(tc, test_lif_forward_repeat);
+
+    tcase_add_loop_test(tcase(s, "lif_lyapunov"), test_lif_lyapunov, 0,
+                        (int)(sizeof lyap_cases / sizeof lyap_cases[0]));
+    tcase_add_test(tcase(s, "avgpool2x2"), test_avgpool2x2);
+    tcase_add_test(tcase(s, "spike_sum"), test_spike_sum);
+    tcase_add_test(tcase(s, "flatten_rows"), test_flatten_rows);
+    tcase_add_test(tcase(s, "linear"), test_linear);
+    tcase_add_test(tcase(s, "lyapunov_finish"), test_lyapunov_finish);
+    tcase_add_test(tcase(s, "gemm"), test_gemm);
+    return s;
+}
+
+int main(void) { return run_suite(kernels_suite()); }
