@@ -6,7 +6,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends \
+$SUDO apt-get install -y -q \
     build-essential meson ninja-build pkg-config python3 \
     ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo \
     libclblast-dev check libcjson-dev zlib1g-dev \
