@@ -37,37 +37,6 @@ static void plant_sentinel(void) {
     ck_assert_msg(strstr(snn_last_error(), (needle)) != NULL,                             \
                   "last error \"%s\" does not mention \"%s\"", snn_last_error(), (needle))
 
-/* A path under the test's temporary directory; a few rotating static buffers. */
-static const char *tmp_path(const char *name) {
-    static char bufs[4][4096];
-    static int next;
-    char *buf = bufs[next++ % 4];
-    snprintf(buf, sizeof bufs[0], "%s/%s", test_tmpdir(), name);
-    return buf;
-}
-
-static void write_bytes(const char *path, const void *bytes, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "cannot create %s", path);
-    ck_assert_uint_eq(fwrite(bytes, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static unsigned char *read_bytes(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long size = ftell(f);
-    ck_assert_int_ge(size, 0);
-    rewind(f);
-    unsigned char *buf = malloc((size_t)size + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    *n = (size_t)size;
-    return buf;
-}
-
 /* A small model config: simple [4, 8] or vgg [8, 16, 32] on 2x8x8, 5 classes, T = 4,
  * direct encoding. */
 static snn_model_config small_config(snn_model_kind kind) {

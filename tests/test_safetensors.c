@@ -16,41 +16,6 @@
 
 /* ----------------------------------------------------------------- helpers -- */
 
-/* A path under the test's temporary directory; a few rotating static buffers. */
-static const char *tmp_path(const char *name) {
-    static char bufs[4][4096];
-    static int next;
-    char *buf = bufs[next++ % 4];
-    snprintf(buf, sizeof bufs[0], "%s/%s", test_tmpdir(), name);
-    return buf;
-}
-
-static void write_bytes(const char *path, const void *bytes, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "cannot create %s: %s", path, strerror(errno));
-    ck_assert_uint_eq(fwrite(bytes, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-/* Whole file into malloc'd memory (NUL-terminated for convenience). */
-static unsigned char *read_bytes(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf;
-    long size;
-    ck_assert_msg(f != NULL, "cannot open %s: %s", path, strerror(errno));
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    size = ftell(f);
-    ck_assert_int_ge(size, 0);
-    rewind(f);
-    buf = malloc((size_t)size + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    buf[size] = 0;
-    *n = (size_t)size;
-    return buf;
-}
-
 /* Writes a safetensors file by hand: the length of json, json padded with spaces
  * to a multiple of 8 bytes, then data_len bytes of data (from data, or a counter
  * pattern when data is NULL). */

@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,37 @@ const char *test_tmpdir(void) {
         atexit(remove_tmpdir);
     }
     return tmpdir;
+}
+
+const char *tmp_path(const char *name) {
+    static char bufs[4][4096];
+    static int next;
+    char *buf = bufs[next++ % 4];
+    snprintf(buf, sizeof bufs[0], "%s/%s", test_tmpdir(), name);
+    return buf;
+}
+
+void write_bytes(const char *path, const void *bytes, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s: %s", path, strerror(errno));
+    ck_assert_uint_eq(fwrite(bytes, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+unsigned char *read_bytes(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s: %s", path, strerror(errno));
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    ck_assert_int_ge(size, 0);
+    rewind(f);
+    unsigned char *buf = malloc((size_t)size + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    buf[size] = 0;
+    *n = (size_t)size;
+    return buf;
 }
 
 static snn_context *ctx;

@@ -29,6 +29,13 @@ const char *fixture_path(const char *name);
 /* A fresh temporary directory for this test process, removed at exit. */
 const char *test_tmpdir(void);
 
+/* A path under test_tmpdir(); four rotating static buffers. */
+const char *tmp_path(const char *name);
+
+/* Whole files; failures fail the test. read_bytes NUL-terminates its malloc'd copy. */
+void write_bytes(const char *path, const void *bytes, size_t n);
+unsigned char *read_bytes(const char *path, size_t *n);
+
 /* A context on the default device, made once per process. */
 snn_context *test_context(void);
 
