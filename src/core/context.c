@@ -167,6 +167,17 @@ static int is_index(const char *s) {
     return 1;
 }
 
+/* "[0] name, [1] name" for error messages. */
+static void list_names(const device_ref *refs, int n, char *buf, size_t size) {
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        snn_device_info info;
+        fill_info(&refs[i], i, &info);
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, "%s[%d] %s", i ? ", " : "", i, info.name);
+    }
+}
+
 /* Resolves a selector (index or name substring) to a device. */
 static snn_status select_device(const char *sel, device_ref *out, int *index) {
     device_ref refs[MAX_DEVICES];
@@ -176,27 +187,28 @@ static snn_status select_device(const char *sel, device_ref *out, int *index) {
     if (n == 0)
         return snn_fail(SNN_ERR_NO_DEVICE,
                         "no OpenCL device found (is an ICD such as pocl-opencl-icd installed?)");
-    char names[2048] = "";
+    char names[2048];
+    if (is_index(sel)) {
+        long i = strlen(sel) > 6 ? n : strtol(sel, NULL, 10);
+        if (i < n) {
+            *out = refs[i];
+            *index = (int)i;
+            return SNN_OK;
+        }
+        list_names(refs, n, names, sizeof names);
+        return snn_fail(SNN_ERR_NO_DEVICE, "device index %s out of range; available: %s", sel, names);
+    }
     for (int i = 0; i < n; i++) {
         snn_device_info info;
         fill_info(&refs[i], i, &info);
-        size_t len = strlen(names);
-        snprintf(names + len, sizeof names - len, "%s[%d] %s", i ? ", " : "", i, info.name);
-        if (is_index(sel) || !(contains_nocase(info.name, sel) || contains_nocase(info.vendor, sel) ||
-                               contains_nocase(info.platform, sel)))
-            continue;
-        *out = refs[i];
-        *index = i;
-        return SNN_OK;
+        if (contains_nocase(info.name, sel) || contains_nocase(info.vendor, sel) ||
+            contains_nocase(info.platform, sel)) {
+            *out = refs[i];
+            *index = i;
+            return SNN_OK;
+        }
     }
-    if (is_index(sel)) {
-        long i = strlen(sel) > 6 ? n : strtol(sel, NULL, 10);
-        if (i >= n)
-            return snn_fail(SNN_ERR_NO_DEVICE, "device index %s out of range; available: %s", sel, names);
-        *out = refs[i];
-        *index = (int)i;
-        return SNN_OK;
-    }
+    list_names(refs, n, names, sizeof names);
     return snn_fail(SNN_ERR_NO_DEVICE, "no OpenCL device matches '%s'; available: %s", sel, names);
 }
 

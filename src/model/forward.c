@@ -58,14 +58,14 @@ static snn_status plan_forward(const snn_model *m, size_t B, const snn_forward_p
     size_t budget = (size_t)(dev->global_mem_bytes / 4);
     if (budget > ((size_t)1 << 30)) budget = (size_t)1 << 30;
     size_t per_step = (2 * p->act_step + p->conv_step) * sizeof(float);
-    size_t largest = max_sz(p->act_step, p->conv_step) * sizeof(float);
+    size_t widest = max_sz(p->act_step, p->conv_step), largest = widest * sizeof(float);
     size_t tc = budget / per_step;
     if (tc > dev->max_alloc_bytes / largest) tc = dev->max_alloc_bytes / largest;
-    if (tc > (size_t)UINT32_MAX / max_sz(p->act_step, p->conv_step)) tc = UINT32_MAX / max_sz(p->act_step, p->conv_step);
+    if (tc > (size_t)UINT32_MAX / widest) tc = UINT32_MAX / widest;
     if (tc > p->T) tc = p->T;
     if (m->max_chunk_steps && tc > m->max_chunk_steps) tc = m->max_chunk_steps;
     if (tc < 1) {
-        if (largest > dev->max_alloc_bytes || max_sz(p->act_step, p->conv_step) > UINT32_MAX)
+        if (largest > dev->max_alloc_bytes || widest > UINT32_MAX)
             return snn_fail(SNN_ERR_OUT_OF_MEMORY,
                             "batch %zu is too large for this device: one time step needs a buffer of "
                             "%zu bytes (device limit %llu); use a smaller batch",
