@@ -1,17 +1,53 @@
 /* im2col for 3x3 convolutions with stride 1 and padding 1, channel-major:
  * in (C, N, H, W) -> col (C*9, cols) where column j = (n - n0) * H*W + y*W + x covers
- * images n0 .. n0+count-1. The convolution is then W (Cout, C*9) x col. */
+ * images n0 .. n0+count-1. The convolution is then W (Cout, C*9) x col.
+ * One work-item per image row ((n - n0)*H + y, c) writes the row's 9 shifted copies:
+ * rows are long enough to amortize the index arithmetic, and there are enough of them
+ * to fill large work-groups (runtimes on CPUs pay per work-group). */
 __kernel void im2col3x3(__global const float *in, __global float *col, const uint C, const uint N,
                         const uint H, const uint W, const uint n0, const uint count) {
-    const uint j = get_global_id(0);
-    const uint row = get_global_id(1); /* c*9 + ky*3 + kx */
-    const uint HW = H * W;
-    if (j >= count * HW || row >= C * 9) return;
-    const uint c = row / 9, ky = (row % 9) / 3, kx = row % 3;
-    const uint n = n0 + j / HW, y = (j % HW) / W, x = j % W;
-    const int sy = (int)y + (int)ky - 1, sx = (int)x + (int)kx - 1;
-    float v = 0.0f;
-    if (sy >= 0 && sy < (int)H && sx >= 0 && sx < (int)W)
-        v = in[((size_t)c * N + n) * HW + (uint)sy * W + (uint)sx];
-    col[(size_t)row * count * HW + j] = v;
+    const uint row = get_global_id(0), c = get_global_id(1);
+    if (row >= count * H || c >= C) return;
+    const uint nl = row / H, y = row % H, HW = H * W;
+    const size_t cols = (size_t)count * HW;
+    __global const float *src = in + ((size_t)c * N + n0 + nl) * HW;
+    __global float *dst = col + (size_t)c * 9 * cols + (size_t)nl * HW + (size_t)y * W;
+    for (int ky = 0; ky < 3; ky++) {
+        const int sy = (int)y + ky - 1;
+        const int rowok = sy >= 0 && sy < (int)H;
+        __global const float *s = src + (rowok ? sy : 0) * (int)W;
+        for (int kx = 0; kx < 3; kx++) {
+            __global float *d = dst + (size_t)(ky * 3 + kx) * cols;
+            for (int x = 0; x < (int)W; x++) {
+                const int sx = x + kx - 1;
+                d[x] = (rowok && sx >= 0 && sx < (int)W) ? s[sx] : 0.0f;
+            }
+        }
+    }
+}
+
+/* The adjoint of im2col3x3: the gradient of the input images n0 .. n0+count-1 from
+ * dcol (C*9, count*H*W), gathered (no atomics): input pixel (y, x) collects every
+ * tap (ky, kx) whose output pixel (y - ky + 1, x - kx + 1) lies inside the image.
+ * One work-item per image row, as in im2col3x3. */
+__kernel void col2im3x3(__global const float *dcol, __global float *out, const uint C, const uint N,
+                        const uint H, const uint W, const uint n0, const uint count) {
+    const uint row = get_global_id(0), c = get_global_id(1);
+    if (row >= count * H || c >= C) return;
+    const uint nl = row / H, y = row % H, HW = H * W;
+    const size_t cols = (size_t)count * HW;
+    __global const float *src = dcol + (size_t)c * 9 * cols + (size_t)nl * HW;
+    __global float *dst = out + ((size_t)c * N + n0 + nl) * HW + (size_t)y * W;
+    for (int x = 0; x < (int)W; x++) dst[x] = 0.0f;
+    for (int ky = 0; ky < 3; ky++) {
+        const int oy = (int)y - ky + 1;
+        if (oy < 0 || oy >= (int)H) continue;
+        for (int kx = 0; kx < 3; kx++) {
+            __global const float *s = src + (size_t)(ky * 3 + kx) * cols + (size_t)oy * W;
+            for (int x = 0; x < (int)W; x++) {
+                const int ox = x - kx + 1;
+                if (ox >= 0 && ox < (int)W) dst[x] += s[ox];
+            }
+        }
+    }
 }

@@ -2,27 +2,69 @@
  * reset by subtraction and reset_delay:
  *   reset = mem[t-1] > thr;  mem[t] = beta*mem[t-1] + cur[t] - reset*thr;  spk = mem[t] > thr
  * Neurons are (g, m): g a channel (or 0 for a dense layer), m runs over batch and
- * space. The input current is affine in the convolution output (folded BatchNorm):
- *   cur[t] = scale[g] * in[in_off + g*gstride + t*tstride + m] + shift[g]
- * (tstride = 0 repeats one input at every step). Membranes persist in `mem` between
- * chunks; spikes go to spk[g*spk_gstride + t*M + m]. */
+ * space. The input current is affine in the convolution output (BatchNorm):
+ *   cur[t] = scale[k] * in[in_off + g*gstride + t*tstride + m] + shift[k],
+ *   k = g + t*aff_tstride (+ aff_pstride for the perturbed trajectory)
+ * so eval mode (folded running statistics) passes zero affine strides and training
+ * (per-step batch statistics) passes the strides of its (P, T, C) tables.
+ * tstride = 0 repeats one input at every step. Membranes persist in `mem` between
+ * chunks; spikes go to spk[g*spk_gstride + t*M + m].
+ * record != 0 writes the membrane mem[t] instead of the spike: the backward pass
+ * recomputes the trajectory this way instead of storing it during the forward. */
 __kernel void lif_forward(__global const float *in, const uint in_off, const uint gstride,
                           const uint tstride, __global const float *scale,
-                          __global const float *shift, const float beta, const float thr,
-                          __global float *mem, __global float *spk, const uint spk_gstride,
-                          const uint G, const uint M, const uint T) {
+                          __global const float *shift, const uint aff_tstride, const float beta,
+                          const float thr, __global float *mem, __global float *spk,
+                          const uint spk_gstride, const uint G, const uint M, const uint T,
+                          const uint record) {
     const uint m = get_global_id(0), g = get_global_id(1);
     if (m >= M || g >= G) return;
-    const float a = scale[g], c = shift[g];
     __global const float *x = in + in_off + (size_t)g * gstride + m;
     __global float *s = spk + (size_t)g * spk_gstride + m;
     float v = mem[(size_t)g * M + m];
     for (uint t = 0; t < T; t++) {
+        const uint k = g + t * aff_tstride;
         const float reset = v > thr ? thr : 0.0f;
-        v = beta * v + (a * x[(size_t)t * tstride] + c) - reset;
-        s[(size_t)t * M] = v > thr ? 1.0f : 0.0f;
+        v = beta * v + (scale[k] * x[(size_t)t * tstride] + shift[k]) - reset;
+        s[(size_t)t * M] = record ? v : (v > thr ? 1.0f : 0.0f);
     }
     mem[(size_t)g * M + m] = v;
+}
+
+/* lif_forward fused with the 2x2 average pooling that follows it (one trajectory):
+ * one work-item per pooled output q = (b, yo, xo) of group g runs its window's four
+ * neurons and writes the mean of their spikes to out[g*out_gstride + t*B*Ho*Wo + q],
+ * so the full-resolution spikes never reach memory. Neurons that floor pooling drops
+ * (the last row or column of an odd size) are not computed: nothing reads them. */
+__kernel void lif_forward_pool(__global const float *in, const uint in_off, const uint gstride,
+                               const uint tstride, __global const float *scale,
+                               __global const float *shift, const uint aff_tstride,
+                               const float beta, const float thr, __global float *mem,
+                               __global float *out, const uint out_gstride, const uint G,
+                               const uint B, const uint H, const uint W, const uint T) {
+    const uint q = get_global_id(0), g = get_global_id(1);
+    const uint Ho = H / 2, Wo = W / 2, Q = B * Ho * Wo;
+    if (q >= Q || g >= G) return;
+    const uint b = q / (Ho * Wo), yo = (q / Wo) % Ho, xo = q % Wo;
+    const uint m0 = (b * H + 2 * yo) * W + 2 * xo;
+    const uint idx[4] = {m0, m0 + 1, m0 + W, m0 + W + 1};
+    __global float *state = mem + (size_t)g * B * H * W;
+    __global const float *x = in + in_off + (size_t)g * gstride;
+    float v[4];
+    for (int k = 0; k < 4; k++) v[k] = state[idx[k]];
+    for (uint t = 0; t < T; t++) {
+        const uint a = g + t * aff_tstride;
+        const float sc = scale[a], sh = shift[a];
+        __global const float *xt = x + (size_t)t * tstride;
+        float spikes = 0.0f;
+        for (int k = 0; k < 4; k++) {
+            const float reset = v[k] > thr ? thr : 0.0f;
+            v[k] = beta * v[k] + (sc * xt[idx[k]] + sh) - reset;
+            spikes += v[k] > thr ? 1.0f : 0.0f;
+        }
+        out[(size_t)g * out_gstride + (size_t)t * Q + q] = 0.25f * spikes;
+    }
+    for (int k = 0; k < 4; k++) state[idx[k]] = v[k];
 }
 
 /* The same layer on two trajectories at once, for the Lyapunov estimate. The perturbed
@@ -32,35 +74,41 @@ __kernel void lif_forward(__global const float *in, const uint in_off, const uin
  * One work-group per sample b (M = B*S neurons, S per sample per channel). At every
  * step the group sums ||delta||^2 over the sample's G*S neurons, stores it in
  * sq[sq_off + (t0+t)*B + b], and renormalizes delta to norm eps, as the seed does per layer.
- * Spikes: reference at spk[g*spk_gstride + t*M + m], perturbed T*M further. */
+ * Spikes: reference at spk[g*spk_gstride + t*M + m], perturbed T*M further.
+ * record != 0 writes mem[t] and the unrenormalized delta there instead of spikes. */
 __kernel void lif_lyapunov(__global const float *in, const uint in_off, const uint gstride,
                            const uint tstride, const uint p_off, __global const float *scale,
-                           __global const float *shift, const float beta, const float thr,
+                           __global const float *shift, const uint aff_tstride,
+                           const uint aff_pstride, const float beta, const float thr,
                            const float eps, __global float *mem, __global float *delta,
                            __global float *spk, const uint spk_gstride, const uint G,
                            const uint S, const uint B, const uint T, const uint t0,
-                           __global float *sq, const uint sq_off, __local float *scratch) {
+                           __global float *sq, const uint sq_off, const uint record,
+                           __local float *scratch) {
     const uint b = get_group_id(0), lid = get_local_id(0), wg = get_local_size(0);
     const uint M = B * S, n = G * S;
     for (uint t = 0; t < T; t++) {
         float acc = 0.0f;
         for (uint i = lid; i < n; i += wg) {
             const uint g = i / S, m = b * S + i % S;
+            const uint k = g + t * aff_tstride, kp = k + aff_pstride;
             const size_t state = (size_t)g * M + m;
             const size_t src = in_off + (size_t)g * gstride + (size_t)t * tstride + m;
             const float x = in[src], xp = in[src + p_off];
-            const float a = scale[g];
+            const float a = scale[k], ap = scale[kp];
             const float v = mem[state], d = delta[state];
             const float reset = v > thr ? thr : 0.0f;
             const float reset_p = v + d > thr ? thr : 0.0f;
-            const float v_new = beta * v + (a * x + shift[g]) - reset;
-            /* mem_p - mem, without forming mem_p: the shift cancels exactly. */
-            const float d_new = beta * d + a * (xp - x) - (reset_p - reset);
+            const float v_new = beta * v + (a * x + shift[k]) - reset;
+            /* mem_p - mem without forming mem_p: with a shared affine (eval mode, or the
+             * first layer's shared input) the second term is exactly zero. */
+            const float d_new = beta * d + ap * (xp - x) + ((ap - a) * x + (shift[kp] - shift[k])) -
+                                (reset_p - reset);
             mem[state] = v_new;
             delta[state] = d_new;
             const size_t out = (size_t)g * spk_gstride + (size_t)t * M + m;
-            spk[out] = v_new > thr ? 1.0f : 0.0f;
-            spk[out + (size_t)T * M] = v_new + d_new > thr ? 1.0f : 0.0f;
+            spk[out] = record ? v_new : (v_new > thr ? 1.0f : 0.0f);
+            spk[out + (size_t)T * M] = record ? d_new : (v_new + d_new > thr ? 1.0f : 0.0f);
             acc += d_new * d_new;
         }
         const float total = snn_group_sum(acc, scratch);
@@ -70,5 +118,100 @@ __kernel void lif_lyapunov(__global const float *in, const uint in_off, const ui
             delta[state] *= renorm;
         }
         if (lid == 0) sq[sq_off + (size_t)(t0 + t) * B + b] = total;
+    }
+}
+
+/* d spk / d mem of the fast-sigmoid surrogate (slope 25). */
+inline float lif_surrogate(const float v, const float thr) {
+    const float s = 1.0f + 25.0f * fabs(v - thr);
+    return 1.0f / (s * s);
+}
+
+/* Gradient arriving at a LIF neuron's spike from above: gup has the layout
+ * (G, P, T, B, Ho, Wo) of the layer's (pooled) output; with pooling each spike gets a
+ * quarter of its window's gradient (0 outside the floor-pooled area). */
+inline float lif_upstream(__global const float *gup, const uint g, const uint p, const uint t,
+                          const uint b, const uint s, const uint P, const uint T, const uint B,
+                          const uint H, const uint W, const uint pool) {
+    const uint y = s / W, x = s % W;
+    if (!pool) return gup[(((size_t)g * P + p) * T + t) * B * H * W + (size_t)b * H * W + s];
+    const uint Ho = H / 2, Wo = W / 2, yo = y / 2, xo = x / 2;
+    if (yo >= Ho || xo >= Wo) return 0.0f;
+    return 0.25f * gup[(((size_t)g * P + p) * T + t) * B * Ho * Wo + ((size_t)b * Ho + yo) * Wo + xo];
+}
+
+/* Backward through time of one trajectory. buf (G, T, B*S) holds the recorded
+ * membranes mem[t] on entry and d loss / d cur[t] on exit (in place). No gradient
+ * flows through the reset (snnTorch detaches it):
+ *   g_mem[t] = g_spk[t] * surrogate(mem[t]) + beta * g_mem[t+1],  g_cur[t] = g_mem[t]. */
+__kernel void lif_backward(__global float *buf, __global const float *gup, const float beta,
+                           const float thr, const uint G, const uint S, const uint B, const uint T,
+                           const uint H, const uint W, const uint pool) {
+    const uint m = get_global_id(0), g = get_global_id(1);
+    const uint M = B * S;
+    if (m >= M || g >= G) return;
+    const uint b = m / S, s = m % S;
+    float gm = 0.0f;
+    for (uint t = T; t-- > 0;) {
+        const size_t i = ((size_t)g * T + t) * M + m;
+        const float gs = lif_upstream(gup, g, 0, t, b, s, 1, T, B, H, W, pool);
+        gm = gs * lif_surrogate(buf[i], thr) + beta * gm;
+        buf[i] = gm;
+    }
+}
+
+/* Backward through time of both trajectories and the per-layer renormalization.
+ * buf (G, 2, T, B*S): on entry mem[t] (trajectory 0) and the raw difference
+ * diff[t] = mem_p[t] - mem[t] before renormalization (trajectory 1), as lif_lyapunov
+ * records them; on exit d loss / d cur[t] of each trajectory. With u = mem + diff,
+ * n = sqrt(||diff||^2 + 1e-12) (sq[sq_off + t*B + b] from the forward) and the carried
+ * state p[t] = mem[t] + eps * diff / n:
+ *   g_p    = beta * g_u[t+1]
+ *   g_diff = G[t,b] * diff + eps * (g_p / n - diff * (diff . g_p) / n^3)
+ *   g_u    = g_spk_p * surrogate(u) + g_diff
+ *   g_mem  = g_spk * surrogate(mem) + beta * g_mem[t+1] + g_p - g_diff
+ * where G[t,b] = d loss / d diff from the log-divergence term (lyapunov_grad).
+ * One work-group per sample; carry (2, G, B*S) keeps g_mem and g_u between steps. */
+__kernel void lif_lyapunov_backward(__global float *buf, __global const float *gup,
+                                    __global float *carry, __global const float *sq,
+                                    const uint sq_off, __global const float *gdiv, const float beta,
+                                    const float thr, const float eps, const uint G, const uint S,
+                                    const uint B, const uint T, const uint H, const uint W,
+                                    const uint pool, __local float *scratch) {
+    const uint b = get_group_id(0), lid = get_local_id(0), wg = get_local_size(0);
+    const uint M = B * S, n = G * S;
+    __global float *cm = carry, *cu = carry + (size_t)G * M;
+    for (uint i = lid; i < n; i += wg) {
+        const size_t state = (size_t)(i / S) * M + b * S + i % S;
+        cm[state] = 0.0f;
+        cu[state] = 0.0f;
+    }
+    for (uint t = T; t-- > 0;) {
+        float acc = 0.0f;
+        for (uint i = lid; i < n; i += wg) {
+            const uint g = i / S, m = b * S + i % S;
+            const size_t state = (size_t)g * M + m;
+            acc += buf[(((size_t)g * 2 + 1) * T + t) * M + m] * (beta * cu[state]);
+        }
+        const float dot = snn_group_sum(acc, scratch);
+        const float nrm = sqrt(sq[sq_off + (size_t)t * B + b] + 1e-12f);
+        const float inv_n = 1.0f / nrm, inv_n3 = inv_n * inv_n * inv_n;
+        const float gd = gdiv[(size_t)t * B + b];
+        for (uint i = lid; i < n; i += wg) {
+            const uint g = i / S, s = i % S, m = b * S + s;
+            const size_t state = (size_t)g * M + m;
+            const size_t im = (((size_t)g * 2) * T + t) * M + m, iu = im + (size_t)T * M;
+            const float v = buf[im], d = buf[iu];
+            const float gp = beta * cu[state];
+            const float gdf = gd * d + eps * (gp * inv_n - d * dot * inv_n3);
+            const float gs = lif_upstream(gup, g, 0, t, b, s, 2, T, B, H, W, pool);
+            const float gsp = lif_upstream(gup, g, 1, t, b, s, 2, T, B, H, W, pool);
+            const float gu = gsp * lif_surrogate(v + d, thr) + gdf;
+            const float gm = gs * lif_surrogate(v, thr) + beta * cm[state] + gp - gdf;
+            buf[im] = gm;
+            buf[iu] = gu;
+            cm[state] = gm;
+            cu[state] = gu;
+        }
     }
 }

@@ -12,3 +12,28 @@ __kernel void lyapunov_finish(__global const float *sq, __global float *lambda, 
     }
     lambda[b] = acc / (float)T;
 }
+
+/* The regularizer's gradient with respect to each step's divergence. With
+ * lambda = mean_b lambda[b] and loss term w * (lambda - target)^2:
+ *   gdiv[t,b] = d loss / d diff  per unit diff = 2 w (lambda - target) / (B T)
+ *               / ((d + 1e-12 eps) d),   d = sqrt(sum_l sq[l,t,b] + 1e-12)
+ * (d log(d/eps + 1e-12) / d diff = diff / ((d + 1e-12 eps) d)). out[0] = lambda.
+ * A single work-item: the batch mean couples every sample, and B*T*L is small. */
+__kernel void lyapunov_grad(__global const float *sq, __global const float *lambda,
+                            __global float *gdiv, __global float *out, const uint L, const uint T,
+                            const uint B, const float eps, const float weight,
+                            const float target) {
+    if (get_global_id(0) != 0) return;
+    float mean = 0.0f;
+    for (uint b = 0; b < B; b++) mean += lambda[b];
+    mean /= (float)B;
+    out[0] = mean;
+    const float coef = 2.0f * weight * (mean - target) / ((float)B * (float)T);
+    for (uint t = 0; t < T; t++)
+        for (uint b = 0; b < B; b++) {
+            float total = 0.0f;
+            for (uint l = 0; l < L; l++) total += sq[((size_t)l * T + t) * B + b];
+            const float d = sqrt(total + 1e-12f);
+            gdiv[(size_t)t * B + b] = coef / ((d + 1e-12f * eps) * d);
+        }
+}

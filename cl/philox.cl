@@ -23,7 +23,8 @@ inline uint4 philox4x32_10(uint4 ctr, uint2 key) {
 }
 
 /* Raw blocks for known-answer tests: out[i] = philox(ctr + (i, 0, 0, 0), key). */
-__kernel void philox_blocks(__global uint4 *out, const uint4 ctr, const uint2 key) {
+__kernel void philox_blocks(__global uint4 *out, const uint4 ctr, const uint2 key, const uint n) {
     const uint i = get_global_id(0);
+    if (i >= n) return;
     out[i] = philox4x32_10(ctr + (uint4)(i, 0, 0, 0), key);
 }

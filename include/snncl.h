@@ -264,6 +264,171 @@ SNN_API snn_status snn_model_forward(snn_model *model, const float *input, int b
                                      const snn_forward_params *params, float *logits,
                                      float *lyap_mean, float *lyap_per_sample);
 
+
+/* ---------------------------------------------------------------- training -- */
+
+typedef enum snn_optimizer {
+    SNN_OPTIM_ADAM = 0, /* torch.optim.Adam (L2 weight decay added to the gradient) */
+    SNN_OPTIM_SGD = 1   /* torch.optim.SGD with momentum (dampening 0) */
+} snn_optimizer;
+
+typedef enum snn_schedule {
+    SNN_SCHEDULE_CONSTANT = 0,
+    SNN_SCHEDULE_COSINE = 1, /* lr * (1 + cos(pi * step / total_steps)) / 2, per step */
+    SNN_SCHEDULE_STEP = 2    /* lr * gamma ^ floor(step / step_size) */
+} snn_schedule;
+
+typedef struct snn_train_config {
+    snn_optimizer optimizer;
+    float lr;                      /* 2e-3 */
+    float beta1, beta2, adam_eps;  /* 0.9, 0.999, 1e-8 */
+    float momentum;                /* SGD: 0.9 */
+    float weight_decay;            /* 0 */
+    snn_schedule schedule;         /* cosine */
+    int64_t total_steps;           /* cosine: length of the schedule (required > 0 for cosine) */
+    int64_t step_size;             /* step schedule: 1000 */
+    float gamma;                   /* step schedule: 0.1 */
+    float grad_clip;               /* maximum global L2 norm of the gradient; 0: off */
+    float lyap_weight;             /* 0.1; 0 skips the perturbed trajectory */
+    float lyap_target;             /* 0.0 */
+    float lyap_eps;                /* 1e-4 */
+    uint8_t reserved[64];
+} snn_train_config;
+
+SNN_API void snn_train_config_default(snn_train_config *cfg);
+SNN_API const char *snn_optimizer_name(snn_optimizer opt);
+SNN_API snn_status snn_optimizer_parse(const char *name, snn_optimizer *out);
+SNN_API const char *snn_schedule_name(snn_schedule schedule);
+SNN_API snn_status snn_schedule_parse(const char *name, snn_schedule *out);
+
+/* The figures of one training step (on the batch, before the update). */
+typedef struct snn_step_stats {
+    float loss;           /* cross_entropy + lyap_weight * (lyapunov - lyap_target)^2 */
+    float cross_entropy;  /* mean over the batch */
+    float lyapunov;       /* batch mean of the estimate (0 when lyap_weight is 0) */
+    int correct;          /* samples whose largest logit is the label */
+    float lr;             /* learning rate used by the update (0 for snn_trainer_gradients) */
+    float grad_norm;      /* global L2 norm of the gradient before clipping */
+} snn_step_stats;
+
+/* One batch of a training step. */
+typedef struct snn_batch {
+    const float *input;    /* (B, C, H, W), or (B, T, C, H, W) when pre_encoded or encoding none */
+    const int64_t *labels; /* (B), each in [0, num_classes) */
+    int size;              /* B >= 2 (BatchNorm needs more than one value per channel) */
+    uint64_t seed;         /* rate encoding, dropout mask and (without perturb) the perturbation */
+    const float *const *perturb; /* optional unit perturbation per LIF layer, as snn_forward_params */
+    int pre_encoded;
+} snn_batch;
+
+/* Trains a model in place: BatchNorm uses batch statistics and moves its running
+ * estimates, dropout is active, gradients come from backpropagation through time with
+ * the fast-sigmoid surrogate over both trajectories of the Lyapunov estimate. While a
+ * trainer works, the model's parameters live on the device; snn_model_save,
+ * snn_model_to_safetensors and snn_model_forward fetch them first. The model must
+ * outlive the trainer. */
+typedef struct snn_trainer snn_trainer;
+
+SNN_API snn_status snn_trainer_create(snn_trainer **out, snn_model *model, const snn_train_config *cfg);
+SNN_API void snn_trainer_free(snn_trainer *tr);
+/* Forward, backward and one optimizer update. */
+SNN_API snn_status snn_trainer_step(snn_trainer *tr, const snn_batch *batch, snn_step_stats *stats);
+/* Forward and backward only (running statistics still move, as in PyTorch). */
+SNN_API snn_status snn_trainer_gradients(snn_trainer *tr, const snn_batch *batch, snn_step_stats *stats);
+/* Number of trainable tensors, and the i-th one's PyTorch name, shape and element
+ * count (any output pointer may be NULL). */
+SNN_API int snn_trainer_num_grads(const snn_trainer *tr);
+SNN_API snn_status snn_trainer_grad_info(const snn_trainer *tr, int i, const char **name, int *ndim,
+                                         int64_t shape[4], size_t *count);
+/* Copies the last computed gradient of tensor i (count floats). */
+SNN_API snn_status snn_trainer_read_grad(snn_trainer *tr, int i, float *out);
+/* Optimizer updates taken so far (restored by snn_trainer_load_state). */
+SNN_API int64_t snn_trainer_steps_done(const snn_trainer *tr);
+/* The learning rate the next update will use. */
+SNN_API float snn_trainer_next_lr(const snn_trainer *tr);
+/* Optimizer state as tensors "optim.<param>.<exp_avg|exp_avg_sq|momentum_buffer>" and
+ * metadata "optim.steps", added to st (a checkpoint holds these next to the model). */
+SNN_API snn_status snn_trainer_save_state(snn_trainer *tr, snn_safetensors *st);
+SNN_API snn_status snn_trainer_load_state(snn_trainer *tr, const snn_safetensors *st);
+
+/* Device memory snncl holds in ctx now, and the most it has held (bytes). */
+SNN_API snn_status snn_context_memory(const snn_context *ctx, size_t *in_use, size_t *peak);
+SNN_API snn_status snn_context_reset_peak(snn_context *ctx);
+
+/* ---------------------------------------------------------------- datasets -- */
+
+/* Labelled images held on the host as bytes: MNIST and Fashion-MNIST (IDX files,
+ * optionally gzip-compressed) and CIFAR-10 (its binary batches). Images come out as
+ * float (B, C, H, W): x = (byte / 255 - mean[c]) / std[c], evaluated in double and
+ * rounded once to float (so with the default mean 0 and std 1, x is byte / 255
+ * correctly rounded), unless snn_dataset_set_normalization() says otherwise.
+ * Loaders set *out to NULL on failure: SNN_ERR_IO when a file is missing or cannot be
+ * read (the message names the paths tried), SNN_ERR_FORMAT when its contents are
+ * malformed (bad magic or type, wrong dimensions, truncated or extra data, a label
+ * outside 0..9, image and label counts that differ, no images, absurd sizes). */
+typedef struct snn_dataset snn_dataset;
+
+typedef enum snn_dataset_kind {
+    SNN_DATASET_MNIST = 0,
+    SNN_DATASET_FASHION_MNIST = 1,
+    SNN_DATASET_CIFAR10 = 2
+} snn_dataset_kind;
+
+/* "mnist", "fashion-mnist", "cifar10" ("unknown" for any other value). Parsing ignores
+ * case and also accepts "fashion_mnist", "fmnist" and "cifar-10". */
+SNN_API const char *snn_dataset_kind_name(snn_dataset_kind kind);
+SNN_API snn_status snn_dataset_kind_parse(const char *name, snn_dataset_kind *out);
+/* Where Debian's packages put the files (NULL where there is no such package):
+ * fashion-mnist -> /usr/share/datasets/fashion-mnist (dataset-fashion-mnist); Debian 12
+ * packages neither MNIST nor CIFAR-10, so NULL for those. */
+SNN_API const char *snn_dataset_default_dir(snn_dataset_kind kind);
+
+/* One split of a dataset from its directory, with the files' usual names:
+ *  (fashion-)mnist: {train,t10k}-{images-idx3,labels-idx1}-ubyte, each also accepted
+ *                   with a .gz suffix (the plain name is tried first);
+ *  cifar10:         data_batch_1.bin .. data_batch_5.bin, test_batch.bin, also in a
+ *                   cifar-10-batches-bin/ subdirectory.
+ * train: nonzero for the training split, zero for the test split. dir must not be NULL
+ * (pass snn_dataset_default_dir() for Debian's location). */
+SNN_API snn_status snn_dataset_load(snn_dataset **out, snn_dataset_kind kind, const char *dir, int train);
+/* An IDX image file (unsigned bytes, 3 dims N x H x W, C = 1) and its label file (1 dim
+ * N), each plain or gzip-compressed, opened by exactly the names given. */
+SNN_API snn_status snn_dataset_load_idx(snn_dataset **out, const char *images_path,
+                                        const char *labels_path);
+/* CIFAR-10 binary batches (records of 1 label byte + 3x32x32 bytes), concatenated. */
+SNN_API snn_status snn_dataset_load_cifar10(snn_dataset **out, const char *const *paths, int count);
+SNN_API void snn_dataset_free(snn_dataset *ds);
+
+/* Number of images; 0 for NULL. shape: all three pointers must be non-NULL. */
+SNN_API size_t snn_dataset_size(const snn_dataset *ds);
+SNN_API snn_status snn_dataset_shape(const snn_dataset *ds, int *channels, int *height, int *width);
+/* 10 for all three datasets: one more than the largest label the format allows. */
+SNN_API int snn_dataset_num_classes(const snn_dataset *ds);
+/* Keeps only the first n images (n >= 1; n larger than the size changes nothing). */
+SNN_API snn_status snn_dataset_truncate(snn_dataset *ds, size_t n);
+
+/* Per-channel mean and (population) standard deviation of the images scaled to [0, 1],
+ * byte / 255, over the whole dataset, computed in double whatever the normalization.
+ * mean and std hold one value per channel. */
+SNN_API snn_status snn_dataset_channel_stats(const snn_dataset *ds, float *mean, float *std);
+/* mean and std: one value per channel; mean finite, std positive and finite (and not
+ * so small that a value overflows float). On failure the normalization is unchanged. */
+SNN_API snn_status snn_dataset_set_normalization(snn_dataset *ds, const float *mean, const float *std);
+
+/* The order of an epoch: a permutation of 0 .. size-1 drawn from (seed, epoch) by
+ * Fisher-Yates over Philox, identical on every machine. order holds size entries.
+ * epoch < 2^23. Exactly: the host Philox4x32-10 stream with key seed and stream
+ * 0x800000 + epoch (counter words: block low, block high, 0xC0FFEE, 0, starting at block
+ * (0x800000 + epoch) << 40, four 32-bit words per block); order starts as the identity,
+ * and for i = size-1 down to 1 it swaps order[i] and order[j], where j = u mod (i+1) for
+ * the first next word u below floor(2^32 / (i+1)) * (i+1). */
+SNN_API snn_status snn_dataset_order(const snn_dataset *ds, uint64_t seed, uint64_t epoch,
+                                     uint32_t *order);
+/* Copies the images indices[0..count) as float (count, C, H, W) and their labels.
+ * Every index must be below the size (checked before anything is written). */
+SNN_API snn_status snn_dataset_gather(const snn_dataset *ds, const uint32_t *indices, size_t count,
+                                      float *images, int64_t *labels);
+
 #ifdef __cplusplus
 }
 #endif

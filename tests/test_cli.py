@@ -758,6 +758,178 @@ class RateEncodingTests(CliTestCase):
 
 # ------------------------------------------------------------------------- main --
 
+# ---------------------------------------------------------------- training --
+
+def write_idx(path, array_shape, values, magic):
+    """An IDX file of unsigned bytes (magic 0x0803 images, 0x0801 labels)."""
+    with open(path, "wb") as f:
+        f.write(struct.pack(">I", magic))
+        for d in array_shape:
+            f.write(struct.pack(">I", d))
+        f.write(bytes(values))
+
+
+def write_toy_mnist(directory, n_train=48, n_test=24, size=8, seed=5):
+    """A small MNIST-format dataset that a tiny model can learn: class 0 lights the top
+    half, class 1 the bottom half, with noise."""
+    rng = random.Random(seed)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        pixels, labels = [], []
+        for i in range(n):
+            y = i % 2
+            labels.append(y)
+            for r in range(size):
+                for c in range(size):
+                    lit = (r < size // 2) == (y == 0)
+                    base = 200 if lit else 30
+                    pixels.append(max(0, min(255, base + rng.randint(-30, 30))))
+        write_idx(os.path.join(directory, "%s-images-idx3-ubyte" % split), [n, size, size], pixels, 0x803)
+        write_idx(os.path.join(directory, "%s-labels-idx1-ubyte" % split), [n], labels, 0x801)
+
+
+class TrainingTests(CliTestCase):
+    """snncl grad, train and eval."""
+
+    def grad_args(self, case, output, *extra):
+        return ["grad", "--model", fixture(case + ".model.safetensors"),
+                "--input", fixture(case + ".input.safetensors"),
+                "--labels", fixture(case + ".labels.safetensors"), "--output", output] + list(extra)
+
+    def test_grad_matches_pytorch(self):
+        out = self.path("g.safetensors")
+        self.run_ok(self.grad_args("train_simple_direct", out, "--lyap-weight", "0"))
+        got, _ = st_read(out)
+        ref, _ = st_read(fixture("train_simple_direct.grad.safetensors"))
+        want_names = {k[len("grad."):] for k in ref if k.startswith("grad.")}
+        self.assertEqual({k[len("grad."):] for k in got if k.startswith("grad.")}, want_names)
+        self.assertNotIn("lyapunov", got)
+        loss = got["loss"].values()[0]
+        self.assertLess(abs(loss - ref["loss"].values()[0]), 1e-5 * abs(ref["loss"].values()[0]))
+        for name in want_names:
+            a, b = got["grad." + name], ref["grad." + name]
+            self.assertEqual(a.shape, b.shape, name)
+            av, bv = a.values(), b.values()
+            scale = max(abs(x) for x in bv)
+            err = max(abs(x - y) for x, y in zip(av, bv))
+            self.assertLessEqual(err, 1e-3 * scale, "%s: %g" % (name, err / scale))
+
+    def test_grad_with_lyapunov_and_perturbation(self):
+        case = "train_simple_direct_lyap"
+        _, meta = st_read(fixture(case + ".grad.safetensors"))
+        out = self.path("g.safetensors")
+        self.run_ok(self.grad_args(case, out, "--lyap-weight", meta["lyap_weight"], "--lyap-target",
+                                   meta["lyap_target"], "--lyap-eps", meta["lyap_eps"],
+                                   "--perturb", fixture(case + ".perturb.safetensors")))
+        got, _ = st_read(out)
+        ref, _ = st_read(fixture(case + ".grad.safetensors"))
+        for key, tol in (("loss", 2e-4), ("lyapunov", 1e-2)):
+            self.assertLess(abs(got[key].values()[0] - ref[key].values()[0]), tol * max(1, abs(ref[key].values()[0])), key)
+
+    def test_grad_label_errors(self):
+        case = "train_simple_direct"
+        good, _ = st_read(fixture(case + ".labels.safetensors"))
+        n = good["labels"].shape[0]
+        bad = {
+            "missing": ({"other": good["labels"]}, 1, "no tensor named 'labels'"),
+            "float": ({"labels": Tensor.of("F32", [n], [0.0] * n)}, 1, "int64"),
+            "short": ({"labels": Tensor.of("I64", [n - 1], [0] * (n - 1))}, 1, "shape [%d]" % n),
+            "range": ({"labels": Tensor.of("I64", [n], [0] * (n - 1) + [10])}, 1, "outside [0, 10)"),
+            "negative": ({"labels": Tensor.of("I64", [n], [-1] + [0] * (n - 1))}, 1, "outside"),
+        }
+        for name, (tensors, code, needle) in bad.items():
+            with self.subTest(name):
+                path = self.path(name + ".safetensors")
+                st_write(path, tensors)
+                args = self.grad_args(case, self.path("g.safetensors"), "--lyap-weight", "0")
+                args[args.index("--labels") + 1] = path
+                self.assert_exit(args, code, needle)
+                self.assert_no_output(self.path("g.safetensors"))
+
+    def test_grad_usage_errors(self):
+        self.assert_exit(self.grad_args("train_simple_direct", self.path("g"), "--lyap-weight", "0", "--perturb",
+                                        fixture("train_simple_direct_lyap.perturb.safetensors")), 2, "--perturb")
+        self.assert_exit(["grad", "--model", fixture("train_simple_direct.model.safetensors")], 2, "required")
+        self.assert_exit(self.grad_args("train_simple_direct", self.path("g"), "--lyap-weight", "-1"), 2,
+                         "--lyap-weight")
+
+    def train_args(self, data, out, *extra):
+        return ["train", "--data", "mnist", "--data-dir", data, "--channels", "4,8", "--T", "3",
+                "--encoding", "direct", "--batch", "8", "--epochs", "2", "--lyap-weight", "0.05",
+                "--lr", "0.01", "--out", out, "--quiet"] + list(extra)
+
+    def test_train_learns_and_eval_agrees(self):
+        data = self.path("data")
+        os.mkdir(data)
+        write_toy_mnist(data)
+        out, js = self.path("m.safetensors"), self.path("m.jsonl")
+        stdout, _ = self.run_ok(self.train_args(data, out, "--json", js))
+        last = stdout.strip().splitlines()[-1]
+        m = re.fullmatch(r"test accuracy: (0\.\d{4}|1\.0000)", last)
+        self.assertIsNotNone(m, stdout)
+        self.assertGreaterEqual(float(m.group(1)), 0.9, stdout)
+        lines = [json.loads(l) for l in open(js)]
+        self.assertEqual([l["epoch"] for l in lines], [1, 2])
+        for key in ("loss", "cross_entropy", "train_accuracy", "lyapunov", "test_accuracy", "images_per_s",
+                    "peak_device_mb", "seconds", "lr"):
+            self.assertIn(key, lines[-1])
+        self.assertTrue(os.path.exists(self.path("m.ckpt.safetensors")))
+        ev, _ = self.run_ok(["eval", "--model", out, "--data", "mnist", "--data-dir", data, "--quiet"])
+        self.assertEqual(ev.strip().splitlines()[-1], last)
+        # The checkpoint loads as a model too (its optimizer state is skipped).
+        ev2, _ = self.run_ok(["eval", "--model", self.path("m.ckpt.safetensors"), "--data", "mnist",
+                              "--data-dir", data, "--quiet"])
+        self.assertEqual(ev2.strip().splitlines()[-1], last)
+
+    def model_bytes(self, path):
+        tensors, _ = st_read(path)
+        return {k: v.data for k, v in tensors.items()}
+
+    def test_train_deterministic_and_resume_exact(self):
+        data = self.path("data")
+        os.mkdir(data)
+        write_toy_mnist(data)
+        full = self.path("full.safetensors")
+        self.run_ok(self.train_args(data, full, "--no-eval"))
+        again = self.path("again.safetensors")
+        self.run_ok(self.train_args(data, again, "--no-eval"))
+        self.assertEqual(self.model_bytes(full), self.model_bytes(again), "same seed, different model")
+        # Stop mid-epoch (--max-steps writes a checkpoint), resume: the same model, bit for bit.
+        for stop in ("3", "6", "9"):  # 6 steps per epoch: mid-epoch, an epoch's end, mid-epoch
+            with self.subTest(stop=stop):
+                part = self.path("part%s.safetensors" % stop)
+                out, _ = self.run_ok(self.train_args(data, part, "--no-eval", "--max-steps", stop))
+                self.assertIn("stopped after %s steps" % stop, out)
+                self.run_ok(["train", "--resume", self.path("part%s.ckpt.safetensors" % stop), "--quiet"])
+                self.assertEqual(self.model_bytes(full), self.model_bytes(part), "resumed run differs")
+
+    def test_train_usage_errors(self):
+        data = self.path("data")
+        os.mkdir(data)
+        write_toy_mnist(data)
+        out = self.path("m.safetensors")
+        for flag, value, needle in (("--batch", "1", "--batch"), ("--encoding", "none", "--encoding"),
+                                    ("--channels", "4,x", "--channels"), ("--optimizer", "lbfgs", "optimizer"),
+                                    ("--schedule", "linear", "schedule"), ("--data", "imagenet", "imagenet"),
+                                    ("--lr", "-1", "lr")):
+            with self.subTest(flag):
+                args = self.train_args(data, out)
+                if flag in args:
+                    args[args.index(flag) + 1] = value
+                else:
+                    args += [flag, value]
+                self.assert_exit(args, 2, needle)
+                self.assert_no_output(out)
+        self.assert_exit(self.train_args(self.path("nowhere"), out), 1, "nowhere")
+        self.assert_exit(["train", "--resume", self.path("none.safetensors")], 1, "checkpoint")
+
+    def test_eval_rejects_mismatched_model(self):
+        data = self.path("data")
+        os.mkdir(data)
+        write_toy_mnist(data)
+        self.assert_exit(["eval", "--model", fixture("train_simple_none_lyap.model.safetensors"), "--data", "mnist",
+                          "--data-dir", data], 2, "dataset has")
+
+
 class _Result(unittest.TextTestResult):
     """Also records which test methods failed (a method counts once, subtests included)."""
 

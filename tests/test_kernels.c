@@ -168,7 +168,8 @@ START_TEST(test_philox_device_kat) {
         size_t global[1] = {NB};
         ck_assert_snn_ok(snn_launch(
             ctx, "philox_blocks", 1, global, NULL,
-            SNN_ARGS(SNN_ARG_MEM(out), ((snn_arg){sizeof ctr, &ctr}), ((snn_arg){sizeof key, &key}))));
+            SNN_ARGS(SNN_ARG_MEM(out), ((snn_arg){sizeof ctr, &ctr}), ((snn_arg){sizeof key, &key}),
+                     SNN_ARG_UINT(NB))));
         float *h = dev_download(ctx, out, words);
         for (uint32_t i = 0; i < NB; i++) {
             /* Block i uses ctr + (i, 0, 0, 0), per-component (wrapping, no carry). */

@@ -1,6 +1,7 @@
 #include "args.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -98,4 +99,36 @@ void cli_usage(FILE *out, const char *usage, const char *summary, const cli_opti
         fprintf(out, "  %-26s %s%s\n", left, opts[k].help, opts[k].required ? " (required)" : "");
     }
     fprintf(out, "  %-26s %s\n", "--help", "show this help");
+}
+
+int cli_set(cli_option *o, const char *value, char *err, size_t errlen) {
+    if (o->kind == CLI_FLAG) {
+        if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0) {
+            snprintf(err, errlen, "invalid value '%s' for --%s (expected 0 or 1)", value, o->name);
+            return CLI_ERROR;
+        }
+        *(int *)o->dest = value[0] == '1';
+        return CLI_OK;
+    }
+    return set_value(o, value, err, errlen);
+}
+
+void cli_format(const cli_option *o, char *buf, size_t len) {
+    switch (o->kind) {
+    case CLI_FLAG:
+    case CLI_INT:
+        snprintf(buf, len, "%d", *(const int *)o->dest);
+        break;
+    case CLI_FLOAT:
+        snprintf(buf, len, "%.9g", (double)*(const float *)o->dest);
+        break;
+    case CLI_U64:
+        snprintf(buf, len, "%" PRIu64, *(const uint64_t *)o->dest);
+        break;
+    case CLI_STRING: {
+        const char *v = *(const char *const *)o->dest;
+        snprintf(buf, len, "%s", v ? v : "");
+        break;
+    }
+    }
 }

@@ -23,5 +23,10 @@ enum { CLI_OK = 0, CLI_HELP = 1, CLI_ERROR = 2 };
 /* Parses argv[first..argc). On CLI_ERROR, err holds a message naming the option. */
 int cli_parse(int argc, char **argv, int first, cli_option *opts, size_t nopts, char *err, size_t errlen);
 void cli_usage(FILE *out, const char *usage, const char *summary, const cli_option *opts, size_t nopts);
+/* Sets an option from text as the command line would (flags take "0" or "1"); the
+ * option is not marked seen. A string value must outlive the option table. */
+int cli_set(cli_option *o, const char *value, char *err, size_t errlen);
+/* The option's current value as text that cli_set reads back exactly. */
+void cli_format(const cli_option *o, char *buf, size_t len);
 
 #endif

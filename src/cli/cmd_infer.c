@@ -4,82 +4,25 @@
 #include <string.h>
 
 #include "args.h"
+#include "batch_io.h"
 #include "commands.h"
 #include "snncl.h"
 
 typedef struct infer_job {
     snn_context *ctx;
     snn_model *model;
-    snn_safetensors *input, *perturb, *output;
-    float *x, *logits, *lyap_ps;
-    float **perturb_data;
-    int num_lifs;
+    cli_batch batch;
+    snn_safetensors *output;
+    float *logits, *lyap_ps;
 } infer_job;
 
 static void job_free(infer_job *j) {
-    if (j->perturb_data)
-        for (int l = 0; l < j->num_lifs; l++) free(j->perturb_data[l]);
-    free(j->perturb_data);
-    free(j->x);
     free(j->logits);
     free(j->lyap_ps);
-    snn_safetensors_free(j->input);
-    snn_safetensors_free(j->perturb);
+    cli_batch_free(&j->batch);
     snn_safetensors_free(j->output);
     snn_model_free(j->model);
     snn_context_free(j->ctx);
-}
-
-/* Reads `input` and checks it against the model: (B,C,H,W) or (B,T,C,H,W). */
-static snn_status read_input(infer_job *j, const char *path, const snn_model_config *cfg, int *batch,
-                             int *pre_encoded) {
-    snn_status st = snn_safetensors_read(&j->input, path);
-    if (st != SNN_OK) return st;
-    const snn_tensor *t = snn_safetensors_find(j->input, "input");
-    if (!t) {
-        fprintf(stderr, "snncl infer: %s has no tensor named 'input'\n", path);
-        return SNN_ERR_NOT_FOUND;
-    }
-    int want5 = cfg->encoding == SNN_ENCODING_NONE;
-    int is5 = t->ndim == 5;
-    const int64_t *s = t->shape + (is5 ? 2 : 1);
-    if ((t->ndim != 4 && t->ndim != 5) || (want5 && !is5) || t->shape[0] < 1 || t->shape[0] > 1000000 ||
-        (is5 && t->shape[1] != cfg->T) || s[0] != cfg->in_channels || s[1] != cfg->height || s[2] != cfg->width) {
-        fprintf(stderr, "snncl infer: %s: 'input' has shape [", path);
-        for (int i = 0; i < t->ndim; i++) fprintf(stderr, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-        fprintf(stderr, "] but the model takes (B, %d, %d, %d)%s%s (B, T=%d, %d, %d, %d) spikes\n", cfg->in_channels,
-                cfg->height, cfg->width, want5 ? "" : " images or", want5 ? " only" : "", cfg->T, cfg->in_channels,
-                cfg->height, cfg->width);
-        return SNN_ERR_SHAPE;
-    }
-    *batch = (int)t->shape[0];
-    *pre_encoded = is5;
-    size_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= (size_t)t->shape[i];
-    j->x = malloc(n * sizeof(float));
-    if (!j->x) return SNN_ERR_OUT_OF_MEMORY;
-    return snn_safetensors_get_f32(j->input, "input", t->ndim, t->shape, j->x);
-}
-
-static snn_status read_perturb(infer_job *j, const char *path, int batch) {
-    snn_status st = snn_safetensors_read(&j->perturb, path);
-    if (st != SNN_OK) return st;
-    j->num_lifs = snn_model_num_lif_layers(j->model);
-    j->perturb_data = calloc((size_t)j->num_lifs, sizeof(float *));
-    if (!j->perturb_data) return SNN_ERR_OUT_OF_MEMORY;
-    for (int l = 0; l < j->num_lifs; l++) {
-        int ndim;
-        int64_t shape[4];
-        char name[32];
-        if ((st = snn_model_lif_shape(j->model, l, batch, &ndim, shape)) != SNN_OK) return st;
-        size_t n = 1;
-        for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
-        j->perturb_data[l] = malloc(n * sizeof(float));
-        if (!j->perturb_data[l]) return SNN_ERR_OUT_OF_MEMORY;
-        snprintf(name, sizeof name, "perturb.%d", l);
-        if ((st = snn_safetensors_get_f32(j->perturb, name, ndim, shape, j->perturb_data[l])) != SNN_OK) return st;
-    }
-    return SNN_OK;
 }
 
 int cmd_infer(int argc, char **argv) {
@@ -138,15 +81,17 @@ int cmd_infer(int argc, char **argv) {
         goto done;
     }
     snn_model_get_config(j.model, &cfg);
-    if ((st = read_input(&j, input_path, &cfg, &batch, &fp.pre_encoded)) != SNN_OK) {
+    if ((st = cli_read_input("infer", &j.batch, input_path, &cfg)) != SNN_OK) {
         if (st != SNN_ERR_SHAPE && st != SNN_ERR_NOT_FOUND) cli_report("reading the input", st);
         goto done;
     }
-    if (perturb_path && (st = read_perturb(&j, perturb_path, batch)) != SNN_OK) {
+    batch = j.batch.batch;
+    fp.pre_encoded = j.batch.pre_encoded;
+    if (perturb_path && (st = cli_read_perturb(&j.batch, perturb_path, j.model)) != SNN_OK) {
         cli_report("reading the perturbation", st);
         goto done;
     }
-    fp.perturb = (const float *const *)j.perturb_data;
+    fp.perturb = (const float *const *)j.batch.perturb;
     float lyap = 0;
     j.logits = malloc((size_t)batch * (size_t)cfg.num_classes * sizeof(float));
     j.lyap_ps = malloc((size_t)batch * sizeof(float));
@@ -154,7 +99,7 @@ int cmd_infer(int argc, char **argv) {
         fprintf(stderr, "snncl infer: out of memory\n");
         goto done;
     }
-    if ((st = snn_model_forward(j.model, j.x, batch, &fp, j.logits, &lyap, j.lyap_ps)) != SNN_OK) {
+    if ((st = snn_model_forward(j.model, j.batch.x, batch, &fp, j.logits, &lyap, j.lyap_ps)) != SNN_OK) {
         cli_report("running the model", st);
         goto done;
     }

@@ -3,8 +3,19 @@
 #ifndef SNNCL_CLI_COMMANDS_H
 #define SNNCL_CLI_COMMANDS_H
 
+#include "snncl.h"
+
 int cmd_devices(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
+int cmd_grad(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+/* Shared by train and eval (cmd_eval.c): loads one split of a dataset (limit 0: all),
+ * and checks a model takes its images. Return 0 or an exit status. */
+int cli_load_split(const char *cmd, const char *data, const char *dir, int train, size_t limit,
+                   snn_dataset **out);
+int cli_check_model_fits(const char *cmd, const snn_model_config *cfg, const snn_dataset *ds);
 
 /* Prints "snncl: <what>: <status text>: <detail>" to stderr; returns 1. */
 int cli_report(const char *what, int status);

@@ -12,6 +12,9 @@ static const struct {
 } commands[] = {
     {"devices", cmd_devices, "list OpenCL devices and their properties"},
     {"infer", cmd_infer, "run a model on a batch (eval mode), optionally with the Lyapunov estimate"},
+    {"train", cmd_train, "train a model on a dataset (Fashion-MNIST, MNIST, CIFAR-10) and evaluate it"},
+    {"eval", cmd_eval, "accuracy of a model on a dataset split"},
+    {"grad", cmd_grad, "loss and gradients of one training-mode step on a batch (no update)"},
 };
 
 static void usage(FILE *out) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cl_sources.h"
 #include "gemm.h"
@@ -278,6 +279,8 @@ snn_status snn_context_create(snn_context **out, const snn_context_params *param
     ctx->platform = ref.platform;
     ctx->device = ref.device;
     fill_info(&ref, index, &ctx->info);
+    const char *prof = getenv("SNNCL_PROFILE");
+    ctx->profile = prof && *prof && strcmp(prof, "0") != 0;
 
     snn_status st;
     cl_int err;
@@ -304,10 +307,45 @@ fail:
     return st;
 }
 
+double snn_profile_start(snn_context *ctx) {
+    if (!ctx->profile) return 0.0;
+    clFinish(ctx->queue);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void snn_profile_stop(snn_context *ctx, int slot, double start) {
+    if (!ctx->profile) return;
+    const double t = snn_profile_start(ctx);
+    ctx->profile_seconds[slot] += t - start;
+    ctx->profile_calls[slot]++;
+}
+
+static void profile_report(const snn_context *ctx) {
+    double total = 0;
+    for (int i = 0; i <= SNN_MAX_KERNELS; i++) total += ctx->profile_seconds[i];
+    fprintf(stderr, "snncl profile (%s): %.3f s in device work\n", ctx->info.name, total);
+    int done[SNN_MAX_KERNELS + 1] = {0};
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i <= SNN_MAX_KERNELS; i++)
+            if (!done[i] && ctx->profile_calls[i] && (best < 0 || ctx->profile_seconds[i] > ctx->profile_seconds[best]))
+                best = i;
+        if (best < 0) break;
+        done[best] = 1;
+        fprintf(stderr, "  %-24s %9.3f s %5.1f%% %8lu calls\n", best == SNN_PROFILE_GEMM ? "gemm" : ctx->kernels[best].name,
+                ctx->profile_seconds[best], total > 0 ? 100.0 * ctx->profile_seconds[best] / total : 0.0,
+                ctx->profile_calls[best]);
+    }
+}
+
 void snn_context_free(snn_context *ctx) {
     if (!ctx) return;
     if (ctx->queue) clFinish(ctx->queue);
+    if (ctx->profile) profile_report(ctx);
     for (int i = 0; i < ctx->num_kernels; i++) clReleaseKernel(ctx->kernels[i].kernel);
+    snn_buffer_release(&ctx->gemm_ws);
     if (ctx->program) clReleaseProgram(ctx->program);
     if (ctx->queue) clReleaseCommandQueue(ctx->queue);
     if (ctx->cl) clReleaseContext(ctx->cl);
@@ -375,7 +413,25 @@ snn_status snn_launch(snn_context *ctx, const char *name, int dims, const size_t
             return snn_fail(SNN_ERR_OPENCL, "clSetKernelArg(%s, %d) failed: %s", name, i,
                             snn_cl_error_name(err));
     }
+    /* Without an explicit work-group size, runtimes may pick tiny groups (PoCL runs
+     * single work-items then, far slower). Every kernel bounds-checks its first index,
+     * so the first dimension is rounded up to whole groups of up to 256. */
+    size_t auto_global[3], auto_local[3] = {1, 1, 1};
+    if (!local && dims >= 1 && dims <= 3) {
+        size_t wg = 1, max_wg = 1;
+        SNN_TRY(snn_kernel_get(ctx, name, &k, &max_wg));
+        while (wg * 2 <= 256 && wg * 2 <= max_wg && wg < global[0]) wg *= 2;
+        for (int d = 0; d < dims; d++) auto_global[d] = global[d];
+        auto_global[0] = (global[0] + wg - 1) / wg * wg;
+        auto_local[0] = wg;
+        global = auto_global;
+        local = auto_local;
+    }
+    const double t0 = snn_profile_start(ctx);
     cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, (cl_uint)dims, NULL, global, local, 0, NULL, NULL);
+    if (ctx->profile && err == CL_SUCCESS)
+        for (int i = 0; i < ctx->num_kernels; i++)
+            if (ctx->kernels[i].kernel == k) snn_profile_stop(ctx, i, t0);
     if (err != CL_SUCCESS)
         return snn_fail(err == CL_OUT_OF_RESOURCES || err == CL_MEM_OBJECT_ALLOCATION_FAILURE
                             ? SNN_ERR_OUT_OF_MEMORY
@@ -385,6 +441,26 @@ snn_status snn_launch(snn_context *ctx, const char *name, int dims, const size_t
 }
 
 /* ---------------------------------------------------------------- buffers -- */
+
+static void CL_CALLBACK buffer_released(cl_mem mem, void *user) {
+    snn_context *ctx = user;
+    size_t bytes = 0;
+    if (clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL) == CL_SUCCESS)
+        __atomic_sub_fetch(&ctx->mem_in_use, bytes, __ATOMIC_RELAXED);
+}
+
+snn_status snn_context_memory(const snn_context *ctx, size_t *in_use, size_t *peak) {
+    if (!ctx) return snn_fail(SNN_ERR_INVALID_ARG, "snn_context_memory: ctx is NULL");
+    if (in_use) *in_use = __atomic_load_n(&ctx->mem_in_use, __ATOMIC_RELAXED);
+    if (peak) *peak = __atomic_load_n(&ctx->mem_peak, __ATOMIC_RELAXED);
+    return SNN_OK;
+}
+
+snn_status snn_context_reset_peak(snn_context *ctx) {
+    if (!ctx) return snn_fail(SNN_ERR_INVALID_ARG, "snn_context_reset_peak: ctx is NULL");
+    __atomic_store_n(&ctx->mem_peak, __atomic_load_n(&ctx->mem_in_use, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+    return SNN_OK;
+}
 
 snn_status snn_buffer_create(snn_context *ctx, size_t bytes, cl_mem *out) {
     cl_int err;
@@ -400,6 +476,13 @@ snn_status snn_buffer_create(snn_context *ctx, size_t bytes, cl_mem *out) {
         return snn_fail(SNN_ERR_OUT_OF_MEMORY, "allocating %zu bytes on the device failed: %s", bytes,
                         snn_cl_error_name(err));
     }
+    size_t now = __atomic_add_fetch(&ctx->mem_in_use, bytes, __ATOMIC_RELAXED);
+    size_t peak = __atomic_load_n(&ctx->mem_peak, __ATOMIC_RELAXED);
+    while (now > peak && !__atomic_compare_exchange_n(&ctx->mem_peak, &peak, now, 1, __ATOMIC_RELAXED,
+                                                      __ATOMIC_RELAXED)) {
+    }
+    if (clSetMemObjectDestructorCallback(*out, buffer_released, ctx) != CL_SUCCESS)
+        __atomic_sub_fetch(&ctx->mem_in_use, bytes, __ATOMIC_RELAXED); /* untracked, not leaked */
     return SNN_OK;
 }
 

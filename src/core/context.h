@@ -9,6 +9,13 @@
 
 #define SNN_MAX_KERNELS 64
 
+/* Which code computes snn_gemm (src/core/gemm.h). */
+typedef enum snn_gemm_impl {
+    SNN_GEMM_AUTO = 0,    /* only as an argument: the device's default */
+    SNN_GEMM_CLBLAST = 1, /* CLBlastSgemm */
+    SNN_GEMM_NATIVE = 2   /* the kernels of cl/gemm.cl */
+} snn_gemm_impl;
+
 struct snn_context {
     cl_platform_id platform;
     cl_device_id device;
@@ -22,7 +29,26 @@ struct snn_context {
         size_t max_wg; /* CL_KERNEL_WORK_GROUP_SIZE */
     } kernels[SNN_MAX_KERNELS];
     int num_kernels;
+    /* Bytes of device buffers made by snn_buffer_create that are alive, and the most
+     * ever alive (CLBlast's own temporaries are not counted). Updated atomically: the
+     * release callback may run on an OpenCL runtime thread. */
+    size_t mem_in_use, mem_peak;
+    /* SNNCL_PROFILE=1: every launch waits for completion and its time is added to
+     * its kernel's entry (GEMMs under "gemm"); the table prints when the context is freed. */
+    int profile;
+    double profile_seconds[SNN_MAX_KERNELS + 1];
+    unsigned long profile_calls[SNN_MAX_KERNELS + 1];
+    /* snn_gemm: the implementation in use, and the native path's scratch (split
+     * reductions, transposed operands), grown on demand, released by snn_context_free. */
+    snn_gemm_impl gemm_impl;
+    cl_mem gemm_ws;
+    size_t gemm_ws_cap;
 };
+
+/* Profiling brackets for work not launched through snn_launch (the GEMMs). */
+double snn_profile_start(snn_context *ctx);
+void snn_profile_stop(snn_context *ctx, int slot, double start);
+#define SNN_PROFILE_GEMM SNN_MAX_KERNELS
 
 /* OpenCL error code -> "CL_OUT_OF_RESOURCES". */
 const char *snn_cl_error_name(cl_int err);

@@ -141,8 +141,8 @@ static void swap_buffers(snn_forward_buffers *f) {
 
 /* One LIF layer over the chunk, with or without the perturbed trajectory. */
 static snn_status run_lif(snn_model *m, const forward_plan *p, snn_lif_args *a, int layer) {
-    a->beta = fminf(fmaxf(m->lif[layer].beta->host[0], 0.0f), 1.0f); /* snnTorch clamps beta */
-    a->thr = m->lif[layer].threshold->host[0];
+    a->beta = snn_model_lif_beta(m, layer);
+    a->thr = snn_model_lif_threshold(m, layer);
     a->mem = m->fwd.mem[layer];
     a->delta = m->fwd.delta[layer];
     a->sq = m->fwd.sq;
@@ -190,6 +190,16 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
         a.T = Tn;
         a.t0 = t0;
         a.eps = eps;
+        if (c->pool && P == 1) {
+            /* Pooling fused into the LIF pass: pooled spikes straight to the next input. */
+            a.beta = snn_model_lif_beta(m, i);
+            a.thr = snn_model_lif_threshold(m, i);
+            a.mem = f->mem[i];
+            a.spk = f->act;
+            a.spk_gstride = Tn * B * (c->H / 2) * (c->W / 2);
+            SNN_TRY(snn_op_lif_forward_pool(ctx, &a, c->H, c->W));
+            continue;
+        }
         SNN_TRY(run_lif(m, p, &a, i));
         if (c->pool)
             SNN_TRY(snn_op_avgpool2x2(ctx, f->spk, f->act, c->cout * P * Tn * B, c->H, c->W));
@@ -243,6 +253,7 @@ snn_status snn_model_forward(snn_model *m, const float *input, int batch, const 
             if (!params->perturb[l])
                 return snn_fail(SNN_ERR_INVALID_ARG, "perturbation for LIF layer %d is NULL", l);
 
+    SNN_TRY(snn_model_sync_host(m));
     const snn_model_config *cfg = &m->cfg;
     forward_plan p;
     SNN_TRY(plan_forward(m, (size_t)batch, params, &p));

@@ -210,6 +210,11 @@ snn_status snn_model_upload(snn_model *m) {
     for (int i = 0; i < m->num_convs; i++) {
         snn_conv_layer *c = &m->conv[i];
         SNN_TRY(upload_param(m, c->weight));
+        /* BatchNorm tensors too: training updates them on the device. */
+        SNN_TRY(upload_param(m, c->bn_weight));
+        SNN_TRY(upload_param(m, c->bn_bias));
+        SNN_TRY(upload_param(m, c->bn_mean));
+        SNN_TRY(upload_param(m, c->bn_var));
         float *fold = malloc(2 * c->cout * sizeof(float));
         if (!fold) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "BatchNorm folding");
         /* Folded in double: y = gamma*(x - mean)/sqrt(var + 1e-5) + beta. */
@@ -241,6 +246,23 @@ snn_status snn_model_upload(snn_model *m) {
     }
     return SNN_OK;
 }
+
+snn_status snn_model_sync_host(snn_model *m) {
+    if (!m->device_newer) return SNN_OK;
+    for (int i = 0; i < m->num_params; i++) {
+        snn_param *p = &m->params[i];
+        if (p->dtype == SNN_F32 && p->dev)
+            SNN_TRY(snn_buffer_read(m->ctx, p->dev, 0, p->count * sizeof(float), p->host));
+    }
+    m->device_newer = 0;
+    return snn_model_upload(m);
+}
+
+float snn_model_lif_beta(const snn_model *m, int l) {
+    return fminf(fmaxf(m->lif[l].beta->host[0], 0.0f), 1.0f); /* snnTorch clamps beta */
+}
+
+float snn_model_lif_threshold(const snn_model *m, int l) { return m->lif[l].threshold->host[0]; }
 
 static void release_forward_buffers(snn_forward_buffers *f) {
     cl_mem *all[] = {&f->input, &f->act, &f->conv, &f->spk, &f->cur0, &f->sum,

@@ -62,6 +62,7 @@ struct snn_model {
     cl_mem ones, zeros;       /* identity affine for the dense LIF */
     snn_forward_buffers fwd;
     size_t max_chunk_steps;   /* 0: chosen from device memory; tests force small chunks */
+    int device_newer;         /* a trainer changed the device copies; host tables are stale */
 };
 
 /* Validates cfg and lays out the structure and parameter table (host memory only). */
@@ -71,5 +72,10 @@ snn_status snn_model_upload(snn_model *model);
 /* Validates a config (shared by create and load). */
 snn_status snn_model_config_check(const snn_model_config *cfg);
 snn_param *snn_model_param(snn_model *model, const char *name);
+/* After training: copies device parameters back to the host tables and refolds BatchNorm. */
+snn_status snn_model_sync_host(snn_model *model);
+/* Clamped beta and the threshold of LIF layer l, as the kernels use them. */
+float snn_model_lif_beta(const snn_model *model, int l);
+float snn_model_lif_threshold(const snn_model *model, int l);
 
 #endif

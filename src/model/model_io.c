@@ -146,7 +146,8 @@ static int ends_with(const char *s, const char *suffix) {
 static snn_status check_loaded(snn_model *m, const snn_safetensors *st) {
     for (size_t i = 0; i < snn_safetensors_count(st); i++) {
         const char *name = snn_safetensors_at(st, i)->name;
-        if (!snn_model_param(m, name) && !ends_with(name, ".mem"))
+        /* snnTorch membrane buffers and a checkpoint's optimizer state are not model tensors. */
+        if (!snn_model_param(m, name) && !ends_with(name, ".mem") && strncmp(name, "optim.", 6) != 0)
             return snn_fail(SNN_ERR_FORMAT, "unexpected tensor '%s' for a %s model with %d blocks", name,
                             snn_model_kind_name(m->cfg.kind), m->cfg.num_blocks);
     }
@@ -206,6 +207,8 @@ snn_status snn_model_load(snn_model **out, snn_context *ctx, const char *path) {
 snn_status snn_model_to_safetensors(const snn_model *m, snn_safetensors **out) {
     if (!m || !out) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_to_safetensors: NULL argument");
     *out = NULL;
+    /* The host tables are a cache of the device copies while a trainer works on them. */
+    SNN_TRY(snn_model_sync_host((snn_model *)m));
     snn_safetensors *st;
     SNN_TRY(snn_safetensors_create(&st));
     snn_status s = SNN_OK;

@@ -1,16 +1,9 @@
 /* Input encodings and the perturbation's initial values. */
 #include "ops.h"
 
-static cl_uint2 seed_key(uint64_t seed) {
-    cl_uint2 key;
-    key.s[0] = (cl_uint)(seed & 0xffffffffu);
-    key.s[1] = (cl_uint)(seed >> 32);
-    return key;
-}
-
 snn_status snn_op_encode_rate(snn_context *ctx, cl_mem x, cl_mem out, size_t B, size_t C, size_t HW,
                               size_t T, size_t t0, float gain, uint64_t seed) {
-    cl_uint2 key = seed_key(seed);
+    cl_uint2 key = snn_seed_key(seed);
     size_t global[2] = {B * C * HW, T};
     return snn_launch(ctx, "encode_rate", 2, global, NULL,
                       SNN_ARGS(SNN_ARG_MEM(x), SNN_ARG_MEM(out), SNN_ARG_UINT(B), SNN_ARG_UINT(C),
@@ -28,7 +21,7 @@ snn_status snn_op_to_channel_major(snn_context *ctx, cl_mem in, cl_mem out, size
 
 snn_status snn_op_normal(snn_context *ctx, cl_mem out, size_t B, size_t C, size_t HW, unsigned layer,
                          float scale, uint64_t seed) {
-    cl_uint2 key = seed_key(seed);
+    cl_uint2 key = snn_seed_key(seed);
     size_t global[1] = {B * C * HW};
     return snn_launch(ctx, "normal_channel_major", 1, global, NULL,
                       SNN_ARGS(SNN_ARG_MEM(out), SNN_ARG_UINT(B), SNN_ARG_UINT(C), SNN_ARG_UINT(HW),

@@ -1,5 +1,5 @@
 /* Leaky integrate-and-fire layers over a chunk of steps, with and without the
- * perturbed trajectory of the Lyapunov estimate. */
+ * perturbed trajectory of the Lyapunov estimate, and their backward passes. */
 #include "ops.h"
 
 snn_status snn_op_lif_forward(snn_context *ctx, const snn_lif_args *a) {
@@ -8,9 +8,21 @@ snn_status snn_op_lif_forward(snn_context *ctx, const snn_lif_args *a) {
     return snn_launch(ctx, "lif_forward", 2, global, NULL,
                       SNN_ARGS(SNN_ARG_MEM(a->in), SNN_ARG_UINT(a->in_off), SNN_ARG_UINT(a->gstride),
                                SNN_ARG_UINT(a->tstride), SNN_ARG_MEM(a->scale), SNN_ARG_MEM(a->shift),
-                               SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr), SNN_ARG_MEM(a->mem),
-                               SNN_ARG_MEM(a->spk), SNN_ARG_UINT(a->spk_gstride), SNN_ARG_UINT(a->G),
-                               SNN_ARG_UINT(M), SNN_ARG_UINT(a->T)));
+                               SNN_ARG_UINT(a->aff_tstride), SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr),
+                               SNN_ARG_MEM(a->mem), SNN_ARG_MEM(a->spk), SNN_ARG_UINT(a->spk_gstride),
+                               SNN_ARG_UINT(a->G), SNN_ARG_UINT(M), SNN_ARG_UINT(a->T),
+                               SNN_ARG_UINT(a->record != 0)));
+}
+
+snn_status snn_op_lif_forward_pool(snn_context *ctx, const snn_lif_args *a, size_t H, size_t W) {
+    size_t global[2] = {a->B * (H / 2) * (W / 2), a->G};
+    return snn_launch(ctx, "lif_forward_pool", 2, global, NULL,
+                      SNN_ARGS(SNN_ARG_MEM(a->in), SNN_ARG_UINT(a->in_off), SNN_ARG_UINT(a->gstride),
+                               SNN_ARG_UINT(a->tstride), SNN_ARG_MEM(a->scale), SNN_ARG_MEM(a->shift),
+                               SNN_ARG_UINT(a->aff_tstride), SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr),
+                               SNN_ARG_MEM(a->mem), SNN_ARG_MEM(a->spk), SNN_ARG_UINT(a->spk_gstride),
+                               SNN_ARG_UINT(a->G), SNN_ARG_UINT(a->B), SNN_ARG_UINT(H), SNN_ARG_UINT(W),
+                               SNN_ARG_UINT(a->T)));
 }
 
 snn_status snn_op_lif_lyapunov(snn_context *ctx, const snn_lif_args *a) {
@@ -20,10 +32,33 @@ snn_status snn_op_lif_lyapunov(snn_context *ctx, const snn_lif_args *a) {
     return snn_launch(ctx, "lif_lyapunov", 1, global, local,
                       SNN_ARGS(SNN_ARG_MEM(a->in), SNN_ARG_UINT(a->in_off), SNN_ARG_UINT(a->gstride),
                                SNN_ARG_UINT(a->tstride), SNN_ARG_UINT(a->p_off), SNN_ARG_MEM(a->scale),
-                               SNN_ARG_MEM(a->shift), SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr),
+                               SNN_ARG_MEM(a->shift), SNN_ARG_UINT(a->aff_tstride),
+                               SNN_ARG_UINT(a->aff_pstride), SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr),
                                SNN_ARG_FLOAT(a->eps), SNN_ARG_MEM(a->mem), SNN_ARG_MEM(a->delta),
                                SNN_ARG_MEM(a->spk), SNN_ARG_UINT(a->spk_gstride), SNN_ARG_UINT(a->G),
                                SNN_ARG_UINT(a->S), SNN_ARG_UINT(a->B), SNN_ARG_UINT(a->T),
                                SNN_ARG_UINT(a->t0), SNN_ARG_MEM(a->sq), SNN_ARG_UINT(a->sq_off),
-                               SNN_ARG_LOCAL(wg * sizeof(float))));
+                               SNN_ARG_UINT(a->record != 0), SNN_ARG_LOCAL(wg * sizeof(float))));
+}
+
+snn_status snn_op_lif_backward(snn_context *ctx, const snn_lif_backward_args *a) {
+    size_t global[2] = {a->B * a->S, a->G};
+    return snn_launch(ctx, "lif_backward", 2, global, NULL,
+                      SNN_ARGS(SNN_ARG_MEM(a->buf), SNN_ARG_MEM(a->gup), SNN_ARG_FLOAT(a->beta),
+                               SNN_ARG_FLOAT(a->thr), SNN_ARG_UINT(a->G), SNN_ARG_UINT(a->S),
+                               SNN_ARG_UINT(a->B), SNN_ARG_UINT(a->T), SNN_ARG_UINT(a->H),
+                               SNN_ARG_UINT(a->W), SNN_ARG_UINT(a->pool != 0)));
+}
+
+snn_status snn_op_lif_lyapunov_backward(snn_context *ctx, const snn_lif_backward_args *a) {
+    size_t wg;
+    SNN_TRY(snn_kernel_wg(ctx, "lif_lyapunov_backward", 256, &wg));
+    size_t global[1] = {a->B * wg}, local[1] = {wg};
+    return snn_launch(ctx, "lif_lyapunov_backward", 1, global, local,
+                      SNN_ARGS(SNN_ARG_MEM(a->buf), SNN_ARG_MEM(a->gup), SNN_ARG_MEM(a->carry),
+                               SNN_ARG_MEM(a->sq), SNN_ARG_UINT(a->sq_off), SNN_ARG_MEM(a->gdiv),
+                               SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr), SNN_ARG_FLOAT(a->eps),
+                               SNN_ARG_UINT(a->G), SNN_ARG_UINT(a->S), SNN_ARG_UINT(a->B),
+                               SNN_ARG_UINT(a->T), SNN_ARG_UINT(a->H), SNN_ARG_UINT(a->W),
+                               SNN_ARG_UINT(a->pool != 0), SNN_ARG_LOCAL(wg * sizeof(float))));
 }

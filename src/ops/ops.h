@@ -15,6 +15,14 @@ typedef struct snn_workspace {
 
 void snn_workspace_release(snn_workspace *ws);
 
+/* The Philox key of a 64-bit seed (low word first). */
+static inline cl_uint2 snn_seed_key(uint64_t seed) {
+    cl_uint2 key;
+    key.s[0] = (cl_uint)(seed & 0xffffffffu);
+    key.s[1] = (cl_uint)(seed >> 32);
+    return key;
+}
+
 /* ---- encoding (cl/encode.cl, src/ops/encode.c) ---- */
 /* x (B, C, HW) -> out (C, T, B, HW) spikes for absolute steps t0 .. t0+T-1. */
 snn_status snn_op_encode_rate(snn_context *ctx, cl_mem x, cl_mem out, size_t B, size_t C, size_t HW,
@@ -33,6 +41,11 @@ snn_status snn_op_scale_to_channel_major(snn_context *ctx, cl_mem in, cl_mem out
 /* out (Cout, N, H, W) = conv3x3(in (C, N, H, W), weight (Cout, C, 3, 3)), stride 1, pad 1. */
 snn_status snn_op_conv3x3(snn_context *ctx, cl_mem in, size_t C, size_t N, size_t H, size_t W,
                           cl_mem weight, size_t Cout, cl_mem out, snn_workspace *ws);
+/* Gradients of that convolution from dout (Cout, N, H, W): dweight (Cout, C, 3, 3) is
+ * written; din (C, N, H, W), if not NULL, too. ws2 holds the input-gradient columns. */
+snn_status snn_op_conv3x3_backward(snn_context *ctx, cl_mem in, size_t C, size_t N, size_t H,
+                                   size_t W, cl_mem weight, size_t Cout, cl_mem dout, cl_mem dweight,
+                                   cl_mem din, snn_workspace *ws, snn_workspace *ws2);
 
 /* ---- LIF (cl/lif.cl, src/ops/lif.c) ---- */
 typedef struct snn_lif_args {
@@ -41,7 +54,9 @@ typedef struct snn_lif_args {
     size_t gstride;       /* between groups (channels) */
     size_t tstride;       /* between steps; 0 repeats one input */
     size_t p_off;         /* perturbed trajectory's input offset (0: shared input) */
-    cl_mem scale, shift;  /* per-group affine (folded BatchNorm) */
+    cl_mem scale, shift;  /* affine per group: folded BatchNorm, or per-step batch statistics */
+    size_t aff_tstride;   /* affine index g + t*aff_tstride (+ aff_pstride, perturbed); 0 in eval */
+    size_t aff_pstride;
     float beta, thr;
     cl_mem mem;           /* (G, M) state, kept across chunks */
     cl_mem delta;         /* (G, M) perturbed minus reference (estimate only) */
@@ -52,10 +67,49 @@ typedef struct snn_lif_args {
     cl_mem sq;            /* squared divergence per step, (T_total, B) from sq_off (estimate only) */
     size_t sq_off;
     float eps;
+    int record;           /* write membranes (and raw deltas) instead of spikes, for backward */
 } snn_lif_args;
 
 snn_status snn_op_lif_forward(snn_context *ctx, const snn_lif_args *a);
 snn_status snn_op_lif_lyapunov(snn_context *ctx, const snn_lif_args *a);
+/* lif_forward then 2x2 average pooling of the spikes, in one pass: a->spk receives the
+ * pooled spikes (G, T, B, H/2, W/2) with a->spk_gstride between groups; a->S = H*W. */
+snn_status snn_op_lif_forward_pool(snn_context *ctx, const snn_lif_args *a, size_t H, size_t W);
+
+/* Backward through time of a LIF layer (cl/lif.cl). buf (G, P, T, B*S): recorded
+ * membranes (and raw deltas, P = 2) in, d loss / d current out. gup: gradient of the
+ * layer's output (G, P, T, B, Ho, Wo), pooled 2x2 from H x W when pool is set. */
+typedef struct snn_lif_backward_args {
+    cl_mem buf, gup;
+    float beta, thr;
+    size_t G, S, B, T, H, W;
+    int pool;
+    /* two trajectories only */
+    cl_mem carry;         /* scratch (2, G, B*S) */
+    cl_mem sq;            /* the forward's squared divergences, this layer's (T, B) at sq_off */
+    size_t sq_off;
+    cl_mem gdiv;          /* (T, B) from snn_op_lyapunov_grad */
+    float eps;
+} snn_lif_backward_args;
+
+snn_status snn_op_lif_backward(snn_context *ctx, const snn_lif_backward_args *a);
+snn_status snn_op_lif_lyapunov_backward(snn_context *ctx, const snn_lif_backward_args *a);
+
+/* ---- BatchNorm in training mode (cl/batchnorm.cl, src/ops/batchnorm.c) ---- */
+/* Per-(r, c) statistics of z (C, R, M) and the LIF affine; tables are (R, C). */
+snn_status snn_op_bn_stats(snn_context *ctx, cl_mem z, size_t C, size_t R, size_t M, cl_mem gamma,
+                           cl_mem beta, cl_mem mean, cl_mem rstd, cl_mem var_unbiased, cl_mem scale,
+                           cl_mem shift);
+snn_status snn_op_bn_running_update(snn_context *ctx, cl_mem mean, cl_mem var_unbiased,
+                                    cl_mem running_mean, cl_mem running_var, size_t C, size_t P,
+                                    size_t T, size_t Pz, size_t Tz, float momentum);
+/* g (C, P, T, M) in place: d loss / d BN output -> d loss / d z; dgamma, dbeta written.
+ * partial: scratch of 2*P*T*C floats. */
+snn_status snn_op_bn_backward(snn_context *ctx, cl_mem g, cl_mem z, cl_mem mean, cl_mem rstd,
+                              cl_mem gamma, size_t C, size_t P, size_t T, size_t Pz, size_t Tz,
+                              size_t M, cl_mem partial, cl_mem dgamma, cl_mem dbeta);
+/* out (C, X) = sum over r of in (C, R, X). */
+snn_status snn_op_sum_blocks(snn_context *ctx, cl_mem in, cl_mem out, size_t C, size_t R, size_t X);
 
 /* ---- pooling (cl/pool.cl, src/ops/pool.c) ---- */
 /* in (P, H, W) -> out (P, H/2, W/2). */
@@ -71,9 +125,42 @@ snn_status snn_op_flatten_rows(snn_context *ctx, cl_mem in, cl_mem out, size_t C
 snn_status snn_op_linear(snn_context *ctx, cl_mem in, size_t rows, size_t fin, cl_mem weight,
                          cl_mem bias, size_t fout, cl_mem out);
 
+/* out = dropout(x) with the Philox mask of `seed` (rate p); also its own backward. */
+snn_status snn_op_dropout(snn_context *ctx, cl_mem x, cl_mem out, size_t n, float p, uint64_t seed);
+/* gup (C, P, T, B, hw) = gsum (B, C*hw) on trajectory 0 at every step, 0 on trajectory 1. */
+snn_status snn_op_spike_sum_backward(snn_context *ctx, cl_mem gsum, cl_mem gup, size_t C, size_t P,
+                                     size_t T, size_t B, size_t hw);
+/* (N, C*hw) -> (C, N, hw). */
+snn_status snn_op_unflatten_rows(snn_context *ctx, cl_mem in, cl_mem out, size_t C, size_t N, size_t hw);
+/* Gradients of snn_op_linear from dout (rows, fout): dweight, dbias written; din
+ * (rows, fin) too if not NULL. */
+snn_status snn_op_linear_backward(snn_context *ctx, cl_mem in, size_t rows, size_t fin, cl_mem weight,
+                                  size_t fout, cl_mem dout, cl_mem dweight, cl_mem dbias, cl_mem din);
+/* Per-sample cross-entropy, correctness and d mean loss / d logits; labels int32. */
+snn_status snn_op_softmax_xent(snn_context *ctx, cl_mem logits, cl_mem labels, cl_mem loss,
+                               cl_mem correct, cl_mem grad, size_t B, size_t K);
+
+/* ---- optimizers (cl/optim.cl, src/ops/optim.c) ---- */
+snn_status snn_op_grad_sumsq(snn_context *ctx, cl_mem g, size_t n, cl_mem norms, size_t slot);
+typedef struct snn_optim_args {
+    float lr, beta1, beta2, eps, momentum, weight_decay;
+    float bc1, bc2_sqrt; /* Adam bias corrections of this step */
+    int first;           /* SGD: first step */
+    cl_mem norms;        /* per-tensor squared norms for clipping */
+    size_t num_norms;
+    float max_norm;      /* 0: no clipping */
+} snn_optim_args;
+snn_status snn_op_adam_update(snn_context *ctx, cl_mem param, cl_mem grad, cl_mem m, cl_mem v, size_t n,
+                              const snn_optim_args *a);
+snn_status snn_op_sgd_update(snn_context *ctx, cl_mem param, cl_mem grad, cl_mem buf, size_t n,
+                             const snn_optim_args *a);
+
 /* ---- Lyapunov estimate (cl/lyapunov.cl, src/ops/lyapunov.c) ---- */
 /* lambda (B) from sq (L, T, B). */
 snn_status snn_op_lyapunov_finish(snn_context *ctx, cl_mem sq, cl_mem lambda, size_t L, size_t T,
                                   size_t B, float eps);
+/* gdiv (T, B) for the loss term weight * (mean lambda - target)^2; out[0] = mean lambda. */
+snn_status snn_op_lyapunov_grad(snn_context *ctx, cl_mem sq, cl_mem lambda, cl_mem gdiv, cl_mem out,
+                                size_t L, size_t T, size_t B, float eps, float weight, float target);
 
 #endif

@@ -1,0 +1,550 @@
+/* snncl train: trains a model on a dataset, with progress, per-epoch metrics,
+ * atomic checkpoints and exact resumption. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "evaluate.h"
+#include "progress.h"
+#include "snncl.h"
+
+/* Every option that shapes the run; a checkpoint stores them all as metadata
+ * "cli.<name>" so --resume continues with the same settings. */
+typedef struct train_opts {
+    const char *model, *init, *channels, *encoding, *data, *data_dir, *out, *checkpoint, *resume, *device, *json;
+    const char *optimizer, *schedule;
+    int T, epochs, batch, eval_batch, limit, test_limit, checkpoint_every, max_steps, no_eval, quiet;
+    float beta, threshold, gain, dropout, lyap_weight, lyap_target, lyap_eps;
+    float lr, beta1, beta2, adam_eps, momentum, weight_decay, gamma, clip;
+    int step_size;
+    uint64_t seed;
+} train_opts;
+
+/* Per-epoch sums of the step figures. */
+typedef struct epoch_sums {
+    double loss, ce, lyap;
+    size_t correct, seen, steps;
+} epoch_sums;
+
+typedef struct train_run {
+    train_opts o;
+    cli_option *opts;
+    size_t nopts;
+    snn_context *ctx;
+    snn_model *model;
+    snn_trainer *tr;
+    snn_dataset *train, *test;
+    snn_safetensors *resume;
+    char ckpt_path[4096];
+    int epoch, step;      /* position: the epoch in progress and batches done in it */
+    int64_t global_step;
+    epoch_sums sums;
+} train_run;
+
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* The seed of global step k: rate encoding, dropout and the perturbation of that batch. */
+static uint64_t step_seed(uint64_t seed, int64_t k) { return splitmix64(seed ^ splitmix64((uint64_t)k)); }
+
+static int steps_per_epoch(const train_run *r) {
+    size_t n = snn_dataset_size(r->train), b = (size_t)r->o.batch;
+    size_t steps = (n + b - 1) / b;
+    if (n % b == 1) steps--; /* a last batch of one image cannot use batch statistics */
+    return (int)steps;
+}
+
+static snn_status meta_num(snn_safetensors *st, const char *key, double v) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.17g", v);
+    return snn_safetensors_meta_set(st, key, buf);
+}
+
+static snn_status write_checkpoint(train_run *r) {
+    snn_safetensors *st;
+    snn_status s = snn_model_to_safetensors(r->model, &st);
+    if (s != SNN_OK) return s;
+    s = snn_trainer_save_state(r->tr, st);
+    char key[96], val[4096];
+    for (size_t i = 0; i < r->nopts && s == SNN_OK; i++) {
+        snprintf(key, sizeof key, "cli.%s", r->opts[i].name);
+        cli_format(&r->opts[i], val, sizeof val);
+        s = snn_safetensors_meta_set(st, key, val);
+    }
+    if (s == SNN_OK) s = meta_num(st, "train.epoch", r->epoch);
+    if (s == SNN_OK) s = meta_num(st, "train.step", r->step);
+    if (s == SNN_OK) s = meta_num(st, "train.global_step", (double)r->global_step);
+    if (s == SNN_OK) s = meta_num(st, "train.sum_loss", r->sums.loss);
+    if (s == SNN_OK) s = meta_num(st, "train.sum_ce", r->sums.ce);
+    if (s == SNN_OK) s = meta_num(st, "train.sum_lyap", r->sums.lyap);
+    if (s == SNN_OK) s = meta_num(st, "train.correct", (double)r->sums.correct);
+    if (s == SNN_OK) s = meta_num(st, "train.seen", (double)r->sums.seen);
+    if (s == SNN_OK) s = meta_num(st, "train.steps", (double)r->sums.steps);
+    if (s == SNN_OK) s = snn_safetensors_write(st, r->ckpt_path); /* atomic: temp file, fsync, rename */
+    snn_safetensors_free(st);
+    return s;
+}
+
+static int meta_double(const snn_safetensors *st, const char *key, double *out) {
+    const char *v = snn_safetensors_meta_get(st, key);
+    if (!v) return 0;
+    char *end;
+    *out = strtod(v, &end);
+    return *v && !*end && isfinite(*out);
+}
+
+/* Restores the options not given on the command line, and the position, from a checkpoint. */
+static int restore_from_checkpoint(train_run *r) {
+    snn_status st = snn_safetensors_read(&r->resume, r->o.resume);
+    if (st != SNN_OK) return cli_report("reading the checkpoint", st);
+    char err[512], key[96];
+    for (size_t i = 0; i < r->nopts; i++) {
+        cli_option *o = &r->opts[i];
+        if (o->seen || !strcmp(o->name, "resume") || !strcmp(o->name, "device") || !strcmp(o->name, "quiet") ||
+            !strcmp(o->name, "max-steps"))
+            continue;
+        snprintf(key, sizeof key, "cli.%s", o->name);
+        const char *v = snn_safetensors_meta_get(r->resume, key);
+        if (!v) continue;
+        if (o->kind == CLI_STRING && !*v) {
+            *(const char **)o->dest = NULL;
+            continue;
+        }
+        if (cli_set(o, v, err, sizeof err) != CLI_OK) {
+            fprintf(stderr, "snncl train: checkpoint %s: %s\n", r->o.resume, err);
+            return 1;
+        }
+    }
+    double e, s, g, sl, sc, sy, c, n, k;
+    if (!meta_double(r->resume, "train.epoch", &e) || !meta_double(r->resume, "train.step", &s) ||
+        !meta_double(r->resume, "train.global_step", &g) || !meta_double(r->resume, "train.sum_loss", &sl) ||
+        !meta_double(r->resume, "train.sum_ce", &sc) || !meta_double(r->resume, "train.sum_lyap", &sy) ||
+        !meta_double(r->resume, "train.correct", &c) || !meta_double(r->resume, "train.seen", &n) ||
+        !meta_double(r->resume, "train.steps", &k) || e < 0 || s < 0 || g < 0) {
+        fprintf(stderr, "snncl train: %s is not a training checkpoint (train.* metadata missing or invalid)\n",
+                r->o.resume);
+        return 1;
+    }
+    r->epoch = (int)e;
+    r->step = (int)s;
+    r->global_step = (int64_t)g;
+    r->sums = (epoch_sums){sl, sc, sy, (size_t)c, (size_t)n, (size_t)k};
+    return 0;
+}
+
+static int parse_channels(const char *text, snn_model_config *cfg) {
+    int n = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 4096 || n == SNN_MAX_BLOCKS || (*end && *end != ',')) return -1;
+        cfg->channels[n++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (n == 0) return -1;
+    cfg->num_blocks = n;
+    return 0;
+}
+
+static int make_model(train_run *r) {
+    snn_status st;
+    if (r->resume) {
+        if ((st = snn_model_from_safetensors(&r->model, r->ctx, r->resume)) != SNN_OK)
+            return cli_report("loading the checkpoint's model", st);
+        return 0;
+    }
+    if (r->o.init) {
+        if ((st = snn_model_load(&r->model, r->ctx, r->o.init)) != SNN_OK) return cli_report("loading --init", st);
+        return 0;
+    }
+    snn_model_config cfg;
+    if (snn_model_config_default(&cfg, r->o.model) != SNN_OK) {
+        fprintf(stderr, "snncl train: --model must be simple or vgg, got '%s'\n", r->o.model);
+        return 2;
+    }
+    int C, H, W;
+    snn_dataset_shape(r->train, &C, &H, &W);
+    cfg.in_channels = C;
+    cfg.height = H;
+    cfg.width = W;
+    cfg.num_classes = snn_dataset_num_classes(r->train);
+    if (r->o.channels) {
+        if (cfg.kind != SNN_MODEL_SIMPLE) {
+            fprintf(stderr, "snncl train: --channels applies to the simple model only\n");
+            return 2;
+        }
+        if (parse_channels(r->o.channels, &cfg) != 0) {
+            fprintf(stderr, "snncl train: --channels must be 1 to %d positive numbers separated by commas, got '%s'\n",
+                    SNN_MAX_BLOCKS, r->o.channels);
+            return 2;
+        }
+    }
+    cfg.T = r->o.T;
+    cfg.beta = r->o.beta;
+    cfg.threshold = r->o.threshold;
+    cfg.encoding_gain = r->o.gain;
+    if (r->o.dropout >= 0.0f) cfg.dropout = r->o.dropout;
+    if (snn_encoding_parse(r->o.encoding, &cfg.encoding) != SNN_OK || cfg.encoding == SNN_ENCODING_NONE) {
+        fprintf(stderr, "snncl train: --encoding must be rate or direct, got '%s'\n", r->o.encoding);
+        return 2;
+    }
+    if ((st = snn_model_create(&r->model, r->ctx, &cfg, r->o.seed)) != SNN_OK) {
+        if (st == SNN_ERR_INVALID_ARG) {
+            fprintf(stderr, "snncl train: %s\n", snn_last_error());
+            return 2;
+        }
+        return cli_report("creating the model", st);
+    }
+    return 0;
+}
+
+static int make_trainer(train_run *r) {
+    snn_train_config tc;
+    snn_train_config_default(&tc);
+    if (snn_optimizer_parse(r->o.optimizer, &tc.optimizer) != SNN_OK ||
+        snn_schedule_parse(r->o.schedule, &tc.schedule) != SNN_OK) {
+        fprintf(stderr, "snncl train: %s\n", snn_last_error());
+        return 2;
+    }
+    tc.lr = r->o.lr;
+    tc.beta1 = r->o.beta1;
+    tc.beta2 = r->o.beta2;
+    tc.adam_eps = r->o.adam_eps;
+    tc.momentum = r->o.momentum;
+    tc.weight_decay = r->o.weight_decay;
+    tc.total_steps = (int64_t)r->o.epochs * steps_per_epoch(r);
+    tc.step_size = r->o.step_size;
+    tc.gamma = r->o.gamma;
+    tc.grad_clip = r->o.clip;
+    tc.lyap_weight = r->o.lyap_weight;
+    tc.lyap_target = r->o.lyap_target;
+    tc.lyap_eps = r->o.lyap_eps;
+    if (tc.total_steps < 1) tc.total_steps = 1;
+    snn_status st = snn_trainer_create(&r->tr, r->model, &tc);
+    if (st == SNN_ERR_INVALID_ARG) {
+        fprintf(stderr, "snncl train: %s\n", snn_last_error());
+        return 2;
+    }
+    if (st != SNN_OK) return cli_report("setting up training", st);
+    if (r->resume && (st = snn_trainer_load_state(r->tr, r->resume)) != SNN_OK)
+        return cli_report("restoring the optimizer state", st);
+    return 0;
+}
+
+static void print_config(const train_run *r) {
+    snn_model_config cfg;
+    snn_model_get_config(r->model, &cfg);
+    snn_device_info dev;
+    snn_context_device_info(r->ctx, &dev);
+    printf("device: %s (%s)\n", dev.name, dev.platform);
+    printf("model: %s", snn_model_kind_name(cfg.kind));
+    if (cfg.kind == SNN_MODEL_SIMPLE) {
+        printf(" channels ");
+        for (int i = 0; i < cfg.num_blocks; i++) printf("%s%d", i ? "," : "", cfg.channels[i]);
+    }
+    printf(", %dx%dx%d, T=%d, %s encoding, beta %g, threshold %g, dropout %g\n", cfg.in_channels, cfg.height,
+           cfg.width, cfg.T, snn_encoding_name(cfg.encoding), (double)cfg.beta, (double)cfg.threshold,
+           (double)cfg.dropout);
+    printf("training: %s, %zu images, %d epochs of %d steps, batch %d, %s lr %g (%s), lyap_weight %g\n",
+           r->o.data, snn_dataset_size(r->train), r->o.epochs, steps_per_epoch(r), r->o.batch, r->o.optimizer,
+           (double)r->o.lr, r->o.schedule, (double)r->o.lyap_weight);
+    if (r->resume)
+        printf("resuming from %s at epoch %d, step %d\n", r->o.resume, r->epoch + 1, r->step);
+    fflush(stdout);
+}
+
+static double peak_mb(const train_run *r) {
+    size_t peak = 0;
+    snn_context_memory(r->ctx, NULL, &peak);
+    return (double)peak / (1024.0 * 1024.0);
+}
+
+/* run_epoch's result when --max-steps ends the run early (not an error). */
+#define STOPPED (-1)
+
+/* One epoch from r->step on. Returns 0, STOPPED, or the exit status of a failure. */
+static int run_epoch(train_run *r, double *seconds) {
+    const size_t n = snn_dataset_size(r->train), B = (size_t)r->o.batch;
+    int C, H, W;
+    snn_dataset_shape(r->train, &C, &H, &W);
+    const size_t per = (size_t)C * (size_t)H * (size_t)W;
+    uint32_t *order = malloc(n * sizeof *order);
+    float *x = malloc(B * per * sizeof *x);
+    int64_t *labels = malloc(B * sizeof *labels);
+    int status = 1;
+    snn_status st;
+    if (!order || !x || !labels) {
+        fprintf(stderr, "snncl train: out of memory\n");
+        goto done;
+    }
+    if ((st = snn_dataset_order(r->train, r->o.seed, (uint64_t)r->epoch, order)) != SNN_OK) {
+        cli_report("shuffling", st);
+        goto done;
+    }
+    const int steps = steps_per_epoch(r);
+    char label[32];
+    snprintf(label, sizeof label, "epoch %d/%d", r->epoch + 1, r->o.epochs);
+    cli_progress prog;
+    cli_progress_start(&prog, label, n, !r->o.quiet);
+    const double t0 = cli_now();
+    size_t done_images = (size_t)r->step * B;
+    for (; r->step < steps; r->step++) {
+        const size_t first = (size_t)r->step * B, b = n - first < B ? n - first : B;
+        if ((st = snn_dataset_gather(r->train, order + first, b, x, labels)) != SNN_OK) {
+            cli_report("reading a batch", st);
+            goto done;
+        }
+        snn_batch batch = {x, labels, (int)b, step_seed(r->o.seed, r->global_step), NULL, 0};
+        snn_step_stats s;
+        if ((st = snn_trainer_step(r->tr, &batch, &s)) != SNN_OK) {
+            cli_progress_end(&prog);
+            cli_report("training step", st);
+            goto done;
+        }
+        if (!isfinite(s.loss)) {
+            cli_progress_end(&prog);
+            fprintf(stderr,
+                    "snncl train: the loss became %g at epoch %d step %d; stopping. The last checkpoint "
+                    "(%s) is from before this step; try a smaller --lr or --clip.\n",
+                    (double)s.loss, r->epoch + 1, r->step + 1, r->ckpt_path);
+            goto done;
+        }
+        r->global_step++;
+        r->sums.loss += (double)s.loss * (double)b;
+        r->sums.ce += (double)s.cross_entropy * (double)b;
+        r->sums.lyap += (double)s.lyapunov * (double)b;
+        r->sums.correct += (size_t)s.correct;
+        r->sums.seen += b;
+        r->sums.steps++;
+        done_images = first + b;
+        char extra[96];
+        int len = snprintf(extra, sizeof extra, "loss %.4f  acc %.4f", r->sums.loss / (double)r->sums.seen,
+                           (double)r->sums.correct / (double)r->sums.seen);
+        if (r->o.lyap_weight > 0.0f)
+            snprintf(extra + len, sizeof extra - (size_t)len, "  lyap %.4f", r->sums.lyap / (double)r->sums.seen);
+        cli_progress_update(&prog, done_images, extra);
+        if (r->o.max_steps > 0 && r->global_step >= r->o.max_steps && r->step + 1 < steps) {
+            cli_progress_end(&prog);
+            r->step++;
+            if ((st = write_checkpoint(r)) != SNN_OK) {
+                cli_report("writing the checkpoint", st);
+                goto done;
+            }
+            printf("stopped after %d steps at epoch %d step %d; resume with --resume %s\n", r->o.max_steps,
+                   r->epoch + 1, r->step, r->ckpt_path);
+            status = STOPPED;
+            goto done;
+        }
+        if (r->o.checkpoint_every > 0 && r->global_step % r->o.checkpoint_every == 0 && r->step + 1 < steps) {
+            r->step++; /* the position after this batch */
+            st = write_checkpoint(r);
+            r->step--;
+            if (st != SNN_OK) {
+                cli_progress_end(&prog);
+                cli_report("writing a checkpoint", st);
+                goto done;
+            }
+        }
+    }
+    cli_progress_end(&prog);
+    *seconds = cli_now() - t0;
+    status = 0;
+done:
+    free(order);
+    free(x);
+    free(labels);
+    return status;
+}
+
+static int train(train_run *r) {
+    snn_status st;
+    cli_eval_result ev = {0};
+    int have_eval = 0;
+    if (r->epoch >= r->o.epochs) printf("the checkpoint has finished all %d epochs\n", r->o.epochs);
+    while (r->epoch < r->o.epochs) {
+        double seconds = 0;
+        const size_t seen_before = r->sums.seen;
+        int rc = run_epoch(r, &seconds);
+        if (rc == STOPPED) return 0;
+        if (rc) return rc;
+        const double imgs = (double)(r->sums.seen - seen_before);
+        const epoch_sums s = r->sums;
+        const double seen = s.seen ? (double)s.seen : 1.0;
+        printf("epoch %d/%d: loss %.4f  cross-entropy %.4f  train acc %.4f", r->epoch + 1, r->o.epochs,
+               s.loss / seen, s.ce / seen, (double)s.correct / seen);
+        if (r->o.lyap_weight > 0.0f) printf("  lyapunov %.4f", s.lyap / seen);
+        printf("  (%.1f s, %.0f images/s)\n", seconds, seconds > 0 ? imgs / seconds : 0.0);
+        fflush(stdout);
+        have_eval = 0;
+        if (!r->o.no_eval) {
+            if ((st = cli_evaluate(r->model, r->test, r->o.eval_batch, r->o.seed, 0, r->o.lyap_eps, !r->o.quiet,
+                                   &ev)) != SNN_OK)
+                return cli_report("evaluating", st);
+            have_eval = 1;
+            printf("epoch %d/%d: test acc %.4f (%zu images, %.1f s)\n", r->epoch + 1, r->o.epochs, ev.accuracy,
+                   ev.images, ev.seconds);
+            fflush(stdout);
+        }
+        if (r->o.json) {
+            FILE *f = fopen(r->o.json, "a");
+            if (!f) {
+                fprintf(stderr, "snncl train: cannot open %s for writing\n", r->o.json);
+                return 1;
+            }
+            fprintf(f,
+                    "{\"epoch\": %d, \"steps\": %zu, \"images\": %zu, \"loss\": %.6f, \"cross_entropy\": %.6f, "
+                    "\"train_accuracy\": %.6f, \"lyapunov\": %.6f, \"lr\": %.6g, \"seconds\": %.3f, "
+                    "\"images_per_s\": %.1f, \"peak_device_mb\": %.1f",
+                    r->epoch + 1, s.steps, s.seen, s.loss / seen, s.ce / seen, (double)s.correct / seen,
+                    s.lyap / seen, (double)snn_trainer_next_lr(r->tr), seconds, seconds > 0 ? imgs / seconds : 0.0,
+                    peak_mb(r));
+            if (have_eval) fprintf(f, ", \"test_accuracy\": %.6f", ev.accuracy);
+            fprintf(f, "}\n");
+            if (fclose(f) != 0) {
+                fprintf(stderr, "snncl train: writing %s failed\n", r->o.json);
+                return 1;
+            }
+        }
+        r->epoch++;
+        r->step = 0;
+        memset(&r->sums, 0, sizeof r->sums);
+        if ((st = snn_model_save(r->model, r->o.out)) != SNN_OK) return cli_report("saving the model", st);
+        if ((st = write_checkpoint(r)) != SNN_OK) return cli_report("writing the checkpoint", st);
+        if (r->o.max_steps > 0 && r->global_step >= r->o.max_steps && r->epoch < r->o.epochs) {
+            printf("stopped after %d steps at the end of epoch %d; resume with --resume %s\n", r->o.max_steps,
+                   r->epoch, r->ckpt_path);
+            return 0;
+        }
+    }
+    printf("saved %s (checkpoint %s); peak device memory %.0f MB\n", r->o.out, r->ckpt_path, peak_mb(r));
+    if (!have_eval && !r->o.no_eval) {
+        if ((st = cli_evaluate(r->model, r->test, r->o.eval_batch, r->o.seed, 0, r->o.lyap_eps, !r->o.quiet, &ev)) !=
+            SNN_OK)
+            return cli_report("evaluating", st);
+        have_eval = 1;
+    }
+    if (have_eval) printf("test accuracy: %.4f\n", ev.accuracy);
+    return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+    train_run r;
+    memset(&r, 0, sizeof r);
+    train_opts *o = &r.o;
+    *o = (train_opts){.model = "simple", .encoding = "rate", .data = "fashion-mnist", .out = "model.safetensors",
+                      .optimizer = "adam", .schedule = "cosine", .T = 25, .epochs = 2, .batch = 64,
+                      .eval_batch = 256, .beta = 0.9f, .threshold = 1.0f, .gain = 1.0f, .dropout = -1.0f,
+                      .lyap_weight = 0.1f, .lyap_target = 0.0f, .lyap_eps = 1e-4f, .lr = 2e-3f, .beta1 = 0.9f,
+                      .beta2 = 0.999f, .adam_eps = 1e-8f, .momentum = 0.9f, .gamma = 0.1f, .step_size = 1000};
+    cli_option opts[] = {
+        {"model", CLI_STRING, &o->model, "simple|vgg", "architecture (default simple)", 0, 0},
+        {"channels", CLI_STRING, &o->channels, "C1,C2,..", "simple: channels per block (default 64,128,256)", 0, 0},
+        {"T", CLI_INT, &o->T, "N", "time steps (default 25)", 0, 0},
+        {"beta", CLI_FLOAT, &o->beta, "B", "membrane decay (default 0.9)", 0, 0},
+        {"threshold", CLI_FLOAT, &o->threshold, "V", "firing threshold (default 1.0)", 0, 0},
+        {"encoding", CLI_STRING, &o->encoding, "rate|direct", "input encoding (default rate)", 0, 0},
+        {"encoding-gain", CLI_FLOAT, &o->gain, "G", "rate encoding gain (default 1.0)", 0, 0},
+        {"dropout", CLI_FLOAT, &o->dropout, "P", "dropout before the readout (default 0.2 simple, 0.3 vgg)", 0, 0},
+        {"init", CLI_STRING, &o->init, "PATH", "start from this model instead of a fresh initialization", 0, 0},
+        {"lyap-weight", CLI_FLOAT, &o->lyap_weight, "W", "weight of (lambda - target)^2 (default 0.1; 0: off)", 0, 0},
+        {"lyap-target", CLI_FLOAT, &o->lyap_target, "L", "target Lyapunov exponent (default 0)", 0, 0},
+        {"lyap-eps", CLI_FLOAT, &o->lyap_eps, "E", "perturbation size (default 1e-4)", 0, 0},
+        {"optimizer", CLI_STRING, &o->optimizer, "adam|sgd", "optimizer (default adam)", 0, 0},
+        {"lr", CLI_FLOAT, &o->lr, "LR", "learning rate (default 2e-3)", 0, 0},
+        {"beta1", CLI_FLOAT, &o->beta1, "B1", "Adam beta1 (default 0.9)", 0, 0},
+        {"beta2", CLI_FLOAT, &o->beta2, "B2", "Adam beta2 (default 0.999)", 0, 0},
+        {"adam-eps", CLI_FLOAT, &o->adam_eps, "E", "Adam epsilon (default 1e-8)", 0, 0},
+        {"momentum", CLI_FLOAT, &o->momentum, "M", "SGD momentum (default 0.9)", 0, 0},
+        {"weight-decay", CLI_FLOAT, &o->weight_decay, "WD", "L2 weight decay (default 0)", 0, 0},
+        {"schedule", CLI_STRING, &o->schedule, "cosine|step|constant", "learning-rate schedule, per step (default cosine)", 0, 0},
+        {"step-size", CLI_INT, &o->step_size, "N", "step schedule: steps between decays (default 1000)", 0, 0},
+        {"gamma", CLI_FLOAT, &o->gamma, "G", "step schedule: decay factor (default 0.1)", 0, 0},
+        {"clip", CLI_FLOAT, &o->clip, "NORM", "clip the gradient's global L2 norm (default 0: off)", 0, 0},
+        {"data", CLI_STRING, &o->data, "NAME", "fashion-mnist (default), mnist or cifar10", 0, 0},
+        {"data-dir", CLI_STRING, &o->data_dir, "DIR", "dataset directory (default: Debian's package location)", 0, 0},
+        {"limit", CLI_INT, &o->limit, "N", "train on the first N images only (default all)", 0, 0},
+        {"test-limit", CLI_INT, &o->test_limit, "N", "evaluate on the first N test images only (default all)", 0, 0},
+        {"epochs", CLI_INT, &o->epochs, "N", "epochs (default 2)", 0, 0},
+        {"batch", CLI_INT, &o->batch, "N", "batch size (default 64)", 0, 0},
+        {"eval-batch", CLI_INT, &o->eval_batch, "N", "batch size for evaluation (default 256)", 0, 0},
+        {"seed", CLI_U64, &o->seed, "N", "seed of initialization, shuffling, encoding, dropout (default 0)", 0, 0},
+        {"out", CLI_STRING, &o->out, "PATH", "trained model, written after every epoch (default model.safetensors)", 0, 0},
+        {"checkpoint", CLI_STRING, &o->checkpoint, "PATH", "checkpoint (default: OUT with .ckpt before the extension)", 0, 0},
+        {"checkpoint-every", CLI_INT, &o->checkpoint_every, "N", "also checkpoint every N steps (default 0: epoch ends)", 0, 0},
+        {"max-steps", CLI_INT, &o->max_steps, "N", "stop (with a checkpoint) after N steps in all; resume later", 0, 0},
+        {"resume", CLI_STRING, &o->resume, "PATH", "continue a run from its checkpoint (its settings unless given)", 0, 0},
+        {"json", CLI_STRING, &o->json, "PATH", "append one JSON line of metrics per epoch to PATH", 0, 0},
+        {"no-eval", CLI_FLAG, &o->no_eval, NULL, "skip the test-set evaluation", 0, 0},
+        {"device", CLI_STRING, &o->device, "N|NAME", "OpenCL device (default $SNNCL_DEVICE or 0)", 0, 0},
+        {"quiet", CLI_FLAG, &o->quiet, NULL, "no progress display", 0, 0},
+    };
+    r.opts = opts;
+    r.nopts = sizeof opts / sizeof opts[0];
+    char err[512];
+    int rc = cli_parse(argc, argv, 2, opts, r.nopts, err, sizeof err);
+    if (rc == CLI_HELP) {
+        cli_usage(stdout, "snncl train [options]",
+                  "Trains a model on a dataset with backpropagation through time (fast-sigmoid\n"
+                  "surrogate) and the Lyapunov regularizer:\n"
+                  "  loss = cross_entropy + lyap_weight * (lambda - lyap_target)^2\n"
+                  "Model and objective defaults are the seed's. Evaluates on the test split after\n"
+                  "every epoch; the last line is 'test accuracy: 0.xxxx'.",
+                  opts, r.nopts);
+        return 0;
+    }
+    if (rc == CLI_ERROR) {
+        fprintf(stderr, "snncl train: %s (see snncl train --help)\n", err);
+        return 2;
+    }
+    int status = 1;
+    if (o->resume && (status = restore_from_checkpoint(&r)) != 0) goto done;
+    status = 2;
+    if (o->T < 1 || o->epochs < 0 || o->batch < 2 || o->eval_batch < 1 || o->limit < 0 || o->test_limit < 0 ||
+        o->checkpoint_every < 0 || o->max_steps < 0 || o->step_size < 1) {
+        fprintf(stderr, "snncl train: --T >= 1, --epochs >= 0, --batch >= 2, --eval-batch >= 1, --step-size >= 1 and "
+                        "non-negative --limit, --test-limit, --checkpoint-every, --max-steps are required\n");
+        goto done;
+    }
+    if (o->checkpoint)
+        snprintf(r.ckpt_path, sizeof r.ckpt_path, "%s", o->checkpoint);
+    else {
+        const char *dot = strrchr(o->out, '.'), *slash = strrchr(o->out, '/');
+        int stem = (dot && (!slash || dot > slash)) ? (int)(dot - o->out) : (int)strlen(o->out);
+        snprintf(r.ckpt_path, sizeof r.ckpt_path, "%.*s.ckpt%s", stem, o->out, dot && stem < (int)strlen(o->out) ? dot : "");
+    }
+    if ((status = cli_load_split("train", o->data, o->data_dir, 1, (size_t)o->limit, &r.train)) != 0) goto done;
+    if (!o->no_eval && (status = cli_load_split("train", o->data, o->data_dir, 0, (size_t)o->test_limit, &r.test)) != 0)
+        goto done;
+    status = 1;
+    snn_context_params cp;
+    snn_context_params_default(&cp);
+    cp.device = o->device;
+    snn_status st;
+    if ((st = snn_context_create(&r.ctx, &cp)) != SNN_OK) {
+        cli_report("opening the device", st);
+        goto done;
+    }
+    if ((status = make_model(&r)) != 0) goto done;
+    snn_model_config cfg;
+    snn_model_get_config(r.model, &cfg);
+    if ((status = cli_check_model_fits("train", &cfg, r.train)) != 0) goto done;
+    if ((status = make_trainer(&r)) != 0) goto done;
+    print_config(&r);
+    status = train(&r);
+done:
+    snn_trainer_free(r.tr);
+    snn_model_free(r.model);
+    snn_dataset_free(r.train);
+    snn_dataset_free(r.test);
+    snn_safetensors_free(r.resume);
+    snn_context_free(r.ctx);
+    return status;
+}

@@ -1,0 +1,354 @@
+/* The training-mode forward pass and backpropagation through time (see train.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "train.h"
+
+#define FS sizeof(float)
+
+snn_status snn_dbuf_reserve(snn_context *ctx, snn_dbuf *b, size_t bytes) {
+    return snn_buffer_reserve(ctx, &b->mem, &b->cap, bytes);
+}
+
+void snn_dbuf_release(snn_dbuf *b) {
+    snn_buffer_release(&b->mem);
+    b->cap = 0;
+}
+
+/* Layout of conv layer i's input and output for this step. */
+typedef struct layer_dims {
+    size_t Pz, Tz;  /* trajectories and steps with distinct inputs: 1 where shared */
+    size_t Nz;      /* images through the convolution: Pz * Tz * B */
+    size_t HW, Ho, Wo;
+} layer_dims;
+
+static layer_dims dims_of(const snn_model *m, const train_plan *p, int i) {
+    const snn_conv_layer *c = &m->conv[i];
+    layer_dims d;
+    /* The first layer's input is the same for both trajectories, and for direct
+     * encoding the same at every step: its convolution runs once for all of them. */
+    d.Pz = i == 0 ? 1 : p->P;
+    d.Tz = (i == 0 && p->encoding == SNN_ENCODING_DIRECT) ? 1 : p->T;
+    d.Nz = d.Pz * d.Tz * p->B;
+    d.HW = c->H * c->W;
+    d.Ho = c->pool ? c->H / 2 : c->H;
+    d.Wo = c->pool ? c->W / 2 : c->W;
+    return d;
+}
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+/* The first layer's convolution output is not kept: it shares layer 1's buffer and is
+ * recomputed (cheaply: few input channels) when backward reaches it. */
+static cl_mem z_buffer(snn_trainer *tr, int i) {
+    return (i == 0 && tr->model->num_convs > 1) ? tr->layer[1].z.mem : tr->layer[i].z.mem;
+}
+
+static snn_status reserve(snn_trainer *tr, const train_plan *p) {
+    snn_model *m = tr->model;
+    snn_context *ctx = tr->ctx;
+    const snn_model_config *cfg = &m->cfg;
+    const size_t B = p->B, T = p->T, P = p->P;
+    const size_t C0 = (size_t)cfg->in_channels, HW0 = (size_t)cfg->height * (size_t)cfg->width;
+    size_t in_T = p->encoding == SNN_ENCODING_NONE ? T : 1;
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->input, B * in_T * C0 * HW0 * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->labels, B * sizeof(cl_int)));
+    size_t scratch = 0, gup = 0, state = 0;
+    for (int i = 0; i < m->num_convs; i++) {
+        const snn_conv_layer *c = &m->conv[i];
+        layer_dims d = dims_of(m, p, i);
+        train_layer *l = &tr->layer[i];
+        SNN_TRY(snn_dbuf_reserve(ctx, &l->in, c->cin * d.Nz * d.HW * FS));
+        size_t zbytes = c->cout * d.Nz * d.HW * FS;
+        if (i == 1) zbytes = max_sz(zbytes, m->conv[0].cout * dims_of(m, p, 0).Nz * m->conv[0].H * m->conv[0].W * FS);
+        if (i != 0 || m->num_convs == 1) SNN_TRY(snn_dbuf_reserve(ctx, &l->z, zbytes));
+        const size_t tab = d.Pz * d.Tz * c->cout * FS;
+        snn_dbuf *tabs[] = {&l->mean, &l->rstd, &l->var_unbiased, &l->scale, &l->shift};
+        for (size_t k = 0; k < SNN_ARRAY_LEN(tabs); k++) SNN_TRY(snn_dbuf_reserve(ctx, tabs[k], tab));
+        const size_t out = c->cout * P * T * B * d.HW;
+        scratch = max_sz(scratch, out);
+        gup = max_sz(gup, c->cout * P * T * B * d.Ho * d.Wo); /* gradient of this layer's output */
+        gup = max_sz(gup, c->cin * d.Nz * d.HW);              /* gradient of its input */
+        state = max_sz(state, c->cout * B * d.HW);
+    }
+    const size_t N = P * T * B, H = SNN_VGG_HIDDEN;
+    size_t readout = m->features;
+    if (cfg->kind == SNN_MODEL_VGG) {
+        SNN_TRY(snn_dbuf_reserve(ctx, &tr->fc_x, N * m->features * FS));
+        SNN_TRY(snn_dbuf_reserve(ctx, &tr->fc_z, N * H * FS));
+        SNN_TRY(snn_dbuf_reserve(ctx, &tr->fc_spk, N * H * FS));
+        scratch = max_sz(scratch, N * H);
+        gup = max_sz(gup, N * max_sz(H, m->features));
+        state = max_sz(state, B * H);
+        readout = H;
+    }
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->scratch, scratch * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->gup[0], gup * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->gup[1], gup * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->mem, state * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->delta, state * FS));
+    if (P == 2) SNN_TRY(snn_dbuf_reserve(ctx, &tr->carry, 2 * state * FS));
+    size_t partial = 0;
+    for (int i = 0; i < m->num_convs; i++) partial = max_sz(partial, 2 * P * T * m->conv[i].cout);
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->partial, partial * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->sum, B * readout * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->dropped, B * readout * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->gsum, B * readout * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->logits, B * p->K * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->glogits, B * p->K * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->loss, B * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->correct, B * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->sq, max_sz(1, p->L * T * B) * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->lambda, B * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->gdiv, T * B * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->lyap_out, FS));
+    return SNN_OK;
+}
+
+/* Zero membranes and, with the estimate, delta = eps * n for LIF layer l (C x HW per sample). */
+static snn_status init_state(snn_trainer *tr, const train_plan *p, const snn_batch *batch, int l,
+                             size_t C, size_t HW) {
+    snn_context *ctx = tr->ctx;
+    const size_t n = p->B * C * HW;
+    SNN_TRY(snn_buffer_fill_zero(ctx, tr->mem.mem, 0, n * FS));
+    if (p->P == 1) return SNN_OK;
+    if (batch->perturb) {
+        SNN_TRY(snn_dbuf_reserve(ctx, &tr->perturb, n * FS));
+        SNN_TRY(snn_buffer_write(ctx, tr->perturb.mem, 0, n * FS, batch->perturb[l]));
+        return snn_op_scale_to_channel_major(ctx, tr->perturb.mem, tr->delta.mem, p->B, C, HW, p->eps);
+    }
+    return snn_op_normal(ctx, tr->delta.mem, p->B, C, HW, (unsigned)l, p->eps, batch->seed);
+}
+
+/* Runs LIF layer l over all steps from z with the affine tables; writes spikes
+ * (record = 0) or membranes and raw deltas (record = 1) to out (G, P, T, B*S). */
+static snn_status run_lif(snn_trainer *tr, const train_plan *p, const snn_batch *batch, int l, cl_mem z,
+                          size_t Pz, size_t Tz, cl_mem scale, cl_mem shift, size_t G, size_t S, cl_mem out,
+                          int record) {
+    snn_model *m = tr->model;
+    SNN_TRY(init_state(tr, p, batch, l, G, S));
+    const size_t B = p->B;
+    snn_lif_args a = {0};
+    a.in = z;
+    a.gstride = Pz * Tz * B * S;
+    a.tstride = Tz == 1 ? 0 : B * S;
+    a.p_off = Pz == 2 ? Tz * B * S : 0;
+    a.scale = scale;
+    a.shift = shift;
+    a.aff_tstride = (scale == m->ones || Tz == 1) ? 0 : G;
+    a.aff_pstride = (scale == m->ones || Pz == 1) ? 0 : Tz * G;
+    a.beta = snn_model_lif_beta(m, l);
+    a.thr = snn_model_lif_threshold(m, l);
+    a.mem = tr->mem.mem;
+    a.delta = tr->delta.mem;
+    a.spk = out;
+    a.spk_gstride = p->P * p->T * B * S;
+    a.G = G;
+    a.S = S;
+    a.B = B;
+    a.T = p->T;
+    a.sq = tr->sq.mem;
+    a.sq_off = (size_t)l * p->T * B;
+    a.eps = p->eps;
+    a.record = record;
+    return p->P == 2 ? snn_op_lif_lyapunov(tr->ctx, &a) : snn_op_lif_forward(tr->ctx, &a);
+}
+
+/* One trajectory of conv layer i with its pooling fused in: pooled spikes to out. */
+static snn_status run_lif_pooled(snn_trainer *tr, const train_plan *p, int i, cl_mem z, size_t Tz, cl_mem scale,
+                                 cl_mem shift, cl_mem out) {
+    const snn_conv_layer *c = &tr->model->conv[i];
+    const size_t B = p->B, S = c->H * c->W;
+    SNN_TRY(snn_buffer_fill_zero(tr->ctx, tr->mem.mem, 0, B * c->cout * S * FS));
+    snn_lif_args a = {0};
+    a.in = z;
+    a.gstride = Tz * B * S;
+    a.tstride = Tz == 1 ? 0 : B * S;
+    a.scale = scale;
+    a.shift = shift;
+    a.aff_tstride = Tz == 1 ? 0 : c->cout;
+    a.beta = snn_model_lif_beta(tr->model, i);
+    a.thr = snn_model_lif_threshold(tr->model, i);
+    a.mem = tr->mem.mem;
+    a.spk = out;
+    a.spk_gstride = p->T * B * (c->H / 2) * (c->W / 2);
+    a.G = c->cout;
+    a.S = S;
+    a.B = B;
+    a.T = p->T;
+    return snn_op_lif_forward_pool(tr->ctx, &a, c->H, c->W);
+}
+
+static snn_status upload_batch(snn_trainer *tr, const train_plan *p, const snn_batch *batch) {
+    snn_context *ctx = tr->ctx;
+    const snn_model_config *cfg = &tr->model->cfg;
+    const size_t B = p->B, C0 = (size_t)cfg->in_channels, HW0 = (size_t)cfg->height * (size_t)cfg->width;
+    const size_t in_T = p->encoding == SNN_ENCODING_NONE ? p->T : 1;
+    SNN_TRY(snn_buffer_write(ctx, tr->input.mem, 0, B * in_T * C0 * HW0 * FS, batch->input));
+    cl_int *lab = malloc(B * sizeof *lab);
+    if (!lab) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "labels");
+    for (size_t b = 0; b < B; b++) lab[b] = (cl_int)batch->labels[b];
+    snn_status st = snn_buffer_write(ctx, tr->labels.mem, 0, B * sizeof *lab, lab);
+    free(lab);
+    SNN_TRY(st);
+    cl_mem in0 = tr->layer[0].in.mem;
+    if (p->encoding == SNN_ENCODING_RATE)
+        return snn_op_encode_rate(ctx, tr->input.mem, in0, B, C0, HW0, p->T, 0, cfg->encoding_gain, batch->seed);
+    return snn_op_to_channel_major(ctx, tr->input.mem, in0, B, in_T, 0, in_T, C0, HW0);
+}
+
+static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch *batch) {
+    snn_model *m = tr->model;
+    snn_context *ctx = tr->ctx;
+    const size_t B = p->B, T = p->T, P = p->P;
+    SNN_TRY(upload_batch(tr, p, batch));
+    for (int i = 0; i < m->num_convs; i++) {
+        snn_conv_layer *c = &m->conv[i];
+        train_layer *l = &tr->layer[i];
+        layer_dims d = dims_of(m, p, i);
+        cl_mem z = z_buffer(tr, i);
+        SNN_TRY(snn_op_conv3x3(ctx, l->in.mem, c->cin, d.Nz, c->H, c->W, c->weight->dev, c->cout, z, &tr->ws));
+        SNN_TRY(snn_op_bn_stats(ctx, z, c->cout, d.Pz * d.Tz, B * d.HW, c->bn_weight->dev,
+                                c->bn_bias->dev, l->mean.mem, l->rstd.mem, l->var_unbiased.mem, l->scale.mem,
+                                l->shift.mem));
+        SNN_TRY(snn_op_bn_running_update(ctx, l->mean.mem, l->var_unbiased.mem, c->bn_mean->dev, c->bn_var->dev,
+                                         c->cout, P, T, d.Pz, d.Tz, 0.1f));
+        c->bn_count->i64 += (int64_t)(P * T);
+        /* Spikes go straight to the next layer's input, or through the pool. */
+        cl_mem next = i + 1 < m->num_convs ? tr->layer[i + 1].in.mem : tr->gup[1].mem;
+        if (m->cfg.kind == SNN_MODEL_VGG && i + 1 == m->num_convs) next = tr->gup[1].mem;
+        if (c->pool && P == 1) {
+            SNN_TRY(run_lif_pooled(tr, p, i, z, d.Tz, l->scale.mem, l->shift.mem, next));
+        } else {
+            cl_mem out = c->pool ? tr->scratch.mem : next;
+            SNN_TRY(run_lif(tr, p, batch, i, z, d.Pz, d.Tz, l->scale.mem, l->shift.mem, c->cout, d.HW, out, 0));
+            if (c->pool) SNN_TRY(snn_op_avgpool2x2(ctx, tr->scratch.mem, next, c->cout * P * T * B, c->H, c->W));
+        }
+    }
+    /* The last block's pooled spikes (C, P, T, B, hw) wait in gup[1] until backward needs the buffer. */
+    const size_t hw = m->out_h * m->out_w, C_last = m->conv[m->num_convs - 1].cout;
+    size_t readout = m->features;
+    SNN_TRY(snn_buffer_fill_zero(ctx, tr->sum.mem, 0, B * m->features * FS));
+    if (m->cfg.kind == SNN_MODEL_SIMPLE) {
+        SNN_TRY(snn_op_spike_sum(ctx, tr->gup[1].mem, tr->sum.mem, C_last, T, B, hw, P * T * B * hw));
+    } else {
+        const size_t N = P * T * B, H = SNN_VGG_HIDDEN;
+        readout = H;
+        SNN_TRY(snn_op_flatten_rows(ctx, tr->gup[1].mem, tr->fc_x.mem, C_last, N, hw));
+        SNN_TRY(snn_op_linear(ctx, tr->fc_x.mem, N, m->features, m->fc1_w->dev, m->fc1_b->dev, H, tr->fc_z.mem));
+        SNN_TRY(run_lif(tr, p, batch, m->num_lifs - 1, tr->fc_z.mem, P, T, m->ones, m->zeros, 1, H,
+                        tr->fc_spk.mem, 0));
+        SNN_TRY(snn_buffer_fill_zero(ctx, tr->sum.mem, 0, B * H * FS));
+        SNN_TRY(snn_op_spike_sum(ctx, tr->fc_spk.mem, tr->sum.mem, 1, T, B, H, 0));
+    }
+    const float drop = m->cfg.dropout;
+    cl_mem x = tr->sum.mem;
+    if (drop > 0.0f) {
+        SNN_TRY(snn_op_dropout(ctx, tr->sum.mem, tr->dropped.mem, B * readout, drop, batch->seed));
+        x = tr->dropped.mem;
+    }
+    SNN_TRY(snn_op_linear(ctx, x, B, readout, m->fc_w->dev, m->fc_b->dev, p->K, tr->logits.mem));
+    SNN_TRY(snn_op_softmax_xent(ctx, tr->logits.mem, tr->labels.mem, tr->loss.mem, tr->correct.mem,
+                                tr->glogits.mem, B, p->K));
+    if (P == 2) {
+        SNN_TRY(snn_op_lyapunov_finish(ctx, tr->sq.mem, tr->lambda.mem, p->L, T, B, p->eps));
+        SNN_TRY(snn_op_lyapunov_grad(ctx, tr->sq.mem, tr->lambda.mem, tr->gdiv.mem, tr->lyap_out.mem, p->L, T, B,
+                                     p->eps, tr->cfg.lyap_weight, tr->cfg.lyap_target));
+    }
+    return SNN_OK;
+}
+
+static train_param *grad_of(snn_trainer *tr, const snn_param *param) {
+    for (int i = 0; i < tr->num_train; i++)
+        if (tr->train[i].p == param) return &tr->train[i];
+    return NULL;
+}
+
+#define GRAD(param) (grad_of(tr, (param))->grad.mem)
+
+/* Backward through time of LIF layer l: scratch gets d loss / d current (G, P, T, B*S). */
+static snn_status lif_backward(snn_trainer *tr, const train_plan *p, const snn_batch *batch, int l, cl_mem z,
+                               size_t Pz, size_t Tz, cl_mem scale, cl_mem shift, size_t G, size_t H, size_t W,
+                               int pool, cl_mem gup) {
+    const size_t S = H * W;
+    SNN_TRY(run_lif(tr, p, batch, l, z, Pz, Tz, scale, shift, G, S, tr->scratch.mem, 1));
+    snn_lif_backward_args a = {0};
+    a.buf = tr->scratch.mem;
+    a.gup = gup;
+    a.beta = snn_model_lif_beta(tr->model, l);
+    a.thr = snn_model_lif_threshold(tr->model, l);
+    a.G = G;
+    a.S = S;
+    a.B = p->B;
+    a.T = p->T;
+    a.H = H;
+    a.W = W;
+    a.pool = pool;
+    if (p->P == 1) return snn_op_lif_backward(tr->ctx, &a);
+    a.carry = tr->carry.mem;
+    a.sq = tr->sq.mem;
+    a.sq_off = (size_t)l * p->T * p->B;
+    a.gdiv = tr->gdiv.mem;
+    a.eps = p->eps;
+    return snn_op_lif_lyapunov_backward(tr->ctx, &a);
+}
+
+static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch *batch) {
+    snn_model *m = tr->model;
+    snn_context *ctx = tr->ctx;
+    const size_t B = p->B, T = p->T, P = p->P, N = P * T * B;
+    const size_t hw = m->out_h * m->out_w, C_last = m->conv[m->num_convs - 1].cout;
+    const int vgg = m->cfg.kind == SNN_MODEL_VGG;
+    const size_t readout = vgg ? SNN_VGG_HIDDEN : m->features;
+    const float drop = m->cfg.dropout;
+
+    /* Readout: logits = fc(dropout(sum)). */
+    cl_mem x = drop > 0.0f ? tr->dropped.mem : tr->sum.mem;
+    SNN_TRY(snn_op_linear_backward(ctx, x, B, readout, m->fc_w->dev, p->K, tr->glogits.mem, GRAD(m->fc_w),
+                                   GRAD(m->fc_b), tr->gsum.mem));
+    if (drop > 0.0f) SNN_TRY(snn_op_dropout(ctx, tr->gsum.mem, tr->gsum.mem, B * readout, drop, batch->seed));
+
+    int cur = 0; /* gup[cur]: gradient at the output of the layer being processed */
+    if (!vgg) {
+        SNN_TRY(snn_op_spike_sum_backward(ctx, tr->gsum.mem, tr->gup[0].mem, C_last, P, T, B, hw));
+    } else {
+        const size_t H = SNN_VGG_HIDDEN;
+        SNN_TRY(snn_op_spike_sum_backward(ctx, tr->gsum.mem, tr->gup[0].mem, 1, P, T, B, H));
+        SNN_TRY(lif_backward(tr, p, batch, m->num_lifs - 1, tr->fc_z.mem, P, T, m->ones, m->zeros, 1, 1, H, 0,
+                             tr->gup[0].mem));
+        SNN_TRY(snn_op_linear_backward(ctx, tr->fc_x.mem, N, m->features, m->fc1_w->dev, H, tr->scratch.mem,
+                                       GRAD(m->fc1_w), GRAD(m->fc1_b), tr->gup[1].mem));
+        SNN_TRY(snn_op_unflatten_rows(ctx, tr->gup[1].mem, tr->gup[0].mem, C_last, N, hw));
+    }
+    for (int i = m->num_convs - 1; i >= 0; i--) {
+        snn_conv_layer *c = &m->conv[i];
+        train_layer *l = &tr->layer[i];
+        layer_dims d = dims_of(m, p, i);
+        cl_mem z = z_buffer(tr, i);
+        if (i == 0 && m->num_convs > 1)
+            SNN_TRY(snn_op_conv3x3(ctx, l->in.mem, c->cin, d.Nz, c->H, c->W, c->weight->dev, c->cout, z, &tr->ws));
+        SNN_TRY(lif_backward(tr, p, batch, i, z, d.Pz, d.Tz, l->scale.mem, l->shift.mem, c->cout, c->H, c->W,
+                             c->pool, tr->gup[cur].mem));
+        SNN_TRY(snn_op_bn_backward(ctx, tr->scratch.mem, z, l->mean.mem, l->rstd.mem, c->bn_weight->dev,
+                                   c->cout, P, T, d.Pz, d.Tz, B * d.HW, tr->partial.mem, GRAD(c->bn_weight),
+                                   GRAD(c->bn_bias)));
+        cl_mem dz = tr->scratch.mem;
+        if (d.Pz * d.Tz < P * T) {
+            /* Trajectories (and, for direct encoding, steps) shared this convolution; its
+             * output z is no longer needed and has exactly the summed gradient's size. */
+            SNN_TRY(snn_op_sum_blocks(ctx, tr->scratch.mem, z, c->cout, (P * T) / (d.Pz * d.Tz), d.Tz * B * d.HW));
+            dz = z;
+        }
+        cl_mem din = i > 0 ? tr->gup[1 - cur].mem : NULL;
+        SNN_TRY(snn_op_conv3x3_backward(ctx, l->in.mem, c->cin, d.Nz, c->H, c->W, c->weight->dev, c->cout, dz,
+                                        GRAD(c->weight), din, &tr->ws, &tr->ws2));
+        cur = 1 - cur;
+    }
+    return SNN_OK;
+}
+
+snn_status snn_train_forward_backward(snn_trainer *tr, const snn_batch *batch, const train_plan *p) {
+    SNN_TRY(reserve(tr, p));
+    SNN_TRY(forward(tr, p, batch));
+    return backward(tr, p, batch);
+}

@@ -1,0 +1,71 @@
+/* Training: the trainer's state, and the training-mode forward and backward pass.
+ *
+ * Data flow of one step (layer by layer over all T steps, as in inference):
+ *   forward:  per conv layer, z = conv(in) for every (trajectory, step, sample) image,
+ *             batch statistics per (trajectory, step, channel), the LIF layer over all
+ *             steps, pooling; then readout, dropout, linear, cross-entropy. Kept for
+ *             backward: each layer's input `in` and convolution output `z`, the BN
+ *             tables, the squared divergences of the estimate.
+ *   backward: per LIF layer in reverse, the membranes are recomputed from z (cheap,
+ *             elementwise) into `scratch`, then one kernel runs backward through time
+ *             (both trajectories and the renormalization), BatchNorm's backward, and
+ *             the convolution's weight and input gradients as GEMMs. */
+#ifndef SNNCL_TRAIN_H
+#define SNNCL_TRAIN_H
+
+#include "model.h"
+
+/* A device buffer that grows on demand. */
+typedef struct snn_dbuf {
+    cl_mem mem;
+    size_t cap;
+} snn_dbuf;
+
+snn_status snn_dbuf_reserve(snn_context *ctx, snn_dbuf *b, size_t bytes);
+void snn_dbuf_release(snn_dbuf *b);
+
+/* What the forward keeps of one conv layer. */
+typedef struct train_layer {
+    snn_dbuf in;    /* input activations (Cin, Pin, Tin, B, H, W) */
+    snn_dbuf z;     /* convolution output (Cout, Pz, Tz, B, H, W) */
+    snn_dbuf mean, rstd, var_unbiased, scale, shift; /* tables (Pz, Tz, Cout) */
+} train_layer;
+
+typedef struct train_param {
+    snn_param *p;
+    snn_dbuf grad, m, v; /* Adam: m, v; SGD: m is the momentum buffer */
+} train_param;
+
+struct snn_trainer {
+    snn_model *model;
+    snn_context *ctx;
+    snn_train_config cfg;
+    int num_train;
+    train_param train[SNN_MAX_PARAMS];
+    int64_t steps_done;
+    float last_lr;
+
+    train_layer layer[SNN_MAX_CONVS];
+    snn_dbuf fc_x, fc_z, fc_spk;           /* vgg: fc1 input rows, output, LIF spikes */
+    snn_dbuf input, labels, perturb;       /* host uploads */
+    snn_dbuf mem, delta;                   /* LIF state of the layer being run */
+    snn_dbuf scratch;                      /* forward spikes before pooling; backward membranes/gradients */
+    snn_dbuf gup[2];                       /* gradients arriving at a layer's output (ping-pong) */
+    snn_dbuf carry, partial;               /* backward-through-time state; BN partial sums */
+    snn_dbuf sum, dropped, logits, glogits, gsum, loss, correct;
+    snn_dbuf sq, lambda, gdiv, lyap_out, norms;
+    snn_workspace ws, ws2;
+};
+
+/* Shapes of one step. */
+typedef struct train_plan {
+    size_t B, T, P, L, K;
+    snn_encoding encoding;  /* of the input as given (none when pre-encoded) */
+    float eps;
+} train_plan;
+
+/* Forward and backward of one batch: gradients into tr->train[i].grad, running
+ * statistics moved, per-sample loss/correct and the estimate left on the device. */
+snn_status snn_train_forward_backward(snn_trainer *tr, const snn_batch *batch, const train_plan *p);
+
+#endif
