@@ -1233,63 +1233,166 @@ END_TEST
 
 /* -------------------------------------------------------------------- gemm -- */
 
-/* C[c_off + i*ldc + j] = alpha * op(A) op(B) + beta * C; everything in C outside the
- * m x n region (before c_off, the ldc gaps, the tail) must stay sentinel. */
-static void check_gemm(snn_context *ctx, test_rng *r, int ta, int tb, size_t m, size_t n, size_t k,
-                       float alpha, float beta, size_t a_off, size_t b_off, size_t c_off) {
-    const size_t lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 3, ldc = n + 4;
-    const size_t a_len = a_off + (ta ? k : m) * lda, b_len = b_off + (tb ? n : k) * ldb;
-    const size_t c_len = c_off + m * ldc + 5;
-    float *A = random_array(r, a_len, -1.0f, 1.0f), *B = random_array(r, b_len, -1.0f, 1.0f);
-    float *C = sentinel_array(c_len);
+/* One snn_gemm call: C[c_off + i*ldc + j] = alpha * op(A) op(B) + beta * C, with
+ * leading dimensions pad_ld above the minimum (0: exactly the minimum). */
+typedef struct gemm_case {
+    int ta, tb;
+    size_t m, n, k;
+    float alpha, beta;
+    size_t a_off, b_off, c_off, pad_ld;
+    int exact; /* small integers: every product and sum is exact, so C must be too */
+} gemm_case;
+
+static float gemm_value(test_rng *r, int exact) {
+    return exact ? (float)((int)(test_rng_u32(r) % 5u) - 2) : test_rng_uniform(r, -1.0f, 1.0f);
+}
+
+/* Element (i, j) of a rows x cols operand stored at off with leading dimension ld. */
+static size_t at(size_t off, size_t ld, size_t i, size_t j) { return off + i * ld + j; }
+
+/* Runs one case on the context's current implementation against a double-precision
+ * reference. The operands' padding (before the offset, the leading-dimension gaps, a
+ * tail) holds the NaN sentinel pattern, so reading it shows up as NaN in C; C's padding
+ * must still hold it afterwards. With beta = 0 the region of C starts as NaN, which must
+ * not leak into the result. Returns C's region (m x n, dense) for further checks.
+ *
+ * Tolerance: |got - want| <= 1e-5 sqrt(K) (|alpha| sum_p |a_ip b_pj| + |beta c_ij|).
+ * Any summation order in float is within (K + 2) 2^-24 of that scale (the classical
+ * bound), which 1e-5 sqrt(K) exceeds for every K <= 28000; one missing or doubled term
+ * is about 1/K of it, so small K catches indexing errors, and exact cases (small
+ * integers) must match bit for bit at any K. */
+static float *check_gemm(snn_context *ctx, test_rng *r, const gemm_case *gc) {
+    const int ta = gc->ta, tb = gc->tb;
+    const size_t m = gc->m, n = gc->n, k = gc->k;
+    const size_t a_rows = ta ? k : m, a_cols = ta ? m : k, b_rows = tb ? n : k, b_cols = tb ? k : n;
+    const size_t lda = a_cols + gc->pad_ld, ldb = b_cols + (gc->pad_ld ? gc->pad_ld + 1 : 0),
+                 ldc = n + (gc->pad_ld ? gc->pad_ld + 2 : 0);
+    const size_t a_len = gc->a_off + a_rows * lda + 3, b_len = gc->b_off + b_rows * ldb + 5,
+                 c_len = gc->c_off + m * ldc + 7;
+    float *A = sentinel_array(a_len), *B = sentinel_array(b_len), *C = sentinel_array(c_len);
+    for (size_t i = 0; i < a_rows; i++)
+        for (size_t j = 0; j < a_cols; j++) A[at(gc->a_off, lda, i, j)] = gemm_value(r, gc->exact);
+    for (size_t i = 0; i < b_rows; i++)
+        for (size_t j = 0; j < b_cols; j++) B[at(gc->b_off, ldb, i, j)] = gemm_value(r, gc->exact);
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++)
-            C[c_off + i * ldc + j] = test_rng_uniform(r, -1.0f, 1.0f);
-    double *want = host_alloc_d(m * n);
+            C[at(gc->c_off, ldc, i, j)] = gc->beta == 0.0f ? NAN : gemm_value(r, gc->exact);
+    double *want = host_alloc_d(m * n), *scale = host_alloc_d(m * n);
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
-            double acc = 0;
+            double acc = 0, mag = 0;
             for (size_t p = 0; p < k; p++) {
-                const float av = ta ? A[a_off + p * lda + i] : A[a_off + i * lda + p];
-                const float bv = tb ? B[b_off + j * ldb + p] : B[b_off + p * ldb + j];
-                acc += (double)av * bv;
+                const double av = A[ta ? at(gc->a_off, lda, p, i) : at(gc->a_off, lda, i, p)];
+                const double bv = B[tb ? at(gc->b_off, ldb, j, p) : at(gc->b_off, ldb, p, j)];
+                acc += av * bv;
+                mag += fabs(av * bv);
             }
-            want[i * n + j] = alpha * acc + (double)beta * C[c_off + i * ldc + j];
+            const double cv = gc->beta == 0.0f ? 0.0 : (double)gc->beta * C[at(gc->c_off, ldc, i, j)];
+            want[i * n + j] = gc->alpha * acc + cv;
+            scale[i * n + j] = fabs((double)gc->alpha) * mag + fabs(cv);
         }
     cl_mem ad = dev_upload(ctx, A, a_len), bd = dev_upload(ctx, B, b_len), cd = dev_upload(ctx, C, c_len);
-    ck_assert_snn_ok(
-        snn_gemm(ctx, ta, tb, m, n, k, alpha, ad, a_off, lda, bd, b_off, ldb, beta, cd, c_off, ldc));
+    ck_assert_snn_ok(snn_gemm(ctx, ta, tb, m, n, k, gc->alpha, ad, gc->a_off, lda, bd, gc->b_off, ldb,
+                              gc->beta, cd, gc->c_off, ldc));
     float *got = dev_download(ctx, cd, c_len), *region = host_alloc(m * n);
-    for (size_t i = 0; i < m; i++)
-        memcpy(region + i * n, got + c_off + i * ldc, n * sizeof(float));
-    char what[128];
-    snprintf(what, sizeof what, "gemm ta=%d tb=%d m=%zu n=%zu k=%zu", ta, tb, m, n, k);
-    assert_close(region, want, m * n, 1.0, 1e-4, what);
-    assert_sentinel(got, 0, c_off, what);
-    for (size_t i = 0; i < m; i++)
-        assert_sentinel(got, c_off + i * ldc + n, i + 1 < m ? c_off + (i + 1) * ldc : c_len, what);
+    for (size_t i = 0; i < m; i++) memcpy(region + i * n, got + at(gc->c_off, ldc, i, 0), n * sizeof(float));
+    char what[160];
+    snprintf(what, sizeof what, "gemm %s ta=%d tb=%d m=%zu n=%zu k=%zu alpha=%g beta=%g",
+             snn_gemm_impl_name(snn_gemm_get_impl(ctx)), ta, tb, m, n, k, (double)gc->alpha,
+             (double)gc->beta);
+    const double tol = gc->exact ? 0.0 : 1e-5 * sqrt((double)(k ? k : 1));
+    for (size_t e = 0; e < m * n; e++) {
+        const double err = fabs((double)region[e] - want[e]);
+        expect_msg(err <= tol * scale[e], "%s: C[%zu][%zu] is %.9g, expected %.9g (error %.3g, bound %.3g)",
+                   what, e / n, e % n, (double)region[e], want[e], err, tol * scale[e]);
+    }
+    assert_sentinel(got, 0, gc->c_off, what);
+    for (size_t i = 0; i < m; i++) {
+        const size_t gap_end = i + 1 < m ? at(gc->c_off, ldc, i + 1, 0) : c_len;
+        assert_sentinel(got, at(gc->c_off, ldc, i, n), gap_end, what);
+    }
     free(got);
-    free(region);
     free(want);
+    free(scale);
     free(A);
     free(B);
     free(C);
     snn_buffer_release(&ad);
     snn_buffer_release(&bd);
     snn_buffer_release(&cd);
+    return region;
 }
 
+static const snn_gemm_impl gemm_impls[] = {SNN_GEMM_CLBLAST, SNN_GEMM_NATIVE};
+
+/* Every case on both implementations (forced, whatever the device's default). */
 START_TEST(test_gemm) {
     snn_context *ctx = test_context();
+    ck_assert_snn_ok(snn_gemm_set_impl(ctx, gemm_impls[_i]));
     test_rng r;
     test_rng_seed(&r, 111);
-    for (int ta = 0; ta < 2; ta++)
-        for (int tb = 0; tb < 2; tb++)
-            check_gemm(ctx, &r, ta, tb, 7, 9, 13, 0.7f, -0.4f, 3, 5, 7);
-    check_gemm(ctx, &r, 0, 0, 1, 1, 1, 1.0f, 0.0f, 0, 0, 0);
-    check_gemm(ctx, &r, 1, 0, 67, 45, 129, 1.0f, 1.0f, 1, 0, 2);
-    /* Large enough for CLBlast's indirect (padded, tiled) kernel. */
-    check_gemm(ctx, &r, 0, 1, 133, 257, 191, -1.3f, 0.5f, 11, 2, 9);
+    /* Shapes around the native blocking (8 rows x 32 columns; 2 x 8 dot products over
+     * float16 steps; reduction blocks of 64 and 512), primes, 1, and conv-like K. */
+    static const size_t shapes[][3] = {
+        {1, 1, 1},    {7, 9, 13},    {8, 32, 16},  {9, 33, 17}, {37, 50, 9},  {16, 31, 27},
+        {3, 131, 65}, {67, 45, 129}, {29, 23, 300}, {1, 19, 31}, {23, 1, 7}, {17, 65, 600},
+    };
+    const float alphas[] = {1.0f, 0.7f, -1.3f};
+    const float betas[] = {0.0f, 1.0f, -0.4f};
+    size_t count = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int t = 0; t < 4; t++) {
+            gemm_case gc = {t >> 1, t & 1, shapes[s][0], shapes[s][1], shapes[s][2], alphas[count % 3],
+                            betas[(count / 3 + t) % 3], count % 5, (count * 3) % 7, count % 4,
+                            count % 3 ? 2 : 0, 0};
+            free(check_gemm(ctx, &r, &gc));
+            count++;
+        }
+    /* Larger: CLBlast's indirect (padded, tiled) kernel; several native work-groups. */
+    const gemm_case big[] = {
+        {0, 1, 133, 257, 191, -1.3f, 0.5f, 11, 2, 9, 3, 0},
+        {1, 0, 150, 70, 64, 1.0f, 0.0f, 1, 0, 2, 1, 0},
+        {0, 0, 64, 300, 576, 1.0f, 0.0f, 0, 5, 3, 0, 0},
+        {1, 1, 45, 77, 101, 0.5f, 1.0f, 4, 1, 0, 2, 0},
+        /* long reductions, exactly: blocks, slices of gemm_dot (small C), tails */
+        {0, 1, 5, 3, 9001, 1.0f, 1.0f, 3, 1, 2, 1, 1},
+        {0, 1, 21, 19, 4133, 1.0f, 0.0f, 0, 7, 1, 0, 1},
+        {0, 0, 13, 40, 1000, 1.0f, 0.5f, 2, 0, 5, 4, 1},
+        {1, 0, 19, 35, 777, 1.0f, 0.0f, 0, 3, 0, 1, 1},
+        /* no reduction: C = beta * C */
+        {0, 0, 5, 40, 0, 1.0f, 0.5f, 0, 0, 3, 2, 0},
+        {1, 1, 5, 40, 0, 1.0f, 0.0f, 0, 0, 3, 2, 0},
+    };
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) free(check_gemm(ctx, &r, &big[i]));
+    ck_assert_snn_ok(snn_gemm_set_impl(ctx, SNN_GEMM_AUTO));
+}
+END_TEST
+
+/* The native path gives the same bits every time (fixed summation order, also with the
+ * reduction split into slices), and the default choice is stable. */
+START_TEST(test_gemm_deterministic) {
+    snn_context *ctx = test_context();
+    const snn_gemm_impl first = snn_gemm_default_impl(ctx);
+    ck_assert_int_eq(snn_gemm_default_impl(ctx), first);
+    ck_assert_snn_ok(snn_gemm_set_impl(ctx, SNN_GEMM_NATIVE));
+    ck_assert_int_eq(snn_gemm_get_impl(ctx), SNN_GEMM_NATIVE);
+    const gemm_case cases[] = {
+        {0, 1, 6, 5, 12345, 0.9f, 0.0f, 1, 2, 3, 1, 0}, /* sliced reduction */
+        {0, 0, 40, 70, 333, 1.1f, 0.0f, 0, 0, 0, 0, 0},
+        {1, 0, 40, 70, 333, 1.1f, 0.0f, 0, 0, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        test_rng r1, r2;
+        test_rng_seed(&r1, 5 + i);
+        test_rng_seed(&r2, 5 + i);
+        float *c1 = check_gemm(ctx, &r1, &cases[i]), *c2 = check_gemm(ctx, &r2, &cases[i]);
+        assert_bits_equal(c2, c1, cases[i].m * cases[i].n, "gemm run to run");
+        free(c1);
+        free(c2);
+    }
+    ck_assert_snn_status(snn_gemm_set_impl(ctx, (snn_gemm_impl)7), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_ok(snn_gemm_set_impl(ctx, SNN_GEMM_AUTO));
+    ck_assert_int_eq(snn_gemm_get_impl(ctx), first);
 }
 END_TEST
 
@@ -1330,7 +1433,9 @@ static Suite *kernels_suite(void) {
     tcase_add_test(tcase(s, "flatten_rows"), test_flatten_rows);
     tcase_add_test(tcase(s, "linear"), test_linear);
     tcase_add_test(tcase(s, "lyapunov_finish"), test_lyapunov_finish);
-    tcase_add_test(tcase(s, "gemm"), test_gemm);
+    tc = tcase(s, "gemm");
+    tcase_add_loop_test(tc, test_gemm, 0, (int)(sizeof gemm_impls / sizeof gemm_impls[0]));
+    tcase_add_test(tc, test_gemm_deterministic);
     return s;
 }
 

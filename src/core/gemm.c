@@ -1,13 +1,18 @@
-/* GEMM through CLBlast, with the one place where tuned parameters are applied. */
+/* GEMM through CLBlast or the hand-written kernels of cl/gemm.cl ("native"), chosen per
+ * context, and the one place where tuned CLBlast parameters are applied. */
 #include "gemm.h"
 
 #include <clblast_c.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
-snn_status snn_gemm(snn_context *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
-                    float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
-                    size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc) {
-    if (m == 0 || n == 0) return SNN_OK;
+/* ---------------------------------------------------------------- CLBlast -- */
+
+static snn_status gemm_clblast(snn_context *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                               float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                               size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc) {
+    const double t0 = snn_profile_start(ctx);
     CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor,
                                        trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
                                        trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k,
@@ -20,8 +25,220 @@ snn_status snn_gemm(snn_context *ctx, int trans_a, int trans_b, size_t m, size_t
                             : SNN_ERR_GEMM,
                         "CLBlastSgemm(%zu x %zu x %zu, ta=%d, tb=%d) failed with status %d", m, n, k,
                         trans_a, trans_b, (int)s);
+    snn_profile_stop(ctx, SNN_PROFILE_GEMM, t0);
     return SNN_OK;
 }
+
+/* ----------------------------------------------------------------- native -- */
+
+/* Blocking of cl/gemm.cl's kernels (must match GEMM_RM, GEMM_CW, GEMM_DI, GEMM_DJ). */
+enum { COLS_RM = 8, COLS_CW = 32, DOT_DI = 2, DOT_DJ = 8 };
+
+/* Work-group shapes, measured with bench_gemm on PoCL 3.1 (2-core AVX-512): gemm_cols
+ * one strip of 32 columns x 16 row blocks (the strip of B serves 128 rows while in
+ * cache); gemm_dot 8 x 2 blocks (16 x 16 of C). */
+enum { COLS_L0 = 1, COLS_L1 = 16, DOT_L0 = 8, DOT_L1 = 2 };
+
+/* gemm_dot splits the reduction into slices (summed by gemm_sum in a fixed order) when
+ * C alone gives fewer than DOT_MIN_GROUPS_PER_CU work-groups per compute unit; slices
+ * are at least DOT_MIN_SLICE long and their partial products at most DOT_MAX_SCRATCH. */
+enum { DOT_MIN_GROUPS_PER_CU = 4, DOT_MIN_SLICE = 2048 };
+#define DOT_MAX_SCRATCH ((size_t)64 << 20)
+
+static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+
+/* The element just past a rows x cols matrix at off with leading dimension ld, or
+ * SIZE_MAX on overflow. rows, cols >= 1. */
+static size_t matrix_end(size_t off, size_t rows, size_t cols, size_t ld) {
+    if (rows - 1 > (SIZE_MAX - off - cols) / (ld ? ld : 1)) return SIZE_MAX;
+    return off + (rows - 1) * ld + cols;
+}
+
+/* Checks an operand stored as rows x cols (ld >= cols) against its buffer; *end gets
+ * the element just past it. */
+static snn_status check_operand(const char *name, cl_mem mem, size_t off, size_t rows, size_t cols,
+                                size_t ld, size_t *end) {
+    if (ld < cols || ld == 0)
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_gemm: leading dimension of %s is %zu, below %zu", name,
+                        ld, cols);
+    *end = matrix_end(off, rows, cols, ld);
+    size_t bytes = 0;
+    cl_int err = clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
+    if (err != CL_SUCCESS) return snn_cl_check(err, "clGetMemObjectInfo(snn_gemm operand)");
+    if (*end == SIZE_MAX || *end > bytes / sizeof(float))
+        return snn_fail(SNN_ERR_INVALID_ARG,
+                        "snn_gemm: %s (%zu x %zu at offset %zu, ld %zu) exceeds its buffer of %zu bytes",
+                        name, rows, cols, off, ld, bytes);
+    return SNN_OK;
+}
+
+static snn_status reserve_scratch(snn_context *ctx, size_t floats) {
+    return snn_buffer_reserve(ctx, &ctx->gemm_ws, &ctx->gemm_ws_cap, floats * sizeof(float));
+}
+
+/* Work-group of gemm_cols or gemm_dot: (l0, l1), shrunk only to the kernel's limit, and
+ * global rounded up to it. The same shape for every matrix size: PoCL compiles a kernel
+ * anew for each work-group size (about a second), and items outside C cost little. */
+static snn_status launch_shape(snn_context *ctx, const char *kernel, size_t blocks0, size_t blocks1,
+                               size_t l0, size_t l1, size_t global[2], size_t local[2]) {
+    cl_kernel k;
+    size_t max_wg = 1;
+    SNN_TRY(snn_kernel_get(ctx, kernel, &k, &max_wg));
+    while (l0 * l1 > max_wg && l1 > 1) l1 = (l1 + 1) / 2;
+    while (l0 * l1 > max_wg && l0 > 1) l0 = (l0 + 1) / 2;
+    local[0] = l0;
+    local[1] = l1;
+    global[0] = ceil_div(blocks0, l0) * l0;
+    global[1] = ceil_div(blocks1, l1) * l1;
+    return SNN_OK;
+}
+
+/* op(B) = B: gemm_cols, op(A)(i, p) = A[a_off + i * a_si + p * a_sp]. */
+static snn_status native_cols(snn_context *ctx, size_t m, size_t n, size_t k, float alpha, cl_mem a,
+                              size_t a_off, size_t a_si, size_t a_sp, cl_mem b, size_t b_off, size_t ldb,
+                              float beta, cl_mem c, size_t c_off, size_t ldc) {
+    size_t global[2], local[2];
+    SNN_TRY(launch_shape(ctx, "gemm_cols", ceil_div(n, COLS_CW), ceil_div(m, COLS_RM), COLS_L0, COLS_L1,
+                         global, local));
+    return snn_launch(ctx, "gemm_cols", 2, global, local,
+                      SNN_ARGS(SNN_ARG_UINT(m), SNN_ARG_UINT(n), SNN_ARG_UINT(0), SNN_ARG_UINT(k),
+                               SNN_ARG_FLOAT(alpha), SNN_ARG_MEM(a), SNN_ARG_UINT(a_off),
+                               SNN_ARG_UINT(a_si), SNN_ARG_UINT(a_sp), SNN_ARG_MEM(b),
+                               SNN_ARG_UINT(b_off), SNN_ARG_UINT(ldb), SNN_ARG_FLOAT(beta),
+                               SNN_ARG_MEM(c), SNN_ARG_UINT(c_off), SNN_ARG_UINT(ldc)));
+}
+
+/* C = alpha * (sum of `slices` dense m x n partial products in part) + beta * C. */
+static snn_status native_sum(snn_context *ctx, size_t m, size_t n, size_t slices, float alpha, cl_mem part,
+                             float beta, cl_mem c, size_t c_off, size_t ldc) {
+    size_t wg;
+    SNN_TRY(snn_kernel_wg(ctx, "gemm_sum", 64, &wg));
+    size_t global[2] = {ceil_div(n, wg) * wg, m}, local[2] = {wg, 1};
+    return snn_launch(ctx, "gemm_sum", 2, global, local,
+                      SNN_ARGS(SNN_ARG_UINT(m), SNN_ARG_UINT(n), SNN_ARG_UINT(slices), SNN_ARG_FLOAT(alpha),
+                               SNN_ARG_MEM(part), SNN_ARG_FLOAT(beta), SNN_ARG_MEM(c), SNN_ARG_UINT(c_off),
+                               SNN_ARG_UINT(ldc)));
+}
+
+/* op(A) = A, op(B) = B^T: gemm_dot, with the reduction in slices when C is small. */
+static snn_status native_dot(snn_context *ctx, size_t m, size_t n, size_t k, float alpha, cl_mem a,
+                             size_t a_off, size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta,
+                             cl_mem c, size_t c_off, size_t ldc) {
+    size_t g2[2], l2[2];
+    SNN_TRY(launch_shape(ctx, "gemm_dot", ceil_div(m, DOT_DI), ceil_div(n, DOT_DJ), DOT_L0, DOT_L1, g2, l2));
+    const size_t groups = (g2[0] / l2[0]) * (g2[1] / l2[1]);
+    const size_t want = DOT_MIN_GROUPS_PER_CU * (size_t)(ctx->info.compute_units ? ctx->info.compute_units : 1);
+    size_t slices = 1, ks = k;
+    if (groups < want && k >= 2 * DOT_MIN_SLICE) {
+        slices = min_sz(ceil_div(want, groups), k / DOT_MIN_SLICE);
+        const size_t scratch = min_sz(DOT_MAX_SCRATCH, ctx->info.max_alloc_bytes);
+        slices = min_sz(slices, scratch / (m * n * sizeof(float)));
+        if (slices > 1) {
+            ks = ceil_div(ceil_div(k, slices), 16) * 16; /* whole float16 steps in every slice */
+            slices = ceil_div(k, ks);
+        }
+        if (slices * m * n > UINT32_MAX) slices = 1;
+    }
+    if (slices <= 1) {
+        size_t global[3] = {g2[0], g2[1], 1}, local[3] = {l2[0], l2[1], 1};
+        return snn_launch(ctx, "gemm_dot", 3, global, local,
+                          SNN_ARGS(SNN_ARG_UINT(m), SNN_ARG_UINT(n), SNN_ARG_UINT(0), SNN_ARG_UINT(k),
+                                   SNN_ARG_UINT(k), SNN_ARG_FLOAT(alpha), SNN_ARG_MEM(a),
+                                   SNN_ARG_UINT(a_off), SNN_ARG_UINT(lda), SNN_ARG_MEM(b),
+                                   SNN_ARG_UINT(b_off), SNN_ARG_UINT(ldb), SNN_ARG_FLOAT(beta),
+                                   SNN_ARG_MEM(c), SNN_ARG_UINT(c_off), SNN_ARG_UINT(ldc), SNN_ARG_UINT(0)));
+    }
+    SNN_TRY(reserve_scratch(ctx, slices * m * n));
+    cl_mem part = ctx->gemm_ws;
+    size_t global[3] = {g2[0], g2[1], slices}, local[3] = {l2[0], l2[1], 1};
+    SNN_TRY(snn_launch(ctx, "gemm_dot", 3, global, local,
+                       SNN_ARGS(SNN_ARG_UINT(m), SNN_ARG_UINT(n), SNN_ARG_UINT(0), SNN_ARG_UINT(k),
+                                SNN_ARG_UINT(ks), SNN_ARG_FLOAT(1.0f), SNN_ARG_MEM(a), SNN_ARG_UINT(a_off),
+                                SNN_ARG_UINT(lda), SNN_ARG_MEM(b), SNN_ARG_UINT(b_off), SNN_ARG_UINT(ldb),
+                                SNN_ARG_FLOAT(0.0f), SNN_ARG_MEM(part), SNN_ARG_UINT(0), SNN_ARG_UINT(n),
+                                SNN_ARG_UINT(m * n))));
+    return native_sum(ctx, m, n, slices, alpha, part, beta, c, c_off, ldc);
+}
+
+static snn_status gemm_native(snn_context *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                              float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                              size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc) {
+    if (!trans_a && trans_b)
+        return native_dot(ctx, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc);
+    if (trans_b) { /* (1, 1): B (n x k) transposed into scratch (k x n) */
+        SNN_TRY(reserve_scratch(ctx, k * n));
+        size_t wg;
+        SNN_TRY(snn_kernel_wg(ctx, "gemm_transpose", 64, &wg));
+        size_t global[2] = {ceil_div(k, wg) * wg, n}, local[2] = {wg, 1};
+        SNN_TRY(snn_launch(ctx, "gemm_transpose", 2, global, local,
+                           SNN_ARGS(SNN_ARG_UINT(n), SNN_ARG_UINT(k), SNN_ARG_MEM(b), SNN_ARG_UINT(b_off),
+                                    SNN_ARG_UINT(ldb), SNN_ARG_MEM(ctx->gemm_ws), SNN_ARG_UINT(0),
+                                    SNN_ARG_UINT(n))));
+        b = ctx->gemm_ws;
+        b_off = 0;
+        ldb = n;
+    }
+    return native_cols(ctx, m, n, k, alpha, a, a_off, trans_a ? 1 : lda, trans_a ? lda : 1, b, b_off, ldb,
+                       beta, c, c_off, ldc);
+}
+
+/* ----------------------------------------------------------------- choice -- */
+
+snn_status snn_gemm(snn_context *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                    float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                    size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc) {
+    if (m == 0 || n == 0) return SNN_OK;
+    if (k == 0) { /* C = beta * C, as BLAS (CLBlast rejects k = 0): a sum of no slices */
+        size_t c_end;
+        SNN_TRY(check_operand("C", c, c_off, m, n, ldc, &c_end));
+        if (c_end <= UINT32_MAX) return native_sum(ctx, m, n, 0, alpha, c, beta, c, c_off, ldc);
+        return gemm_clblast(ctx, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
+                            c_off, ldc);
+    }
+    if (ctx->gemm_impl != SNN_GEMM_NATIVE)
+        return gemm_clblast(ctx, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
+                            c_off, ldc);
+    /* The kernels index with 32 bits: larger operands, and a transposed copy of B (the
+     * (1, 1) case) too large for scratch, go to CLBlast. */
+    size_t a_end, b_end, c_end;
+    SNN_TRY(check_operand("A", a, a_off, trans_a ? k : m, trans_a ? m : k, lda, &a_end));
+    SNN_TRY(check_operand("B", b, b_off, trans_b ? n : k, trans_b ? k : n, ldb, &b_end));
+    SNN_TRY(check_operand("C", c, c_off, m, n, ldc, &c_end));
+    if (a_end > UINT32_MAX || b_end > UINT32_MAX || c_end > UINT32_MAX ||
+        (trans_a && trans_b && (k * n > UINT32_MAX || k * n * sizeof(float) > ctx->info.max_alloc_bytes)))
+        return gemm_clblast(ctx, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
+                            c_off, ldc);
+    return gemm_native(ctx, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off,
+                       ldc);
+}
+
+const char *snn_gemm_impl_name(snn_gemm_impl impl) {
+    switch (impl) {
+    case SNN_GEMM_AUTO:
+        return "auto";
+    case SNN_GEMM_CLBLAST:
+        return "clblast";
+    case SNN_GEMM_NATIVE:
+        return "native";
+    }
+    return "unknown";
+}
+
+snn_gemm_impl snn_gemm_default_impl(const snn_context *ctx) {
+    /* For now by device type: the native kernels beat CLBlast 3-8x on PoCL; GPUs keep
+     * CLBlast's tuned kernels. A later version measures both here and caches the choice. */
+    return ctx->info.type == SNN_DEVICE_CPU ? SNN_GEMM_NATIVE : SNN_GEMM_CLBLAST;
+}
+
+snn_status snn_gemm_set_impl(snn_context *ctx, snn_gemm_impl impl) {
+    if (impl != SNN_GEMM_AUTO && impl != SNN_GEMM_CLBLAST && impl != SNN_GEMM_NATIVE)
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_gemm_set_impl: unknown implementation %d", (int)impl);
+    ctx->gemm_impl = impl == SNN_GEMM_AUTO ? snn_gemm_default_impl(ctx) : impl;
+    return SNN_OK;
+}
+
+snn_gemm_impl snn_gemm_get_impl(const snn_context *ctx) { return ctx->gemm_impl; }
 
 /* Tuned Xgemm parameters for devices that CLBlast's database does not know well.
  * Matched by a substring of the device name; empty for now (see `snncl tune`, planned). */
@@ -35,6 +252,19 @@ typedef struct gemm_tuning {
 static const gemm_tuning tunings[] = {{NULL, NULL, NULL, 0}};
 
 snn_status snn_gemm_setup(snn_context *ctx) {
+    snn_gemm_impl impl = SNN_GEMM_AUTO;
+    const char *env = getenv("SNNCL_GEMM");
+    if (env && *env) {
+        if (strcmp(env, "clblast") == 0)
+            impl = SNN_GEMM_CLBLAST;
+        else if (strcmp(env, "native") == 0)
+            impl = SNN_GEMM_NATIVE;
+        else if (strcmp(env, "auto") != 0)
+            snn_log(SNN_LOG_WARN, "SNNCL_GEMM=%s is not clblast, native or auto; using the default", env);
+    }
+    SNN_TRY(snn_gemm_set_impl(ctx, impl));
+    snn_log(SNN_LOG_INFO, "GEMM: %s%s", snn_gemm_impl_name(ctx->gemm_impl),
+            impl == SNN_GEMM_AUTO ? "" : " (SNNCL_GEMM)");
     for (size_t i = 0; tunings[i].device_substring; i++) {
         if (!strstr(ctx->info.name, tunings[i].device_substring)) continue;
         CLBlastStatusCode s = CLBlastOverrideParameters(ctx->device, "Xgemm", CLBlastPrecisionSingle,

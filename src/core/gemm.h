@@ -6,12 +6,26 @@
 #include "context.h"
 
 /* Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, with element offsets
- * and leading dimensions as in BLAS. trans_a/trans_b: nonzero transposes. */
+ * and leading dimensions as in BLAS. trans_a/trans_b: nonzero transposes. beta = 0
+ * never reads C. Asynchronous (in queue order); results are the same from run to run. */
 snn_status snn_gemm(snn_context *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
                     float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
                     size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
 
-/* Applies per-device tuned GEMM parameters (called once by snn_context_create). */
+/* Chooses the context's implementation (called once by snn_context_create):
+ * $SNNCL_GEMM=clblast|native forces one; otherwise snn_gemm_default_impl. Also applies
+ * per-device tuned CLBlast parameters. */
 snn_status snn_gemm_setup(snn_context *ctx);
+
+/* The implementation a device gets without $SNNCL_GEMM: native on CPUs, CLBlast
+ * elsewhere. Deterministic for a given device; the place to choose by measurement. */
+snn_gemm_impl snn_gemm_default_impl(const snn_context *ctx);
+
+/* Forces an implementation for the context's later snn_gemm calls (SNN_GEMM_AUTO:
+ * back to snn_gemm_default_impl). For tests and benchmarks. */
+snn_status snn_gemm_set_impl(snn_context *ctx, snn_gemm_impl impl);
+snn_gemm_impl snn_gemm_get_impl(const snn_context *ctx);
+/* "auto", "clblast", "native". */
+const char *snn_gemm_impl_name(snn_gemm_impl impl);
 
 #endif
