@@ -160,6 +160,47 @@ __kernel void lif_backward(__global float *buf, __global const float *gup, const
     }
 }
 
+/* Largest T for which lif_backward_fused keeps a neuron's membranes in registers. */
+#define LIF_FUSED_MAX_T 32
+
+/* Backward through time of one trajectory with the forward recomputed in private
+ * memory (T <= LIF_FUSED_MAX_T), so membranes never go to global memory: the current
+ * is cur[t] = scale[k] * in[in_off + g*gstride + t*tstride + m] + shift[k] as in
+ * lif_forward (same rounding, same spikes). Writes d loss / d cur[t] to
+ * out[(g*T + t)*M + m], or with sum_t its sum over t to out[g*M + m] (when every step
+ * shares one input, as under direct encoding, only the sum is needed downstream). */
+__kernel void lif_backward_fused(__global const float *in, const uint in_off, const uint gstride,
+                                 const uint tstride, __global const float *scale,
+                                 __global const float *shift, const uint aff_tstride,
+                                 const float beta, const float thr, __global const float *gup,
+                                 __global float *out, const uint G, const uint S, const uint B,
+                                 const uint T, const uint H, const uint W, const uint pool,
+                                 const uint sum_t) {
+    const uint m = get_global_id(0), g = get_global_id(1);
+    const uint M = B * S;
+    if (m >= M || g >= G) return;
+    const uint b = m / S, s = m % S;
+    __global const float *x = in + in_off + (size_t)g * gstride + m;
+    float mem[LIF_FUSED_MAX_T];
+    float v = 0.0f;
+    for (uint t = 0; t < T; t++) {
+        const uint k = g + t * aff_tstride;
+        const float reset = v > thr ? thr : 0.0f;
+        v = beta * v + (scale[k] * x[(size_t)t * tstride] + shift[k]) - reset;
+        mem[t] = v;
+    }
+    float gm = 0.0f, total = 0.0f;
+    for (uint t = T; t-- > 0;) {
+        const float gs = lif_upstream(gup, g, 0, t, b, s, 1, T, B, H, W, pool);
+        gm = gs * lif_surrogate(mem[t], thr) + beta * gm;
+        if (sum_t)
+            total += gm;
+        else
+            out[((size_t)g * T + t) * M + m] = gm;
+    }
+    if (sum_t) out[(size_t)g * M + m] = total;
+}
+
 /* Backward through time of both trajectories and the per-layer renormalization.
  * buf (G, 2, T, B*S): on entry mem[t] (trajectory 0) and the raw difference
  * diff[t] = mem_p[t] - mem[t] before renormalization (trajectory 1), as lif_lyapunov

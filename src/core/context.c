@@ -442,11 +442,18 @@ snn_status snn_launch(snn_context *ctx, const char *name, int dims, const size_t
 
 /* ---------------------------------------------------------------- buffers -- */
 
+/* What the release callback needs: it makes no OpenCL calls on the dying buffer (the
+ * NVIDIA runtime crashed when it queried the buffer's size there). */
+typedef struct buffer_note {
+    snn_context *ctx;
+    size_t bytes;
+} buffer_note;
+
 static void CL_CALLBACK buffer_released(cl_mem mem, void *user) {
-    snn_context *ctx = user;
-    size_t bytes = 0;
-    if (clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL) == CL_SUCCESS)
-        __atomic_sub_fetch(&ctx->mem_in_use, bytes, __ATOMIC_RELAXED);
+    (void)mem;
+    buffer_note *note = user;
+    __atomic_sub_fetch(&note->ctx->mem_in_use, note->bytes, __ATOMIC_RELAXED);
+    free(note);
 }
 
 snn_status snn_context_memory(const snn_context *ctx, size_t *in_use, size_t *peak) {
@@ -481,8 +488,12 @@ snn_status snn_buffer_create(snn_context *ctx, size_t bytes, cl_mem *out) {
     while (now > peak && !__atomic_compare_exchange_n(&ctx->mem_peak, &peak, now, 1, __ATOMIC_RELAXED,
                                                       __ATOMIC_RELAXED)) {
     }
-    if (clSetMemObjectDestructorCallback(*out, buffer_released, ctx) != CL_SUCCESS)
+    buffer_note *note = malloc(sizeof *note);
+    if (note) *note = (buffer_note){ctx, bytes};
+    if (!note || clSetMemObjectDestructorCallback(*out, buffer_released, note) != CL_SUCCESS) {
+        free(note);
         __atomic_sub_fetch(&ctx->mem_in_use, bytes, __ATOMIC_RELAXED); /* untracked, not leaked */
+    }
     return SNN_OK;
 }
 

@@ -62,3 +62,17 @@ snn_status snn_op_lif_lyapunov_backward(snn_context *ctx, const snn_lif_backward
                                SNN_ARG_UINT(a->T), SNN_ARG_UINT(a->H), SNN_ARG_UINT(a->W),
                                SNN_ARG_UINT(a->pool != 0), SNN_ARG_LOCAL(wg * sizeof(float))));
 }
+
+snn_status snn_op_lif_backward_fused(snn_context *ctx, const snn_lif_args *f, const snn_lif_backward_args *b,
+                                     cl_mem out, int sum_t) {
+    if (f->T > SNN_LIF_FUSED_MAX_T)
+        return snn_fail(SNN_ERR_INVALID_ARG, "lif_backward_fused: T = %zu exceeds %d", f->T, SNN_LIF_FUSED_MAX_T);
+    size_t global[2] = {f->B * f->S, f->G};
+    return snn_launch(ctx, "lif_backward_fused", 2, global, NULL,
+                      SNN_ARGS(SNN_ARG_MEM(f->in), SNN_ARG_UINT(f->in_off), SNN_ARG_UINT(f->gstride),
+                               SNN_ARG_UINT(f->tstride), SNN_ARG_MEM(f->scale), SNN_ARG_MEM(f->shift),
+                               SNN_ARG_UINT(f->aff_tstride), SNN_ARG_FLOAT(f->beta), SNN_ARG_FLOAT(f->thr),
+                               SNN_ARG_MEM(b->gup), SNN_ARG_MEM(out), SNN_ARG_UINT(f->G), SNN_ARG_UINT(f->S),
+                               SNN_ARG_UINT(f->B), SNN_ARG_UINT(f->T), SNN_ARG_UINT(b->H), SNN_ARG_UINT(b->W),
+                               SNN_ARG_UINT(b->pool != 0), SNN_ARG_UINT(sum_t != 0)));
+}

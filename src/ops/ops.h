@@ -93,6 +93,14 @@ typedef struct snn_lif_backward_args {
 } snn_lif_backward_args;
 
 snn_status snn_op_lif_backward(snn_context *ctx, const snn_lif_backward_args *a);
+/* The largest T snn_op_lif_backward_fused takes (its membranes live in registers). */
+#define SNN_LIF_FUSED_MAX_T 32
+/* One trajectory's backward with the forward recomputed on the fly from f (the
+ * forward's arguments: in, offsets, affine, beta, thr, G, S, B, T): no recorded
+ * membranes needed. out gets d loss / d cur (G, T, B*S), or with sum_t its sum over
+ * the steps (G, B*S). b supplies gup, H, W and pool. */
+snn_status snn_op_lif_backward_fused(snn_context *ctx, const snn_lif_args *f, const snn_lif_backward_args *b,
+                                     cl_mem out, int sum_t);
 snn_status snn_op_lif_lyapunov_backward(snn_context *ctx, const snn_lif_backward_args *a);
 
 /* ---- BatchNorm in training mode (cl/batchnorm.cl, src/ops/batchnorm.c) ---- */

@@ -122,11 +122,11 @@ static snn_status init_state(snn_trainer *tr, const train_plan *p, const snn_bat
 
 /* Runs LIF layer l over all steps from z with the affine tables; writes spikes
  * (record = 0) or membranes and raw deltas (record = 1) to out (G, P, T, B*S). */
-static snn_status run_lif(snn_trainer *tr, const train_plan *p, const snn_batch *batch, int l, cl_mem z,
-                          size_t Pz, size_t Tz, cl_mem scale, cl_mem shift, size_t G, size_t S, cl_mem out,
-                          int record) {
+/* Arguments of LIF layer l over all steps from z with the affine tables, writing to
+ * out (G, P, T, B*S); the state buffers are the trainer's. */
+static snn_lif_args lif_args(snn_trainer *tr, const train_plan *p, int l, cl_mem z, size_t Pz, size_t Tz,
+                             cl_mem scale, cl_mem shift, size_t G, size_t S, cl_mem out) {
     snn_model *m = tr->model;
-    SNN_TRY(init_state(tr, p, batch, l, G, S));
     const size_t B = p->B;
     snn_lif_args a = {0};
     a.in = z;
@@ -150,6 +150,15 @@ static snn_status run_lif(snn_trainer *tr, const train_plan *p, const snn_batch 
     a.sq = tr->sq.mem;
     a.sq_off = (size_t)l * p->T * B;
     a.eps = p->eps;
+    return a;
+}
+
+/* Runs LIF layer l: spikes (record = 0) or membranes and raw deltas (record = 1). */
+static snn_status run_lif(snn_trainer *tr, const train_plan *p, const snn_batch *batch, int l, cl_mem z,
+                          size_t Pz, size_t Tz, cl_mem scale, cl_mem shift, size_t G, size_t S, cl_mem out,
+                          int record) {
+    SNN_TRY(init_state(tr, p, batch, l, G, S));
+    snn_lif_args a = lif_args(tr, p, l, z, Pz, Tz, scale, shift, G, S, out);
     a.record = record;
     return p->P == 2 ? snn_op_lif_lyapunov(tr->ctx, &a) : snn_op_lif_forward(tr->ctx, &a);
 }
@@ -266,12 +275,13 @@ static train_param *grad_of(snn_trainer *tr, const snn_param *param) {
 
 #define GRAD(param) (grad_of(tr, (param))->grad.mem)
 
-/* Backward through time of LIF layer l: scratch gets d loss / d current (G, P, T, B*S). */
+/* Backward through time of LIF layer l into scratch: d loss / d current (G, P, T, B*S),
+ * or, when every step shares one input (Tz = 1, one trajectory), only its sum over
+ * the steps (G, B*S); returns which in *summed. */
 static snn_status lif_backward(snn_trainer *tr, const train_plan *p, const snn_batch *batch, int l, cl_mem z,
                                size_t Pz, size_t Tz, cl_mem scale, cl_mem shift, size_t G, size_t H, size_t W,
-                               int pool, cl_mem gup) {
+                               int pool, cl_mem gup, int *summed) {
     const size_t S = H * W;
-    SNN_TRY(run_lif(tr, p, batch, l, z, Pz, Tz, scale, shift, G, S, tr->scratch.mem, 1));
     snn_lif_backward_args a = {0};
     a.buf = tr->scratch.mem;
     a.gup = gup;
@@ -284,6 +294,14 @@ static snn_status lif_backward(snn_trainer *tr, const train_plan *p, const snn_b
     a.H = H;
     a.W = W;
     a.pool = pool;
+    *summed = 0;
+    if (p->P == 1 && p->T <= SNN_LIF_FUSED_MAX_T) {
+        /* The forward is recomputed in registers: no membranes through memory. */
+        snn_lif_args f = lif_args(tr, p, l, z, Pz, Tz, scale, shift, G, S, tr->scratch.mem);
+        *summed = Tz == 1;
+        return snn_op_lif_backward_fused(tr->ctx, &f, &a, tr->scratch.mem, *summed);
+    }
+    SNN_TRY(run_lif(tr, p, batch, l, z, Pz, Tz, scale, shift, G, S, tr->scratch.mem, 1));
     if (p->P == 1) return snn_op_lif_backward(tr->ctx, &a);
     a.carry = tr->carry.mem;
     a.sq = tr->sq.mem;
@@ -314,8 +332,9 @@ static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch
     } else {
         const size_t H = SNN_VGG_HIDDEN;
         SNN_TRY(snn_op_spike_sum_backward(ctx, tr->gsum.mem, tr->gup[0].mem, 1, P, T, B, H));
+        int summed;
         SNN_TRY(lif_backward(tr, p, batch, m->num_lifs - 1, tr->fc_z.mem, P, T, m->ones, m->zeros, 1, 1, H, 0,
-                             tr->gup[0].mem));
+                             tr->gup[0].mem, &summed));
         SNN_TRY(snn_op_linear_backward(ctx, tr->fc_x.mem, N, m->features, m->fc1_w->dev, H, tr->scratch.mem,
                                        GRAD(m->fc1_w), GRAD(m->fc1_b), tr->gup[1].mem));
         SNN_TRY(snn_op_unflatten_rows(ctx, tr->gup[1].mem, tr->gup[0].mem, C_last, N, hw));
@@ -327,13 +346,17 @@ static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch
         cl_mem z = z_buffer(tr, i);
         if (i == 0 && m->num_convs > 1)
             SNN_TRY(snn_op_conv3x3(ctx, l->in.mem, c->cin, d.Nz, c->H, c->W, c->weight->dev, c->cout, z, &tr->ws));
+        int summed;
         SNN_TRY(lif_backward(tr, p, batch, i, z, d.Pz, d.Tz, l->scale.mem, l->shift.mem, c->cout, c->H, c->W,
-                             c->pool, tr->gup[cur].mem));
+                             c->pool, tr->gup[cur].mem, &summed));
+        /* With one shared input (and so one set of statistics) BatchNorm's backward of
+         * the summed gradient is the sum of the per-step backwards: run it once. */
+        const size_t gP = summed ? 1 : P, gT = summed ? 1 : T;
         SNN_TRY(snn_op_bn_backward(ctx, tr->scratch.mem, z, l->mean.mem, l->rstd.mem, c->bn_weight->dev,
-                                   c->cout, P, T, d.Pz, d.Tz, B * d.HW, tr->partial.mem, GRAD(c->bn_weight),
+                                   c->cout, gP, gT, d.Pz, d.Tz, B * d.HW, tr->partial.mem, GRAD(c->bn_weight),
                                    GRAD(c->bn_bias)));
         cl_mem dz = tr->scratch.mem;
-        if (d.Pz * d.Tz < P * T) {
+        if (!summed && d.Pz * d.Tz < P * T) {
             /* Trajectories (and, for direct encoding, steps) shared this convolution; its
              * output z is no longer needed and has exactly the summed gradient's size. */
             SNN_TRY(snn_op_sum_blocks(ctx, tr->scratch.mem, z, c->cout, (P * T) / (d.Pz * d.Tz), d.Tz * B * d.HW));
