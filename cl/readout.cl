@@ -32,16 +32,20 @@ __kernel void bias_rows(__global float *out, __global const float *bias, const u
 
 /* out = x * mask / (1 - p) for the (rows, cols) spike sums: element i keeps its value
  * when word (i & 3) of philox((i >> 2, 0, SNN_STREAM_DROPOUT, 0), seed) is at least
- * p * 2^32. Linear in x, so the backward pass applies the same kernel to the gradient. */
+ * p * 2^32. Linear in x, so the backward pass applies the same kernel to the gradient.
+ * One work-item per Philox block: elements 4j .. 4j+3. */
 __kernel void dropout(__global const float *x, __global float *out, const uint n, const float p,
                       const uint2 key) {
-    const uint i = get_global_id(0);
-    if (i >= n) return;
+    const uint j = get_global_id(0);
+    if (j >= (n + 3) / 4) return;
     const ulong threshold = convert_ulong_rtz(p * 4294967296.0f);
-    const uint4 r = philox4x32_10((uint4)(i >> 2, 0u, SNN_STREAM_DROPOUT, 0u), key);
-    const uint k = i & 3u;
-    const uint word = k == 0 ? r.x : k == 1 ? r.y : k == 2 ? r.z : r.w;
-    out[i] = (ulong)word >= threshold ? x[i] * (1.0f / (1.0f - p)) : 0.0f;
+    const float scale = 1.0f / (1.0f - p);
+    const uint4 r = philox4x32_10((uint4)(j, 0u, SNN_STREAM_DROPOUT, 0u), key);
+    const uint words[4] = {r.x, r.y, r.z, r.w};
+    for (uint k = 0; k < 4; k++) {
+        const uint i = 4 * j + k;
+        if (i < n) out[i] = (ulong)words[k] >= threshold ? x[i] * scale : 0.0f;
+    }
 }
 
 /* The adjoint of spike_sum for both trajectories' layout (C, P, T, B, hw): the reference
