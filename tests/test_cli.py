@@ -922,6 +922,19 @@ class TrainingTests(CliTestCase):
         self.assert_exit(self.train_args(self.path("nowhere"), out), 1, "nowhere")
         self.assert_exit(["train", "--resume", self.path("none.safetensors")], 1, "checkpoint")
 
+    def test_train_vgg_with_regularizer(self):
+        # 16x16 images: vgg's flattened features (256 x 2 x 2) outnumber its 512 hidden units.
+        data = self.path("data")
+        os.mkdir(data)
+        write_toy_mnist(data, n_train=16, n_test=8, size=16)
+        out, js = self.path("v.safetensors"), self.path("v.jsonl")
+        stdout, _ = self.run_ok(["train", "--model", "vgg", "--data", "mnist", "--data-dir", data, "--T", "2",
+                                 "--encoding", "rate", "--batch", "8", "--epochs", "1", "--lyap-weight", "0.1",
+                                 "--out", out, "--json", js, "--quiet"])
+        self.assertRegex(stdout.strip().splitlines()[-1], r"^test accuracy: [01]\.\d{4}$")
+        line = json.loads(open(js).read().splitlines()[-1])
+        self.assertTrue(math.isfinite(line["lyapunov"]) and line["lyapunov"] != 0.0, line)
+
     def test_eval_rejects_mismatched_model(self):
         data = self.path("data")
         os.mkdir(data)

@@ -236,18 +236,17 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
     }
     /* The last block's pooled spikes (C, P, T, B, hw) wait in gup[1] until backward needs the buffer. */
     const size_t hw = m->out_h * m->out_w, C_last = m->conv[m->num_convs - 1].cout;
-    size_t readout = m->features;
-    SNN_TRY(snn_buffer_fill_zero(ctx, tr->sum.mem, 0, B * m->features * FS));
-    if (m->cfg.kind == SNN_MODEL_SIMPLE) {
+    const int vgg = m->cfg.kind == SNN_MODEL_VGG;
+    const size_t readout = vgg ? SNN_VGG_HIDDEN : m->features;
+    SNN_TRY(snn_buffer_fill_zero(ctx, tr->sum.mem, 0, B * readout * FS));
+    if (!vgg) {
         SNN_TRY(snn_op_spike_sum(ctx, tr->gup[1].mem, tr->sum.mem, C_last, T, B, hw, P * T * B * hw));
     } else {
         const size_t N = P * T * B, H = SNN_VGG_HIDDEN;
-        readout = H;
         SNN_TRY(snn_op_flatten_rows(ctx, tr->gup[1].mem, tr->fc_x.mem, C_last, N, hw));
         SNN_TRY(snn_op_linear(ctx, tr->fc_x.mem, N, m->features, m->fc1_w->dev, m->fc1_b->dev, H, tr->fc_z.mem));
         SNN_TRY(run_lif(tr, p, batch, m->num_lifs - 1, tr->fc_z.mem, P, T, m->ones, m->zeros, 1, H,
                         tr->fc_spk.mem, 0));
-        SNN_TRY(snn_buffer_fill_zero(ctx, tr->sum.mem, 0, B * H * FS));
         SNN_TRY(snn_op_spike_sum(ctx, tr->fc_spk.mem, tr->sum.mem, 1, T, B, H, 0));
     }
     const float drop = m->cfg.dropout;
