@@ -943,6 +943,35 @@ class TrainingTests(CliTestCase):
                           "--data-dir", data], 2, "dataset has")
 
 
+class BenchTests(CliTestCase):
+    """snncl bench: the table, the JSON lines, bad lists."""
+
+    def test_bench_table_and_json(self):
+        js = self.path("b.jsonl")
+        out, _ = self.run_ok(["bench", "--input", "8x8x1", "--T", "2", "--batch", "4", "--runs", "1",
+                              "--mode", "forward,train-lyapunov", "--encoding", "rate,direct", "--json", js])
+        rows = [json.loads(l) for l in open(js)]
+        self.assertEqual([(r["mode"], r["encoding"]) for r in rows],
+                         [("forward", "rate"), ("train-lyapunov", "rate"), ("forward", "direct"),
+                          ("train-lyapunov", "direct")])
+        for r in rows:
+            for key in ("device", "vendor", "driver", "workload", "mode", "batch", "T", "images_per_s", "ms_median",
+                        "ms_min", "ms_max", "gflops", "peak_device_mb"):
+                self.assertIn(key, r)
+            self.assertGreater(r["images_per_s"], 0)
+            self.assertLessEqual(r["ms_min"], r["ms_median"])
+            self.assertLessEqual(r["ms_median"], r["ms_max"])
+            self.assertGreater(r["peak_device_mb"], 0)
+        self.assertEqual(len([l for l in out.splitlines() if "8x8x1" in l]), 4)
+
+    def test_bench_bad_arguments(self):
+        self.assert_exit(["bench", "--mode", "backward"], 2, "unknown mode")
+        self.assert_exit(["bench", "--input", "8x8", "--runs", "1"], 2, "bad workload")
+        self.assert_exit(["bench", "--model", "resnet", "--runs", "1"], 2, "bad workload")
+        self.assert_exit(["bench", "--batch", "1"], 2, "--batch")
+        self.assert_exit(["bench", "--device", "0", "--all-devices"], 2, "exclude")
+
+
 class _Result(unittest.TextTestResult):
     """Also records which test methods failed (a method counts once, subtests included)."""
 

@@ -14,6 +14,7 @@ static const struct {
     {"infer", cmd_infer, "run a model on a batch (eval mode), optionally with the Lyapunov estimate"},
     {"train", cmd_train, "train a model on a dataset (Fashion-MNIST, MNIST, CIFAR-10) and evaluate it"},
     {"eval", cmd_eval, "accuracy of a model on a dataset split"},
+    {"bench", cmd_bench, "time standard workloads on one or every device (table and JSON lines)"},
     {"grad", cmd_grad, "loss and gradients of one training-mode step on a batch (no update)"},
 };
 

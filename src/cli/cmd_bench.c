@@ -1,0 +1,269 @@
+/* snncl bench: standard workloads timed on one device or on every device, as a table
+ * and as JSON lines, so devices (and snncl against the seed) can be compared. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "progress.h"
+#include "snncl.h"
+
+static const char *const mode_names[] = {"forward", "forward-lyapunov", "train", "train-lyapunov"};
+
+/* One item of a comma-separated list; returns the next position or NULL at the end. */
+static const char *next_item(const char *p, char *buf, size_t len) {
+    if (!p || !*p) return NULL;
+    const char *comma = strchr(p, ',');
+    size_t n = comma ? (size_t)(comma - p) : strlen(p);
+    if (n >= len) n = len - 1;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    return comma ? comma + 1 : p + strlen(p);
+}
+
+typedef struct workload {
+    char model[16], encoding[16];
+    int H, W, C, T, batch;
+} workload;
+
+/* Multiply-adds of the convolutions and linear layers for one image and one step of
+ * one trajectory; the first layer's once per image under direct encoding. */
+static void count_flops(const snn_model_config *cfg, int P, int train, double *flops) {
+    double first = 0, rest = 0;
+    int H = cfg->height, W = cfg->width, cin = cfg->in_channels;
+    const int per_block = cfg->kind == SNN_MODEL_VGG ? 2 : 1;
+    int layer = 0;
+    for (int b = 0; b < cfg->num_blocks; b++) {
+        for (int j = 0; j < per_block; j++, layer++) {
+            const double macs = (double)cfg->channels[b] * cin * 9.0 * H * W;
+            if (layer == 0)
+                first = macs;
+            else
+                rest += macs;
+            cin = cfg->channels[b];
+        }
+        H /= 2;
+        W /= 2;
+    }
+    double fc = (double)cin * H * W * (cfg->kind == SNN_MODEL_VGG ? 512.0 : (double)cfg->num_classes);
+    const double steps = cfg->T, first_steps = cfg->encoding == SNN_ENCODING_DIRECT ? 1.0 : cfg->T;
+    /* forward: 2 flops per multiply-add; training adds the weight and input gradients. */
+    double f = 2.0 * (first * first_steps + P * steps * rest + (cfg->kind == SNN_MODEL_VGG ? P * steps * fc : fc));
+    if (train) f += 2.0 * (first * first_steps + 2.0 * P * steps * rest + 2.0 * fc * (cfg->kind == SNN_MODEL_VGG ? P * steps : 1));
+    *flops = f;
+}
+
+/* s with quotes, backslashes and control characters replaced, for a JSON string. */
+static const char *json_safe(const char *s, char *buf, size_t len) {
+    size_t k = 0;
+    for (; *s && k + 1 < len; s++) buf[k++] = (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20) ? ' ' : *s;
+    buf[k] = '\0';
+    return buf;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Times `runs` calls of one mode after `warmup` untimed ones; ms sorted ascending. */
+static snn_status time_mode(snn_context *ctx, snn_model *model, int mode, const float *x, const int64_t *labels,
+                            int batch, int warmup, int runs, double *ms) {
+    const int lyap = mode == 1 || mode == 3, train = mode >= 2;
+    snn_trainer *tr = NULL;
+    snn_status st = SNN_OK;
+    if (train) {
+        snn_train_config tc;
+        snn_train_config_default(&tc);
+        tc.schedule = SNN_SCHEDULE_CONSTANT;
+        tc.lr = 1e-5f; /* the model barely moves, so every run times the same work */
+        tc.lyap_weight = lyap ? 0.1f : 0.0f;
+        if ((st = snn_trainer_create(&tr, model, &tc)) != SNN_OK) return st;
+    }
+    snn_forward_params fp;
+    snn_forward_params_default(&fp);
+    fp.lyapunov = lyap;
+    const size_t K = 10;
+    float *logits = malloc((size_t)batch * K * sizeof(float));
+    if (!logits) {
+        snn_trainer_free(tr);
+        return SNN_ERR_OUT_OF_MEMORY;
+    }
+    for (int r = -warmup; r < runs && st == SNN_OK; r++) {
+        const double t0 = cli_now();
+        if (train) {
+            snn_batch b = {x, labels, batch, (uint64_t)(r + 100), NULL, 0};
+            st = snn_trainer_step(tr, &b, NULL);
+        } else {
+            fp.seed = (uint64_t)(r + 100);
+            float lam;
+            st = snn_model_forward(model, x, batch, &fp, logits, &lam, NULL);
+        }
+        if (st == SNN_OK) st = snn_context_finish(ctx);
+        if (r >= 0) ms[r] = 1e3 * (cli_now() - t0);
+    }
+    free(logits);
+    snn_trainer_free(tr);
+    if (st == SNN_OK) qsort(ms, (size_t)runs, sizeof(double), cmp_double);
+    return st;
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *models = "simple", *inputs = "32x32x3", *steps = "25", *encodings = "rate",
+               *modes = "forward,forward-lyapunov,train,train-lyapunov", *device = NULL, *json = NULL;
+    int batch = 32, runs = 5, warmup = 1, all_devices = 0;
+    cli_option opts[] = {
+        {"model", CLI_STRING, &models, "LIST", "simple,vgg (default simple; the seed's default channels)", 0, 0},
+        {"input", CLI_STRING, &inputs, "LIST", "HxWxC sizes, e.g. 32x32x3,28x28x1 (default 32x32x3)", 0, 0},
+        {"T", CLI_STRING, &steps, "LIST", "time steps, e.g. 25,8 (default 25)", 0, 0},
+        {"encoding", CLI_STRING, &encodings, "LIST", "rate,direct (default rate)", 0, 0},
+        {"mode", CLI_STRING, &modes, "LIST", "forward,forward-lyapunov,train,train-lyapunov (default all)", 0, 0},
+        {"batch", CLI_INT, &batch, "N", "batch size (default 32)", 0, 0},
+        {"runs", CLI_INT, &runs, "N", "timed runs per workload (default 5)", 0, 0},
+        {"warmup", CLI_INT, &warmup, "N", "untimed runs first (default 1)", 0, 0},
+        {"device", CLI_STRING, &device, "N|NAME", "OpenCL device (default $SNNCL_DEVICE or 0)", 0, 0},
+        {"all-devices", CLI_FLAG, &all_devices, NULL, "run on every device found", 0, 0},
+        {"json", CLI_STRING, &json, "PATH", "also append one JSON object per result to PATH", 0, 0},
+    };
+    const size_t nopts = sizeof opts / sizeof opts[0];
+    char err[512];
+    int rc = cli_parse(argc, argv, 2, opts, nopts, err, sizeof err);
+    if (rc == CLI_HELP) {
+        cli_usage(stdout, "snncl bench [options]",
+                  "Times standard workloads (fresh models with the seed's initialization, random\n"
+                  "images) and prints median, min and max milliseconds per batch, images/s at the\n"
+                  "median, the convolution and linear GFLOP/s, and the peak device memory.",
+                  opts, nopts);
+        return 0;
+    }
+    if (rc == CLI_ERROR) {
+        fprintf(stderr, "snncl bench: %s (see snncl bench --help)\n", err);
+        return 2;
+    }
+    if (batch < 2 || runs < 1 || warmup < 0 || (device && all_devices)) {
+        fprintf(stderr, "snncl bench: --batch >= 2, --runs >= 1, --warmup >= 0; --device and --all-devices exclude each other\n");
+        return 2;
+    }
+    /* Validate the lists before any device work. */
+    char item[64];
+    int mode_mask = 0;
+    for (const char *p = modes; (p = next_item(p, item, sizeof item)) != NULL;) {
+        int found = -1;
+        for (int m = 0; m < 4; m++)
+            if (!strcmp(item, mode_names[m])) found = m;
+        if (found < 0) {
+            fprintf(stderr, "snncl bench: unknown mode '%s' (forward, forward-lyapunov, train, train-lyapunov)\n", item);
+            return 2;
+        }
+        mode_mask |= 1 << found;
+    }
+    int ndev = 0;
+    snn_status st = snn_device_count(&ndev);
+    if (st != SNN_OK) return cli_report("listing devices", st);
+    FILE *jf = NULL;
+    if (json && !(jf = fopen(json, "a"))) {
+        fprintf(stderr, "snncl bench: cannot open %s for writing\n", json);
+        return 1;
+    }
+    int status = 0;
+    double *ms = malloc((size_t)runs * sizeof(double));
+    printf("%-34s %-17s %-40s %10s %9s %9s %9s %8s %8s\n", "device", "mode", "workload", "images/s", "ms med",
+           "ms min", "ms max", "GFLOP/s", "peak MB");
+    for (int d = 0; d < (all_devices ? ndev : 1) && !status; d++) {
+        snn_context_params cp;
+        snn_context_params_default(&cp);
+        char index[16];
+        snprintf(index, sizeof index, "%d", d);
+        cp.device = all_devices ? index : device;
+        snn_context *ctx = NULL;
+        if ((st = snn_context_create(&ctx, &cp)) != SNN_OK) {
+            status = cli_report("opening the device", st);
+            break;
+        }
+        snn_device_info info;
+        snn_context_device_info(ctx, &info);
+        char mitem[16], iitem[32], titem[16], eitem[16];
+        for (const char *pm = models; !status && (pm = next_item(pm, mitem, sizeof mitem));)
+            for (const char *pi = inputs; !status && (pi = next_item(pi, iitem, sizeof iitem));)
+                for (const char *pt = steps; !status && (pt = next_item(pt, titem, sizeof titem));)
+                    for (const char *pe = encodings; !status && (pe = next_item(pe, eitem, sizeof eitem));) {
+                        snn_model_config cfg;
+                        int H, W, C, T = atoi(titem);
+                        if (snn_model_config_default(&cfg, mitem) != SNN_OK || sscanf(iitem, "%dx%dx%d", &H, &W, &C) != 3 ||
+                            H < 1 || W < 1 || C < 1 || T < 1 || snn_encoding_parse(eitem, &cfg.encoding) != SNN_OK ||
+                            cfg.encoding == SNN_ENCODING_NONE) {
+                            fprintf(stderr, "snncl bench: bad workload model=%s input=%s T=%s encoding=%s\n", mitem,
+                                    iitem, titem, eitem);
+                            status = 2;
+                            break;
+                        }
+                        cfg.height = H;
+                        cfg.width = W;
+                        cfg.in_channels = C;
+                        cfg.T = T;
+                        snn_model *model = NULL;
+                        if ((st = snn_model_create(&model, ctx, &cfg, 1)) != SNN_OK) {
+                            status = cli_report("creating the model", st);
+                            break;
+                        }
+                        const size_t n = (size_t)batch * (size_t)C * (size_t)H * (size_t)W;
+                        float *x = malloc(n * sizeof(float));
+                        int64_t *labels = malloc((size_t)batch * sizeof(int64_t));
+                        if (!x || !labels) {
+                            free(x);
+                            free(labels);
+                            snn_model_free(model);
+                            status = 1;
+                            break;
+                        }
+                        uint64_t s = 12345;
+                        for (size_t i = 0; i < n; i++) {
+                            s = s * 6364136223846793005ull + 1442695040888963407ull;
+                            x[i] = (float)(s >> 40) / 16777216.0f;
+                        }
+                        for (int b = 0; b < batch; b++) labels[b] = b % cfg.num_classes;
+                        char wl[96];
+                        snprintf(wl, sizeof wl, "%s %s B=%d T=%d %s", mitem, iitem, batch, T, eitem);
+                        for (int mode = 0; mode < 4 && !status; mode++) {
+                            if (!(mode_mask & (1 << mode))) continue;
+                            snn_context_reset_peak(ctx);
+                            if ((st = time_mode(ctx, model, mode, x, labels, batch, warmup, runs, ms)) != SNN_OK) {
+                                status = cli_report(mode_names[mode], st);
+                                break;
+                            }
+                            size_t peak = 0;
+                            snn_context_memory(ctx, NULL, &peak);
+                            const double med = runs % 2 ? ms[runs / 2] : 0.5 * (ms[runs / 2 - 1] + ms[runs / 2]);
+                            double flops;
+                            count_flops(&cfg, (mode == 1 || mode == 3) ? 2 : 1, mode >= 2, &flops);
+                            const double ips = batch * 1e3 / med, gflops = flops * batch / (med * 1e6);
+                            const double mb = (double)peak / 1048576.0;
+                            printf("%-34.34s %-17s %-40s %10.1f %9.1f %9.1f %9.1f %8.1f %8.1f\n", info.name,
+                                   mode_names[mode], wl, ips, med, ms[0], ms[runs - 1], gflops, mb);
+                            fflush(stdout);
+                            char jn[256], jv[256], jd[128];
+                            if (jf)
+                                fprintf(jf,
+                                        "{\"device\": \"%s\", \"vendor\": \"%s\", \"driver\": \"%s\", \"workload\": "
+                                        "\"%s\", \"model\": \"%s\", \"input\": \"%s\", \"encoding\": \"%s\", \"mode\": "
+                                        "\"%s\", \"batch\": %d, \"T\": %d, \"runs\": %d, \"images_per_s\": %.3f, "
+                                        "\"ms_median\": %.3f, \"ms_min\": %.3f, \"ms_max\": %.3f, \"gflops\": %.3f, "
+                                        "\"peak_device_mb\": %.1f}\n",
+                                        json_safe(info.name, jn, sizeof jn), json_safe(info.vendor, jv, sizeof jv),
+                                        json_safe(info.driver_version, jd, sizeof jd), wl, mitem, iitem, eitem,
+                                        mode_names[mode], batch, T, runs, ips, med, ms[0], ms[runs - 1], gflops, mb);
+                        }
+                        free(x);
+                        free(labels);
+                        snn_model_free(model);
+                    }
+        snn_context_free(ctx);
+    }
+    free(ms);
+    if (jf && fclose(jf) != 0) {
+        fprintf(stderr, "snncl bench: writing %s failed\n", json);
+        status = status ? status : 1;
+    }
+    return status;
+}
