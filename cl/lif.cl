@@ -86,36 +86,38 @@ __kernel void lif_lyapunov(__global const float *in, const uint in_off, const ui
                            __global float *sq, const uint sq_off, const uint record,
                            __local float *scratch) {
     const uint b = get_group_id(0), lid = get_local_id(0), wg = get_local_size(0);
-    const uint M = B * S, n = G * S;
+    const uint M = B * S;
+    /* Neurons (g, s) of sample b: loops over g and s separately (no division per neuron). */
     for (uint t = 0; t < T; t++) {
         float acc = 0.0f;
-        for (uint i = lid; i < n; i += wg) {
-            const uint g = i / S, m = b * S + i % S;
+        for (uint g = 0; g < G; g++) {
             const uint k = g + t * aff_tstride, kp = k + aff_pstride;
-            const size_t state = (size_t)g * M + m;
-            const size_t src = in_off + (size_t)g * gstride + (size_t)t * tstride + m;
-            const float x = in[src], xp = in[src + p_off];
-            const float a = scale[k], ap = scale[kp];
-            const float v = mem[state], d = delta[state];
-            const float reset = v > thr ? thr : 0.0f;
-            const float reset_p = v + d > thr ? thr : 0.0f;
-            const float v_new = beta * v + (a * x + shift[k]) - reset;
-            /* mem_p - mem without forming mem_p: with a shared affine (eval mode, or the
-             * first layer's shared input) the second term is exactly zero. */
-            const float d_new = beta * d + ap * (xp - x) + ((ap - a) * x + (shift[kp] - shift[k])) -
-                                (reset_p - reset);
-            mem[state] = v_new;
-            delta[state] = d_new;
-            const size_t out = (size_t)g * spk_gstride + (size_t)t * M + m;
-            spk[out] = record ? v_new : (v_new > thr ? 1.0f : 0.0f);
-            spk[out + (size_t)T * M] = record ? d_new : (v_new + d_new > thr ? 1.0f : 0.0f);
-            acc += d_new * d_new;
+            const float a = scale[k], ap = scale[kp], c = shift[k], dc = shift[kp] - shift[k];
+            const size_t base = (size_t)g * M + (size_t)b * S;
+            const size_t src0 = in_off + (size_t)g * gstride + (size_t)t * tstride + (size_t)b * S;
+            const size_t out0 = (size_t)g * spk_gstride + (size_t)t * M + (size_t)b * S;
+            for (uint s = lid; s < S; s += wg) {
+                const size_t state = base + s;
+                const float x = in[src0 + s], xp = in[src0 + s + p_off];
+                const float v = mem[state], d = delta[state];
+                const float reset = v > thr ? thr : 0.0f;
+                const float reset_p = v + d > thr ? thr : 0.0f;
+                const float v_new = beta * v + (a * x + c) - reset;
+                /* mem_p - mem without forming mem_p: with a shared affine (eval mode, or the
+                 * first layer's shared input) the second term is exactly zero. */
+                const float d_new = beta * d + ap * (xp - x) + ((ap - a) * x + dc) - (reset_p - reset);
+                mem[state] = v_new;
+                delta[state] = d_new;
+                spk[out0 + s] = record ? v_new : (v_new > thr ? 1.0f : 0.0f);
+                spk[out0 + s + (size_t)T * M] = record ? d_new : (v_new + d_new > thr ? 1.0f : 0.0f);
+                acc += d_new * d_new;
+            }
         }
         const float total = snn_group_sum(acc, scratch);
         const float renorm = eps / sqrt(total + 1e-12f);
-        for (uint i = lid; i < n; i += wg) {
-            const size_t state = (size_t)(i / S) * M + b * S + i % S;
-            delta[state] *= renorm;
+        for (uint g = 0; g < G; g++) {
+            const size_t base = (size_t)g * M + (size_t)b * S;
+            for (uint s = lid; s < S; s += wg) delta[base + s] *= renorm;
         }
         if (lid == 0) sq[sq_off + (size_t)(t0 + t) * B + b] = total;
     }
