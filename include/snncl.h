@@ -1,14 +1,19 @@
-/*
- * snncl — convolutional spiking neural networks with Lyapunov estimates on OpenCL.
+/**
+ * @file snncl.h
+ * @brief snncl — convolutional spiking neural networks with Lyapunov estimates on OpenCL.
  *
  * Conventions used throughout this header:
- *  - Every function that can fail returns an snn_status: SNN_OK (0) or a negative code.
+ *  - Every function that can fail returns an ::snn_status: SNN_OK (0) or a negative code.
  *    snn_status_str() names the code; snn_last_error() gives the detailed message of
  *    the last failure on the calling thread (which tensor, which shape, the build log).
- *  - Objects are opaque handles made by snn_<thing>_create/load and released by
- *    snn_<thing>_free, which accepts NULL.
+ *  - Objects are opaque handles made by `snn_<thing>_create`/`_load` and released by
+ *    `snn_<thing>_free`, which accepts NULL.
  *  - Host arrays are float32, row-major, NCHW.
  *  - A context and everything made from it must be used by one thread at a time.
+ *
+ * The concepts (contexts, models and their files, batches, the Lyapunov estimate,
+ * training, checkpoints, ownership) are explained in docs/guide.md; the exact
+ * arithmetic is in docs/semantics.md.
  */
 #ifndef SNNCL_H
 #define SNNCL_H
@@ -20,10 +25,17 @@
 extern "C" {
 #endif
 
-#define SNNCL_VERSION_MAJOR 0
-#define SNNCL_VERSION_MINOR 1
-#define SNNCL_VERSION_PATCH 0
+#define SNNCL_VERSION_MAJOR 0 /**< Major version of this header; the shared library's soname follows it. */
+#define SNNCL_VERSION_MINOR 1 /**< Minor version of this header. */
+#define SNNCL_VERSION_PATCH 0 /**< Patch version of this header. */
+/** The version of this header, "MAJOR.MINOR.PATCH"; compare with snn_version(). */
 #define SNNCL_VERSION_STRING "0.1.0"
+
+/**
+ * @def SNN_API
+ * @brief Marks a function the library exports (default visibility; dllexport when
+ * building a Windows DLL). Nothing for a caller to do.
+ */
 
 #if defined(_WIN32) && defined(SNNCL_BUILDING_SHARED)
 #define SNN_API __declspec(dllexport)
@@ -35,6 +47,11 @@ extern "C" {
 
 /* ------------------------------------------------------------------ status -- */
 
+/**
+ * @brief The status codes as an X-macro table: `X(name, value, text)` for every code,
+ * `text` being what snn_status_str() returns. ::snn_status is generated from it; a
+ * caller can use it to build its own tables (see ::snn_status for the list).
+ */
 #define SNN_STATUS_LIST(X)                                                       \
     X(SNN_OK, 0, "success")                                                      \
     X(SNN_ERR_INVALID_ARG, -1, "invalid argument")                               \
@@ -49,279 +66,393 @@ extern "C" {
     X(SNN_ERR_UNSUPPORTED, -10, "unsupported")                                   \
     X(SNN_ERR_GEMM, -11, "GEMM failed")
 
+/**
+ * @brief What a function that can fail returns: SNN_OK (0) or a negative code.
+ *
+ * The detailed message of the last failure on the calling thread is snn_last_error()
+ * (which file, which tensor, which shape, the OpenCL build log).
+ *
+ * | Code                  | Value | snn_status_str()              | Returned when |
+ * |-----------------------|------:|-------------------------------|---------------|
+ * | SNN_OK                |     0 | "success"                     | the call succeeded |
+ * | SNN_ERR_INVALID_ARG   |    -1 | "invalid argument"            | a NULL pointer, an index or size out of range, a bad configuration, an unknown name |
+ * | SNN_ERR_OUT_OF_MEMORY |    -2 | "out of memory"               | a host or device allocation failed |
+ * | SNN_ERR_NO_DEVICE     |    -3 | "no such OpenCL device"       | no device matches the selection, or a device index is out of range |
+ * | SNN_ERR_OPENCL        |    -4 | "OpenCL call failed"          | an OpenCL call failed (the message names it and its error code) |
+ * | SNN_ERR_BUILD         |    -5 | "OpenCL program build failed" | the kernels did not build for the device (the message holds the build log) |
+ * | SNN_ERR_IO            |    -6 | "file input/output failed"    | a file is missing or cannot be read or written |
+ * | SNN_ERR_FORMAT        |    -7 | "malformed file"              | a file's contents are malformed (bad header, metadata, sizes) |
+ * | SNN_ERR_SHAPE         |    -8 | "shape mismatch"              | a tensor has a different shape from the one required |
+ * | SNN_ERR_NOT_FOUND     |    -9 | "not found"                   | a required tensor is missing from a file |
+ * | SNN_ERR_UNSUPPORTED   |   -10 | "unsupported"                 | valid input that snncl does not handle (a dtype, too many dimensions or blocks, another reset mechanism) |
+ * | SNN_ERR_GEMM          |   -11 | "GEMM failed"                 | a matrix multiplication through CLBlast failed |
+ */
 typedef enum snn_status {
 #define SNN_STATUS_ENUM_(name, value, text) name = value,
     SNN_STATUS_LIST(SNN_STATUS_ENUM_)
 #undef SNN_STATUS_ENUM_
 } snn_status;
 
-/* A short constant description of a status code ("shape mismatch"). */
+/** A short constant description of a status code ("shape mismatch"); "unknown status"
+ * for a value that is not a code. */
 SNN_API const char *snn_status_str(snn_status status);
-/* The enum name of a status code ("SNN_ERR_SHAPE"). */
+/** The enum name of a status code ("SNN_ERR_SHAPE"); "SNN_UNKNOWN" for a value that is
+ * not a code. */
 SNN_API const char *snn_status_name(snn_status status);
-/* The detailed message of the last failed call on this thread; "" if none. */
+/** The detailed message of the last failed call on this thread; "" if none. The
+ * string belongs to the thread and is overwritten by its next failure. */
 SNN_API const char *snn_last_error(void);
 
-/* Run-time version, to compare with SNNCL_VERSION_STRING at compile time. */
+/** Run-time version, to compare with #SNNCL_VERSION_STRING at compile time. */
 SNN_API const char *snn_version(void);
 
 /* ----------------------------------------------------------------- logging -- */
 
+/** Severity of a library message; higher is more verbose. */
 typedef enum snn_log_level {
-    SNN_LOG_ERROR = 0,
-    SNN_LOG_WARN = 1,
-    SNN_LOG_INFO = 2,
-    SNN_LOG_DEBUG = 3
+    SNN_LOG_ERROR = 0, /**< Something failed. */
+    SNN_LOG_WARN = 1,  /**< Something works but not as asked (the default callback's limit). */
+    SNN_LOG_INFO = 2,  /**< Choices worth knowing (the device and the GEMM path used). */
+    SNN_LOG_DEBUG = 3  /**< Details, including every failure's message as it is set. */
 } snn_log_level;
 
+/** A log callback: receives each message at or below the chosen level, without a
+ * trailing newline, and the `user` pointer given to snn_set_log_callback(). */
 typedef void (*snn_log_fn)(snn_log_level level, const char *message, void *user);
 
-/* Route library messages to fn (NULL: the default, which prints warnings and errors
- * to stderr). Messages above max_level are dropped. Process-wide. */
+/** Route library messages to fn (NULL: the default, which prints warnings and errors
+ * to stderr). Messages above max_level are dropped. Process-wide: set it before
+ * other threads use the library. */
 SNN_API void snn_set_log_callback(snn_log_fn fn, void *user, snn_log_level max_level);
 
 /* ----------------------------------------------------------------- devices -- */
 
+/** Kind of an OpenCL device (CL_DEVICE_TYPE_*). */
 typedef enum snn_device_type {
-    SNN_DEVICE_CPU = 1,
-    SNN_DEVICE_GPU = 2,
-    SNN_DEVICE_ACCELERATOR = 4,
-    SNN_DEVICE_OTHER = 8
+    SNN_DEVICE_CPU = 1,         /**< A CPU (PoCL, Intel's CPU runtime). */
+    SNN_DEVICE_GPU = 2,         /**< A GPU. */
+    SNN_DEVICE_ACCELERATOR = 4, /**< A dedicated accelerator. */
+    SNN_DEVICE_OTHER = 8        /**< Anything else. */
 } snn_device_type;
 
+/** What snncl knows of an OpenCL device, as the OpenCL queries report it. */
 typedef struct snn_device_info {
-    int index;                /* position in snncl's list of all devices */
-    int platform_index;
-    char name[256];
-    char vendor[256];
-    char platform[256];
-    char driver_version[128];
-    char device_version[128];  /* "OpenCL 3.0 ..." */
-    char c_version[128];       /* "OpenCL C 1.2 ..." */
-    snn_device_type type;
-    unsigned compute_units;
-    unsigned max_clock_mhz;
-    uint64_t global_mem_bytes;
-    uint64_t max_alloc_bytes;
-    uint64_t local_mem_bytes;
-    size_t max_work_group_size;
-    int has_fp64;
-    int has_fp16;
+    int index;                /**< position in snncl's list of all devices */
+    int platform_index;       /**< position of its platform among all platforms */
+    char name[256];           /**< device name */
+    char vendor[256];         /**< device vendor */
+    char platform[256];       /**< platform name ("Portable Computing Language", ...) */
+    char driver_version[128]; /**< driver version */
+    char device_version[128];  /**< "OpenCL 3.0 ..." */
+    char c_version[128];       /**< "OpenCL C 1.2 ..." */
+    snn_device_type type;      /**< CPU, GPU, accelerator or other */
+    unsigned compute_units;    /**< compute units */
+    unsigned max_clock_mhz;    /**< maximum clock frequency in MHz */
+    uint64_t global_mem_bytes; /**< global memory size */
+    uint64_t max_alloc_bytes;  /**< largest single buffer */
+    uint64_t local_mem_bytes;  /**< local (work-group shared) memory size */
+    size_t max_work_group_size; /**< largest work-group */
+    int has_fp64;              /**< nonzero if the device supports double precision */
+    int has_fp16;              /**< nonzero if the device supports half precision */
 } snn_device_info;
 
-/* Number of OpenCL devices on all platforms (0 is not an error). */
+/** Number of OpenCL devices on all platforms (0 is not an error). */
 SNN_API snn_status snn_device_count(int *count);
+/** Describes device `index` (0 to count-1, in the order of snn_device_count());
+ * SNN_ERR_NO_DEVICE when the index is out of range. */
 SNN_API snn_status snn_device_get_info(int index, snn_device_info *info);
 
 /* ----------------------------------------------------------------- context -- */
 
+/** A device context: one OpenCL device, its command queue and snncl's kernels built
+ * for it. Models, trainers and their device memory belong to a context, which must
+ * outlive them. */
 typedef struct snn_context snn_context;
 
+/** How to create a context; fill with snn_context_params_default() first. */
 typedef struct snn_context_params {
-    /* Which device: NULL or "" means $SNNCL_DEVICE if set, else device 0.
+    /** Which device: NULL or "" means $SNNCL_DEVICE if set, else device 0.
      * A decimal number selects by index; anything else is a case-insensitive
      * substring of the device name, vendor or platform name. */
     const char *device;
-    /* Options appended to the OpenCL program build (e.g. "-cl-fast-relaxed-math"
-     * is NOT recommended: spikes are threshold comparisons). */
+    /** Options appended to the OpenCL program build (for example
+     * "-cl-fast-relaxed-math", which is NOT recommended: spikes are threshold
+     * comparisons). */
     const char *build_options;
-    uint8_t reserved[64];
+    uint8_t reserved[64]; /**< zero (room for future fields without breaking the ABI) */
 } snn_context_params;
 
+/** Sets every field to its default: all zero, that is the default device and no
+ * extra build options. */
 SNN_API void snn_context_params_default(snn_context_params *params);
-/* params may be NULL for the defaults. */
+/** Opens the selected device and builds snncl's kernels for it (SNN_ERR_NO_DEVICE,
+ * SNN_ERR_BUILD with the build log on failure). params may be NULL for the defaults. */
 SNN_API snn_status snn_context_create(snn_context **out, const snn_context_params *params);
+/** Waits for the device's queued work and releases the context; free its models
+ * and trainers first. NULL is fine. */
 SNN_API void snn_context_free(snn_context *ctx);
+/** The description of the context's device, as snn_device_get_info() gives it. */
 SNN_API snn_status snn_context_device_info(const snn_context *ctx, snn_device_info *info);
-/* Blocks until all queued device work is done. */
+/** Blocks until all queued device work is done. */
 SNN_API snn_status snn_context_finish(snn_context *ctx);
 
 /* ------------------------------------------------------------- safetensors -- */
 
+/** Most dimensions a tensor of a safetensors file may have. */
 #define SNN_MAX_DIMS 8
 
+/** Element type of a tensor in a safetensors file. */
 typedef enum snn_dtype {
-    SNN_F32 = 0,
-    SNN_F64 = 1,
-    SNN_I64 = 2
+    SNN_F32 = 0, /**< float32 ("F32") */
+    SNN_F64 = 1, /**< float64 ("F64") */
+    SNN_I64 = 2  /**< int64 ("I64") */
 } snn_dtype;
 
-/* One tensor of a safetensors file, owned by its snn_safetensors. */
+/** One tensor of a safetensors file, owned by its ::snn_safetensors. */
 typedef struct snn_tensor {
-    const char *name;
-    snn_dtype dtype;
-    int ndim;                       /* 0 for a scalar */
-    int64_t shape[SNN_MAX_DIMS];
-    const void *data;               /* little-endian host values, nbytes long */
-    size_t nbytes;
+    const char *name;               /**< its name in the file */
+    snn_dtype dtype;                /**< element type */
+    int ndim;                       /**< 0 for a scalar */
+    int64_t shape[SNN_MAX_DIMS];    /**< the first ndim entries are the dimensions */
+    const void *data;               /**< little-endian host values, nbytes long */
+    size_t nbytes;                  /**< size of data in bytes */
 } snn_tensor;
 
+/** A safetensors file in memory: named tensors and string metadata. */
 typedef struct snn_safetensors snn_safetensors;
 
+/** An empty set of tensors, to fill with snn_safetensors_add() and write. */
 SNN_API snn_status snn_safetensors_create(snn_safetensors **out);
-/* Reads and validates a whole file (header JSON, dtypes, shapes, offsets). */
+/** Reads and validates a whole file (header JSON, dtypes, shapes, offsets). */
 SNN_API snn_status snn_safetensors_read(snn_safetensors **out, const char *path);
-/* Writes via a temporary file renamed into place, so an existing file is never left
+/** Writes via a temporary file renamed into place, so an existing file is never left
  * half-written. Tensors keep the order they were added in. */
 SNN_API snn_status snn_safetensors_write(const snn_safetensors *st, const char *path);
+/** Releases st and every tensor and string it owns. NULL is fine. */
 SNN_API void snn_safetensors_free(snn_safetensors *st);
 
+/** Number of tensors; 0 for NULL. */
 SNN_API size_t snn_safetensors_count(const snn_safetensors *st);
+/** The i-th tensor (in file or insertion order), or NULL when i is out of range. */
 SNN_API const snn_tensor *snn_safetensors_at(const snn_safetensors *st, size_t i);
+/** The tensor called name, or NULL when there is none. */
 SNN_API const snn_tensor *snn_safetensors_find(const snn_safetensors *st, const char *name);
-/* Copies data (nbytes implied by dtype and shape). Replaces a tensor of the same name. */
+/** Copies data (nbytes implied by dtype and shape). Replaces a tensor of the same name. */
 SNN_API snn_status snn_safetensors_add(snn_safetensors *st, const char *name, snn_dtype dtype,
                                        int ndim, const int64_t *shape, const void *data);
-/* Copies tensor `name` into out as float32, converting F64/I64. If ndim >= 0 the
+/** Copies tensor `name` into out as float32, converting F64/I64. If ndim >= 0 the
  * tensor's shape must equal (ndim, shape); the error message names the tensor and
  * both shapes. */
 SNN_API snn_status snn_safetensors_get_f32(const snn_safetensors *st, const char *name, int ndim,
                                            const int64_t *shape, float *out);
 
-/* __metadata__: string keys and values. meta_get returns NULL when absent. */
+/** The value of metadata key (the file's `__metadata__`: string keys and values);
+ * NULL when absent. */
 SNN_API const char *snn_safetensors_meta_get(const snn_safetensors *st, const char *key);
+/** Sets metadata key to value (both copied, valid UTF-8), replacing an earlier value. */
 SNN_API snn_status snn_safetensors_meta_set(snn_safetensors *st, const char *key, const char *value);
+/** Number of metadata keys; 0 for NULL. */
 SNN_API size_t snn_safetensors_meta_count(const snn_safetensors *st);
+/** The i-th metadata key, or NULL when i is out of range. */
 SNN_API const char *snn_safetensors_meta_key(const snn_safetensors *st, size_t i);
 
 /* ------------------------------------------------------------------ models -- */
 
+/** Most convolution blocks a `simple` model may have. */
 #define SNN_MAX_BLOCKS 8
 
+/** The two architectures of the seed. */
 typedef enum snn_model_kind {
-    SNN_MODEL_SIMPLE = 0, /* ConvLyapunovSNN: [conv-BN-LIF, avgpool] per channel entry, fc */
-    SNN_MODEL_VGG = 1     /* VGGLyapunovSNN: 3 x [conv-BN-LIF x2, avgpool], fc1, LIF, fc2 */
+    SNN_MODEL_SIMPLE = 0, /**< ConvLyapunovSNN: [conv-BN-LIF, avgpool] per channel entry, fc */
+    SNN_MODEL_VGG = 1     /**< VGGLyapunovSNN: 3 x [conv-BN-LIF x2, avgpool], fc1, LIF, fc2 */
 } snn_model_kind;
 
+/** How images become the T steps of input spikes. */
 typedef enum snn_encoding {
-    SNN_ENCODING_RATE = 0,   /* Bernoulli(clamp(x * gain, 0, 1)) per step, from Philox */
-    SNN_ENCODING_DIRECT = 1, /* x at every step */
-    SNN_ENCODING_NONE = 2    /* the caller passes (B, T, C, H, W) */
+    SNN_ENCODING_RATE = 0,   /**< Bernoulli(clamp(x * gain, 0, 1)) per step, from Philox */
+    SNN_ENCODING_DIRECT = 1, /**< x at every step */
+    SNN_ENCODING_NONE = 2    /**< the caller passes (B, T, C, H, W) */
 } snn_encoding;
 
+/** The architecture and hyperparameters of a model; start from
+ * snn_model_config_default(). */
 typedef struct snn_model_config {
-    snn_model_kind kind;
-    int in_channels, height, width, num_classes;
-    int num_blocks;                /* simple: number of entries in channels; vgg: 3 */
-    int channels[SNN_MAX_BLOCKS];  /* simple: output channels per block; vgg: 64,128,256 */
-    int T;
-    float beta, threshold;         /* used for every LIF layer of a new model */
-    snn_encoding encoding;
-    float encoding_gain;
-    float dropout;
-    uint8_t reserved[64];
+    snn_model_kind kind;           /**< simple or vgg */
+    int in_channels;               /**< channels of an input image */
+    int height;                    /**< height of an input image */
+    int width;                     /**< width of an input image */
+    int num_classes;               /**< outputs of the readout */
+    int num_blocks;                /**< simple: number of entries in channels; vgg: 3 */
+    int channels[SNN_MAX_BLOCKS];  /**< simple: output channels per block; vgg: 64,128,256 */
+    int T;                         /**< time steps per forward pass */
+    float beta;                    /**< membrane decay, used for every LIF layer of a new model */
+    float threshold;               /**< firing threshold, used for every LIF layer of a new model */
+    snn_encoding encoding;         /**< how images become input spikes */
+    float encoding_gain;           /**< rate encoding: spike probability is clamp(x * gain, 0, 1) */
+    float dropout;                 /**< dropout rate before the readout, in training only */
+    uint8_t reserved[64];          /**< zero (room for future fields without breaking the ABI) */
 } snn_model_config;
 
-/* The seed's defaults for "simple" or "vgg" (32x32x3 input, 10 classes, T=25, ...). */
+/** The seed's defaults for "simple" or "vgg" (32x32x3 input, 10 classes, T=25, ...). */
 SNN_API snn_status snn_model_config_default(snn_model_config *cfg, const char *name);
+/** "simple" or "vgg" ("unknown" for any other value). */
 SNN_API const char *snn_model_kind_name(snn_model_kind kind);
+/** "rate", "direct" or "none" ("unknown" for any other value). */
 SNN_API const char *snn_encoding_name(snn_encoding enc);
+/** The encoding named "rate", "direct" or "none"; SNN_ERR_INVALID_ARG for anything else. */
 SNN_API snn_status snn_encoding_parse(const char *name, snn_encoding *out);
 
+/** A model: its configuration and parameters, on the host and on its context's
+ * device. */
 typedef struct snn_model snn_model;
 
-/* A new model initialized as the seed does (Kaiming-normal conv, Xavier-uniform
+/** A new model initialized as the seed does (Kaiming-normal conv, Xavier-uniform
  * linear, zero biases, unit BN), drawn from init_seed. */
 SNN_API snn_status snn_model_create(snn_model **out, snn_context *ctx, const snn_model_config *cfg,
                                     uint64_t init_seed);
-/* A model from tensors named as the seed's PyTorch state_dict plus SPEC metadata. */
+/** A model from tensors named as the seed's PyTorch state_dict plus SPEC metadata. */
 SNN_API snn_status snn_model_from_safetensors(snn_model **out, snn_context *ctx,
                                               const snn_safetensors *st);
+/** Reads a model file (or a checkpoint) with snn_safetensors_read() and
+ * snn_model_from_safetensors(); the error message starts with the path. */
 SNN_API snn_status snn_model_load(snn_model **out, snn_context *ctx, const char *path);
-/* The model's tensors (F32, I64 where PyTorch has int64) and metadata. */
+/** The model's tensors (F32, I64 where PyTorch has int64) and metadata. */
 SNN_API snn_status snn_model_to_safetensors(const snn_model *model, snn_safetensors **out);
+/** Writes the model file (snn_model_to_safetensors() and snn_safetensors_write(), so
+ * atomically). */
 SNN_API snn_status snn_model_save(const snn_model *model, const char *path);
+/** Releases the model and its device memory; free its trainer first. NULL is fine. */
 SNN_API void snn_model_free(snn_model *model);
 
+/** The model's configuration (for a loaded model, as read from its file). */
 SNN_API snn_status snn_model_get_config(const snn_model *model, snn_model_config *cfg);
-/* Number of LIF layers (simple: num_blocks, vgg: 7). */
+/** Number of LIF layers (simple: num_blocks, vgg: 7). */
 SNN_API int snn_model_num_lif_layers(const snn_model *model);
-/* Shape of LIF layer `layer`'s membrane for batch size B: (B,C,H,W) or (B,F). */
+/** Shape of LIF layer `layer`'s membrane for batch size B: (B,C,H,W) or (B,F). */
 SNN_API snn_status snn_model_lif_shape(const snn_model *model, int layer, int batch, int *ndim,
                                        int64_t shape[4]);
 
+/** Options of an eval-mode forward pass; fill with snn_forward_params_default() first. */
 typedef struct snn_forward_params {
-    int lyapunov;          /* nonzero: also compute the Benettin estimate */
-    float lyap_eps;        /* perturbation size (default 1e-4) */
-    uint64_t seed;         /* rate encoding and, without `perturb`, the perturbation */
-    /* Optional unit-scale initial perturbation, one host array per LIF layer in
+    int lyapunov;          /**< nonzero: also compute the Benettin estimate */
+    float lyap_eps;        /**< perturbation size (default 1e-4) */
+    uint64_t seed;         /**< rate encoding and, without `perturb`, the perturbation */
+    /** Optional unit-scale initial perturbation, one host array per LIF layer in
      * forward order, each of snn_model_lif_shape(); NULL draws N(0,1) from seed. */
     const float *const *perturb;
-    /* Nonzero: the input is already spikes (B, T, C, H, W), whatever the model's
+    /** Nonzero: the input is already spikes (B, T, C, H, W), whatever the model's
      * encoding (a model with encoding none always takes that shape). */
     int pre_encoded;
-    uint8_t reserved[64];
+    uint8_t reserved[64];  /**< zero (room for future fields without breaking the ABI) */
 } snn_forward_params;
 
+/** Sets the defaults: no estimate, lyap_eps 1e-4, seed 0, no perturbation, input
+ * encoded by the model (every other field zero). */
 SNN_API void snn_forward_params_default(snn_forward_params *params);
 
-/* Eval-mode forward pass on a batch.
- *  input:   (B, C, H, W) for rate/direct encoding, (B, T, C, H, W) for none or
- *           params->pre_encoded.
- *  logits:  (B, num_classes), written.
- *  lyap_mean, lyap_per_sample (B): written when params->lyapunov, may be NULL. */
+/** Eval-mode forward pass on a batch: BatchNorm uses its running statistics and
+ * dropout is off.
+ * @param model   the model; its context runs the pass.
+ * @param input   (B, C, H, W) for rate/direct encoding, (B, T, C, H, W) for none or
+ *                params->pre_encoded.
+ * @param batch   B, the number of samples.
+ * @param params  options (snn_forward_params_default()).
+ * @param logits  (B, num_classes), written.
+ * @param lyap_mean       written when params->lyapunov, may be NULL.
+ * @param lyap_per_sample (B): written when params->lyapunov, may be NULL.
+ * @return SNN_OK, or a negative ::snn_status with snn_last_error() saying why. */
 SNN_API snn_status snn_model_forward(snn_model *model, const float *input, int batch,
                                      const snn_forward_params *params, float *logits,
                                      float *lyap_mean, float *lyap_per_sample);
 
+/** Eval-mode forward pass that also records which neurons spiked: for one sample of the
+ * batch, every LIF layer's spikes at every time step (for raster plots).
+ * @param model, input, batch, params as snn_model_forward(). The whole batch runs, so
+ *           the sample is encoded exactly as snn_model_forward() encodes it.
+ *           params->lyapunov and params->perturb are ignored: the estimate's perturbed
+ *           trajectory never changes the network's own spikes, which are what is recorded.
+ * @param sample  which sample, 0 <= sample < batch.
+ * @param spikes  snn_model_num_lif_layers() arrays, in forward order. spikes[l] receives
+ *           T * N_l bytes, N_l being layer l's neurons per sample (the product of
+ *           snn_model_lif_shape() without the batch dimension: `C*H*W`, or 512 for vgg's
+ *           dense layer): spikes[l][t * N_l + n] is 1 if neuron n (in C, H, W order)
+ *           spiked at step t, else 0.
+ * @param logits  (B, num_classes), the same values snn_model_forward() writes; may be NULL. */
+SNN_API snn_status snn_model_record_spikes(snn_model *model, const float *input, int batch, int sample,
+                                           const snn_forward_params *params, uint8_t *const *spikes,
+                                           float *logits);
+
 
 /* ---------------------------------------------------------------- training -- */
 
+/** The optimizer of a trainer. */
 typedef enum snn_optimizer {
-    SNN_OPTIM_ADAM = 0, /* torch.optim.Adam (L2 weight decay added to the gradient) */
-    SNN_OPTIM_SGD = 1   /* torch.optim.SGD with momentum (dampening 0) */
+    SNN_OPTIM_ADAM = 0, /**< torch.optim.Adam (L2 weight decay added to the gradient) */
+    SNN_OPTIM_SGD = 1   /**< torch.optim.SGD with momentum (dampening 0) */
 } snn_optimizer;
 
+/** How the learning rate moves, every step. */
 typedef enum snn_schedule {
-    SNN_SCHEDULE_CONSTANT = 0,
-    SNN_SCHEDULE_COSINE = 1, /* lr * (1 + cos(pi * step / total_steps)) / 2, per step */
-    SNN_SCHEDULE_STEP = 2    /* lr * gamma ^ floor(step / step_size) */
+    SNN_SCHEDULE_CONSTANT = 0, /**< lr at every step */
+    SNN_SCHEDULE_COSINE = 1, /**< lr * (1 + cos(pi * step / total_steps)) / 2, per step */
+    SNN_SCHEDULE_STEP = 2    /**< lr * gamma ^ floor(step / step_size) */
 } snn_schedule;
 
+/** The optimizer, schedule and objective of a trainer; start from
+ * snn_train_config_default(). The comments give the defaults. */
 typedef struct snn_train_config {
-    snn_optimizer optimizer;
-    float lr;                      /* 2e-3 */
-    float beta1, beta2, adam_eps;  /* 0.9, 0.999, 1e-8 */
-    float momentum;                /* SGD: 0.9 */
-    float weight_decay;            /* 0 */
-    snn_schedule schedule;         /* cosine */
-    int64_t total_steps;           /* cosine: length of the schedule (required > 0 for cosine) */
-    int64_t step_size;             /* step schedule: 1000 */
-    float gamma;                   /* step schedule: 0.1 */
-    float grad_clip;               /* maximum global L2 norm of the gradient; 0: off */
-    float lyap_weight;             /* 0.1; 0 skips the perturbed trajectory */
-    float lyap_target;             /* 0.0 */
-    float lyap_eps;                /* 1e-4 */
-    uint8_t reserved[64];
+    snn_optimizer optimizer;       /**< Adam */
+    float lr;                      /**< 2e-3 */
+    float beta1;                   /**< Adam: 0.9 */
+    float beta2;                   /**< Adam: 0.999 */
+    float adam_eps;                /**< Adam: 1e-8 */
+    float momentum;                /**< SGD: 0.9 */
+    float weight_decay;            /**< 0 */
+    snn_schedule schedule;         /**< cosine */
+    int64_t total_steps;           /**< cosine: length of the schedule (required > 0 for cosine) */
+    int64_t step_size;             /**< step schedule: 1000 */
+    float gamma;                   /**< step schedule: 0.1 */
+    float grad_clip;               /**< maximum global L2 norm of the gradient; 0: off */
+    float lyap_weight;             /**< 0.1; 0 skips the perturbed trajectory */
+    float lyap_target;             /**< 0.0 */
+    float lyap_eps;                /**< 1e-4 */
+    uint8_t reserved[64];          /**< zero (room for future fields without breaking the ABI) */
 } snn_train_config;
 
+/** Sets the seed's training defaults (the comments of ::snn_train_config). The cosine
+ * schedule needs total_steps set before snn_trainer_create(). */
 SNN_API void snn_train_config_default(snn_train_config *cfg);
+/** "adam" or "sgd" ("unknown" for any other value). */
 SNN_API const char *snn_optimizer_name(snn_optimizer opt);
+/** The optimizer named "adam" or "sgd"; SNN_ERR_INVALID_ARG for anything else. */
 SNN_API snn_status snn_optimizer_parse(const char *name, snn_optimizer *out);
+/** "constant", "cosine" or "step" ("unknown" for any other value). */
 SNN_API const char *snn_schedule_name(snn_schedule schedule);
+/** The schedule named "constant", "cosine" or "step"; SNN_ERR_INVALID_ARG for
+ * anything else. */
 SNN_API snn_status snn_schedule_parse(const char *name, snn_schedule *out);
 
-/* The figures of one training step (on the batch, before the update). */
+/** The figures of one training step (on the batch, before the update). */
 typedef struct snn_step_stats {
-    float loss;           /* cross_entropy + lyap_weight * (lyapunov - lyap_target)^2 */
-    float cross_entropy;  /* mean over the batch */
-    float lyapunov;       /* batch mean of the estimate (0 when lyap_weight is 0) */
-    int correct;          /* samples whose largest logit is the label */
-    float lr;             /* learning rate used by the update (0 for snn_trainer_gradients) */
-    float grad_norm;      /* global L2 norm of the gradient before clipping */
+    float loss;           /**< cross_entropy + lyap_weight * (lyapunov - lyap_target)^2 */
+    float cross_entropy;  /**< mean over the batch */
+    float lyapunov;       /**< batch mean of the estimate (0 when lyap_weight is 0) */
+    int correct;          /**< samples whose largest logit is the label */
+    float lr;             /**< learning rate used by the update (0 for snn_trainer_gradients) */
+    float grad_norm;      /**< global L2 norm of the gradient before clipping */
 } snn_step_stats;
 
-/* One batch of a training step. */
+/** One batch of a training step. */
 typedef struct snn_batch {
-    const float *input;    /* (B, C, H, W), or (B, T, C, H, W) when pre_encoded or encoding none */
-    const int64_t *labels; /* (B), each in [0, num_classes) */
-    int size;              /* B >= 2 (BatchNorm needs more than one value per channel) */
-    uint64_t seed;         /* rate encoding, dropout mask and (without perturb) the perturbation */
-    const float *const *perturb; /* optional unit perturbation per LIF layer, as snn_forward_params */
-    int pre_encoded;
+    const float *input;    /**< (B, C, H, W), or (B, T, C, H, W) when pre_encoded or encoding none */
+    const int64_t *labels; /**< (B), each in [0, num_classes) */
+    int size;              /**< B >= 2 (BatchNorm needs more than one value per channel) */
+    uint64_t seed;         /**< rate encoding, dropout mask and (without perturb) the perturbation */
+    const float *const *perturb; /**< optional unit perturbation per LIF layer, as snn_forward_params */
+    int pre_encoded;       /**< nonzero: input is already spikes, as snn_forward_params::pre_encoded */
 } snn_batch;
 
-/* Trains a model in place: BatchNorm uses batch statistics and moves its running
+/** Trains a model in place: BatchNorm uses batch statistics and moves its running
  * estimates, dropout is active, gradients come from backpropagation through time with
  * the fast-sigmoid surrogate over both trajectories of the Lyapunov estimate. While a
  * trainer works, the model's parameters live on the device; snn_model_save,
@@ -329,93 +460,114 @@ typedef struct snn_batch {
  * outlive the trainer. */
 typedef struct snn_trainer snn_trainer;
 
+/** A trainer for model with the optimizer state it needs (zero); SNN_ERR_INVALID_ARG
+ * with the reason for a bad configuration. cfg may be NULL: the defaults of
+ * snn_train_config_default() with a constant schedule. */
 SNN_API snn_status snn_trainer_create(snn_trainer **out, snn_model *model, const snn_train_config *cfg);
+/** Releases the trainer and its device memory; the model keeps its trained
+ * parameters. NULL is fine. */
 SNN_API void snn_trainer_free(snn_trainer *tr);
-/* Forward, backward and one optimizer update. */
+/** Forward, backward and one optimizer update. stats may be NULL. */
 SNN_API snn_status snn_trainer_step(snn_trainer *tr, const snn_batch *batch, snn_step_stats *stats);
-/* Forward and backward only (running statistics still move, as in PyTorch). */
+/** Forward and backward only (running statistics still move, as in PyTorch). stats
+ * may be NULL. */
 SNN_API snn_status snn_trainer_gradients(snn_trainer *tr, const snn_batch *batch, snn_step_stats *stats);
-/* Number of trainable tensors, and the i-th one's PyTorch name, shape and element
- * count (any output pointer may be NULL). */
+/** Number of trainable tensors (0 for NULL); see snn_trainer_grad_info(). */
 SNN_API int snn_trainer_num_grads(const snn_trainer *tr);
+/** The i-th trainable tensor's PyTorch name, shape and element count (any output
+ * pointer may be NULL). */
 SNN_API snn_status snn_trainer_grad_info(const snn_trainer *tr, int i, const char **name, int *ndim,
                                          int64_t shape[4], size_t *count);
-/* Copies the last computed gradient of tensor i (count floats). */
+/** Copies the last computed gradient of tensor i (count floats). */
 SNN_API snn_status snn_trainer_read_grad(snn_trainer *tr, int i, float *out);
-/* Optimizer updates taken so far (restored by snn_trainer_load_state). */
+/** Optimizer updates taken so far (restored by snn_trainer_load_state()). */
 SNN_API int64_t snn_trainer_steps_done(const snn_trainer *tr);
-/* The learning rate the next update will use. */
+/** The learning rate the next update will use. */
 SNN_API float snn_trainer_next_lr(const snn_trainer *tr);
-/* Optimizer state as tensors "optim.<param>.<exp_avg|exp_avg_sq|momentum_buffer>" and
+/** Optimizer state as tensors `optim.NAME.exp_avg` and `optim.NAME.exp_avg_sq` (Adam) or
+ * `optim.NAME.momentum_buffer` (SGD), NAME being each trainable tensor's name, and
  * metadata "optim.steps", added to st (a checkpoint holds these next to the model). */
 SNN_API snn_status snn_trainer_save_state(snn_trainer *tr, snn_safetensors *st);
+/** Restores the optimizer state and step count that snn_trainer_save_state() wrote
+ * (SNN_ERR_FORMAT when st holds none or another optimizer's). The model's own
+ * parameters come from loading the same checkpoint with snn_model_load(). */
 SNN_API snn_status snn_trainer_load_state(snn_trainer *tr, const snn_safetensors *st);
 
-/* Device memory snncl holds in ctx now, and the most it has held (bytes). */
+/** Device memory snncl holds in ctx now, and the most it has held (bytes); either
+ * output pointer may be NULL. */
 SNN_API snn_status snn_context_memory(const snn_context *ctx, size_t *in_use, size_t *peak);
+/** Starts measuring the peak again from the memory held now. */
 SNN_API snn_status snn_context_reset_peak(snn_context *ctx);
 
 /* ---------------------------------------------------------------- datasets -- */
 
-/* Labelled images held on the host as bytes: MNIST and Fashion-MNIST (IDX files,
+/** Labelled images held on the host as bytes: MNIST and Fashion-MNIST (IDX files,
  * optionally gzip-compressed) and CIFAR-10 (its binary batches). Images come out as
  * float (B, C, H, W): x = (byte / 255 - mean[c]) / std[c], evaluated in double and
  * rounded once to float (so with the default mean 0 and std 1, x is byte / 255
  * correctly rounded), unless snn_dataset_set_normalization() says otherwise.
- * Loaders set *out to NULL on failure: SNN_ERR_IO when a file is missing or cannot be
+ * Loaders set `*out` to NULL on failure: SNN_ERR_IO when a file is missing or cannot be
  * read (the message names the paths tried), SNN_ERR_FORMAT when its contents are
  * malformed (bad magic or type, wrong dimensions, truncated or extra data, a label
  * outside 0..9, image and label counts that differ, no images, absurd sizes). */
 typedef struct snn_dataset snn_dataset;
 
+/** The datasets snncl reads. */
 typedef enum snn_dataset_kind {
-    SNN_DATASET_MNIST = 0,
-    SNN_DATASET_FASHION_MNIST = 1,
-    SNN_DATASET_CIFAR10 = 2
+    SNN_DATASET_MNIST = 0,         /**< MNIST digits, 1x28x28, IDX files */
+    SNN_DATASET_FASHION_MNIST = 1, /**< Fashion-MNIST, 1x28x28, IDX files */
+    SNN_DATASET_CIFAR10 = 2        /**< CIFAR-10, 3x32x32, binary batches */
 } snn_dataset_kind;
 
-/* "mnist", "fashion-mnist", "cifar10" ("unknown" for any other value). Parsing ignores
+/** "mnist", "fashion-mnist", "cifar10" ("unknown" for any other value). Parsing ignores
  * case and also accepts "fashion_mnist", "fmnist" and "cifar-10". */
 SNN_API const char *snn_dataset_kind_name(snn_dataset_kind kind);
+/** The dataset kind of a name, as snn_dataset_kind_name() describes;
+ * SNN_ERR_INVALID_ARG for any other name. */
 SNN_API snn_status snn_dataset_kind_parse(const char *name, snn_dataset_kind *out);
-/* Where Debian's packages put the files (NULL where there is no such package):
- * fashion-mnist -> /usr/share/datasets/fashion-mnist (dataset-fashion-mnist); Debian 12
+/** Where Debian's packages put the files (NULL where there is no such package):
+ * fashion-mnist: /usr/share/datasets/fashion-mnist (dataset-fashion-mnist); Debian 12
  * packages neither MNIST nor CIFAR-10, so NULL for those. */
 SNN_API const char *snn_dataset_default_dir(snn_dataset_kind kind);
 
-/* One split of a dataset from its directory, with the files' usual names:
- *  (fashion-)mnist: {train,t10k}-{images-idx3,labels-idx1}-ubyte, each also accepted
+/** One split of a dataset from its directory, with the files' usual names:
+ *  - (fashion-)mnist: `{train,t10k}-{images-idx3,labels-idx1}-ubyte`, each also accepted
  *                   with a .gz suffix (the plain name is tried first);
- *  cifar10:         data_batch_1.bin .. data_batch_5.bin, test_batch.bin, also in a
- *                   cifar-10-batches-bin/ subdirectory.
+ *  - cifar10:         `data_batch_1.bin` .. `data_batch_5.bin`, `test_batch.bin`, also in a
+ *                   `cifar-10-batches-bin/` subdirectory.
+ *
  * train: nonzero for the training split, zero for the test split. dir must not be NULL
  * (pass snn_dataset_default_dir() for Debian's location). */
 SNN_API snn_status snn_dataset_load(snn_dataset **out, snn_dataset_kind kind, const char *dir, int train);
-/* An IDX image file (unsigned bytes, 3 dims N x H x W, C = 1) and its label file (1 dim
+/** An IDX image file (unsigned bytes, 3 dims N x H x W, C = 1) and its label file (1 dim
  * N), each plain or gzip-compressed, opened by exactly the names given. */
 SNN_API snn_status snn_dataset_load_idx(snn_dataset **out, const char *images_path,
                                         const char *labels_path);
-/* CIFAR-10 binary batches (records of 1 label byte + 3x32x32 bytes), concatenated. */
+/** CIFAR-10 binary batches (records of 1 label byte + 3x32x32 bytes), concatenated. */
 SNN_API snn_status snn_dataset_load_cifar10(snn_dataset **out, const char *const *paths, int count);
+/** Releases the dataset. NULL is fine. */
 SNN_API void snn_dataset_free(snn_dataset *ds);
 
-/* Number of images; 0 for NULL. shape: all three pointers must be non-NULL. */
+/** Number of images; 0 for NULL. */
 SNN_API size_t snn_dataset_size(const snn_dataset *ds);
+/** Channels, height and width of every image; all three pointers must be non-NULL. */
 SNN_API snn_status snn_dataset_shape(const snn_dataset *ds, int *channels, int *height, int *width);
-/* 10 for all three datasets: one more than the largest label the format allows. */
+/** 10 for all three datasets: one more than the largest label the format allows. */
 SNN_API int snn_dataset_num_classes(const snn_dataset *ds);
-/* Keeps only the first n images (n >= 1; n larger than the size changes nothing). */
+/** Keeps only the first n images (n >= 1; n larger than the size changes nothing). */
 SNN_API snn_status snn_dataset_truncate(snn_dataset *ds, size_t n);
 
-/* Per-channel mean and (population) standard deviation of the images scaled to [0, 1],
+/** Per-channel mean and (population) standard deviation of the images scaled to [0, 1],
  * byte / 255, over the whole dataset, computed in double whatever the normalization.
  * mean and std hold one value per channel. */
 SNN_API snn_status snn_dataset_channel_stats(const snn_dataset *ds, float *mean, float *std);
-/* mean and std: one value per channel; mean finite, std positive and finite (and not
+/** Sets the normalization of the images snn_dataset_gather() returns,
+ * x = (byte / 255 - mean[c]) / std[c].
+ * mean and std: one value per channel; mean finite, std positive and finite (and not
  * so small that a value overflows float). On failure the normalization is unchanged. */
 SNN_API snn_status snn_dataset_set_normalization(snn_dataset *ds, const float *mean, const float *std);
 
-/* The order of an epoch: a permutation of 0 .. size-1 drawn from (seed, epoch) by
+/** The order of an epoch: a permutation of 0, 1, ..., size-1 drawn from (seed, epoch) by
  * Fisher-Yates over Philox, identical on every machine. order holds size entries.
  * epoch < 2^23. Exactly: the host Philox4x32-10 stream with key seed and stream
  * 0x800000 + epoch (counter words: block low, block high, 0xC0FFEE, 0, starting at block
@@ -424,7 +576,7 @@ SNN_API snn_status snn_dataset_set_normalization(snn_dataset *ds, const float *m
  * the first next word u below floor(2^32 / (i+1)) * (i+1). */
 SNN_API snn_status snn_dataset_order(const snn_dataset *ds, uint64_t seed, uint64_t epoch,
                                      uint32_t *order);
-/* Copies the images indices[0..count) as float (count, C, H, W) and their labels.
+/** Copies the images indices[0..count) as float (count, C, H, W) and their labels.
  * Every index must be below the size (checked before anything is written). */
 SNN_API snn_status snn_dataset_gather(const snn_dataset *ds, const uint32_t *indices, size_t count,
                                       float *images, int64_t *labels);

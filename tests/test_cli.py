@@ -972,6 +972,135 @@ class BenchTests(CliTestCase):
         self.assert_exit(["bench", "--device", "0", "--all-devices"], 2, "exclude")
 
 
+# ---------------------------------------------------------------- pictures --
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path):
+    """(width, height) of a PNG file, after checking its signature and IHDR chunk."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
+        raise AssertionError("%s is not a PNG file: %r" % (path, head[:16]))
+    return struct.unpack(">II", head[16:24])
+
+
+def svg_root(path):
+    """The root element of an SVG file (parsed as XML)."""
+    import xml.etree.ElementTree as ET
+    return ET.parse(path).getroot()
+
+
+class PictureTests(CliTestCase):
+    """snncl raster and snncl train --plot: PNG or SVG by the extension."""
+
+    def raster_args(self, output, case=BASE, *extra):
+        return ["raster", "--model", fixture(case + ".model.safetensors"),
+                "--input", fixture(case + ".input.safetensors"), "--output", output] + list(extra)
+
+    def test_raster_png_and_svg(self):
+        png = self.path("r.png")
+        out, _ = self.run_ok(self.raster_args(png))
+        w, h = png_size(png)
+        self.assertEqual(w, 1000)
+        self.assertGreater(h, 300)
+        self.assertIn("wrote %s: sample 0 of 3" % png, out)
+        self.assertIn("LIF 1: conv, 4 x 8 x 8: 256 neurons", out)
+        self.assertIn("LIF 2: conv, 8 x 4 x 4: 128 neurons", out)
+        svg = self.path("r.SVG")  # the extension's case does not matter
+        out, _ = self.run_ok(self.raster_args(svg, BASE, "--sample", "2"))
+        self.assertIn("sample 2 of 3", out)
+        root = svg_root(svg)
+        self.assertEqual(root.tag, "{http://www.w3.org/2000/svg}svg")
+        self.assertEqual(root.get("width"), "1000px")
+        self.assertEqual([f for f in os.listdir(self.tmp) if ".tmp." in f], [], "temporary file left behind")
+
+    def test_raster_spike_counts_follow_the_sample(self):
+        """The spikes are the sample's: the same sample gives the same counts, another
+        sample different ones, and fewer neurons shown change nothing in the counts."""
+        def counts(*extra):
+            out, _ = self.run_ok(self.raster_args(self.path("r.png"), BASE, *extra))
+            return re.findall(r"(\d+) spikes", out)
+        a = counts("--sample", "1")
+        self.assertEqual(len(a), 2)
+        self.assertEqual(counts("--sample", "1", "--neurons", "7"), a)
+        self.assertNotEqual(counts("--sample", "0"), a)
+
+    def test_raster_pre_encoded_and_vgg(self):
+        for case, layers in (("simple_none_rect_lyap", 3), ("vgg_direct_lyap", 7)):
+            with self.subTest(case):
+                png = self.path(case + ".png")
+                out, _ = self.run_ok(self.raster_args(png, case))
+                png_size(png)
+                self.assertEqual(len(re.findall(r"^  LIF \d+: ", out, re.M)), layers, out)
+
+    def test_raster_errors(self):
+        png = self.path("r.png")
+        self.assert_exit(self.raster_args(png, BASE, "--sample", "3"), 2, "--sample 3 is outside the batch", "3 samples")
+        self.assert_exit(self.raster_args(png, BASE, "--sample", "-1"), 2, "--sample")
+        self.assert_exit(self.raster_args(png, BASE, "--neurons", "0"), 2, "--neurons")
+        self.assert_exit(self.raster_args(self.path("r.jpg")), 2, ".png or .svg")
+        self.assert_exit(self.raster_args(self.path("r")), 2, ".png or .svg")
+        self.assert_exit(["raster", "--input", fixture(BASE + ".input.safetensors")], 2, "--model is required")
+        self.assert_exit(self.raster_args(self.path("nowhere/r.png")), 1, "nowhere")
+        self.assert_no_output(png)
+        out, _ = self.run_ok(["raster", "--help"])
+        self.assertIn("--sample", out)
+
+    def train_args(self, data, out, *extra, lyap_weight="0.05"):
+        return ["train", "--data", "mnist", "--data-dir", data, "--channels", "4,8", "--T", "3",
+                "--encoding", "direct", "--batch", "8", "--epochs", "2", "--lyap-weight", lyap_weight,
+                "--lr", "0.01", "--out", out, "--quiet"] + list(extra)
+
+    def toy_data(self):
+        data = self.path("data")
+        os.mkdir(data)
+        write_toy_mnist(data)
+        return data
+
+    def test_train_plot(self):
+        data = self.toy_data()
+        png, svg = self.path("curves.png"), self.path("curves.svg")
+        self.run_ok(self.train_args(data, self.path("m.safetensors"), "--plot", png))
+        w, h = png_size(png)
+        self.assertGreater(w, 1000)  # three panels: loss, accuracy, Lyapunov estimate
+        self.assertGreater(h, 300)
+        self.run_ok(self.train_args(data, self.path("m2.safetensors"), "--plot", svg, "--no-eval",
+                                    lyap_weight="0"))
+        root = svg_root(svg)
+        self.assertEqual(root.tag, "{http://www.w3.org/2000/svg}svg")
+        self.assertLess(float(root.get("width").rstrip("px")), w)  # two panels without the estimate
+        self.assertEqual([f for f in os.listdir(self.tmp) if ".tmp." in f], [], "temporary file left behind")
+
+    def test_train_plot_errors(self):
+        data = self.toy_data()
+        out = self.path("m.safetensors")
+        self.assert_exit(self.train_args(data, out, "--plot", self.path("c.pdf")), 2, "--plot", ".png or .svg")
+        self.assert_no_output(out)
+        self.assert_exit(self.train_args(data, out, "--plot", self.path("nowhere/c.png")), 1, "--plot", "nowhere")
+        self.assert_no_output(out)
+
+    def test_train_plot_resumed(self):
+        """A resumed run redraws the whole history from --json; without it, says what is missing."""
+        data = self.toy_data()
+        for json_too in (True, False):
+            with self.subTest(json=json_too):
+                part, png = self.path("p%d.safetensors" % json_too), self.path("p%d.png" % json_too)
+                extra = ["--max-steps", "9", "--plot", png]  # 6 steps per epoch: stops inside epoch 2
+                if json_too:
+                    extra += ["--json", self.path("p.jsonl")]
+                self.run_ok(self.train_args(data, part, *extra))
+                png_size(png)
+                os.remove(png)
+                out, _ = self.run_ok(["train", "--resume", self.path("p%d.ckpt.safetensors" % json_too), "--quiet"])
+                png_size(png)
+                if json_too:
+                    self.assertNotIn("not shown", out)
+                else:
+                    self.assertIn("epoch 1 ran before and is not shown", out)
+
+
 class _Result(unittest.TextTestResult):
     """Also records which test methods failed (a method counts once, subtests included)."""
 

@@ -275,6 +275,213 @@ START_TEST(test_drawn_perturbation) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ spike records -- */
+
+/* Recorded spikes of every LIF layer for one sample, in fresh arrays (T x neurons). */
+static uint8_t **record_sample(parity_case *c, int sample, float *logits) {
+    snn_model_config cfg;
+    ck_assert_snn_ok(snn_model_get_config(c->model, &cfg));
+    uint8_t **spk = calloc((size_t)c->num_lifs, sizeof *spk);
+    for (int l = 0; l < c->num_lifs; l++) {
+        int ndim;
+        int64_t shape[4];
+        ck_assert_snn_ok(snn_model_lif_shape(c->model, l, 1, &ndim, shape));
+        size_t n = (size_t)cfg.T;
+        for (int d = 1; d < ndim; d++) n *= (size_t)shape[d];
+        spk[l] = malloc(n);
+        memset(spk[l], 0xAB, n); /* every byte must be overwritten with 0 or 1 */
+    }
+    snn_forward_params fp;
+    snn_forward_params_default(&fp);
+    fp.pre_encoded = c->pre_encoded;
+    fp.lyapunov = 1; /* ignored: the reference trajectory is recorded */
+    ck_assert_snn_ok(snn_model_record_spikes(c->model, c->input, c->batch, sample, &fp, spk, logits));
+    return spk;
+}
+
+static void free_record(uint8_t **spk, int n) {
+    for (int l = 0; l < n; l++) free(spk[l]);
+    free(spk);
+}
+
+/* spikes (T, C, H, W) at step t, 2x2 average-pooled -> out (C, H/2, W/2). */
+static void pool_step(const uint8_t *spk, size_t t, size_t C, size_t H, size_t W, double *out) {
+    const size_t Ho = H / 2, Wo = W / 2, N = C * H * W;
+    for (size_t ch = 0; ch < C; ch++)
+        for (size_t y = 0; y < Ho; y++)
+            for (size_t x = 0; x < Wo; x++) {
+                const uint8_t *s = spk + t * N + ch * H * W;
+                out[(ch * Ho + y) * Wo + x] =
+                    0.25 * (s[2 * y * W + 2 * x] + s[2 * y * W + 2 * x + 1] + s[(2 * y + 1) * W + 2 * x] +
+                            s[(2 * y + 1) * W + 2 * x + 1]);
+            }
+}
+
+/* Every conv LIF layer of a simple model recomputed on the host in double from its
+ * input (the sample's image or spikes for the first layer, the recorded spikes of
+ * the layer before, pooled, for the others) and the recorded spikes of its own past
+ * steps (the reset): each recorded spike must be v > threshold, except where v is
+ * within 1e-4 of the threshold (float rounding). Returns the spikes compared. */
+static size_t check_layers_on_host(parity_case *c, int sample, uint8_t **spk) {
+    snn_model *m = c->model;
+    const snn_model_config *cfg = &m->cfg;
+    const size_t T = (size_t)cfg->T, CHW0 = (size_t)cfg->in_channels * (size_t)cfg->height * (size_t)cfg->width;
+    size_t compared = 0, fired = 0;
+    for (int i = 0; i < m->num_convs; i++) {
+        const snn_conv_layer *L = &m->conv[i];
+        const size_t Cin = L->cin, Co = L->cout, H = L->H, W = L->W, HW = H * W, N = Co * HW;
+        const double beta = snn_model_lif_beta(m, i), thr = snn_model_lif_threshold(m, i);
+        double *in = malloc(Cin * HW * sizeof(double)), *v = calloc(N, sizeof(double));
+        for (size_t t = 0; t < T; t++) {
+            if (i == 0) {
+                const float *x = c->input + (size_t)sample * (c->pre_encoded ? T : 1) * CHW0 +
+                                 (c->pre_encoded ? t * CHW0 : 0);
+                for (size_t k = 0; k < CHW0; k++) in[k] = x[k];
+            } else {
+                const snn_conv_layer *P = &m->conv[i - 1];
+                ck_assert(P->pool && P->H / 2 == H && P->W / 2 == W);
+                pool_step(spk[i - 1], t, P->cout, P->H, P->W, in);
+            }
+            for (size_t co = 0; co < Co; co++) {
+                const double sc = L->bn_weight->host[co] / sqrt((double)L->bn_var->host[co] + 1e-5);
+                const double sh = L->bn_bias->host[co] - L->bn_mean->host[co] * sc;
+                for (size_t y = 0; y < H; y++)
+                    for (size_t x = 0; x < W; x++) {
+                        double acc = 0;
+                        for (size_t ci = 0; ci < Cin; ci++)
+                            for (int ky = 0; ky < 3; ky++)
+                                for (int kx = 0; kx < 3; kx++) {
+                                    long yy = (long)y + ky - 1, xx = (long)x + kx - 1;
+                                    if (yy < 0 || xx < 0 || yy >= (long)H || xx >= (long)W) continue;
+                                    acc += (double)L->weight->host[((co * Cin + ci) * 3 + (size_t)ky) * 3 + (size_t)kx] *
+                                           in[(ci * H + (size_t)yy) * W + (size_t)xx];
+                                }
+                        const size_t n = co * HW + y * W + x;
+                        const double reset = t > 0 && spk[i][(t - 1) * N + n] ? thr : 0.0;
+                        v[n] = beta * v[n] + sc * acc + sh - reset;
+                        const uint8_t got = spk[i][t * N + n];
+                        ck_assert_msg(got <= 1, "layer %d: spike byte %u is neither 0 nor 1", i, got);
+                        if (fabs(v[n] - thr) < 1e-4) continue;
+                        ck_assert_msg(got == (v[n] > thr),
+                                      "layer %d, sample %d, step %zu, neuron %zu: recorded %u, membrane %.6f vs "
+                                      "threshold %.6f",
+                                      i, sample, t, n, got, v[n], thr);
+                        compared++;
+                        fired += got;
+                    }
+            }
+        }
+        free(in);
+        free(v);
+    }
+    ck_assert_msg(fired > 0 && fired < compared, "vacuous: %zu of %zu neuron-steps spiked", fired, compared);
+    return compared;
+}
+
+/* The readout from the recorded last layer: spikes (pooled for simple) summed over
+ * time through the last linear layer must give snn_model_forward's logits. */
+static void check_readout(parity_case *c, uint8_t **spk, const float *want) {
+    snn_model *m = c->model;
+    const size_t T = (size_t)m->cfg.T, K = (size_t)m->cfg.num_classes, F = m->fc_w->shape[1];
+    double *feat = calloc(F, sizeof(double)), *tmp = malloc(F * sizeof(double));
+    const uint8_t *last = spk[m->num_lifs - 1];
+    if (m->cfg.kind == SNN_MODEL_SIMPLE) {
+        const snn_conv_layer *L = &m->conv[m->num_convs - 1];
+        ck_assert_uint_eq(L->cout * (L->H / 2) * (L->W / 2), F);
+        for (size_t t = 0; t < T; t++) {
+            pool_step(last, t, L->cout, L->H, L->W, tmp);
+            for (size_t j = 0; j < F; j++) feat[j] += tmp[j];
+        }
+    } else {
+        ck_assert_uint_eq(F, SNN_VGG_HIDDEN);
+        for (size_t t = 0; t < T; t++)
+            for (size_t j = 0; j < F; j++) feat[j] += last[t * F + j];
+    }
+    double scale = 1, err = 0;
+    for (size_t k = 0; k < K; k++) scale = fmax(scale, fabs((double)want[k]));
+    for (size_t k = 0; k < K; k++) {
+        double z = m->fc_b->host[k];
+        for (size_t j = 0; j < F; j++) z += (double)m->fc_w->host[k * F + j] * feat[j];
+        err = fmax(err, fabs(z - (double)want[k]));
+    }
+    ck_assert_msg(err <= 1e-4 * scale, "readout of the recorded spikes differs from the logits by %g", err);
+    free(feat);
+    free(tmp);
+}
+
+static void check_record(const char *name, int host_layers) {
+    parity_case c;
+    case_open(&c, name);
+    snn_model_config cfg;
+    ck_assert_snn_ok(snn_model_get_config(c.model, &cfg));
+    const size_t K = (size_t)cfg.num_classes, BK = (size_t)c.batch * K;
+    float *logits = malloc(BK * sizeof(float)), *ref = malloc(BK * sizeof(float));
+    snn_forward_params fp;
+    snn_forward_params_default(&fp);
+    fp.pre_encoded = c.pre_encoded;
+    ck_assert_snn_ok(snn_model_forward(c.model, c.input, c.batch, &fp, ref, NULL, NULL));
+    size_t compared = 0;
+    for (int b = 0; b < c.batch; b++) {
+        uint8_t **spk = record_sample(&c, b, logits);
+        ck_assert_msg(max_abs_err_f(logits, ref, BK, NULL) <= 1e-6, "%s: recording changed the logits", name);
+        check_readout(&c, spk, ref + (size_t)b * K);
+        if (host_layers) compared += check_layers_on_host(&c, b, spk);
+        /* Chunks of time change nothing. */
+        c.model->max_chunk_steps = 2;
+        uint8_t **again = record_sample(&c, b, NULL);
+        c.model->max_chunk_steps = 0;
+        for (int l = 0; l < c.num_lifs; l++) {
+            int ndim;
+            int64_t shape[4];
+            ck_assert_snn_ok(snn_model_lif_shape(c.model, l, 1, &ndim, shape));
+            size_t n = (size_t)cfg.T;
+            for (int d = 1; d < ndim; d++) n *= (size_t)shape[d];
+            ck_assert_msg(memcmp(spk[l], again[l], n) == 0, "%s: layer %d differs in chunks of 2 steps", name, l);
+        }
+        free_record(spk, c.num_lifs);
+        free_record(again, c.num_lifs);
+    }
+    printf("%-24s spike record: readout matches, %zu neuron-steps checked on the host\n", name, compared);
+    free(logits);
+    free(ref);
+    case_close(&c);
+}
+
+START_TEST(test_record_simple_direct) { check_record("simple_direct_lyap", 1); }
+END_TEST
+
+START_TEST(test_record_simple_pre_encoded) { check_record("simple_none_rect_lyap", 1); }
+END_TEST
+
+START_TEST(test_record_simple_rate) { check_record("simple_defaults_lyap", 0); }
+END_TEST
+
+START_TEST(test_record_vgg) { check_record("vgg_direct_lyap", 0); }
+END_TEST
+
+START_TEST(test_record_errors) {
+    parity_case c;
+    case_open(&c, "simple_direct_lyap");
+    uint8_t **spk = record_sample(&c, 0, NULL);
+    uint8_t *missing[2] = {spk[0], NULL};
+    ck_assert_snn_status(snn_model_record_spikes(NULL, c.input, c.batch, 0, NULL, spk, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_model_record_spikes(c.model, NULL, c.batch, 0, NULL, spk, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_model_record_spikes(c.model, c.input, c.batch, 0, NULL, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_model_record_spikes(c.model, c.input, c.batch, 0, NULL, missing, NULL),
+                         SNN_ERR_INVALID_ARG);
+    ck_assert(strstr(snn_last_error(), "spikes[1]") != NULL);
+    ck_assert_snn_status(snn_model_record_spikes(c.model, c.input, 0, 0, NULL, spk, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_model_record_spikes(c.model, c.input, c.batch, -1, NULL, spk, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_model_record_spikes(c.model, c.input, c.batch, c.batch, NULL, spk, NULL),
+                         SNN_ERR_INVALID_ARG);
+    ck_assert(strstr(snn_last_error(), "outside the batch") != NULL);
+    /* params NULL means the defaults; and the model still works afterwards. */
+    ck_assert_snn_ok(snn_model_record_spikes(c.model, c.input, c.batch, c.batch - 1, NULL, spk, NULL));
+    free_record(spk, c.num_lifs);
+    case_close(&c);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("model_parity");
     TCase *tc = tcase_create("seed");
@@ -296,5 +503,13 @@ int main(void) {
     tcase_add_test(tc2, test_rate_equals_pre_encoded_vgg);
     tcase_add_test(tc2, test_drawn_perturbation);
     suite_add_tcase(s, tc2);
+    TCase *tc3 = tcase_create("record");
+    tcase_set_timeout(tc3, 600);
+    tcase_add_test(tc3, test_record_simple_direct);
+    tcase_add_test(tc3, test_record_simple_pre_encoded);
+    tcase_add_test(tc3, test_record_simple_rate);
+    tcase_add_test(tc3, test_record_vgg);
+    tcase_add_test(tc3, test_record_errors);
+    suite_add_tcase(s, tc3);
     return run_suite(s);
 }

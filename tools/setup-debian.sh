@@ -7,7 +7,7 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q \
-    build-essential meson ninja-build pkg-config python3 \
+    build-essential meson ninja-build pkg-config python3 doxygen \
     ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo \
-    libclblast-dev check libcjson-dev zlib1g-dev \
+    libclblast-dev check libcjson-dev zlib1g-dev libcairo2-dev \
     dataset-fashion-mnist

@@ -1,5 +1,6 @@
 /* snncl train: trains a model on a dataset, with progress, per-epoch metrics,
  * atomic checkpoints and exact resumption. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,13 +9,14 @@
 #include "args.h"
 #include "commands.h"
 #include "evaluate.h"
+#include "plot.h"
 #include "progress.h"
 #include "snncl.h"
 
 /* Every option that shapes the run; a checkpoint stores them all as metadata
  * "cli.<name>" so --resume continues with the same settings. */
 typedef struct train_opts {
-    const char *model, *init, *channels, *encoding, *data, *data_dir, *out, *checkpoint, *resume, *device, *json;
+    const char *model, *init, *channels, *encoding, *data, *data_dir, *out, *checkpoint, *resume, *device, *json, *plot;
     const char *optimizer, *schedule;
     int T, epochs, batch, eval_batch, limit, test_limit, checkpoint_every, max_steps, no_eval, quiet;
     float beta, threshold, gain, dropout, lyap_weight, lyap_target, lyap_eps;
@@ -42,6 +44,11 @@ typedef struct train_run {
     int epoch, step;      /* position: the epoch in progress and batches done in it */
     int64_t global_step;
     epoch_sums sums;
+    /* --plot: the figures of every epoch so far (hist[e] is epoch e + 1), and a note
+     * for the figure when a resumed run could not recover earlier epochs. */
+    plot_epoch *hist;
+    int hist_len;
+    char plot_note[256];
 } train_run;
 
 static uint64_t splitmix64(uint64_t x) {
@@ -364,6 +371,104 @@ done:
     return status;
 }
 
+/* ----------------------------------------------------------------- --plot -- */
+
+static double json_num(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* A resumed run: the figures of the epochs done before the checkpoint, from the --json
+ * lines (the last line of each epoch wins); what stays unknown is named in the note. */
+static void plot_history_from_json(train_run *r) {
+    FILE *f = r->o.json ? fopen(r->o.json, "r") : NULL;
+    if (f) {
+        char line[4096];
+        while (fgets(line, sizeof line, f)) {
+            cJSON *o = cJSON_Parse(line);
+            double e = json_num(o, "epoch");
+            if (o && e >= 1 && e <= r->epoch && e == floor(e)) {
+                plot_epoch *p = &r->hist[(int)e - 1];
+                *p = (plot_epoch){1, json_num(o, "loss"), json_num(o, "cross_entropy"), json_num(o, "train_accuracy"),
+                                  json_num(o, "lyapunov"), json_num(o, "test_accuracy")};
+                p->known = isfinite(p->loss) && isfinite(p->train_accuracy);
+            }
+            cJSON_Delete(o);
+        }
+        fclose(f);
+    }
+    /* "epochs 1-3, 5 are missing ...": runs of unknown epochs before the checkpoint. */
+    char list[128] = "";
+    int len = 0, missing = 0;
+    for (int e = 0; e < r->epoch && e < r->hist_len; e++) {
+        if (r->hist[e].known) continue;
+        int end = e;
+        while (end + 1 < r->epoch && end + 1 < r->hist_len && !r->hist[end + 1].known) end++;
+        if (len < (int)sizeof list)
+            len += end > e ? snprintf(list + len, sizeof list - (size_t)len, "%s%d-%d", missing ? ", " : "", e + 1,
+                                      end + 1)
+                           : snprintf(list + len, sizeof list - (size_t)len, "%s%d", missing ? ", " : "", e + 1);
+        missing += end - e + 1;
+        e = end;
+    }
+    if (missing) {
+        const char *them = missing > 1 ? "them" : "it";
+        char why[96];
+        if (r->o.json) snprintf(why, sizeof why, "no line for %s in the --json file", them);
+        else snprintf(why, sizeof why, "no --json file to read %s from", them);
+        snprintf(r->plot_note, sizeof r->plot_note, "Resumed from %s: epoch%s %s ran before and %s not shown (%s).",
+                 r->o.resume, missing > 1 ? "s" : "", list, missing > 1 ? "are" : "is", why);
+    }
+}
+
+static int draw_plot(train_run *r) {
+    snn_model_config cfg;
+    snn_model_get_config(r->model, &cfg);
+    char title[256], subtitle[512], arch[128] = "";
+    if (cfg.kind == SNN_MODEL_SIMPLE) {
+        int len = snprintf(arch, sizeof arch, " channels ");
+        for (int i = 0; i < cfg.num_blocks && len < (int)sizeof arch; i++)
+            len += snprintf(arch + len, sizeof arch - (size_t)len, "%s%d", i ? "," : "", cfg.channels[i]);
+    }
+    snprintf(title, sizeof title, "snncl train: %s%s on %s (%zu training images)", snn_model_kind_name(cfg.kind),
+             arch, r->o.data, snn_dataset_size(r->train));
+    int len = snprintf(subtitle, sizeof subtitle,
+                       "%dx%dx%d, T = %d, %s encoding, beta %g, threshold %g, dropout %g; %s lr %g (%s), batch %d, "
+                       "lyap_weight %g",
+                       cfg.in_channels, cfg.height, cfg.width, cfg.T, snn_encoding_name(cfg.encoding), (double)cfg.beta,
+                       (double)cfg.threshold, (double)cfg.dropout, r->o.optimizer, (double)r->o.lr, r->o.schedule,
+                       r->o.batch, (double)r->o.lyap_weight);
+    if (r->o.lyap_weight > 0.0f && len < (int)sizeof subtitle)
+        len += snprintf(subtitle + len, sizeof subtitle - (size_t)len, " (target %g)", (double)r->o.lyap_target);
+    if (len < (int)sizeof subtitle)
+        snprintf(subtitle + len, sizeof subtitle - (size_t)len, ", seed %llu%s", (unsigned long long)r->o.seed,
+                 r->o.no_eval ? ", no test evaluation" : "");
+    plot_training d = {title, subtitle, r->plot_note[0] ? r->plot_note : NULL, r->hist_len, r->hist,
+                       r->o.lyap_weight > 0.0f, (double)r->o.lyap_target};
+    char err[512];
+    if (plot_training_write(r->o.plot, &d, err, sizeof err) != 0) {
+        fprintf(stderr, "snncl train: --plot: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* Allocates the per-epoch records, recovers a resumed run's earlier epochs and draws
+ * the figure once before training, so a bad --plot path fails before any work. */
+static int start_plot(train_run *r) {
+    if (!r->o.plot) return 0;
+    r->hist_len = r->o.epochs > r->epoch ? r->o.epochs : r->epoch;
+    if (r->hist_len < 1) r->hist_len = 1;
+    r->hist = calloc((size_t)r->hist_len, sizeof *r->hist);
+    if (!r->hist) {
+        fprintf(stderr, "snncl train: out of memory\n");
+        return 1;
+    }
+    if (r->epoch > 0) plot_history_from_json(r);
+    if (r->plot_note[0]) printf("--plot: %s\n", r->plot_note);
+    return draw_plot(r);
+}
+
 static int train(train_run *r) {
     snn_status st;
     cli_eval_result ev = {0};
@@ -413,11 +518,15 @@ static int train(train_run *r) {
                 return 1;
             }
         }
+        if (r->hist && r->epoch < r->hist_len)
+            r->hist[r->epoch] = (plot_epoch){1, s.loss / seen, s.ce / seen, (double)s.correct / seen, s.lyap / seen,
+                                             have_eval ? ev.accuracy : NAN};
         r->epoch++;
         r->step = 0;
         memset(&r->sums, 0, sizeof r->sums);
         if ((st = snn_model_save(r->model, r->o.out)) != SNN_OK) return cli_report("saving the model", st);
         if ((st = write_checkpoint(r)) != SNN_OK) return cli_report("writing the checkpoint", st);
+        if (r->hist && draw_plot(r) != 0) return 1;
         if (r->o.max_steps > 0 && r->global_step >= r->o.max_steps && r->epoch < r->o.epochs) {
             printf("stopped after %d steps at the end of epoch %d; resume with --resume %s\n", r->o.max_steps,
                    r->epoch, r->ckpt_path);
@@ -482,6 +591,7 @@ int cmd_train(int argc, char **argv) {
         {"max-steps", CLI_INT, &o->max_steps, "N", "stop (with a checkpoint) after N steps in all; resume later", 0, 0},
         {"resume", CLI_STRING, &o->resume, "PATH", "continue a run from its checkpoint (its settings unless given)", 0, 0},
         {"json", CLI_STRING, &o->json, "PATH", "append one JSON line of metrics per epoch to PATH", 0, 0},
+        {"plot", CLI_STRING, &o->plot, "PATH", "draw loss, accuracy, Lyapunov estimate per epoch (.png or .svg)", 0, 0},
         {"no-eval", CLI_FLAG, &o->no_eval, NULL, "skip the test-set evaluation", 0, 0},
         {"device", CLI_STRING, &o->device, "N|NAME", "OpenCL device (default $SNNCL_DEVICE or 0)", 0, 0},
         {"quiet", CLI_FLAG, &o->quiet, NULL, "no progress display", 0, 0},
@@ -513,6 +623,11 @@ int cmd_train(int argc, char **argv) {
                         "non-negative --limit, --test-limit, --checkpoint-every, --max-steps are required\n");
         goto done;
     }
+    plot_format plot_fmt;
+    if (o->plot && plot_format_of(o->plot, &plot_fmt) != 0) {
+        fprintf(stderr, "snncl train: --plot must end in .png or .svg, got '%s'\n", o->plot);
+        goto done;
+    }
     if (o->checkpoint)
         snprintf(r.ckpt_path, sizeof r.ckpt_path, "%s", o->checkpoint);
     else {
@@ -538,8 +653,10 @@ int cmd_train(int argc, char **argv) {
     if ((status = cli_check_model_fits("train", &cfg, r.train)) != 0) goto done;
     if ((status = make_trainer(&r)) != 0) goto done;
     print_config(&r);
+    if ((status = start_plot(&r)) != 0) goto done;
     status = train(&r);
 done:
+    free(r.hist);
     snn_trainer_free(r.tr);
     snn_model_free(r.model);
     snn_dataset_free(r.train);

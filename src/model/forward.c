@@ -150,8 +150,34 @@ static snn_status run_lif(snn_model *m, const forward_plan *p, snn_lif_args *a, 
     return p->P == 2 ? snn_op_lif_lyapunov(m->ctx, a) : snn_op_lif_forward(m->ctx, a);
 }
 
+/* Copies sample tap->sample's spikes of one LIF layer over the chunk (spk: G groups
+ * gstride apart, each (Tn, B, S), reference trajectory first) into tap->out[layer] as
+ * bytes at [(t0 + t) * G*S + g*S + s]: one rectangular read of G x Tn rows of S floats. */
+static snn_status tap_spikes(snn_model *m, const forward_plan *p, const snn_spike_tap *tap, int layer,
+                             cl_mem spk, size_t gstride, size_t G, size_t S, size_t t0, size_t Tn) {
+    const size_t fs = sizeof(float), n = G * Tn * S;
+    float *h = malloc(n * fs);
+    if (!h) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "spike record of LIF layer %d (%zu floats)", layer, n);
+    const size_t origin[3] = {(size_t)tap->sample * S * fs, 0, 0}, host_origin[3] = {0, 0, 0};
+    const size_t region[3] = {S * fs, Tn, G};
+    snn_status st = snn_cl_check(clEnqueueReadBufferRect(m->ctx->queue, spk, CL_TRUE, origin, host_origin, region,
+                                                         p->B * S * fs, gstride * fs, S * fs, Tn * S * fs, h, 0,
+                                                         NULL, NULL),
+                                 "clEnqueueReadBufferRect (spike record)");
+    if (st == SNN_OK) {
+        uint8_t *out = tap->out[layer];
+        const size_t N = G * S;
+        for (size_t g = 0; g < G; g++)
+            for (size_t t = 0; t < Tn; t++)
+                for (size_t s = 0; s < S; s++)
+                    out[(t0 + t) * N + g * S + s] = h[(g * Tn + t) * S + s] > 0.5f;
+    }
+    free(h);
+    return st;
+}
+
 static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, size_t Tn,
-                                const snn_forward_params *fp, float eps) {
+                                const snn_forward_params *fp, float eps, const snn_spike_tap *tap) {
     const snn_encoding enc = p->encoding;
     snn_context *ctx = m->ctx;
     snn_forward_buffers *f = &m->fwd;
@@ -190,7 +216,7 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
         a.T = Tn;
         a.t0 = t0;
         a.eps = eps;
-        if (c->pool && P == 1) {
+        if (c->pool && P == 1 && !tap) {
             /* Pooling fused into the LIF pass: pooled spikes straight to the next input. */
             a.beta = snn_model_lif_beta(m, i);
             a.thr = snn_model_lif_threshold(m, i);
@@ -201,6 +227,7 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
             continue;
         }
         SNN_TRY(run_lif(m, p, &a, i));
+        if (tap) SNN_TRY(tap_spikes(m, p, tap, i, f->spk, a.spk_gstride, c->cout, HW, t0, Tn));
         if (c->pool)
             SNN_TRY(snn_op_avgpool2x2(ctx, f->spk, f->act, c->cout * P * Tn * B, c->H, c->W));
         else
@@ -232,11 +259,17 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
     a.t0 = t0;
     a.eps = eps;
     SNN_TRY(run_lif(m, p, &a, m->num_lifs - 1));
+    if (tap) SNN_TRY(tap_spikes(m, p, tap, m->num_lifs - 1, f->act, a.spk_gstride, 1, H, t0, Tn));
     return snn_op_spike_sum(ctx, f->act, f->sum, 1, Tn, B, H, 0);
 }
 
 snn_status snn_model_forward(snn_model *m, const float *input, int batch, const snn_forward_params *params,
                              float *logits, float *lyap_mean, float *lyap_per_sample) {
+    return snn_model_forward_run(m, input, batch, params, logits, lyap_mean, lyap_per_sample, NULL);
+}
+
+snn_status snn_model_forward_run(snn_model *m, const float *input, int batch, const snn_forward_params *params,
+                                 float *logits, float *lyap_mean, float *lyap_per_sample, const snn_spike_tap *tap) {
     if (!m || !input || !logits)
         return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_forward: model, input and logits are required");
     if (batch < 1) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_forward: batch must be >= 1, got %d", batch);
@@ -275,7 +308,7 @@ snn_status snn_model_forward(snn_model *m, const float *input, int batch, const 
     }
     for (size_t t0 = 0; t0 < p.T; t0 += p.Tc) {
         size_t Tn = p.T - t0 < p.Tc ? p.T - t0 : p.Tc;
-        SNN_TRY(forward_chunk(m, &p, t0, Tn, params, params->lyap_eps));
+        SNN_TRY(forward_chunk(m, &p, t0, Tn, params, params->lyap_eps, tap));
     }
     /* Eval mode: dropout is the identity. */
     SNN_TRY(snn_op_linear(ctx, f->sum, p.B, p.readout, m->fc_w->dev, m->fc_b->dev,

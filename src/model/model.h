@@ -74,6 +74,18 @@ snn_status snn_model_config_check(const snn_model_config *cfg);
 snn_param *snn_model_param(snn_model *model, const char *name);
 /* After training: copies device parameters back to the host tables and refolds BatchNorm. */
 snn_status snn_model_sync_host(snn_model *model);
+/* Where snn_model_forward_run copies one sample's spikes: LIF layer l's go to out[l]
+ * as bytes (T, neurons of the layer), as snn_model_record_spikes documents. */
+typedef struct snn_spike_tap {
+    int sample;          /* 0 <= sample < batch */
+    uint8_t *const *out; /* one array per LIF layer */
+} snn_spike_tap;
+
+/* snn_model_forward, and with a tap (not NULL) also the tapped sample's spikes of every
+ * LIF layer (the 2x2 pooling is then not fused into the LIF pass; results are the same). */
+snn_status snn_model_forward_run(snn_model *m, const float *input, int batch, const snn_forward_params *params,
+                                 float *logits, float *lyap_mean, float *lyap_per_sample, const snn_spike_tap *tap);
+
 /* Clamped beta and the threshold of LIF layer l, as the kernels use them. */
 float snn_model_lif_beta(const snn_model *model, int l);
 float snn_model_lif_threshold(const snn_model *model, int l);
