@@ -11,3 +11,12 @@ $SUDO apt-get install -y -q \
     ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo \
     libclblast-dev check libcjson-dev zlib1g-dev libcairo2-dev \
     dataset-fashion-mnist
+# PyTorch and snnTorch 0.9.4 for the snncl <-> PyTorch test (tests/test_interop.py,
+# tools/torch_interop.py); without them that test is skipped. Recommends left out: they
+# are C++ extension build tools (libtorch-dev, pybind11-dev, python3-dev) that import
+# torch does not use. Debian has no snntorch; pip installs it (pure Python) without
+# dependencies, as torch and numpy come from Debian.
+$SUDO apt-get install -y -q --no-install-recommends python3-torch python3-numpy python3-pip
+if ! /usr/bin/python3 -c 'import snntorch' 2>/dev/null; then
+    $SUDO /usr/bin/python3 -m pip install -q --break-system-packages --no-deps snntorch==0.9.4
+fi
