@@ -31,69 +31,12 @@
 #include "context.h"
 #include "ops.h"
 #include "rng.h"
+#include "devbuf.h"
 #include "testutil.h"
 
 /* ----------------------------------------------------------------- helpers -- */
 
-/* ck_assert_msg without Check's per-call bookkeeping, for checks inside element loops. */
-#define expect_msg(cond, ...)                                                                                \
-    do {                                                                                                     \
-        if (!(cond))                                                                                         \
-            ck_abort_msg(__VA_ARGS__);                                                                       \
-    } while (0)
-
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Quiet NaN with an index-dependent payload: a shifted copy does not match. */
-static uint32_t sentinel_bits(size_t i) {
-    return 0x7fc00000u | (uint32_t)(((uint64_t)i * 2654435761u >> 7) & 0x3fffffu);
-}
-
-static uint32_t bits_of(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-static float *host_alloc(size_t n) {
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-static double *host_alloc_d(size_t n) {
-    double *p = calloc(n ? n : 1, sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-static void fill_sentinel(float *h, size_t from, size_t to) {
-    for (size_t i = from; i < to; i++) {
-        uint32_t b = sentinel_bits(i);
-        memcpy(&h[i], &b, sizeof b);
-    }
-}
-
-static int is_sentinel(const float *h, size_t i) { return bits_of(h[i]) == sentinel_bits(i); }
-
-static void assert_sentinel(const float *h, size_t from, size_t to, const char *what) {
-    for (size_t i = from; i < to; i++)
-        expect_msg(is_sentinel(h, i), "%s: padding element %zu was overwritten (now 0x%08x = %g)", what, i,
-                   (unsigned)bits_of(h[i]), (double)h[i]);
-}
-
-/* A host array of n floats, all sentinel. */
-static float *sentinel_array(size_t n) {
-    float *h = host_alloc(n);
-    fill_sentinel(h, 0, n);
-    return h;
-}
-
-static float *random_array(test_rng *r, size_t n, float lo, float hi) {
-    float *h = host_alloc(n);
-    test_fill_uniform(r, h, n, lo, hi);
-    return h;
-}
 
 static double *to_double(const float *x, size_t n) {
     double *d = host_alloc_d(n);
@@ -107,13 +50,6 @@ static float *to_float(const double *x, size_t n) {
     return f;
 }
 
-static cl_mem dev_upload(snn_context *ctx, const float *h, size_t n) {
-    cl_mem m;
-    ck_assert_snn_ok(snn_buffer_create(ctx, (n ? n : 1) * sizeof(float), &m));
-    if (n) ck_assert_snn_ok(snn_buffer_write(ctx, m, 0, n * sizeof(float), h));
-    return m;
-}
-
 /* n floats of h followed by pad sentinel floats. */
 static cl_mem dev_upload_padded(snn_context *ctx, const float *h, size_t n, size_t pad) {
     float *p = sentinel_array(n + pad);
@@ -123,33 +59,12 @@ static cl_mem dev_upload_padded(snn_context *ctx, const float *h, size_t n, size
     return m;
 }
 
-/* A device buffer of n floats holding the sentinel pattern. */
-static cl_mem dev_sentinel(snn_context *ctx, size_t n) {
-    float *h = sentinel_array(n);
-    cl_mem m = dev_upload(ctx, h, n);
-    free(h);
-    return m;
-}
-
 static cl_mem dev_const(snn_context *ctx, size_t n, float v) {
     float *h = host_alloc(n);
     for (size_t i = 0; i < n; i++) h[i] = v;
     cl_mem m = dev_upload(ctx, h, n);
     free(h);
     return m;
-}
-
-/* Reads n floats (blocking; the queue is in order, so earlier kernels have finished). */
-static float *dev_download(snn_context *ctx, cl_mem m, size_t n) {
-    float *h = host_alloc(n);
-    ck_assert_snn_ok(snn_buffer_read(ctx, m, 0, n * sizeof(float), h));
-    return h;
-}
-
-static void assert_bits_equal(const float *got, const float *want, size_t n, const char *what) {
-    for (size_t i = 0; i < n; i++)
-        expect_msg(bits_of(got[i]) == bits_of(want[i]), "%s: element %zu is %.9g, expected %.9g", what, i,
-                   (double)got[i], (double)want[i]);
 }
 
 /* max |got - want| / max(max |want|, floor) <= tol. Prints and returns the measured
