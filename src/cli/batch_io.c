@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "commands.h"
+
 void cli_batch_free(cli_batch *b) {
     if (b->perturb)
         for (int l = 0; l < b->num_lifs; l++) free(b->perturb[l]);
@@ -13,6 +15,25 @@ void cli_batch_free(cli_batch *b) {
     snn_safetensors_free(b->input_file);
     snn_safetensors_free(b->labels_file);
     snn_safetensors_free(b->perturb_file);
+}
+
+snn_status cli_open_model(const char *device, const char *model_path, snn_context **ctx, snn_model **model) {
+    snn_context_params cp;
+    snn_context_params_default(&cp);
+    cp.device = device;
+    *ctx = NULL;
+    *model = NULL;
+    snn_status st = snn_context_create(ctx, &cp);
+    if (st != SNN_OK) {
+        cli_report("opening the device", st);
+        return st;
+    }
+    if ((st = snn_model_load(model, *ctx, model_path)) != SNN_OK) {
+        cli_report("loading the model", st);
+        snn_context_free(*ctx);
+        *ctx = NULL;
+    }
+    return st;
 }
 
 snn_status cli_read_input(const char *cmd, cli_batch *b, const char *path, const snn_model_config *cfg) {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "batch_io.h"
 #include "commands.h"
 #include "evaluate.h"
 #include "snncl.h"
@@ -86,17 +87,7 @@ int cmd_eval(int argc, char **argv) {
     int status = cli_load_split("eval", data, dir, strcmp(split, "train") == 0, (size_t)limit, &ds);
     if (status) goto done;
     status = 1;
-    snn_context_params cp;
-    snn_context_params_default(&cp);
-    cp.device = device;
-    if ((st = snn_context_create(&ctx, &cp)) != SNN_OK) {
-        cli_report("opening the device", st);
-        goto done;
-    }
-    if ((st = snn_model_load(&model, ctx, model_path)) != SNN_OK) {
-        cli_report("loading the model", st);
-        goto done;
-    }
+    if ((st = cli_open_model(device, model_path, &ctx, &model)) != SNN_OK) goto done;
     snn_model_config cfg;
     snn_model_get_config(model, &cfg);
     if ((status = cli_check_model_fits("eval", &cfg, ds)) != 0) goto done;

@@ -62,18 +62,8 @@ int cmd_grad(int argc, char **argv) {
     float *g = NULL;
     int status = 1;
     snn_status st;
-    snn_context_params cp;
-    snn_context_params_default(&cp);
-    cp.device = device;
     snn_model_config cfg;
-    if ((st = snn_context_create(&ctx, &cp)) != SNN_OK) {
-        cli_report("opening the device", st);
-        goto done;
-    }
-    if ((st = snn_model_load(&model, ctx, model_path)) != SNN_OK) {
-        cli_report("loading the model", st);
-        goto done;
-    }
+    if ((st = cli_open_model(device, model_path, &ctx, &model)) != SNN_OK) goto done;
     snn_model_get_config(model, &cfg);
     if ((st = cli_read_input("grad", &b, input_path, &cfg)) != SNN_OK) {
         if (st != SNN_ERR_SHAPE && st != SNN_ERR_NOT_FOUND) cli_report("reading the input", st);

@@ -79,20 +79,10 @@ int cmd_raster(int argc, char **argv) {
 
     raster_job j;
     memset(&j, 0, sizeof j);
-    snn_context_params cp;
-    snn_context_params_default(&cp);
-    cp.device = device;
     snn_status st;
     int status = 1;
     snn_model_config cfg;
-    if ((st = snn_context_create(&j.ctx, &cp)) != SNN_OK) {
-        cli_report("opening the device", st);
-        goto done;
-    }
-    if ((st = snn_model_load(&j.model, j.ctx, model_path)) != SNN_OK) {
-        cli_report("loading the model", st);
-        goto done;
-    }
+    if ((st = cli_open_model(device, model_path, &j.ctx, &j.model)) != SNN_OK) goto done;
     snn_model_get_config(j.model, &cfg);
     if ((st = cli_read_input("raster", &j.batch, input_path, &cfg)) != SNN_OK) {
         if (st != SNN_ERR_SHAPE && st != SNN_ERR_NOT_FOUND) cli_report("reading the input", st);
