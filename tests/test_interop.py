@@ -32,7 +32,10 @@ import unittest
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
 TOOL = REPO / "tools" / "torch_interop.py"
-SEED_FILE = REPO.parent / "shared" / "seed" / "conv_lyapunov_snn.py"
+sys.path.insert(0, str(REPO / "tools"))
+from seed_path import default_seed_dir  # noqa: E402
+
+SEED_FILE = default_seed_dir() / "conv_lyapunov_snn.py"
 TIMEOUT = 300
 TOL = 1e-4
 SKIP = 77

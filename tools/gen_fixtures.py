@@ -68,7 +68,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-DEFAULT_SEED_DIR = REPO.parent / "shared" / "seed"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from seed_path import default_seed_dir  # noqa: E402
+
+DEFAULT_SEED_DIR = default_seed_dir()
 DEFAULT_OUT = REPO / "tests" / "fixtures"
 
 MARGIN_MIN = 2e-5          # min |mem - threshold| over every LIF evaluation

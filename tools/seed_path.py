@@ -1,0 +1,18 @@
+"""Where the seed (conv_lyapunov_snn.py) lives: $SNNCL_SEED_DIR, else ../shared/seed
+beside the repository, else /work/shared/seed (where CI keeps the shared folder).
+Standard library only, so scripts can look before importing torch."""
+import os
+import pathlib
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def default_seed_dir() -> pathlib.Path:
+    env = os.environ.get("SNNCL_SEED_DIR")
+    if env:
+        return pathlib.Path(env)
+    candidates = (REPO.parent / "shared" / "seed", pathlib.Path("/work/shared/seed"))
+    for d in candidates:
+        if (d / "conv_lyapunov_snn.py").exists():
+            return d
+    return candidates[0]
