@@ -202,18 +202,12 @@ int cmd_bench(int argc, char **argv) {
                         cfg.width = W;
                         cfg.in_channels = C;
                         cfg.T = T;
-                        snn_model *model = NULL;
-                        if ((st = snn_model_create(&model, ctx, &cfg, 1)) != SNN_OK) {
-                            status = cli_report("creating the model", st);
-                            break;
-                        }
                         const size_t n = (size_t)batch * (size_t)C * (size_t)H * (size_t)W;
                         float *x = malloc(n * sizeof(float));
                         int64_t *labels = malloc((size_t)batch * sizeof(int64_t));
                         if (!x || !labels) {
                             free(x);
                             free(labels);
-                            snn_model_free(model);
                             status = 1;
                             break;
                         }
@@ -227,8 +221,17 @@ int cmd_bench(int argc, char **argv) {
                         snprintf(wl, sizeof wl, "%s %s B=%d T=%d %s", mitem, iitem, batch, T, eitem);
                         for (int mode = 0; mode < 4 && !status; mode++) {
                             if (!(mode_mask & (1 << mode))) continue;
+                            /* A fresh model per mode: the peak then counts only this mode's
+                             * buffers, not those another mode left cached. */
+                            snn_model *model = NULL;
                             snn_context_reset_peak(ctx);
-                            if ((st = time_mode(ctx, model, mode, x, labels, batch, warmup, runs, ms)) != SNN_OK) {
+                            if ((st = snn_model_create(&model, ctx, &cfg, 1)) != SNN_OK) {
+                                status = cli_report("creating the model", st);
+                                break;
+                            }
+                            st = time_mode(ctx, model, mode, x, labels, batch, warmup, runs, ms);
+                            snn_model_free(model);
+                            if (st != SNN_OK) {
                                 status = cli_report(mode_names[mode], st);
                                 break;
                             }
@@ -256,7 +259,6 @@ int cmd_bench(int argc, char **argv) {
                         }
                         free(x);
                         free(labels);
-                        snn_model_free(model);
                     }
         snn_context_free(ctx);
     }
