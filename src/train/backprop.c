@@ -169,22 +169,8 @@ static snn_status run_lif_pooled(snn_trainer *tr, const train_plan *p, int i, cl
     const snn_conv_layer *c = &tr->model->conv[i];
     const size_t B = p->B, S = c->H * c->W;
     SNN_TRY(snn_buffer_fill_zero(tr->ctx, tr->mem.mem, 0, B * c->cout * S * FS));
-    snn_lif_args a = {0};
-    a.in = z;
-    a.gstride = Tz * B * S;
-    a.tstride = Tz == 1 ? 0 : B * S;
-    a.scale = scale;
-    a.shift = shift;
-    a.aff_tstride = Tz == 1 ? 0 : c->cout;
-    a.beta = snn_model_lif_beta(tr->model, i);
-    a.thr = snn_model_lif_threshold(tr->model, i);
-    a.mem = tr->mem.mem;
-    a.spk = out;
-    a.spk_gstride = p->T * B * (c->H / 2) * (c->W / 2);
-    a.G = c->cout;
-    a.S = S;
-    a.B = B;
-    a.T = p->T;
+    snn_lif_args a = lif_args(tr, p, i, z, 1, Tz, scale, shift, c->cout, S, out);
+    a.spk_gstride = p->T * B * (c->H / 2) * (c->W / 2); /* the pooled output's layout */
     return snn_op_lif_forward_pool(tr->ctx, &a, c->H, c->W);
 }
 
