@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../src/io/safetensors_internal.h"
 #include "testutil.h"
 
 /* ----------------------------------------------------------------- helpers -- */
@@ -688,6 +689,39 @@ START_TEST(test_truncated_copies) {
 }
 END_TEST
 
+/* The in-memory reader (the fuzzers' way in) agrees with the file reader: the same
+ * tensors for a whole file, the same failure for every truncated copy. */
+START_TEST(test_read_memory) {
+    snn_safetensors *st = make_sample(), *from_file = NULL, *from_memory = NULL;
+    const char *full = tmp_path("memory.safetensors");
+    unsigned char *bytes;
+    size_t n;
+    ck_assert_snn_ok(snn_safetensors_write(st, full));
+    bytes = read_bytes(full, &n);
+    ck_assert_snn_ok(snn_safetensors_read(&from_file, full));
+    ck_assert_snn_ok(snn_safetensors_read_memory(&from_memory, "in memory", bytes, n));
+    ck_assert_uint_eq(snn_safetensors_count(from_memory), snn_safetensors_count(from_file));
+    for (size_t i = 0; i < snn_safetensors_count(from_file); i++)
+        assert_tensor_eq(snn_safetensors_at(from_memory, i), snn_safetensors_at(from_file, i));
+    ck_assert_uint_eq(snn_safetensors_meta_count(from_memory), snn_safetensors_meta_count(from_file));
+    snn_safetensors_free(from_memory);
+    snn_safetensors_free(from_file);
+    for (size_t len = 0; len < n; len++) {
+        snn_status s = snn_safetensors_read_memory(&from_memory, "in memory", bytes, len);
+        ck_assert_msg(s == SNN_ERR_FORMAT, "cut to %zu of %zu bytes: got %s (%s)", len, n,
+                      snn_status_name(s), snn_last_error());
+        ck_assert_ptr_null(from_memory);
+        ck_assert_msg(strncmp(snn_last_error(), "in memory: ", 11) == 0, "%s", snn_last_error());
+    }
+    ck_assert_int_eq(snn_safetensors_read_memory(&from_memory, "x", NULL, 0), SNN_ERR_FORMAT);
+    ck_assert_int_eq(snn_safetensors_read_memory(&from_memory, "x", NULL, 8), SNN_ERR_INVALID_ARG);
+    ck_assert_int_eq(snn_safetensors_read_memory(&from_memory, NULL, bytes, n), SNN_ERR_INVALID_ARG);
+    ck_assert_int_eq(snn_safetensors_read_memory(NULL, "x", bytes, n), SNN_ERR_INVALID_ARG);
+    free(bytes);
+    snn_safetensors_free(st);
+}
+END_TEST
+
 /* Single corrupted bytes anywhere in the header never crash or leak; most fail. */
 START_TEST(test_corrupted_bytes) {
     snn_safetensors *st = make_sample(), *back = NULL;
@@ -752,6 +786,7 @@ static Suite *safetensors_suite(void) {
     tcase_add_loop_test(tc, test_hostile_file, 0, (int)(sizeof hostile / sizeof hostile[0]));
     tcase_add_test(tc, test_read_io_errors);
     tcase_add_test(tc, test_truncated_copies);
+    tcase_add_test(tc, test_read_memory);
     tcase_add_test(tc, test_corrupted_bytes);
     suite_add_tcase(s, tc);
     return s;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "safetensors_internal.h"
 
 /* A header longer than this is rejected before it is read (same limit as the
  * reference implementation). */
@@ -528,12 +529,28 @@ static const char *describe_bad_uint(char *buf, size_t size, const cJSON *item) 
     return buf;
 }
 
-/* pread until n bytes arrive; returns 0, or -1 with errno set (0 for end of file). */
-static int read_at(int fd, void *buf, size_t n, uint64_t offset) {
+/* Where the reader takes its bytes from: an open file, or a buffer in memory (the
+ * fuzzers' way in, see safetensors_internal.h). */
+typedef struct st_source {
+    int fd;                     /* read with pread when bytes is NULL */
+    const unsigned char *bytes; /* size bytes in memory, or NULL */
+    uint64_t size;
+} st_source;
+
+/* Reads n bytes at offset; returns 0, or -1 with errno set (0 for end of file). */
+static int read_at(const st_source *src, void *buf, size_t n, uint64_t offset) {
     unsigned char *p = buf;
+    if (src->bytes) {
+        if (offset > src->size || n > src->size - offset) {
+            errno = 0;
+            return -1;
+        }
+        if (n) memcpy(buf, src->bytes + offset, n);
+        return 0;
+    }
     while (n > 0) {
         size_t chunk = n > (1u << 30) ? (1u << 30) : n;
-        ssize_t got = pread(fd, p, chunk, (off_t)offset);
+        ssize_t got = pread(src->fd, p, chunk, (off_t)offset);
         if (got < 0) {
             if (errno == EINTR) continue;
             return -1;
@@ -736,8 +753,8 @@ static snn_status parse_metadata(const char *path, const cJSON *meta, snn_safete
     return SNN_OK;
 }
 
-/* Parses and validates the header, then reads each tensor's bytes from fd. */
-static snn_status parse_header(const char *path, int fd, char *header, uint64_t header_len,
+/* Parses and validates the header, then reads each tensor's bytes from src. */
+static snn_status parse_header(const char *path, const st_source *src, char *header, uint64_t header_len,
                                uint64_t data_start, uint64_t data_len, snn_safetensors *st) {
     snn_status s = SNN_OK;
     cJSON *root = NULL;
@@ -836,7 +853,7 @@ static snn_status parse_header(const char *path, int fd, char *header, uint64_t 
                          path, printable(name_buf, sizeof name_buf, e->name), nbytes);
             goto done;
         }
-        if (nbytes && read_at(fd, t->data, nbytes, data_start + e->begin) != 0) {
+        if (nbytes && read_at(src, t->data, nbytes, data_start + e->begin) != 0) {
             char what[200];
             snprintf(what, sizeof what, "tensor '%s'", printable(name_buf, sizeof name_buf, e->name));
             s = read_failed(path, what);
@@ -856,61 +873,34 @@ done:
     return s;
 }
 
-snn_status snn_safetensors_read(snn_safetensors **out, const char *path) {
+/* Reads a whole safetensors file from src; path names it in messages. */
+static snn_status read_source(snn_safetensors **out, const char *path, const st_source *src) {
     snn_status s;
     snn_safetensors *st = NULL;
     unsigned char len_bytes[8];
-    uint64_t file_size, header_len = 0;
+    uint64_t file_size = src->size, header_len = 0;
     char *header = NULL;
-    struct stat sb;
-    int fd;
 
-    if (out) *out = NULL;
-    if (!out) return snn_fail(SNN_ERR_INVALID_ARG, "snn_safetensors_read: out is NULL");
-    if (!path) return snn_fail(SNN_ERR_INVALID_ARG, "snn_safetensors_read: path is NULL");
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return snn_fail(SNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(fd, &sb) != 0) {
-        s = snn_fail(SNN_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        s = snn_fail(SNN_ERR_IO, "%s: not a regular file", path);
-        goto fail;
-    }
-    file_size = (uint64_t)sb.st_size;
-    if (file_size < 8) {
-        s = snn_fail(SNN_ERR_FORMAT,
-                     "%s: file is %" PRIu64 " bytes, too short for the 8-byte header length", path,
-                     file_size);
-        goto fail;
-    }
-    if (read_at(fd, len_bytes, 8, 0) != 0) {
-        s = read_failed(path, "the header length");
-        goto fail;
-    }
+    if (file_size < 8)
+        return snn_fail(SNN_ERR_FORMAT,
+                        "%s: file is %" PRIu64 " bytes, too short for the 8-byte header length",
+                        path, file_size);
+    if (read_at(src, len_bytes, 8, 0) != 0) return read_failed(path, "the header length");
     for (int i = 7; i >= 0; i--) header_len = (header_len << 8) | len_bytes[i];
-    if (header_len > ST_MAX_HEADER) {
-        s = snn_fail(SNN_ERR_FORMAT,
-                     "%s: header length %" PRIu64 " is over the limit of %llu bytes", path,
-                     header_len, ST_MAX_HEADER);
-        goto fail;
-    }
-    if (header_len > file_size - 8) {
-        s = snn_fail(SNN_ERR_FORMAT,
-                     "%s: header length %" PRIu64 " is more than the %" PRIu64
-                     " bytes that follow it in the file",
-                     path, header_len, file_size - 8);
-        goto fail;
-    }
+    if (header_len > ST_MAX_HEADER)
+        return snn_fail(SNN_ERR_FORMAT,
+                        "%s: header length %" PRIu64 " is over the limit of %llu bytes", path,
+                        header_len, ST_MAX_HEADER);
+    if (header_len > file_size - 8)
+        return snn_fail(SNN_ERR_FORMAT,
+                        "%s: header length %" PRIu64 " is more than the %" PRIu64
+                        " bytes that follow it in the file",
+                        path, header_len, file_size - 8);
     header = malloc((size_t)header_len + 1);
-    if (!header) {
-        s = snn_fail(SNN_ERR_OUT_OF_MEMORY, "%s: out of memory for the %" PRIu64 "-byte header",
-                     path, header_len);
-        goto fail;
-    }
-    if (read_at(fd, header, (size_t)header_len, 8) != 0) {
+    if (!header)
+        return snn_fail(SNN_ERR_OUT_OF_MEMORY, "%s: out of memory for the %" PRIu64 "-byte header",
+                        path, header_len);
+    if (read_at(src, header, (size_t)header_len, 8) != 0) {
         s = read_failed(path, "the header");
         goto fail;
     }
@@ -918,19 +908,52 @@ snn_status snn_safetensors_read(snn_safetensors **out, const char *path) {
 
     SNN_CHECK_GOTO(s, snn_safetensors_create(&st), fail);
     SNN_CHECK_GOTO(s,
-                   parse_header(path, fd, header, header_len, 8 + header_len,
+                   parse_header(path, src, header, header_len, 8 + header_len,
                                 file_size - 8 - header_len, st),
                    fail);
     free(header);
-    close(fd);
     *out = st;
     return SNN_OK;
 
 fail:
     snn_safetensors_free(st);
     free(header);
-    close(fd);
     return s;
+}
+
+snn_status snn_safetensors_read(snn_safetensors **out, const char *path) {
+    snn_status s;
+    st_source src = {0};
+    struct stat sb;
+
+    if (out) *out = NULL;
+    if (!out) return snn_fail(SNN_ERR_INVALID_ARG, "snn_safetensors_read: out is NULL");
+    if (!path) return snn_fail(SNN_ERR_INVALID_ARG, "snn_safetensors_read: path is NULL");
+
+    src.fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (src.fd < 0) return snn_fail(SNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(src.fd, &sb) != 0)
+        s = snn_fail(SNN_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        s = snn_fail(SNN_ERR_IO, "%s: not a regular file", path);
+    else {
+        src.size = (uint64_t)sb.st_size;
+        s = read_source(out, path, &src);
+    }
+    close(src.fd);
+    return s;
+}
+
+snn_status snn_safetensors_read_memory(snn_safetensors **out, const char *name, const void *bytes,
+                                       size_t size) {
+    st_source src = {.fd = -1, .bytes = bytes, .size = size};
+    if (out) *out = NULL;
+    if (!out) return snn_fail(SNN_ERR_INVALID_ARG, "snn_safetensors_read_memory: out is NULL");
+    if (!name) return snn_fail(SNN_ERR_INVALID_ARG, "snn_safetensors_read_memory: name is NULL");
+    if (!bytes && size)
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_safetensors_read_memory: bytes is NULL");
+    if (!bytes) src.bytes = (const unsigned char *)""; /* an empty buffer, not a file */
+    return read_source(out, name, &src);
 }
 
 /* ------------------------------------------------------------------ writing -- */

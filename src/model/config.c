@@ -1,11 +1,16 @@
-/* Model configurations: the seed's defaults, names, and validation. */
+/* Model configurations: the seed's defaults, names, validation, and reading them from a
+ * model file's metadata and tensor shapes (host only, so the fuzzers reach it). */
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model.h"
 
 snn_status snn_model_config_default(snn_model_config *cfg, const char *name) {
-    if (!cfg || !name) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_config_default: NULL argument");
+    SNN_REQUIRE_ARG("snn_model_config_default", cfg);
+    SNN_REQUIRE_ARG("snn_model_config_default", name);
     memset(cfg, 0, sizeof *cfg);
     cfg->in_channels = 3;
     cfg->height = 32;
@@ -27,7 +32,7 @@ snn_status snn_model_config_default(snn_model_config *cfg, const char *name) {
         cfg->kind = SNN_MODEL_VGG;
         cfg->dropout = 0.3f;
     } else {
-        return snn_fail(SNN_ERR_INVALID_ARG, "unknown model '%s' (expected simple or vgg)", name);
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_config_default: unknown model name '%s' (expected simple or vgg)", name);
     }
     return SNN_OK;
 }
@@ -50,14 +55,16 @@ const char *snn_encoding_name(snn_encoding enc) {
 }
 
 snn_status snn_encoding_parse(const char *name, snn_encoding *out) {
-    if (!name || !out) return snn_fail(SNN_ERR_INVALID_ARG, "snn_encoding_parse: NULL argument");
+    SNN_REQUIRE_ARG("snn_encoding_parse", name);
+    SNN_REQUIRE_ARG("snn_encoding_parse", out);
     for (int e = SNN_ENCODING_RATE; e <= SNN_ENCODING_NONE; e++) {
         if (strcmp(name, snn_encoding_name((snn_encoding)e)) == 0) {
             *out = (snn_encoding)e;
             return SNN_OK;
         }
     }
-    return snn_fail(SNN_ERR_INVALID_ARG, "unknown encoding '%s' (expected rate, direct or none)", name);
+    return snn_fail(SNN_ERR_INVALID_ARG, "snn_encoding_parse: unknown encoding name '%s' (expected rate, direct or none)",
+                    name);
 }
 
 #define CHECK(cond, ...) \
@@ -93,5 +100,109 @@ snn_status snn_model_config_check(const snn_model_config *cfg) {
     CHECK(isfinite(cfg->encoding_gain), "encoding_gain must be finite");
     CHECK(cfg->dropout >= 0.0f && cfg->dropout < 1.0f, "dropout must be in [0, 1), got %g",
           (double)cfg->dropout);
+    return SNN_OK;
+}
+
+/* ------------------------------------------------------- from a model file -- */
+
+static snn_status parse_int(const char *key, const char *s, int lo, int hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return snn_fail(SNN_ERR_FORMAT, "metadata '%s' = '%s' is not an integer in %d..%d", key, s, lo, hi);
+    *out = (int)v;
+    return SNN_OK;
+}
+
+static snn_status parse_float(const char *key, const char *s, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v))
+        return snn_fail(SNN_ERR_FORMAT, "metadata '%s' = '%s' is not a finite number", key, s);
+    *out = (float)v;
+    return SNN_OK;
+}
+
+static void format_shape(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t len = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (len < n) snprintf(buf + len, n - len, "]");
+}
+
+static snn_status tensor_dim(const snn_safetensors *st, const char *name, int ndim, int dim, int *out) {
+    const snn_tensor *t = snn_safetensors_find(st, name);
+    if (!t) return snn_fail(SNN_ERR_NOT_FOUND, "tensor '%s' is missing", name);
+    if (t->ndim != ndim) {
+        char s[128];
+        format_shape(s, sizeof s, t->ndim, t->shape);
+        return snn_fail(SNN_ERR_SHAPE, "tensor '%s' has shape %s, expected %d dimensions", name, s, ndim);
+    }
+    if (t->shape[dim] < 1 || t->shape[dim] > 1000000)
+        return snn_fail(SNN_ERR_SHAPE, "tensor '%s' has an implausible size %lld in dimension %d", name,
+                        (long long)t->shape[dim], dim);
+    *out = (int)t->shape[dim];
+    return SNN_OK;
+}
+
+snn_status snn_model_config_from_safetensors(const snn_safetensors *st, snn_model_config *cfg) {
+    const char *kind = snn_safetensors_meta_get(st, "model");
+    if (!kind) {
+        if (snn_safetensors_find(st, "blocks.0.conv.weight")) kind = "simple";
+        else if (snn_safetensors_find(st, "fc1.weight")) kind = "vgg";
+        else return snn_fail(SNN_ERR_FORMAT, "no 'model' metadata and the tensors match neither simple nor vgg");
+    }
+    if (snn_model_config_default(cfg, kind) != SNN_OK)
+        return snn_fail(SNN_ERR_FORMAT, "metadata 'model' = '%s' is not simple or vgg", kind);
+    const char *h = snn_safetensors_meta_get(st, "height"), *w = snn_safetensors_meta_get(st, "width");
+    if (!h || !w)
+        return snn_fail(SNN_ERR_FORMAT, "metadata 'height' and 'width' are required (the input size)");
+    SNN_TRY(parse_int("height", h, 1, 16384, &cfg->height));
+    SNN_TRY(parse_int("width", w, 1, 16384, &cfg->width));
+    const char *v;
+    if ((v = snn_safetensors_meta_get(st, "T"))) SNN_TRY(parse_int("T", v, 1, 100000, &cfg->T));
+    if ((v = snn_safetensors_meta_get(st, "encoding")))
+        if (snn_encoding_parse(v, &cfg->encoding) != SNN_OK)
+            return snn_fail(SNN_ERR_FORMAT, "metadata 'encoding' = '%s' is not rate, direct or none", v);
+    if ((v = snn_safetensors_meta_get(st, "encoding_gain")))
+        SNN_TRY(parse_float("encoding_gain", v, &cfg->encoding_gain));
+    if ((v = snn_safetensors_meta_get(st, "dropout"))) SNN_TRY(parse_float("dropout", v, &cfg->dropout));
+
+    char name[64];
+    const char *first = cfg->kind == SNN_MODEL_SIMPLE ? "blocks.0.conv.weight" : "blocks.0.0.weight";
+    SNN_TRY(tensor_dim(st, first, 4, 1, &cfg->in_channels));
+    if (cfg->kind == SNN_MODEL_SIMPLE) {
+        cfg->num_blocks = 0;
+        for (int i = 0; i < SNN_MAX_BLOCKS + 1; i++) {
+            snprintf(name, sizeof name, "blocks.%d.conv.weight", i);
+            if (!snn_safetensors_find(st, name)) break;
+            if (i == SNN_MAX_BLOCKS)
+                return snn_fail(SNN_ERR_UNSUPPORTED, "more than %d blocks are not supported", SNN_MAX_BLOCKS);
+            SNN_TRY(tensor_dim(st, name, 4, 0, &cfg->channels[i]));
+            cfg->num_blocks++;
+        }
+        SNN_TRY(tensor_dim(st, "fc.weight", 2, 0, &cfg->num_classes));
+    } else {
+        for (int i = 0; i < 3; i++) {
+            snprintf(name, sizeof name, "blocks.%d.0.weight", i);
+            SNN_TRY(tensor_dim(st, name, 4, 0, &cfg->channels[i]));
+        }
+        SNN_TRY(tensor_dim(st, "fc2.weight", 2, 0, &cfg->num_classes));
+    }
+    int n = 0;
+    if ((v = snn_safetensors_meta_get(st, "in_channels"))) {
+        SNN_TRY(parse_int("in_channels", v, 1, 65536, &n));
+        if (n != cfg->in_channels)
+            return snn_fail(SNN_ERR_SHAPE, "metadata in_channels = %d but %s has %d input channels", n, first,
+                            cfg->in_channels);
+    }
+    if ((v = snn_safetensors_meta_get(st, "num_classes"))) {
+        SNN_TRY(parse_int("num_classes", v, 1, 1000000, &n));
+        if (n != cfg->num_classes)
+            return snn_fail(SNN_ERR_SHAPE, "metadata num_classes = %d but the readout has %d outputs", n,
+                            cfg->num_classes);
+    }
     return SNN_OK;
 }

@@ -7,109 +7,6 @@
 
 #include "model.h"
 
-static snn_status parse_int(const char *key, const char *s, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return snn_fail(SNN_ERR_FORMAT, "metadata '%s' = '%s' is not an integer in %d..%d", key, s, lo, hi);
-    *out = (int)v;
-    return SNN_OK;
-}
-
-static snn_status parse_float(const char *key, const char *s, float *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v))
-        return snn_fail(SNN_ERR_FORMAT, "metadata '%s' = '%s' is not a finite number", key, s);
-    *out = (float)v;
-    return SNN_OK;
-}
-
-static void format_shape(char *buf, size_t n, int ndim, const int64_t *shape) {
-    size_t len = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && len < n; i++)
-        len += (size_t)snprintf(buf + len, n - len, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (len < n) snprintf(buf + len, n - len, "]");
-}
-
-static snn_status tensor_dim(const snn_safetensors *st, const char *name, int ndim, int dim, int *out) {
-    const snn_tensor *t = snn_safetensors_find(st, name);
-    if (!t) return snn_fail(SNN_ERR_NOT_FOUND, "tensor '%s' is missing", name);
-    if (t->ndim != ndim) {
-        char s[128];
-        format_shape(s, sizeof s, t->ndim, t->shape);
-        return snn_fail(SNN_ERR_SHAPE, "tensor '%s' has shape %s, expected %d dimensions", name, s, ndim);
-    }
-    if (t->shape[dim] < 1 || t->shape[dim] > 1000000)
-        return snn_fail(SNN_ERR_SHAPE, "tensor '%s' has an implausible size %lld in dimension %d", name,
-                        (long long)t->shape[dim], dim);
-    *out = (int)t->shape[dim];
-    return SNN_OK;
-}
-
-/* The config from metadata, with channels and class count read off the tensors. */
-static snn_status config_from_file(const snn_safetensors *st, snn_model_config *cfg) {
-    const char *kind = snn_safetensors_meta_get(st, "model");
-    if (!kind) {
-        if (snn_safetensors_find(st, "blocks.0.conv.weight")) kind = "simple";
-        else if (snn_safetensors_find(st, "fc1.weight")) kind = "vgg";
-        else return snn_fail(SNN_ERR_FORMAT, "no 'model' metadata and the tensors match neither simple nor vgg");
-    }
-    if (snn_model_config_default(cfg, kind) != SNN_OK)
-        return snn_fail(SNN_ERR_FORMAT, "metadata 'model' = '%s' is not simple or vgg", kind);
-    const char *h = snn_safetensors_meta_get(st, "height"), *w = snn_safetensors_meta_get(st, "width");
-    if (!h || !w)
-        return snn_fail(SNN_ERR_FORMAT, "metadata 'height' and 'width' are required (the input size)");
-    SNN_TRY(parse_int("height", h, 1, 16384, &cfg->height));
-    SNN_TRY(parse_int("width", w, 1, 16384, &cfg->width));
-    const char *v;
-    if ((v = snn_safetensors_meta_get(st, "T"))) SNN_TRY(parse_int("T", v, 1, 100000, &cfg->T));
-    if ((v = snn_safetensors_meta_get(st, "encoding")))
-        if (snn_encoding_parse(v, &cfg->encoding) != SNN_OK)
-            return snn_fail(SNN_ERR_FORMAT, "metadata 'encoding' = '%s' is not rate, direct or none", v);
-    if ((v = snn_safetensors_meta_get(st, "encoding_gain")))
-        SNN_TRY(parse_float("encoding_gain", v, &cfg->encoding_gain));
-    if ((v = snn_safetensors_meta_get(st, "dropout"))) SNN_TRY(parse_float("dropout", v, &cfg->dropout));
-
-    char name[64];
-    const char *first = cfg->kind == SNN_MODEL_SIMPLE ? "blocks.0.conv.weight" : "blocks.0.0.weight";
-    SNN_TRY(tensor_dim(st, first, 4, 1, &cfg->in_channels));
-    if (cfg->kind == SNN_MODEL_SIMPLE) {
-        cfg->num_blocks = 0;
-        for (int i = 0; i < SNN_MAX_BLOCKS + 1; i++) {
-            snprintf(name, sizeof name, "blocks.%d.conv.weight", i);
-            if (!snn_safetensors_find(st, name)) break;
-            if (i == SNN_MAX_BLOCKS)
-                return snn_fail(SNN_ERR_UNSUPPORTED, "more than %d blocks are not supported", SNN_MAX_BLOCKS);
-            SNN_TRY(tensor_dim(st, name, 4, 0, &cfg->channels[i]));
-            cfg->num_blocks++;
-        }
-        SNN_TRY(tensor_dim(st, "fc.weight", 2, 0, &cfg->num_classes));
-    } else {
-        for (int i = 0; i < 3; i++) {
-            snprintf(name, sizeof name, "blocks.%d.0.weight", i);
-            SNN_TRY(tensor_dim(st, name, 4, 0, &cfg->channels[i]));
-        }
-        SNN_TRY(tensor_dim(st, "fc2.weight", 2, 0, &cfg->num_classes));
-    }
-    int n = 0;
-    if ((v = snn_safetensors_meta_get(st, "in_channels"))) {
-        SNN_TRY(parse_int("in_channels", v, 1, 65536, &n));
-        if (n != cfg->in_channels)
-            return snn_fail(SNN_ERR_SHAPE, "metadata in_channels = %d but %s has %d input channels", n, first,
-                            cfg->in_channels);
-    }
-    if ((v = snn_safetensors_meta_get(st, "num_classes"))) {
-        SNN_TRY(parse_int("num_classes", v, 1, 1000000, &n));
-        if (n != cfg->num_classes)
-            return snn_fail(SNN_ERR_SHAPE, "metadata num_classes = %d but the readout has %d outputs", n,
-                            cfg->num_classes);
-    }
-    return SNN_OK;
-}
-
 static snn_status read_param(const snn_safetensors *st, snn_param *p) {
     const snn_tensor *t = snn_safetensors_find(st, p->name);
     if (!t) {
@@ -125,6 +22,10 @@ static snn_status read_param(const snn_safetensors *st, snn_param *p) {
         else {
             float f;
             SNN_TRY(snn_safetensors_get_f32(st, p->name, -1, NULL, &f));
+            /* A float outside int64's range (or NaN) has no integer value: the cast would
+             * be undefined behaviour. 2^63 is exact in float; the range is half-open. */
+            if (!(f >= -9223372036854775808.0f && f < 9223372036854775808.0f))
+                return snn_fail(SNN_ERR_FORMAT, "tensor '%s' holds %g, not an integer count", p->name, (double)f);
             p->i64 = (int64_t)f;
         }
         return SNN_OK;
@@ -170,10 +71,12 @@ static snn_status check_loaded(snn_model *m, const snn_safetensors *st) {
 }
 
 snn_status snn_model_from_safetensors(snn_model **out, snn_context *ctx, const snn_safetensors *st) {
-    if (!out || !ctx || !st) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_from_safetensors: NULL argument");
+    SNN_REQUIRE_ARG("snn_model_from_safetensors", out);
     *out = NULL;
+    SNN_REQUIRE_ARG("snn_model_from_safetensors", ctx);
+    SNN_REQUIRE_ARG("snn_model_from_safetensors", st);
     snn_model_config cfg;
-    SNN_TRY(config_from_file(st, &cfg));
+    SNN_TRY(snn_model_config_from_safetensors(st, &cfg));
     snn_model *m;
     snn_status s = snn_model_build(&m, ctx, &cfg);
     if (s == SNN_ERR_INVALID_ARG) return snn_fail_context(SNN_ERR_FORMAT, "the file's model configuration");
@@ -194,8 +97,10 @@ snn_status snn_model_from_safetensors(snn_model **out, snn_context *ctx, const s
 }
 
 snn_status snn_model_load(snn_model **out, snn_context *ctx, const char *path) {
-    if (!out || !ctx || !path) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_load: NULL argument");
+    SNN_REQUIRE_ARG("snn_model_load", out);
     *out = NULL;
+    SNN_REQUIRE_ARG("snn_model_load", ctx);
+    SNN_REQUIRE_ARG("snn_model_load", path);
     snn_safetensors *st;
     SNN_TRY(snn_safetensors_read(&st, path));
     snn_status s = snn_model_from_safetensors(out, ctx, st);
@@ -205,8 +110,9 @@ snn_status snn_model_load(snn_model **out, snn_context *ctx, const char *path) {
 }
 
 snn_status snn_model_to_safetensors(const snn_model *m, snn_safetensors **out) {
-    if (!m || !out) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_to_safetensors: NULL argument");
+    SNN_REQUIRE_ARG("snn_model_to_safetensors", out);
     *out = NULL;
+    if (!m) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_to_safetensors: model is NULL");
     /* The host tables are a cache of the device copies while a trainer works on them. */
     SNN_TRY(snn_model_sync_host((snn_model *)m));
     snn_safetensors *st;
@@ -244,7 +150,8 @@ snn_status snn_model_to_safetensors(const snn_model *m, snn_safetensors **out) {
 }
 
 snn_status snn_model_save(const snn_model *m, const char *path) {
-    if (!m || !path) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_save: NULL argument");
+    if (!m) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_save: model is NULL");
+    SNN_REQUIRE_ARG("snn_model_save", path);
     snn_safetensors *st;
     SNN_TRY(snn_model_to_safetensors(m, &st));
     snn_status s = snn_safetensors_write(st, path);
