@@ -13,6 +13,8 @@
 
 /* ----------------------------------------------------------------- helpers -- */
 
+#define SNN_ARRAY_LEN_T(a) (sizeof(a) / sizeof((a)[0]))
+
 /* A message no library call produces: planted before each failing call so that the
  * test can tell that the call wrote a message of its own. */
 #define SENTINEL "sentinel-7d1c0e"
@@ -652,6 +654,25 @@ START_TEST(test_load_optional_tensors_absent) {
 }
 END_TEST
 
+/* A float count (num_batches_tracked) that has no int64 value is a format error, not
+ * an undefined cast. */
+START_TEST(test_load_count_out_of_range) {
+    snn_safetensors *full = small_model_tensors(SNN_MODEL_SIMPLE);
+    const float bad[] = {NAN, INFINITY, -INFINITY, 1e30f, -1e30f};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snn_safetensors *st = copy_without(full, "blocks.0.bn.num_batches_tracked");
+        ck_assert_snn_ok(snn_safetensors_add(st, "blocks.0.bn.num_batches_tracked", SNN_F32, 0, NULL, &bad[i]));
+        snn_model *m = NULL;
+        plant_sentinel();
+        ck_assert_snn_status(snn_model_from_safetensors(&m, test_context(), st), SNN_ERR_FORMAT);
+        ck_assert_ptr_null(m);
+        ck_assert_error_mentions("num_batches_tracked");
+        snn_safetensors_free(st);
+    }
+    snn_safetensors_free(full);
+}
+END_TEST
+
 /* Replaces tensor `name` by a float tensor of the given shape (values 0.5). */
 static snn_safetensors *with_shape(const snn_safetensors *src, const char *name, int ndim,
                                    const int64_t *shape) {
@@ -930,6 +951,586 @@ START_TEST(test_create_same_seed_same_weights) {
 }
 END_TEST
 
+/* ------------------------------------------- every function, bad arguments -- */
+
+/* Like ck_assert_fails, and the message names the function and the argument (or
+ * field) that was wrong, so a caller can tell which of its values to fix. */
+#define ck_assert_fails_naming(expr, want, fn, arg)                                       \
+    do {                                                                                 \
+        ck_assert_fails(expr, want);                                                     \
+        ck_assert_msg(strstr(snn_last_error(), (fn)) && strstr(snn_last_error(), (arg)), \
+                      "%s: message \"%s\" does not name %s and %s", #expr,              \
+                      snn_last_error(), (fn), (arg));                                   \
+    } while (0)
+
+START_TEST(test_bad_context_memory) {
+    size_t in_use = 0, peak = 0;
+    snn_context *ctx = test_context();
+    ck_assert_fails_naming(snn_context_memory(NULL, &in_use, &peak), SNN_ERR_INVALID_ARG, "snn_context_memory",
+                           "ctx");
+    ck_assert_fails_naming(snn_context_reset_peak(NULL), SNN_ERR_INVALID_ARG, "snn_context_reset_peak", "ctx");
+    ck_assert_fails_naming(snn_context_device_info(NULL, NULL), SNN_ERR_INVALID_ARG, "snn_context_device_info",
+                           "ctx");
+    /* Either output may be NULL. */
+    ck_assert_snn_ok(snn_context_memory(ctx, NULL, NULL));
+    ck_assert_snn_ok(snn_context_memory(ctx, &in_use, NULL));
+    ck_assert_snn_ok(snn_context_memory(ctx, NULL, &peak));
+    ck_assert_snn_ok(snn_context_reset_peak(ctx));
+    ck_assert_snn_ok(snn_context_memory(ctx, &in_use, &peak));
+    ck_assert_uint_eq(in_use, peak);
+    /* A log level outside the enum and a NULL callback are accepted (the default). */
+    snn_set_log_callback(NULL, NULL, (snn_log_level)99);
+    snn_set_log_callback(NULL, NULL, (snn_log_level)-5);
+    snn_set_log_callback(NULL, NULL, SNN_LOG_WARN);
+    ck_assert_fails_naming(snn_device_get_info(1 << 20, &(snn_device_info){0}), SNN_ERR_NO_DEVICE,
+                           "snn_device_get_info", "index");
+}
+END_TEST
+
+START_TEST(test_bad_parse_names) {
+    snn_optimizer opt;
+    snn_schedule sched;
+    snn_dataset_kind kind;
+    snn_encoding enc;
+    snn_model_config cfg;
+    ck_assert_str_eq(snn_optimizer_name((snn_optimizer)-1), "unknown");
+    ck_assert_str_eq(snn_optimizer_name((snn_optimizer)2), "unknown");
+    ck_assert_str_eq(snn_schedule_name((snn_schedule)3), "unknown");
+    ck_assert_str_eq(snn_schedule_name((snn_schedule)-7), "unknown");
+    ck_assert_str_eq(snn_dataset_kind_name((snn_dataset_kind)3), "unknown");
+    ck_assert_ptr_null(snn_dataset_default_dir((snn_dataset_kind)-1));
+    ck_assert_ptr_null(snn_dataset_default_dir(SNN_DATASET_MNIST));
+
+    ck_assert_fails_naming(snn_optimizer_parse(NULL, &opt), SNN_ERR_INVALID_ARG, "snn_optimizer_parse", "name");
+    ck_assert_fails_naming(snn_optimizer_parse("adam", NULL), SNN_ERR_INVALID_ARG, "snn_optimizer_parse", "out");
+    ck_assert_fails_naming(snn_optimizer_parse("rmsprop", &opt), SNN_ERR_INVALID_ARG, "snn_optimizer_parse",
+                           "rmsprop");
+    ck_assert_fails_naming(snn_schedule_parse(NULL, &sched), SNN_ERR_INVALID_ARG, "snn_schedule_parse", "name");
+    ck_assert_fails_naming(snn_schedule_parse("step", NULL), SNN_ERR_INVALID_ARG, "snn_schedule_parse", "out");
+    ck_assert_fails_naming(snn_schedule_parse("linear", &sched), SNN_ERR_INVALID_ARG, "snn_schedule_parse",
+                           "linear");
+    ck_assert_fails_naming(snn_dataset_kind_parse(NULL, &kind), SNN_ERR_INVALID_ARG, "snn_dataset_kind_parse",
+                           "name");
+    ck_assert_fails_naming(snn_dataset_kind_parse("mnist", NULL), SNN_ERR_INVALID_ARG, "snn_dataset_kind_parse",
+                           "out");
+    ck_assert_fails_naming(snn_dataset_kind_parse("imagenet", &kind), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_kind_parse", "imagenet");
+    ck_assert_fails_naming(snn_encoding_parse("morse", &enc), SNN_ERR_INVALID_ARG, "snn_encoding_parse", "morse");
+    ck_assert_fails_naming(snn_model_config_default(&cfg, "resnet"), SNN_ERR_INVALID_ARG,
+                           "snn_model_config_default", "resnet");
+    ck_assert_fails_naming(snn_model_config_default(NULL, "vgg"), SNN_ERR_INVALID_ARG, "snn_model_config_default",
+                           "cfg");
+    snn_train_config_default(NULL);
+}
+END_TEST
+
+/* A dataset of 3 images 1x4x4 with labels 0, 1, 9, written as IDX files. */
+static snn_dataset *tiny_dataset(void) {
+    unsigned char images[16 + 3 * 16] = {0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 4};
+    unsigned char labels[8 + 3] = {0, 0, 8, 1, 0, 0, 0, 3, 0, 1, 9};
+    for (size_t i = 16; i < sizeof images; i++) images[i] = (unsigned char)(i * 7);
+    char ip[4096];
+    snprintf(ip, sizeof ip, "%s", tmp_path("tiny-images-idx3-ubyte"));
+    write_bytes(ip, images, sizeof images);
+    const char *lp = tmp_path("tiny-labels-idx1-ubyte");
+    write_bytes(lp, labels, sizeof labels);
+    snn_dataset *ds = NULL;
+    ck_assert_snn_ok(snn_dataset_load_idx(&ds, ip, lp));
+    ck_assert_uint_eq(snn_dataset_size(ds), 3);
+    return ds;
+}
+
+START_TEST(test_bad_dataset_loaders) {
+    snn_dataset *ds = (snn_dataset *)&ds; /* loaders must set it to NULL on failure */
+    const char *missing = tmp_path("no-such-dataset-dir");
+    const char *paths[2] = {tmp_path("no-such-batch.bin"), NULL};
+    ck_assert_fails_naming(snn_dataset_load(NULL, SNN_DATASET_MNIST, missing, 1), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_load", "out");
+    ck_assert_fails_naming(snn_dataset_load(&ds, SNN_DATASET_MNIST, NULL, 1), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_load", "dir");
+    ck_assert_ptr_null(ds);
+    ck_assert_fails_naming(snn_dataset_load(&ds, SNN_DATASET_MNIST, "", 1), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_load", "dir");
+    ck_assert_fails_naming(snn_dataset_load(&ds, (snn_dataset_kind)17, missing, 1), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_load", "17");
+    ck_assert_fails(snn_dataset_load(&ds, SNN_DATASET_FASHION_MNIST, missing, 0), SNN_ERR_IO);
+    ck_assert_error_mentions("no-such-dataset-dir");
+    ck_assert_ptr_null(ds);
+
+    ck_assert_fails_naming(snn_dataset_load_idx(NULL, missing, missing), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_load_idx", "out");
+    ck_assert_fails_naming(snn_dataset_load_idx(&ds, NULL, missing), SNN_ERR_INVALID_ARG, "snn_dataset_load_idx",
+                           "images_path");
+    ck_assert_fails_naming(snn_dataset_load_idx(&ds, missing, NULL), SNN_ERR_INVALID_ARG, "snn_dataset_load_idx",
+                           "labels_path");
+    ck_assert_fails(snn_dataset_load_idx(&ds, missing, missing), SNN_ERR_IO);
+    ck_assert_ptr_null(ds);
+
+    ck_assert_fails_naming(snn_dataset_load_cifar10(NULL, paths, 1), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_load_cifar10", "out");
+    ck_assert_fails_naming(snn_dataset_load_cifar10(&ds, NULL, 1), SNN_ERR_INVALID_ARG, "snn_dataset_load_cifar10",
+                           "paths");
+    ck_assert_fails_naming(snn_dataset_load_cifar10(&ds, paths, 0), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_load_cifar10", "count");
+    ck_assert_fails_naming(snn_dataset_load_cifar10(&ds, paths, -3), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_load_cifar10", "count");
+    ck_assert_fails_naming(snn_dataset_load_cifar10(&ds, paths, 2), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_load_cifar10", "paths[1]");
+    ck_assert_fails(snn_dataset_load_cifar10(&ds, paths, 1), SNN_ERR_IO);
+    ck_assert_ptr_null(ds);
+    snn_dataset_free(NULL);
+}
+END_TEST
+
+START_TEST(test_bad_dataset_queries) {
+    snn_dataset *ds = tiny_dataset();
+    int c, h, w;
+    float mean[1], std[1], images[2 * 16];
+    int64_t labels[2];
+    uint32_t order[3], idx[2] = {0, 2};
+
+    ck_assert_uint_eq(snn_dataset_size(NULL), 0);
+    ck_assert_int_eq(snn_dataset_num_classes(NULL), 0);
+    ck_assert_int_eq(snn_dataset_num_classes(ds), 10);
+    ck_assert_fails_naming(snn_dataset_shape(NULL, &c, &h, &w), SNN_ERR_INVALID_ARG, "snn_dataset_shape", "ds");
+    ck_assert_fails_naming(snn_dataset_shape(ds, NULL, &h, &w), SNN_ERR_INVALID_ARG, "snn_dataset_shape",
+                           "channels");
+    ck_assert_fails_naming(snn_dataset_shape(ds, &c, NULL, &w), SNN_ERR_INVALID_ARG, "snn_dataset_shape", "height");
+    ck_assert_fails_naming(snn_dataset_shape(ds, &c, &h, NULL), SNN_ERR_INVALID_ARG, "snn_dataset_shape", "width");
+    ck_assert_snn_ok(snn_dataset_shape(ds, &c, &h, &w));
+    ck_assert_int_eq(c * 100 + h * 10 + w, 144);
+
+    ck_assert_fails_naming(snn_dataset_truncate(NULL, 1), SNN_ERR_INVALID_ARG, "snn_dataset_truncate", "ds");
+    ck_assert_fails_naming(snn_dataset_truncate(ds, 0), SNN_ERR_INVALID_ARG, "snn_dataset_truncate", "n");
+    ck_assert_uint_eq(snn_dataset_size(ds), 3);
+
+    ck_assert_fails_naming(snn_dataset_channel_stats(NULL, mean, std), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_channel_stats", "ds");
+    ck_assert_fails_naming(snn_dataset_channel_stats(ds, NULL, std), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_channel_stats", "mean");
+    ck_assert_fails_naming(snn_dataset_channel_stats(ds, mean, NULL), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_channel_stats", "std");
+
+    ck_assert_snn_ok(snn_dataset_gather(ds, idx, 2, images, labels));
+    const float good_mean[1] = {0.5f}, good_std[1] = {0.25f};
+    const float bad_mean[][1] = {{NAN}, {INFINITY}}, bad_std[][1] = {{0.0f}, {-1.0f}, {NAN}, {INFINITY}, {1e-40f}};
+    ck_assert_fails_naming(snn_dataset_set_normalization(NULL, good_mean, good_std), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_set_normalization", "ds");
+    ck_assert_fails_naming(snn_dataset_set_normalization(ds, NULL, good_std), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_set_normalization", "mean");
+    ck_assert_fails_naming(snn_dataset_set_normalization(ds, good_mean, NULL), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_set_normalization", "std");
+    for (size_t i = 0; i < SNN_ARRAY_LEN_T(bad_mean); i++)
+        ck_assert_fails_naming(snn_dataset_set_normalization(ds, bad_mean[i], good_std), SNN_ERR_INVALID_ARG,
+                               "snn_dataset_set_normalization", "mean[0]");
+    for (size_t i = 0; i < SNN_ARRAY_LEN_T(bad_std); i++)
+        ck_assert_fails_naming(snn_dataset_set_normalization(ds, good_mean, bad_std[i]), SNN_ERR_INVALID_ARG,
+                               "snn_dataset_set_normalization", "std[0]");
+    /* The failures left the normalization alone. */
+    {
+        float again[2 * 16];
+        int64_t again_labels[2];
+        ck_assert_snn_ok(snn_dataset_gather(ds, idx, 2, again, again_labels));
+        ck_assert_int_eq(memcmp(images, again, sizeof images), 0);
+    }
+
+    ck_assert_fails_naming(snn_dataset_order(NULL, 1, 0, order), SNN_ERR_INVALID_ARG, "snn_dataset_order", "ds");
+    ck_assert_fails_naming(snn_dataset_order(ds, 1, 0, NULL), SNN_ERR_INVALID_ARG, "snn_dataset_order", "order");
+    ck_assert_fails_naming(snn_dataset_order(ds, 1, (uint64_t)1 << 23, order), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_order", "epoch");
+
+    const uint32_t outside[2] = {1, 3};
+    ck_assert_fails_naming(snn_dataset_gather(NULL, idx, 2, images, labels), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_gather", "ds");
+    ck_assert_fails_naming(snn_dataset_gather(ds, NULL, 2, images, labels), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_gather", "indices");
+    ck_assert_fails_naming(snn_dataset_gather(ds, idx, 2, NULL, labels), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_gather", "images");
+    ck_assert_fails_naming(snn_dataset_gather(ds, idx, 2, images, NULL), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_gather", "labels");
+    ck_assert_fails_naming(snn_dataset_gather(ds, outside, 2, images, labels), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_gather", "indices[1]");
+    ck_assert_fails_naming(snn_dataset_gather(ds, idx, SIZE_MAX, images, labels), SNN_ERR_INVALID_ARG,
+                           "snn_dataset_gather", "count");
+    snn_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(test_bad_record_spikes) {
+    snn_model_config cfg = small_config(SNN_MODEL_SIMPLE);
+    snn_model *m = make_model(&cfg, 1);
+    float *x = make_input(&cfg, 2, 3);
+    uint8_t *s0 = malloc(4 * 4 * 8 * 8), *s1 = malloc(4 * 8 * 4 * 4);
+    uint8_t *spikes[2] = {s0, s1}, *half[2] = {s0, NULL};
+    float logits[2 * 5];
+    snn_forward_params fp;
+    snn_forward_params_default(&fp);
+    ck_assert_ptr_nonnull(s0);
+    ck_assert_ptr_nonnull(s1);
+    ck_assert_fails_naming(snn_model_record_spikes(NULL, x, 2, 0, &fp, spikes, logits), SNN_ERR_INVALID_ARG,
+                           "snn_model_record_spikes", "model");
+    ck_assert_fails_naming(snn_model_record_spikes(m, NULL, 2, 0, &fp, spikes, logits), SNN_ERR_INVALID_ARG,
+                           "snn_model_record_spikes", "input");
+    ck_assert_fails_naming(snn_model_record_spikes(m, x, 2, 0, &fp, NULL, logits), SNN_ERR_INVALID_ARG,
+                           "snn_model_record_spikes", "spikes");
+    ck_assert_fails_naming(snn_model_record_spikes(m, x, 2, 0, &fp, half, logits), SNN_ERR_INVALID_ARG,
+                           "snn_model_record_spikes", "spikes[1]");
+    ck_assert_fails_naming(snn_model_record_spikes(m, x, 0, 0, &fp, spikes, logits), SNN_ERR_INVALID_ARG,
+                           "snn_model_record_spikes", "batch");
+    ck_assert_fails_naming(snn_model_record_spikes(m, x, 2, -1, &fp, spikes, logits), SNN_ERR_INVALID_ARG,
+                           "snn_model_record_spikes", "sample");
+    ck_assert_fails_naming(snn_model_record_spikes(m, x, 2, 2, &fp, spikes, logits), SNN_ERR_INVALID_ARG,
+                           "snn_model_record_spikes", "sample");
+    ck_assert_fails(snn_model_record_spikes(m, x, 2147483647, 0, &fp, spikes, logits), SNN_ERR_OUT_OF_MEMORY);
+    /* The estimate's options are ignored (documented), even invalid ones; NULL logits too. */
+    fp.lyapunov = 1;
+    fp.lyap_eps = -1.0f;
+    ck_assert_snn_ok(snn_model_record_spikes(m, x, 2, 1, &fp, spikes, NULL));
+    ck_assert_snn_ok(snn_model_record_spikes(m, x, 2, 1, NULL, spikes, logits));
+    free(s0);
+    free(s1);
+    free(x);
+    snn_model_free(m);
+}
+END_TEST
+
+START_TEST(test_bad_forward_names) {
+    snn_model_config cfg = small_config(SNN_MODEL_SIMPLE);
+    snn_model *m = make_model(&cfg, 1);
+    float *x = make_input(&cfg, 2, 3);
+    float logits[2 * 5];
+    snn_forward_params fp;
+    int ndim;
+    int64_t shape[4];
+    snn_forward_params_default(&fp);
+    ck_assert_fails_naming(snn_model_forward(NULL, x, 2, &fp, logits, NULL, NULL), SNN_ERR_INVALID_ARG,
+                           "snn_model_forward", "model");
+    ck_assert_fails_naming(snn_model_forward(m, NULL, 2, &fp, logits, NULL, NULL), SNN_ERR_INVALID_ARG,
+                           "snn_model_forward", "input");
+    ck_assert_fails_naming(snn_model_forward(m, x, 2, &fp, NULL, NULL, NULL), SNN_ERR_INVALID_ARG,
+                           "snn_model_forward", "logits");
+    ck_assert_fails_naming(snn_model_forward(m, x, -1, &fp, logits, NULL, NULL), SNN_ERR_INVALID_ARG,
+                           "snn_model_forward", "batch");
+    fp.lyapunov = 1;
+    fp.lyap_eps = NAN;
+    ck_assert_fails_naming(snn_model_forward(m, x, 2, &fp, logits, NULL, NULL), SNN_ERR_INVALID_ARG,
+                           "snn_model_forward", "lyap_eps");
+    ck_assert_fails_naming(snn_model_lif_shape(m, 2, 1, &ndim, shape), SNN_ERR_INVALID_ARG, "snn_model_lif_shape",
+                           "layer");
+    ck_assert_fails_naming(snn_model_lif_shape(m, 0, 0, &ndim, shape), SNN_ERR_INVALID_ARG, "snn_model_lif_shape",
+                           "batch");
+    ck_assert_fails_naming(snn_model_lif_shape(m, 0, 1, NULL, shape), SNN_ERR_INVALID_ARG, "snn_model_lif_shape",
+                           "ndim");
+    ck_assert_fails_naming(snn_model_save(NULL, tmp_path("x.safetensors")), SNN_ERR_INVALID_ARG, "snn_model_save",
+                           "model");
+    ck_assert_fails_naming(snn_model_save(m, NULL), SNN_ERR_INVALID_ARG, "snn_model_save", "path");
+    ck_assert_fails_naming(snn_model_load(NULL, test_context(), "x"), SNN_ERR_INVALID_ARG, "snn_model_load", "out");
+    cfg.T = 0;
+    {
+        snn_model *bad = NULL;
+        ck_assert_fails_naming(snn_model_create(&bad, test_context(), &cfg, 1), SNN_ERR_INVALID_ARG,
+                               "snn_model_create", "T");
+        ck_assert_ptr_null(bad);
+    }
+    free(x);
+    snn_model_free(m);
+}
+END_TEST
+
+/* A small simple model, a trainer with the regularizer, and a batch of 2 for it. */
+typedef struct train_fixture {
+    snn_model_config cfg;
+    snn_model *model;
+    snn_trainer *tr;
+    float *input;
+    int64_t labels[2];
+    snn_batch batch;
+} train_fixture;
+
+static void train_fixture_init(train_fixture *f, snn_optimizer opt) {
+    snn_train_config tc;
+    f->cfg = small_config(SNN_MODEL_SIMPLE);
+    f->model = make_model(&f->cfg, 7);
+    snn_train_config_default(&tc);
+    tc.schedule = SNN_SCHEDULE_CONSTANT;
+    tc.optimizer = opt;
+    ck_assert_snn_ok(snn_trainer_create(&f->tr, f->model, &tc));
+    f->input = make_input(&f->cfg, 2, 9);
+    f->labels[0] = 1;
+    f->labels[1] = 4;
+    memset(&f->batch, 0, sizeof f->batch);
+    f->batch.input = f->input;
+    f->batch.labels = f->labels;
+    f->batch.size = 2;
+    f->batch.seed = 3;
+}
+
+static void train_fixture_free(train_fixture *f) {
+    snn_trainer_free(f->tr);
+    snn_model_free(f->model);
+    free(f->input);
+}
+
+/* One invalid trainer config per entry: what to break and a word the message names. */
+typedef struct bad_train_config {
+    void (*apply)(snn_train_config *c);
+    const char *mentions;
+} bad_train_config;
+
+static void tc_lr0(snn_train_config *c) { c->lr = 0.0f; }
+static void tc_lr_nan(snn_train_config *c) { c->lr = NAN; }
+static void tc_beta1(snn_train_config *c) { c->beta1 = 1.0f; }
+static void tc_beta2(snn_train_config *c) { c->beta2 = -0.5f; }
+static void tc_adam_eps(snn_train_config *c) { c->adam_eps = 0.0f; }
+static void tc_momentum(snn_train_config *c) {
+    c->optimizer = SNN_OPTIM_SGD;
+    c->momentum = 1.0f;
+}
+static void tc_decay(snn_train_config *c) { c->weight_decay = -1e-4f; }
+static void tc_cosine(snn_train_config *c) {
+    c->schedule = SNN_SCHEDULE_COSINE;
+    c->total_steps = 0;
+}
+static void tc_step_size(snn_train_config *c) {
+    c->schedule = SNN_SCHEDULE_STEP;
+    c->step_size = -3;
+}
+static void tc_gamma(snn_train_config *c) { c->gamma = INFINITY; }
+static void tc_clip(snn_train_config *c) { c->grad_clip = -1.0f; }
+static void tc_lyap_weight(snn_train_config *c) { c->lyap_weight = NAN; }
+static void tc_lyap_target(snn_train_config *c) { c->lyap_target = INFINITY; }
+static void tc_lyap_eps(snn_train_config *c) { c->lyap_eps = 0.0f; }
+static void tc_optimizer(snn_train_config *c) { c->optimizer = (snn_optimizer)5; }
+static void tc_schedule(snn_train_config *c) { c->schedule = (snn_schedule)-1; }
+
+static const bad_train_config bad_train_configs[] = {
+    {tc_lr0, "lr"},           {tc_lr_nan, "lr"},         {tc_beta1, "beta1"},         {tc_beta2, "beta2"},
+    {tc_adam_eps, "adam_eps"}, {tc_momentum, "momentum"}, {tc_decay, "weight_decay"},  {tc_cosine, "total_steps"},
+    {tc_step_size, "step_size"}, {tc_gamma, "gamma"},     {tc_clip, "grad_clip"},      {tc_lyap_weight, "lyap_weight"},
+    {tc_lyap_target, "lyap_target"}, {tc_lyap_eps, "lyap_eps"}, {tc_optimizer, "optimizer"},
+    {tc_schedule, "schedule"},
+};
+
+START_TEST(test_bad_trainer_create) {
+    snn_model_config cfg = small_config(SNN_MODEL_SIMPLE);
+    snn_model *m = make_model(&cfg, 1);
+    snn_trainer *tr = (snn_trainer *)&tr;
+    snn_train_config tc;
+    ck_assert_fails_naming(snn_trainer_create(NULL, m, NULL), SNN_ERR_INVALID_ARG, "snn_trainer_create", "out");
+    ck_assert_fails_naming(snn_trainer_create(&tr, NULL, NULL), SNN_ERR_INVALID_ARG, "snn_trainer_create", "model");
+    ck_assert_ptr_null(tr);
+    for (size_t i = 0; i < SNN_ARRAY_LEN_T(bad_train_configs); i++) {
+        snn_train_config_default(&tc);
+        tc.schedule = SNN_SCHEDULE_CONSTANT;
+        bad_train_configs[i].apply(&tc);
+        tr = (snn_trainer *)&tr;
+        ck_assert_fails_naming(snn_trainer_create(&tr, m, &tc), SNN_ERR_INVALID_ARG, "snn_trainer_create",
+                               bad_train_configs[i].mentions);
+        ck_assert_ptr_null(tr);
+    }
+    /* The cosine default needs total_steps: a NULL cfg means a constant schedule instead. */
+    snn_train_config_default(&tc);
+    ck_assert_fails_naming(snn_trainer_create(&tr, m, &tc), SNN_ERR_INVALID_ARG, "snn_trainer_create",
+                           "total_steps");
+    ck_assert_snn_ok(snn_trainer_create(&tr, m, NULL));
+    snn_trainer_free(tr);
+    snn_trainer_free(NULL);
+    snn_model_free(m);
+}
+END_TEST
+
+static void check_bad_batches(snn_status (*run)(snn_trainer *, const snn_batch *, snn_step_stats *),
+                              const char *fn) {
+    train_fixture f;
+    snn_step_stats stats;
+    train_fixture_init(&f, SNN_OPTIM_ADAM);
+    snn_batch b = f.batch;
+    ck_assert_fails_naming(run(NULL, &b, &stats), SNN_ERR_INVALID_ARG, fn, "tr");
+    ck_assert_fails_naming(run(f.tr, NULL, &stats), SNN_ERR_INVALID_ARG, fn, "batch is NULL");
+    b.input = NULL;
+    ck_assert_fails_naming(run(f.tr, &b, &stats), SNN_ERR_INVALID_ARG, fn, "batch->input");
+    b = f.batch;
+    b.labels = NULL;
+    ck_assert_fails_naming(run(f.tr, &b, &stats), SNN_ERR_INVALID_ARG, fn, "batch->labels");
+    const int bad_sizes[] = {1, 0, -4};
+    for (size_t i = 0; i < SNN_ARRAY_LEN_T(bad_sizes); i++) {
+        b = f.batch;
+        b.size = bad_sizes[i];
+        ck_assert_fails_naming(run(f.tr, &b, &stats), SNN_ERR_INVALID_ARG, fn, "batch->size");
+    }
+    const int64_t bad_labels[][2] = {{0, -1}, {5, 0}, {INT64_MIN, 0}, {0, INT64_MAX}};
+    for (size_t i = 0; i < SNN_ARRAY_LEN_T(bad_labels); i++) {
+        b = f.batch;
+        b.labels = bad_labels[i];
+        ck_assert_fails_naming(run(f.tr, &b, &stats), SNN_ERR_INVALID_ARG, fn,
+                               bad_labels[i][0] != 0 ? "batch->labels[0]" : "batch->labels[1]");
+    }
+    {
+        const float *layers[2] = {f.input, NULL};
+        b = f.batch;
+        b.perturb = layers;
+        ck_assert_fails_naming(run(f.tr, &b, &stats), SNN_ERR_INVALID_ARG, fn, "batch->perturb[1]");
+    }
+    /* A size beyond any device fails before the (two) labels are read past their end. */
+    b = f.batch;
+    b.size = 2147483647;
+    ck_assert_fails_naming(run(f.tr, &b, &stats), SNN_ERR_OUT_OF_MEMORY, fn, "batch->size");
+    ck_assert_int_eq(snn_trainer_steps_done(f.tr), 0);
+    /* Nothing was changed: the same batch still works, and stats may be NULL. */
+    ck_assert_snn_ok(run(f.tr, &f.batch, NULL));
+    train_fixture_free(&f);
+}
+
+START_TEST(test_bad_trainer_step) {
+    ck_assert_fails_naming(snn_trainer_step(NULL, NULL, NULL), SNN_ERR_INVALID_ARG, "snn_trainer_step", "tr");
+    check_bad_batches(snn_trainer_step, "snn_trainer_step");
+}
+END_TEST
+
+START_TEST(test_bad_trainer_gradients) {
+    ck_assert_fails_naming(snn_trainer_gradients(NULL, NULL, NULL), SNN_ERR_INVALID_ARG, "snn_trainer_gradients",
+                           "tr");
+    check_bad_batches(snn_trainer_gradients, "snn_trainer_gradients");
+}
+END_TEST
+
+START_TEST(test_bad_trainer_queries) {
+    train_fixture f;
+    const char *name;
+    int ndim;
+    int64_t shape[4];
+    size_t count;
+    float grad[4 * 2 * 3 * 3];
+    train_fixture_init(&f, SNN_OPTIM_SGD);
+    ck_assert_int_eq(snn_trainer_num_grads(NULL), 0);
+    ck_assert_int_eq(snn_trainer_steps_done(NULL), 0);
+    ck_assert_float_eq(snn_trainer_next_lr(NULL), 0.0f);
+    const int n = snn_trainer_num_grads(f.tr);
+    ck_assert_int_gt(n, 0);
+    ck_assert_fails_naming(snn_trainer_grad_info(NULL, 0, &name, &ndim, shape, &count), SNN_ERR_INVALID_ARG,
+                           "snn_trainer_grad_info", "tr");
+    ck_assert_fails_naming(snn_trainer_grad_info(f.tr, -1, &name, &ndim, shape, &count), SNN_ERR_INVALID_ARG,
+                           "snn_trainer_grad_info", "-1");
+    ck_assert_fails_naming(snn_trainer_grad_info(f.tr, n, &name, &ndim, shape, &count), SNN_ERR_INVALID_ARG,
+                           "snn_trainer_grad_info", "i =");
+    ck_assert_snn_ok(snn_trainer_grad_info(f.tr, 0, NULL, NULL, NULL, NULL));
+    ck_assert_snn_ok(snn_trainer_grad_info(f.tr, 0, &name, &ndim, shape, &count));
+    ck_assert_uint_eq(count, SNN_ARRAY_LEN_T(grad));
+    ck_assert_fails_naming(snn_trainer_read_grad(NULL, 0, grad), SNN_ERR_INVALID_ARG, "snn_trainer_read_grad", "tr");
+    ck_assert_fails_naming(snn_trainer_read_grad(f.tr, n, grad), SNN_ERR_INVALID_ARG, "snn_trainer_read_grad", "i");
+    ck_assert_fails_naming(snn_trainer_read_grad(f.tr, 0, NULL), SNN_ERR_INVALID_ARG, "snn_trainer_read_grad", "out");
+    ck_assert_snn_ok(snn_trainer_read_grad(f.tr, 0, grad));
+    train_fixture_free(&f);
+}
+END_TEST
+
+START_TEST(test_bad_trainer_state) {
+    train_fixture f, g;
+    snn_safetensors *st = NULL, *empty = NULL, *before = NULL, *after = NULL, *partial = NULL;
+    train_fixture_init(&f, SNN_OPTIM_ADAM);
+    train_fixture_init(&g, SNN_OPTIM_SGD);
+    ck_assert_snn_ok(snn_trainer_step(f.tr, &f.batch, NULL));
+    ck_assert_snn_ok(snn_safetensors_create(&st));
+    ck_assert_snn_ok(snn_safetensors_create(&empty));
+    ck_assert_fails_naming(snn_trainer_save_state(NULL, st), SNN_ERR_INVALID_ARG, "snn_trainer_save_state", "tr");
+    ck_assert_fails_naming(snn_trainer_save_state(f.tr, NULL), SNN_ERR_INVALID_ARG, "snn_trainer_save_state", "st");
+    ck_assert_snn_ok(snn_trainer_save_state(f.tr, st));
+    ck_assert_fails_naming(snn_trainer_load_state(NULL, st), SNN_ERR_INVALID_ARG, "snn_trainer_load_state", "tr");
+    ck_assert_fails_naming(snn_trainer_load_state(f.tr, NULL), SNN_ERR_INVALID_ARG, "snn_trainer_load_state", "st");
+    ck_assert_fails_naming(snn_trainer_load_state(f.tr, empty), SNN_ERR_FORMAT, "snn_trainer_load_state",
+                           "optim.steps");
+    ck_assert_fails_naming(snn_trainer_load_state(g.tr, st), SNN_ERR_FORMAT, "snn_trainer_load_state", "adam");
+
+    /* A state missing its last tensor is refused and changes nothing: not the step count,
+     * not the tensors loaded before the missing one was found. */
+    {
+        const snn_tensor *last = snn_safetensors_at(st, snn_safetensors_count(st) - 1);
+        partial = copy_without(st, last->name);
+        ck_assert_snn_ok(snn_safetensors_meta_set(partial, "optim.steps", "41"));
+        for (size_t i = 0; i < snn_safetensors_count(partial); i++) {
+            const snn_tensor *t = snn_safetensors_at(partial, i);
+            float *zeros = calloc(t->nbytes / sizeof(float) + 1, sizeof(float));
+            ck_assert_ptr_nonnull(zeros);
+            ck_assert_snn_ok(snn_safetensors_add(partial, t->name, SNN_F32, t->ndim, t->shape, zeros));
+            free(zeros);
+        }
+        ck_assert_snn_ok(snn_safetensors_create(&before));
+        ck_assert_snn_ok(snn_trainer_save_state(f.tr, before));
+        ck_assert_fails(snn_trainer_load_state(f.tr, partial), SNN_ERR_NOT_FOUND);
+        ck_assert_error_mentions(last->name);
+        ck_assert_int_eq(snn_trainer_steps_done(f.tr), 1);
+        ck_assert_snn_ok(snn_safetensors_create(&after));
+        ck_assert_snn_ok(snn_trainer_save_state(f.tr, after));
+        assert_same_safetensors(before, after);
+    }
+    ck_assert_snn_ok(snn_trainer_load_state(f.tr, st));
+    snn_safetensors_free(st);
+    snn_safetensors_free(empty);
+    snn_safetensors_free(before);
+    snn_safetensors_free(after);
+    snn_safetensors_free(partial);
+    train_fixture_free(&f);
+    train_fixture_free(&g);
+}
+END_TEST
+
+/* The API offers no way to mix contexts: a trainer takes its model's context, and models
+ * take theirs at creation. What it does allow is two trainers on one model, each with its
+ * own optimizer state; both work. */
+START_TEST(test_two_trainers_one_model) {
+    train_fixture f;
+    snn_trainer *second = NULL;
+    train_fixture_init(&f, SNN_OPTIM_ADAM);
+    ck_assert_snn_ok(snn_trainer_create(&second, f.model, NULL));
+    ck_assert_snn_ok(snn_trainer_step(f.tr, &f.batch, NULL));
+    ck_assert_snn_ok(snn_trainer_step(second, &f.batch, NULL));
+    snn_trainer_free(second);
+    ck_assert_snn_ok(snn_trainer_step(f.tr, &f.batch, NULL));
+    train_fixture_free(&f);
+}
+END_TEST
+
+/* Every public function of include/snncl.h is called somewhere in this file, so a new
+ * function cannot arrive without a bad-argument test. Both paths come from the build
+ * (tests/meson.build). */
+START_TEST(test_every_public_function_covered) {
+    const char *header_path = getenv("SNNCL_PUBLIC_HEADER"), *self_path = getenv("SNNCL_API_ERRORS_SOURCE");
+    ck_assert_msg(header_path && self_path, "SNNCL_PUBLIC_HEADER and SNNCL_API_ERRORS_SOURCE must be set");
+    size_t hn, sn;
+    char *header = (char *)read_bytes(header_path, &hn), *self = (char *)read_bytes(self_path, &sn);
+    char missing[4096] = "";
+    int functions = 0;
+    for (const char *p = header; (p = strstr(p, "SNN_API ")) != NULL; p += 8) {
+        const char *paren = strchr(p, '(');
+        if (!paren || memchr(p, ';', (size_t)(paren - p)) || memchr(p, '\n', (size_t)(paren - p))) continue;
+        const char *start = paren;
+        while (start > p && (start[-1] == '_' || (start[-1] >= 'a' && start[-1] <= 'z') ||
+                             (start[-1] >= '0' && start[-1] <= '9')))
+            start--;
+        char name[128], call[130];
+        size_t len = (size_t)(paren - start);
+        if (len == 0 || len >= sizeof name || strncmp(start, "snn_", 4) != 0) continue;
+        memcpy(name, start, len);
+        name[len] = '\0';
+        functions++;
+        snprintf(call, sizeof call, "%s(", name);
+        /* Called (name followed by a parenthesis), not only named, outside this test. */
+        int called = 0;
+        for (const char *q = self; (q = strstr(q, call)) != NULL; q++)
+            if (q == self || !(q[-1] == '_' || (q[-1] >= 'a' && q[-1] <= 'z'))) called = 1;
+        if (!called && strlen(missing) + len + 3 < sizeof missing) {
+            strcat(missing, " ");
+            strcat(missing, name);
+        }
+    }
+    ck_assert_msg(functions >= 70, "found only %d public functions in %s", functions, header_path);
+    ck_assert_msg(missing[0] == '\0', "public functions without a bad-argument test in test_api_errors.c:%s",
+                  missing);
+    free(header);
+    free(self);
+}
+END_TEST
+
 /* -------------------------------------------------------------------- suite -- */
 
 
@@ -983,6 +1584,22 @@ static Suite *api_errors_suite(void) {
     tcase_add_test(tc, test_lif_shape_out_of_range);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("every_function");
+    tcase_add_test(tc, test_bad_context_memory);
+    tcase_add_test(tc, test_bad_parse_names);
+    tcase_add_test(tc, test_bad_dataset_loaders);
+    tcase_add_test(tc, test_bad_dataset_queries);
+    tcase_add_test(tc, test_bad_record_spikes);
+    tcase_add_test(tc, test_bad_forward_names);
+    tcase_add_test(tc, test_bad_trainer_create);
+    tcase_add_test(tc, test_bad_trainer_step);
+    tcase_add_test(tc, test_bad_trainer_gradients);
+    tcase_add_test(tc, test_bad_trainer_queries);
+    tcase_add_test(tc, test_bad_trainer_state);
+    tcase_add_test(tc, test_two_trainers_one_model);
+    tcase_add_test(tc, test_every_public_function_covered);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("files");
     tcase_add_test(tc, test_load_missing_and_corrupt_files);
     tcase_add_loop_test(tc, test_load_missing_tensor_simple, 0,
@@ -990,6 +1607,7 @@ static Suite *api_errors_suite(void) {
     tcase_add_loop_test(tc, test_load_missing_tensor_vgg, 0,
                         (int)(sizeof required_vgg / sizeof required_vgg[0]));
     tcase_add_test(tc, test_load_optional_tensors_absent);
+    tcase_add_test(tc, test_load_count_out_of_range);
     tcase_add_test(tc, test_load_wrong_shape);
     tcase_add_test(tc, test_load_bad_metadata);
     tcase_add_loop_test(tc, test_load_invalid_config_in_file, 0,

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cl_sources.h"
+#include "fault.h"
 #include "gemm.h"
 
 const char *snn_cl_error_name(cl_int err) {
@@ -144,8 +145,8 @@ snn_status snn_device_get_info(int index, snn_device_info *info) {
     if (!info) return snn_fail(SNN_ERR_INVALID_ARG, "snn_device_get_info: info is NULL");
     SNN_TRY(list_devices(refs, MAX_DEVICES, &n));
     if (index < 0 || index >= n || index >= MAX_DEVICES)
-        return snn_fail(SNN_ERR_NO_DEVICE, "device index %d out of range (%d device%s found)", index,
-                        n, n == 1 ? "" : "s");
+        return snn_fail(SNN_ERR_NO_DEVICE, "snn_device_get_info: index %d out of range (%d device%s found)",
+                        index, n, n == 1 ? "" : "s");
     fill_info(&refs[index], index, info);
     return SNN_OK;
 }
@@ -245,7 +246,8 @@ static snn_status build_program(snn_context *ctx, const char *extra_options) {
                 log_len = 0;
             log[log_len] = '\0';
         }
-        snn_status st = snn_fail(SNN_ERR_BUILD, "building snncl kernels for %s with '%s' failed (%s):\n%s",
+        snn_status st = snn_fail(SNN_ERR_BUILD,
+                                 "snn_context_create: building snncl kernels for %s with '%s' failed (%s):\n%s",
                                  ctx->info.name, options, snn_cl_error_name(err), log ? log : "");
         snn_log(SNN_LOG_ERROR, "%s", snn_last_error());
         free(log);
@@ -266,16 +268,28 @@ snn_status snn_context_create(snn_context **out, const snn_context_params *param
         snn_context_params_default(&defaults);
         params = &defaults;
     }
-    const char *sel = params->device;
-    if (!sel || !*sel) sel = getenv("SNNCL_DEVICE");
-    if (!sel || !*sel) sel = "0";
+    const char *sel = params->device, *source = "params->device";
+    if (!sel || !*sel) {
+        sel = getenv("SNNCL_DEVICE");
+        source = "$SNNCL_DEVICE";
+    }
+    if (!sel || !*sel) {
+        sel = "0";
+        source = "the default device";
+    }
 
     device_ref ref;
     int index = 0;
-    SNN_TRY(select_device(sel, &ref, &index));
+    snn_status selected = select_device(sel, &ref, &index);
+    if (selected != SNN_OK) return snn_fail_context(selected, "snn_context_create: %s", source);
 
     snn_context *ctx = calloc(1, sizeof *ctx);
-    if (!ctx) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "context");
+    if (ctx) ctx->mem = calloc(1, sizeof *ctx->mem);
+    if (!ctx || !ctx->mem) {
+        free(ctx);
+        return snn_fail(SNN_ERR_OUT_OF_MEMORY, "context");
+    }
+    ctx->mem->refs = 1; /* the context's */
     ctx->platform = ref.platform;
     ctx->device = ref.device;
     fill_info(&ref, index, &ctx->info);
@@ -284,6 +298,8 @@ snn_status snn_context_create(snn_context **out, const snn_context_params *param
 
     snn_status st;
     cl_int err;
+    /* Tests arm device faults for the whole process through the environment. */
+    SNN_CHECK_GOTO(st, snn_fault_from_env(), fail);
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ref.platform, 0};
     ctx->cl = clCreateContext(props, 1, &ref.device, NULL, NULL, &err);
     SNN_CHECK_GOTO(st, snn_cl_check(err, "clCreateContext"), fail);
@@ -340,6 +356,10 @@ static void profile_report(const snn_context *ctx) {
     }
 }
 
+static void mem_count_unref(struct snn_mem_count *m) {
+    if (m && __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0) free(m);
+}
+
 void snn_context_free(snn_context *ctx) {
     if (!ctx) return;
     if (ctx->queue) clFinish(ctx->queue);
@@ -349,18 +369,22 @@ void snn_context_free(snn_context *ctx) {
     if (ctx->program) clReleaseProgram(ctx->program);
     if (ctx->queue) clReleaseCommandQueue(ctx->queue);
     if (ctx->cl) clReleaseContext(ctx->cl);
+    mem_count_unref(ctx->mem); /* buffers still alive keep the counts */
     free(ctx);
 }
 
 snn_status snn_context_device_info(const snn_context *ctx, snn_device_info *info) {
-    if (!ctx || !info) return snn_fail(SNN_ERR_INVALID_ARG, "snn_context_device_info: NULL argument");
+    SNN_REQUIRE_ARG("snn_context_device_info", ctx);
+    SNN_REQUIRE_ARG("snn_context_device_info", info);
     *info = ctx->info;
     return SNN_OK;
 }
 
 snn_status snn_context_finish(snn_context *ctx) {
     if (!ctx) return snn_fail(SNN_ERR_INVALID_ARG, "snn_context_finish: ctx is NULL");
-    return snn_cl_check(clFinish(ctx->queue), "clFinish");
+    cl_int err = snn_fault_hit(SNN_FAULT_READ);
+    if (err == CL_SUCCESS) err = clFinish(ctx->queue);
+    return snn_cl_check(err, "clFinish");
 }
 
 /* ---------------------------------------------------------------- kernels -- */
@@ -401,6 +425,21 @@ snn_status snn_kernel_wg(snn_context *ctx, const char *name, size_t cap, size_t 
     return SNN_OK;
 }
 
+snn_status snn_group_wg(snn_context *ctx, const char *name, size_t cap, size_t *out) {
+    /* CPU runtimes (PoCL) run a work-group's items as loops between barriers: a tree
+     * reduction at every time step splits the kernel into many such loops and stops
+     * vectorization. One item per group makes it one serial loop, which on PoCL runs the
+     * Lyapunov LIF pass 4-5x faster (snncl bench --mode forward-lyapunov). */
+    if (ctx->info.type == SNN_DEVICE_CPU) {
+        cl_kernel k;
+        size_t max_wg;
+        SNN_TRY(snn_kernel_get(ctx, name, &k, &max_wg));
+        *out = 1;
+        return SNN_OK;
+    }
+    return snn_kernel_wg(ctx, name, cap, out);
+}
+
 snn_status snn_launch(snn_context *ctx, const char *name, int dims, const size_t *global,
                       const size_t *local, int nargs, const snn_arg *args) {
     for (int d = 0; d < dims; d++)
@@ -428,7 +467,8 @@ snn_status snn_launch(snn_context *ctx, const char *name, int dims, const size_t
         local = auto_local;
     }
     const double t0 = snn_profile_start(ctx);
-    cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, (cl_uint)dims, NULL, global, local, 0, NULL, NULL);
+    cl_int err = snn_fault_hit(SNN_FAULT_LAUNCH);
+    if (err == CL_SUCCESS) err = clEnqueueNDRangeKernel(ctx->queue, k, (cl_uint)dims, NULL, global, local, 0, NULL, NULL);
     if (ctx->profile && err == CL_SUCCESS)
         for (int i = 0; i < ctx->num_kernels; i++)
             if (ctx->kernels[i].kernel == k) snn_profile_stop(ctx, i, t0);
@@ -443,29 +483,31 @@ snn_status snn_launch(snn_context *ctx, const char *name, int dims, const size_t
 /* ---------------------------------------------------------------- buffers -- */
 
 /* What the release callback needs: it makes no OpenCL calls on the dying buffer (the
- * NVIDIA runtime crashed when it queried the buffer's size there). */
+ * NVIDIA runtime crashed when it queried the buffer's size there), and it does not
+ * touch the context, which may be gone by then. */
 typedef struct buffer_note {
-    snn_context *ctx;
+    struct snn_mem_count *mem;
     size_t bytes;
 } buffer_note;
 
 static void CL_CALLBACK buffer_released(cl_mem mem, void *user) {
     (void)mem;
     buffer_note *note = user;
-    __atomic_sub_fetch(&note->ctx->mem_in_use, note->bytes, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&note->mem->in_use, note->bytes, __ATOMIC_RELAXED);
+    mem_count_unref(note->mem);
     free(note);
 }
 
 snn_status snn_context_memory(const snn_context *ctx, size_t *in_use, size_t *peak) {
     if (!ctx) return snn_fail(SNN_ERR_INVALID_ARG, "snn_context_memory: ctx is NULL");
-    if (in_use) *in_use = __atomic_load_n(&ctx->mem_in_use, __ATOMIC_RELAXED);
-    if (peak) *peak = __atomic_load_n(&ctx->mem_peak, __ATOMIC_RELAXED);
+    if (in_use) *in_use = __atomic_load_n(&ctx->mem->in_use, __ATOMIC_RELAXED);
+    if (peak) *peak = __atomic_load_n(&ctx->mem->peak, __ATOMIC_RELAXED);
     return SNN_OK;
 }
 
 snn_status snn_context_reset_peak(snn_context *ctx) {
     if (!ctx) return snn_fail(SNN_ERR_INVALID_ARG, "snn_context_reset_peak: ctx is NULL");
-    __atomic_store_n(&ctx->mem_peak, __atomic_load_n(&ctx->mem_in_use, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+    __atomic_store_n(&ctx->mem->peak, __atomic_load_n(&ctx->mem->in_use, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
     return SNN_OK;
 }
 
@@ -477,22 +519,28 @@ snn_status snn_buffer_create(snn_context *ctx, size_t bytes, cl_mem *out) {
         return snn_fail(SNN_ERR_OUT_OF_MEMORY,
                         "a buffer of %zu bytes exceeds the device's largest allocation (%llu bytes)",
                         bytes, (unsigned long long)ctx->info.max_alloc_bytes);
-    *out = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, bytes, NULL, &err);
+    err = snn_fault_hit(SNN_FAULT_ALLOC);
+    if (err == CL_SUCCESS) *out = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, bytes, NULL, &err);
     if (err != CL_SUCCESS) {
         *out = NULL;
         return snn_fail(SNN_ERR_OUT_OF_MEMORY, "allocating %zu bytes on the device failed: %s", bytes,
                         snn_cl_error_name(err));
     }
-    size_t now = __atomic_add_fetch(&ctx->mem_in_use, bytes, __ATOMIC_RELAXED);
-    size_t peak = __atomic_load_n(&ctx->mem_peak, __ATOMIC_RELAXED);
-    while (now > peak && !__atomic_compare_exchange_n(&ctx->mem_peak, &peak, now, 1, __ATOMIC_RELAXED,
+    struct snn_mem_count *m = ctx->mem;
+    size_t now = __atomic_add_fetch(&m->in_use, bytes, __ATOMIC_RELAXED);
+    size_t peak = __atomic_load_n(&m->peak, __ATOMIC_RELAXED);
+    while (now > peak && !__atomic_compare_exchange_n(&m->peak, &peak, now, 1, __ATOMIC_RELAXED,
                                                       __ATOMIC_RELAXED)) {
     }
     buffer_note *note = malloc(sizeof *note);
-    if (note) *note = (buffer_note){ctx, bytes};
+    if (note) {
+        *note = (buffer_note){m, bytes};
+        __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED); /* the buffer's, dropped by the callback */
+    }
     if (!note || clSetMemObjectDestructorCallback(*out, buffer_released, note) != CL_SUCCESS) {
+        if (note) mem_count_unref(m);
         free(note);
-        __atomic_sub_fetch(&ctx->mem_in_use, bytes, __ATOMIC_RELAXED); /* untracked, not leaked */
+        __atomic_sub_fetch(&m->in_use, bytes, __ATOMIC_RELAXED); /* untracked, not leaked */
     }
     return SNN_OK;
 }
@@ -516,19 +564,22 @@ snn_status snn_buffer_reserve(snn_context *ctx, cl_mem *mem, size_t *cap, size_t
 snn_status snn_buffer_write(snn_context *ctx, cl_mem mem, size_t offset, size_t bytes,
                             const void *src) {
     if (bytes == 0) return SNN_OK;
-    return snn_cl_check(clEnqueueWriteBuffer(ctx->queue, mem, CL_TRUE, offset, bytes, src, 0, NULL, NULL),
-                        "clEnqueueWriteBuffer");
+    cl_int err = snn_fault_hit(SNN_FAULT_LAUNCH);
+    if (err == CL_SUCCESS) err = clEnqueueWriteBuffer(ctx->queue, mem, CL_TRUE, offset, bytes, src, 0, NULL, NULL);
+    return snn_cl_check(err, "clEnqueueWriteBuffer");
 }
 
 snn_status snn_buffer_read(snn_context *ctx, cl_mem mem, size_t offset, size_t bytes, void *dst) {
     if (bytes == 0) return SNN_OK;
-    return snn_cl_check(clEnqueueReadBuffer(ctx->queue, mem, CL_TRUE, offset, bytes, dst, 0, NULL, NULL),
-                        "clEnqueueReadBuffer");
+    cl_int err = snn_fault_hit(SNN_FAULT_READ);
+    if (err == CL_SUCCESS) err = clEnqueueReadBuffer(ctx->queue, mem, CL_TRUE, offset, bytes, dst, 0, NULL, NULL);
+    return snn_cl_check(err, "clEnqueueReadBuffer");
 }
 
 snn_status snn_buffer_fill_zero(snn_context *ctx, cl_mem mem, size_t offset, size_t bytes) {
     static const cl_uchar zero = 0;
     if (bytes == 0) return SNN_OK;
-    return snn_cl_check(clEnqueueFillBuffer(ctx->queue, mem, &zero, 1, offset, bytes, 0, NULL, NULL),
-                        "clEnqueueFillBuffer");
+    cl_int err = snn_fault_hit(SNN_FAULT_LAUNCH);
+    if (err == CL_SUCCESS) err = clEnqueueFillBuffer(ctx->queue, mem, &zero, 1, offset, bytes, 0, NULL, NULL);
+    return snn_cl_check(err, "clEnqueueFillBuffer");
 }

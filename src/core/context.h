@@ -16,6 +16,12 @@ typedef enum snn_gemm_impl {
     SNN_GEMM_NATIVE = 2   /* the kernels of cl/gemm.cl */
 } snn_gemm_impl;
 
+/* Device-memory counts of a context (see snn_context.mem). */
+struct snn_mem_count {
+    size_t in_use, peak;
+    size_t refs; /* the context, and each live buffer whose release callback is set */
+};
+
 struct snn_context {
     cl_platform_id platform;
     cl_device_id device;
@@ -31,8 +37,10 @@ struct snn_context {
     int num_kernels;
     /* Bytes of device buffers made by snn_buffer_create that are alive, and the most
      * ever alive (CLBlast's own temporaries are not counted). Updated atomically: the
-     * release callback may run on an OpenCL runtime thread. */
-    size_t mem_in_use, mem_peak;
+     * release callback may run on an OpenCL runtime thread, even after snn_context_free
+     * (PoCL destroys a buffer when its last command is cleaned up), so the counts have
+     * their own block, freed by the last of the context and its buffers (context.c). */
+    struct snn_mem_count *mem;
     /* SNNCL_PROFILE=1: every launch waits for completion and its time is added to
      * its kernel's entry (GEMMs under "gemm"); the table prints when the context is freed. */
     int profile;
@@ -41,6 +49,8 @@ struct snn_context {
     /* snn_gemm: the implementation in use, and the native path's scratch (split
      * reductions, transposed operands), grown on demand, released by snn_context_free. */
     snn_gemm_impl gemm_impl;
+    snn_gemm_impl gemm_auto; /* what SNN_GEMM_AUTO means here: the stored tuning, else the default */
+    int gemm_tuned;          /* a tuning file (snncl tune) chose gemm_auto */
     cl_mem gemm_ws;
     size_t gemm_ws_cap;
 };
@@ -81,6 +91,10 @@ snn_status snn_launch(snn_context *ctx, const char *name, int dims, const size_t
 /* Work-group size for a kernel that needs an explicit one: the largest power of two
  * <= min(cap, the kernel's limit). */
 snn_status snn_kernel_wg(snn_context *ctx, const char *name, size_t cap, size_t *out);
+
+/* Work-group size for a kernel whose groups reduce over their items (one group per
+ * sample or channel): snn_kernel_wg on GPUs, 1 on CPU devices (see context.c). */
+snn_status snn_group_wg(snn_context *ctx, const char *name, size_t cap, size_t *out);
 
 snn_status snn_buffer_create(snn_context *ctx, size_t bytes, cl_mem *out);
 void snn_buffer_release(cl_mem *mem);

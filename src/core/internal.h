@@ -28,6 +28,13 @@ void snn_log(snn_log_level level, const char *fmt, ...) SNN_PRINTF(2, 3);
         if (snn_try_status_ != SNN_OK) return snn_try_status_;                           \
     } while (0)
 
+/* Fails with SNN_ERR_INVALID_ARG, naming the public function and the argument, when a
+ * required pointer is NULL: `SNN_REQUIRE_ARG("snn_model_save", path);`. */
+#define SNN_REQUIRE_ARG(fn, arg)                                                         \
+    do {                                                                                 \
+        if (!(arg)) return snn_fail(SNN_ERR_INVALID_ARG, "%s: %s is NULL", (fn), #arg);  \
+    } while (0)
+
 /* Jumps to a cleanup label, keeping the status in `st`. */
 #define SNN_CHECK_GOTO(st, expr, label)                                                  \
     do {                                                                                 \

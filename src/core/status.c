@@ -71,18 +71,19 @@ static void default_log(snn_log_level level, const char *message, void *user) {
 
 static snn_log_fn log_fn = default_log;
 static void *log_user = NULL;
-static snn_log_level log_max = SNN_LOG_WARN;
+/* An int, so that a level below SNN_LOG_ERROR (the enum may be unsigned) drops everything. */
+static int log_max = SNN_LOG_WARN;
 
 void snn_set_log_callback(snn_log_fn fn, void *user, snn_log_level max_level) {
     log_fn = fn ? fn : default_log;
     log_user = fn ? user : NULL;
-    log_max = max_level;
+    log_max = (int)max_level;
 }
 
 void snn_log(snn_log_level level, const char *fmt, ...) {
     char msg[4096];
     va_list ap;
-    if (level > log_max) return;
+    if ((int)level > log_max) return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);

@@ -52,8 +52,8 @@ snn_status snn_dataset_kind_parse(const char *name, snn_dataset_kind *out) {
             return SNN_OK;
         }
     return snn_fail(SNN_ERR_INVALID_ARG,
-                    "unknown dataset '%.100s'; expected mnist, fashion-mnist (or fashion_mnist, "
-                    "fmnist) or cifar10 (or cifar-10)",
+                    "snn_dataset_kind_parse: unknown dataset name '%.100s'; expected mnist, "
+                    "fashion-mnist (or fashion_mnist, fmnist) or cifar10 (or cifar-10)",
                     name);
 }
 

@@ -186,10 +186,14 @@ static void init_weights(snn_model *m, uint64_t seed) {
 
 snn_status snn_model_create(snn_model **out, snn_context *ctx, const snn_model_config *cfg,
                             uint64_t init_seed) {
-    if (!out || !ctx || !cfg) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_create: NULL argument");
+    SNN_REQUIRE_ARG("snn_model_create", out);
     *out = NULL;
+    SNN_REQUIRE_ARG("snn_model_create", ctx);
+    SNN_REQUIRE_ARG("snn_model_create", cfg);
     snn_model *m;
-    SNN_TRY(snn_model_build(&m, ctx, cfg));
+    snn_status built = snn_model_build(&m, ctx, cfg);
+    if (built == SNN_ERR_INVALID_ARG) return snn_fail_context(built, "snn_model_create: cfg");
+    SNN_TRY(built);
     init_weights(m, init_seed);
     snn_status st = snn_model_upload(m);
     if (st != SNN_OK) {
@@ -273,6 +277,7 @@ static void release_forward_buffers(snn_forward_buffers *f) {
         snn_buffer_release(&f->delta[i]);
     }
     snn_workspace_release(&f->ws);
+    snn_conv_diff_release(&f->diff);
 }
 
 void snn_model_free(snn_model *m) {
@@ -293,7 +298,8 @@ void snn_model_free(snn_model *m) {
 }
 
 snn_status snn_model_get_config(const snn_model *model, snn_model_config *cfg) {
-    if (!model || !cfg) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_get_config: NULL argument");
+    SNN_REQUIRE_ARG("snn_model_get_config", model);
+    SNN_REQUIRE_ARG("snn_model_get_config", cfg);
     *cfg = model->cfg;
     return SNN_OK;
 }
@@ -301,11 +307,14 @@ snn_status snn_model_get_config(const snn_model *model, snn_model_config *cfg) {
 int snn_model_num_lif_layers(const snn_model *model) { return model ? model->num_lifs : 0; }
 
 snn_status snn_model_lif_shape(const snn_model *model, int layer, int batch, int *ndim, int64_t shape[4]) {
-    if (!model || !ndim || !shape) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_lif_shape: NULL argument");
+    SNN_REQUIRE_ARG("snn_model_lif_shape", model);
+    SNN_REQUIRE_ARG("snn_model_lif_shape", ndim);
+    SNN_REQUIRE_ARG("snn_model_lif_shape", shape);
     if (layer < 0 || layer >= model->num_lifs)
-        return snn_fail(SNN_ERR_INVALID_ARG, "LIF layer %d out of range (model has %d)", layer,
-                        model->num_lifs);
-    if (batch < 1) return snn_fail(SNN_ERR_INVALID_ARG, "batch must be >= 1, got %d", batch);
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_lif_shape: layer %d out of range (the model has %d LIF layers)",
+                        layer, model->num_lifs);
+    if (batch < 1)
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_lif_shape: batch must be >= 1, got %d", batch);
     if (layer < model->num_convs) {
         const snn_conv_layer *c = &model->conv[layer];
         *ndim = 4;

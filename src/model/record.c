@@ -8,8 +8,9 @@
 
 snn_status snn_model_record_spikes(snn_model *m, const float *input, int batch, int sample,
                                    const snn_forward_params *params, uint8_t *const *spikes, float *logits) {
-    if (!m || !input || !spikes)
-        return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_record_spikes: model, input and spikes are required");
+    if (!m) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_record_spikes: model is NULL");
+    SNN_REQUIRE_ARG("snn_model_record_spikes", input);
+    SNN_REQUIRE_ARG("snn_model_record_spikes", spikes);
     if (batch < 1)
         return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_record_spikes: batch must be >= 1, got %d", batch);
     if (sample < 0 || sample >= batch)

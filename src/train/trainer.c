@@ -37,32 +37,36 @@ const char *snn_schedule_name(snn_schedule s) {
 }
 
 snn_status snn_optimizer_parse(const char *name, snn_optimizer *out) {
-    if (!name || !out) return snn_fail(SNN_ERR_INVALID_ARG, "snn_optimizer_parse: NULL argument");
+    SNN_REQUIRE_ARG("snn_optimizer_parse", name);
+    SNN_REQUIRE_ARG("snn_optimizer_parse", out);
     for (size_t i = 0; i < SNN_ARRAY_LEN(optimizer_names); i++)
         if (strcmp(name, optimizer_names[i]) == 0) {
             *out = (snn_optimizer)i;
             return SNN_OK;
         }
-    return snn_fail(SNN_ERR_INVALID_ARG, "unknown optimizer '%s' (expected adam or sgd)", name);
+    return snn_fail(SNN_ERR_INVALID_ARG, "snn_optimizer_parse: unknown optimizer name '%s' (expected adam or sgd)",
+                    name);
 }
 
 snn_status snn_schedule_parse(const char *name, snn_schedule *out) {
-    if (!name || !out) return snn_fail(SNN_ERR_INVALID_ARG, "snn_schedule_parse: NULL argument");
+    SNN_REQUIRE_ARG("snn_schedule_parse", name);
+    SNN_REQUIRE_ARG("snn_schedule_parse", out);
     for (size_t i = 0; i < SNN_ARRAY_LEN(schedule_names); i++)
         if (strcmp(name, schedule_names[i]) == 0) {
             *out = (snn_schedule)i;
             return SNN_OK;
         }
-    return snn_fail(SNN_ERR_INVALID_ARG, "unknown schedule '%s' (expected constant, cosine or step)", name);
+    return snn_fail(SNN_ERR_INVALID_ARG,
+                    "snn_schedule_parse: unknown schedule name '%s' (expected constant, cosine or step)", name);
 }
 
 static snn_status check_config(const snn_train_config *c) {
-#define REQUIRE(cond, ...)                                         \
-    do {                                                           \
-        if (!(cond)) return snn_fail(SNN_ERR_INVALID_ARG, __VA_ARGS__); \
+#define REQUIRE(cond, ...)                                                                              \
+    do {                                                                                                \
+        if (!(cond)) return snn_fail(SNN_ERR_INVALID_ARG, "snn_trainer_create: cfg->" __VA_ARGS__); \
     } while (0)
-    REQUIRE((unsigned)c->optimizer <= SNN_OPTIM_SGD, "unknown optimizer %d", (int)c->optimizer);
-    REQUIRE((unsigned)c->schedule <= SNN_SCHEDULE_STEP, "unknown schedule %d", (int)c->schedule);
+    REQUIRE((unsigned)c->optimizer <= SNN_OPTIM_SGD, "optimizer %d is unknown", (int)c->optimizer);
+    REQUIRE((unsigned)c->schedule <= SNN_SCHEDULE_STEP, "schedule %d is unknown", (int)c->schedule);
     REQUIRE(isfinite(c->lr) && c->lr > 0.0f, "lr must be a positive number, got %g", (double)c->lr);
     if (c->optimizer == SNN_OPTIM_ADAM) {
         REQUIRE(c->beta1 >= 0.0f && c->beta1 < 1.0f, "beta1 must be in [0, 1), got %g", (double)c->beta1);
@@ -76,14 +80,14 @@ static snn_status check_config(const snn_train_config *c) {
     REQUIRE(isfinite(c->weight_decay) && c->weight_decay >= 0.0f, "weight_decay must be >= 0, got %g",
             (double)c->weight_decay);
     REQUIRE(c->schedule != SNN_SCHEDULE_COSINE || c->total_steps > 0,
-            "the cosine schedule needs total_steps > 0, got %lld", (long long)c->total_steps);
+            "total_steps must be > 0 for the cosine schedule, got %lld", (long long)c->total_steps);
     REQUIRE(c->schedule != SNN_SCHEDULE_STEP || c->step_size > 0, "step_size must be > 0, got %lld",
             (long long)c->step_size);
     REQUIRE(isfinite(c->gamma) && c->gamma > 0.0f, "gamma must be positive, got %g", (double)c->gamma);
     REQUIRE(isfinite(c->grad_clip) && c->grad_clip >= 0.0f, "grad_clip must be >= 0, got %g", (double)c->grad_clip);
     REQUIRE(isfinite(c->lyap_weight) && c->lyap_weight >= 0.0f, "lyap_weight must be >= 0, got %g",
             (double)c->lyap_weight);
-    REQUIRE(isfinite(c->lyap_target), "lyap_target must be finite");
+    REQUIRE(isfinite(c->lyap_target), "lyap_target must be finite, got %g", (double)c->lyap_target);
     REQUIRE(c->lyap_weight == 0.0f || (isfinite(c->lyap_eps) && c->lyap_eps > 0.0f),
             "lyap_eps must be a positive number, got %g", (double)c->lyap_eps);
 #undef REQUIRE
@@ -132,8 +136,9 @@ void snn_trainer_free(snn_trainer *tr) {
 }
 
 snn_status snn_trainer_create(snn_trainer **out, snn_model *model, const snn_train_config *cfg) {
-    if (!out || !model) return snn_fail(SNN_ERR_INVALID_ARG, "snn_trainer_create: NULL argument");
+    SNN_REQUIRE_ARG("snn_trainer_create", out);
     *out = NULL;
+    SNN_REQUIRE_ARG("snn_trainer_create", model);
     snn_train_config defaults;
     if (!cfg) {
         snn_train_config_default(&defaults);
@@ -172,23 +177,41 @@ snn_status snn_trainer_create(snn_trainer **out, snn_model *model, const snn_tra
     return SNN_OK;
 }
 
-static snn_status check_batch(const snn_trainer *tr, const snn_batch *b, train_plan *p) {
-    if (!b || !b->input || !b->labels)
-        return snn_fail(SNN_ERR_INVALID_ARG, "training batch: input and labels are required");
+/* One step's largest buffer (a convolution's output over all steps and both
+ * trajectories) in bytes, in double so that absurd batch sizes cannot wrap around. */
+static double largest_step_buffer(const snn_model *m, double B, double P) {
+    double widest = (double)m->cfg.in_channels * (double)m->cfg.height * (double)m->cfg.width;
+    for (int i = 0; i < m->num_convs; i++)
+        widest = fmax(widest, (double)m->conv[i].cout * (double)(m->conv[i].H * m->conv[i].W));
+    widest = fmax(widest, fmax((double)m->features, (double)SNN_VGG_HIDDEN));
+    return widest * P * (double)m->cfg.T * B * sizeof(float);
+}
+
+static snn_status check_batch(const snn_trainer *tr, const snn_batch *b, train_plan *p, const char *fn) {
+    if (!b) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch is NULL", fn);
+    if (!b->input) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->input is NULL", fn);
+    if (!b->labels) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->labels is NULL", fn);
     const snn_model *m = tr->model;
     if (b->size < 2)
         return snn_fail(SNN_ERR_INVALID_ARG,
-                        "training batch size must be >= 2 (BatchNorm needs more than one value per "
-                        "channel), got %d",
-                        b->size);
+                        "%s: batch->size must be >= 2 (BatchNorm needs more than one value per channel), got %d",
+                        fn, b->size);
+    const int lyap = tr->cfg.lyap_weight > 0.0f;
+    /* Before reading size labels: a size far beyond the device fails without touching them. */
+    const double largest = largest_step_buffer(m, (double)b->size, lyap ? 2.0 : 1.0);
+    if (largest > (double)tr->ctx->info.max_alloc_bytes)
+        return snn_fail(SNN_ERR_OUT_OF_MEMORY,
+                        "%s: batch->size %d is too large for this device: a buffer of %.0f bytes is needed "
+                        "(device limit %llu); use a smaller batch",
+                        fn, b->size, largest, (unsigned long long)tr->ctx->info.max_alloc_bytes);
     for (int i = 0; i < b->size; i++)
         if (b->labels[i] < 0 || b->labels[i] >= m->cfg.num_classes)
-            return snn_fail(SNN_ERR_INVALID_ARG, "label %lld of sample %d is outside [0, %d)",
-                            (long long)b->labels[i], i, m->cfg.num_classes);
-    const int lyap = tr->cfg.lyap_weight > 0.0f;
+            return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->labels[%d] = %lld is outside [0, %d)", fn, i,
+                            (long long)b->labels[i], m->cfg.num_classes);
     if (lyap && b->perturb)
         for (int l = 0; l < m->num_lifs; l++)
-            if (!b->perturb[l]) return snn_fail(SNN_ERR_INVALID_ARG, "perturbation for LIF layer %d is NULL", l);
+            if (!b->perturb[l])
+                return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->perturb[%d] (LIF layer %d) is NULL", fn, l, l);
     memset(p, 0, sizeof *p);
     p->B = (size_t)b->size;
     p->T = (size_t)m->cfg.T;
@@ -266,9 +289,10 @@ static snn_status read_stats(snn_trainer *tr, const train_plan *p, snn_step_stat
 }
 
 static snn_status run_step(snn_trainer *tr, const snn_batch *batch, snn_step_stats *stats, int apply) {
-    if (!tr) return snn_fail(SNN_ERR_INVALID_ARG, "trainer is NULL");
+    const char *fn = apply ? "snn_trainer_step" : "snn_trainer_gradients";
+    SNN_REQUIRE_ARG(fn, tr);
     train_plan p;
-    SNN_TRY(check_batch(tr, batch, &p));
+    SNN_TRY(check_batch(tr, batch, &p, fn));
     tr->model->device_newer = 1; /* running statistics move even without an update */
     SNN_TRY(snn_train_forward_backward(tr, batch, &p));
     SNN_TRY(grad_norms(tr));
@@ -276,10 +300,10 @@ static snn_status run_step(snn_trainer *tr, const snn_batch *batch, snn_step_sta
     if (apply) {
         lr = schedule_lr(&tr->cfg, tr->steps_done);
         SNN_TRY(update(tr, lr));
+        tr->steps_done++; /* counted once applied, even if reading the figures back fails */
     }
     snn_step_stats s;
     SNN_TRY(read_stats(tr, &p, &s));
-    if (apply) tr->steps_done++;
     s.lr = lr;
     if (stats) *stats = s;
     return SNN_OK;
@@ -297,9 +321,10 @@ int snn_trainer_num_grads(const snn_trainer *tr) { return tr ? tr->num_train : 0
 
 snn_status snn_trainer_grad_info(const snn_trainer *tr, int i, const char **name, int *ndim,
                                  int64_t shape[4], size_t *count) {
-    if (!tr) return snn_fail(SNN_ERR_INVALID_ARG, "trainer is NULL");
+    SNN_REQUIRE_ARG("snn_trainer_grad_info", tr);
     if (i < 0 || i >= tr->num_train)
-        return snn_fail(SNN_ERR_INVALID_ARG, "gradient index %d out of range (%d tensors)", i, tr->num_train);
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_trainer_grad_info: i = %d is out of range (%d trainable tensors)",
+                        i, tr->num_train);
     const snn_param *p = tr->train[i].p;
     if (name) *name = p->name;
     if (ndim) *ndim = p->ndim;
@@ -310,8 +335,11 @@ snn_status snn_trainer_grad_info(const snn_trainer *tr, int i, const char **name
 }
 
 snn_status snn_trainer_read_grad(snn_trainer *tr, int i, float *out) {
-    SNN_TRY(snn_trainer_grad_info(tr, i, NULL, NULL, NULL, NULL));
-    if (!out) return snn_fail(SNN_ERR_INVALID_ARG, "snn_trainer_read_grad: out is NULL");
+    SNN_REQUIRE_ARG("snn_trainer_read_grad", tr);
+    if (i < 0 || i >= tr->num_train)
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_trainer_read_grad: i = %d is out of range (%d trainable tensors)",
+                        i, tr->num_train);
+    SNN_REQUIRE_ARG("snn_trainer_read_grad", out);
     return snn_buffer_read(tr->ctx, tr->train[i].grad.mem, 0, tr->train[i].p->count * sizeof(float), out);
 }
 
@@ -331,7 +359,8 @@ static void state_names(const snn_trainer *tr, const train_param *t, char *m, ch
 }
 
 snn_status snn_trainer_save_state(snn_trainer *tr, snn_safetensors *st) {
-    if (!tr || !st) return snn_fail(SNN_ERR_INVALID_ARG, "snn_trainer_save_state: NULL argument");
+    SNN_REQUIRE_ARG("snn_trainer_save_state", tr);
+    SNN_REQUIRE_ARG("snn_trainer_save_state", st);
     char mname[96], vname[96], num[32];
     size_t most = 0;
     for (int i = 0; i < tr->num_train; i++)
@@ -360,17 +389,19 @@ snn_status snn_trainer_save_state(snn_trainer *tr, snn_safetensors *st) {
 }
 
 snn_status snn_trainer_load_state(snn_trainer *tr, const snn_safetensors *st) {
-    if (!tr || !st) return snn_fail(SNN_ERR_INVALID_ARG, "snn_trainer_load_state: NULL argument");
+    SNN_REQUIRE_ARG("snn_trainer_load_state", tr);
+    SNN_REQUIRE_ARG("snn_trainer_load_state", st);
     const char *name = snn_safetensors_meta_get(st, "optim.name");
     const char *steps = snn_safetensors_meta_get(st, "optim.steps");
-    if (!name || !steps) return snn_fail(SNN_ERR_FORMAT, "no optimizer state (metadata optim.name, optim.steps)");
+    if (!name || !steps)
+        return snn_fail(SNN_ERR_FORMAT, "snn_trainer_load_state: st holds no optimizer state (metadata optim.name, optim.steps)");
     if (strcmp(name, snn_optimizer_name(tr->cfg.optimizer)) != 0)
-        return snn_fail(SNN_ERR_FORMAT, "the checkpoint's optimizer is '%s', this trainer uses '%s'", name,
+        return snn_fail(SNN_ERR_FORMAT, "snn_trainer_load_state: the checkpoint's optimizer is '%s', this trainer uses '%s'", name,
                         snn_optimizer_name(tr->cfg.optimizer));
     char *end;
     long long n = strtoll(steps, &end, 10);
     if (*steps == '\0' || *end != '\0' || n < 0)
-        return snn_fail(SNN_ERR_FORMAT, "metadata optim.steps is not a step count: '%s'", steps);
+        return snn_fail(SNN_ERR_FORMAT, "snn_trainer_load_state: metadata optim.steps is not a step count: '%s'", steps);
     char mname[96], vname[96];
     size_t most = 0;
     for (int i = 0; i < tr->num_train; i++)
@@ -378,15 +409,20 @@ snn_status snn_trainer_load_state(snn_trainer *tr, const snn_safetensors *st) {
     float *host = malloc(most * sizeof(float));
     if (!host) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "optimizer state");
     snn_status s = SNN_OK;
-    for (int i = 0; i < tr->num_train && s == SNN_OK; i++) {
-        const train_param *t = &tr->train[i];
-        state_names(tr, t, mname, vname, sizeof mname);
-        const snn_dbuf *bufs[2] = {&t->m, &t->v};
-        const char *names[2] = {mname, vname};
-        for (int k = 0; k < 2 && s == SNN_OK; k++) {
-            if (!names[k][0]) continue;
-            s = snn_safetensors_get_f32(st, names[k], t->p->ndim, t->p->shape, host);
-            if (s == SNN_OK) s = snn_buffer_write(tr->ctx, bufs[k]->mem, 0, t->p->count * sizeof(float), host);
+    /* Pass 0 only checks that every tensor is there with its shape, so a bad file leaves
+     * the trainer as it was; pass 1 uploads. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < tr->num_train && s == SNN_OK; i++) {
+            const train_param *t = &tr->train[i];
+            state_names(tr, t, mname, vname, sizeof mname);
+            const snn_dbuf *bufs[2] = {&t->m, &t->v};
+            const char *names[2] = {mname, vname};
+            for (int k = 0; k < 2 && s == SNN_OK; k++) {
+                if (!names[k][0]) continue;
+                s = snn_safetensors_get_f32(st, names[k], t->p->ndim, t->p->shape, host);
+                if (s == SNN_OK && pass == 1)
+                    s = snn_buffer_write(tr->ctx, bufs[k]->mem, 0, t->p->count * sizeof(float), host);
+            }
         }
     }
     free(host);
