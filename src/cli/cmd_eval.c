@@ -93,7 +93,7 @@ int cmd_eval(int argc, char **argv) {
     if ((status = cli_check_model_fits("eval", &cfg, ds)) != 0) goto done;
     status = 1;
     cli_eval_result r;
-    if ((st = cli_evaluate(model, ds, batch, seed, lyapunov, eps, !quiet, &r)) != SNN_OK) {
+    if ((st = cli_evaluate(model, ds, batch, seed, lyapunov, eps, !quiet, NULL, &r)) != SNN_OK) {
         cli_report("evaluating", st);
         goto done;
     }

@@ -1,10 +1,16 @@
 /* snncl train: trains a model on a dataset, with progress, per-epoch metrics,
  * atomic checkpoints and exact resumption. */
 #include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "commands.h"
@@ -41,6 +47,7 @@ typedef struct train_run {
     snn_dataset *train, *test;
     snn_safetensors *resume;
     char ckpt_path[4096];
+    const char *last_ckpt; /* the newest checkpoint on disk for this run (NULL: none yet) */
     int epoch, step;      /* position: the epoch in progress and batches done in it */
     int64_t global_step;
     epoch_sums sums;
@@ -74,7 +81,104 @@ static snn_status meta_num(snn_safetensors *st, const char *key, double v) {
     return snn_safetensors_meta_set(st, key, buf);
 }
 
-static snn_status write_checkpoint(train_run *r) {
+/* The signal (SIGINT or SIGTERM) that asked the run to stop, 0 until one arrives. The
+ * handler only records it; the training and evaluation loops look at it between steps
+ * and batches, where the state is consistent and can be checkpointed. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) {
+    stop_signal = sig;
+    /* A second signal takes the default action, so the user can force-quit a slow save;
+     * the atomic write keeps the previous checkpoint whole even then. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+}
+
+static void catch_stop_signals(void) {
+    const int sigs[] = {SIGINT, SIGTERM};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old, sa;
+        /* A signal ignored by whoever started us (nohup, a background job) stays ignored. */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART; /* blocking calls (ours, PoCL's) carry on; the loops poll the flag */
+        sigaction(sigs[i], &sa, NULL);
+    }
+    /* Past a file size limit (ulimit -f) a write then fails with EFBIG, reported like any
+     * other failed write, instead of SIGXFSZ killing the run. */
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+/* Fails early, before any training, when PATH's directory takes no new files (missing,
+ * read-only, no permission), instead of at the first checkpoint. */
+static int check_writable(const char *path) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        fprintf(stderr, "snncl train: cannot write %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    close(fd);
+    unlink(tmp);
+    return 0;
+}
+
+/* Removes PATH.tmp.<pid> files left by a writer that was killed (its process is gone).
+ * They never replace PATH, but they take space, which matters on a nearly full disk. */
+static void remove_stale_temps(const char *path) {
+    if (!path) return;
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    const char *base = slash ? slash + 1 : path;
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    const size_t blen = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, blen) != 0 || strncmp(name + blen, ".tmp.", 5) != 0) continue;
+        char *end;
+        const long pid = strtol(name + blen + 5, &end, 10);
+        if (end == name + blen + 5 || *end || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* its writer may still be at work */
+        char full[8192];
+        snprintf(full, sizeof full, "%s/%s", dir, name);
+        if (unlink(full) == 0) fprintf(stderr, "snncl train: removed %s, left by a run that was killed\n", full);
+    }
+    closedir(d);
+}
+
+/* What is on disk to go back to, for the messages of a run that stops on a failure. */
+static void fallback_note(const train_run *r, char *buf, size_t len) {
+    if (r->last_ckpt)
+        snprintf(buf, len, "the last checkpoint, %s, is intact; resume with --resume %s", r->last_ckpt, r->last_ckpt);
+    else
+        snprintf(buf, len, "no checkpoint had been written yet");
+}
+
+/* The first floating-point tensor of st holding an inf or nan, or NULL. */
+static const char *non_finite_tensor(const snn_safetensors *st) {
+    for (size_t i = 0; i < snn_safetensors_count(st); i++) {
+        const snn_tensor *t = snn_safetensors_at(st, i);
+        if (t->dtype == SNN_F32) {
+            const float *v = t->data;
+            for (size_t k = 0; k < t->nbytes / sizeof *v; k++)
+                if (!isfinite(v[k])) return t->name;
+        } else if (t->dtype == SNN_F64) {
+            const double *v = t->data;
+            for (size_t k = 0; k < t->nbytes / sizeof *v; k++)
+                if (!isfinite(v[k])) return t->name;
+        }
+    }
+    return NULL;
+}
+
+static snn_status build_checkpoint(train_run *r, snn_safetensors **out) {
     snn_safetensors *st;
     snn_status s = snn_model_to_safetensors(r->model, &st);
     if (s != SNN_OK) return s;
@@ -94,9 +198,59 @@ static snn_status write_checkpoint(train_run *r) {
     if (s == SNN_OK) s = meta_num(st, "train.correct", (double)r->sums.correct);
     if (s == SNN_OK) s = meta_num(st, "train.seen", (double)r->sums.seen);
     if (s == SNN_OK) s = meta_num(st, "train.steps", (double)r->sums.steps);
-    if (s == SNN_OK) s = snn_safetensors_write(st, r->ckpt_path); /* atomic: temp file, fsync, rename */
+    if (s != SNN_OK) {
+        snn_safetensors_free(st);
+        return s;
+    }
+    *out = st;
+    return SNN_OK;
+}
+
+/* Writes the checkpoint of the current position; returns 0, or 1 after saying why not.
+ * The write is atomic (temporary file, fsync, rename), so on any failure the previous
+ * checkpoint stays as it was. A model that has gone non-finite is never written: the
+ * step's loss can still be finite when its update overflows the parameters. */
+static int save_checkpoint(train_run *r) {
+    snn_safetensors *st = NULL;
+    char note[8400];
+    snn_status s = build_checkpoint(r, &st);
+    if (s != SNN_OK) {
+        cli_report("preparing the checkpoint", s);
+        return 1;
+    }
+    const char *bad = non_finite_tensor(st);
+    if (bad) {
+        fallback_note(r, note, sizeof note);
+        fprintf(stderr,
+                "snncl train: '%s' became inf or nan at epoch %d step %d; stopping without writing a checkpoint "
+                "(%s); try a smaller --lr or --clip.\n",
+                bad, r->epoch + 1, r->step, note);
+        snn_safetensors_free(st);
+        return 1;
+    }
+    s = snn_safetensors_write(st, r->ckpt_path);
     snn_safetensors_free(st);
-    return s;
+    if (s != SNN_OK) {
+        cli_report("writing the checkpoint", s);
+        fallback_note(r, note, sizeof note);
+        fprintf(stderr, "snncl train: stopping at epoch %d step %d; %s.\n", r->epoch + 1, r->step, note);
+        return 1;
+    }
+    r->last_ckpt = r->ckpt_path;
+    return 0;
+}
+
+/* After SIGINT or SIGTERM: checkpoints the current position and returns 128 + the
+ * signal's number, the shell's convention for a run ended by that signal. */
+static int stop_on_signal(train_run *r, const char *where) {
+    const int sig = (int)stop_signal;
+    const char *name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
+    fflush(stdout);
+    fprintf(stderr, "snncl: %s received; saving a checkpoint (a second signal quits at once)\n", name);
+    if (save_checkpoint(r) != 0) return 1;
+    fprintf(stderr, "snncl: interrupted by %s at epoch %d step %d%s; checkpoint saved to %s; resume with --resume %s\n",
+            name, r->epoch + 1, r->step, where, r->ckpt_path, r->ckpt_path);
+    return 128 + sig;
 }
 
 static int meta_double(const snn_safetensors *st, const char *key, double *out) {
@@ -304,6 +458,11 @@ static int run_epoch(train_run *r, double *seconds) {
     const double t0 = cli_now();
     size_t done_images = (size_t)r->step * B;
     for (; r->step < steps; r->step++) {
+        if (stop_signal) {
+            cli_progress_end(&prog);
+            status = stop_on_signal(r, "");
+            goto done;
+        }
         const size_t first = (size_t)r->step * B, b = n - first < B ? n - first : B;
         if ((st = snn_dataset_gather(r->train, order + first, b, x, labels)) != SNN_OK) {
             cli_report("reading a batch", st);
@@ -318,10 +477,12 @@ static int run_epoch(train_run *r, double *seconds) {
         }
         if (!isfinite(s.loss)) {
             cli_progress_end(&prog);
+            char note[8400];
+            fallback_note(r, note, sizeof note);
             fprintf(stderr,
-                    "snncl train: the loss became %g at epoch %d step %d; stopping. The last checkpoint "
-                    "(%s) is from before this step; try a smaller --lr or --clip.\n",
-                    (double)s.loss, r->epoch + 1, r->step + 1, r->ckpt_path);
+                    "snncl train: the loss became %g at epoch %d step %d; stopping (%s); try a smaller --lr or "
+                    "--clip.\n",
+                    (double)s.loss, r->epoch + 1, r->step + 1, note);
             goto done;
         }
         r->global_step++;
@@ -341,10 +502,7 @@ static int run_epoch(train_run *r, double *seconds) {
         if (r->o.max_steps > 0 && r->global_step >= r->o.max_steps && r->step + 1 < steps) {
             cli_progress_end(&prog);
             r->step++;
-            if ((st = write_checkpoint(r)) != SNN_OK) {
-                cli_report("writing the checkpoint", st);
-                goto done;
-            }
+            if (save_checkpoint(r) != 0) goto done;
             printf("stopped after %d steps at epoch %d step %d; resume with --resume %s\n", r->o.max_steps,
                    r->epoch + 1, r->step, r->ckpt_path);
             status = STOPPED;
@@ -352,11 +510,10 @@ static int run_epoch(train_run *r, double *seconds) {
         }
         if (r->o.checkpoint_every > 0 && r->global_step % r->o.checkpoint_every == 0 && r->step + 1 < steps) {
             r->step++; /* the position after this batch */
-            st = write_checkpoint(r);
+            const int failed = save_checkpoint(r);
             r->step--;
-            if (st != SNN_OK) {
+            if (failed) {
                 cli_progress_end(&prog);
-                cli_report("writing a checkpoint", st);
                 goto done;
             }
         }
@@ -491,8 +648,11 @@ static int train(train_run *r) {
         have_eval = 0;
         if (!r->o.no_eval) {
             if ((st = cli_evaluate(r->model, r->test, r->o.eval_batch, r->o.seed, 0, r->o.lyap_eps, !r->o.quiet,
-                                   &ev)) != SNN_OK)
+                                   &stop_signal, &ev)) != SNN_OK)
                 return cli_report("evaluating", st);
+            /* The position stays "every step of the epoch done": a resumed run evaluates
+             * again and finishes the epoch. */
+            if (ev.interrupted) return stop_on_signal(r, " (evaluating)");
             have_eval = 1;
             printf("epoch %d/%d: test acc %.4f (%zu images, %.1f s)\n", r->epoch + 1, r->o.epochs, ev.accuracy,
                    ev.images, ev.seconds);
@@ -524,8 +684,14 @@ static int train(train_run *r) {
         r->epoch++;
         r->step = 0;
         memset(&r->sums, 0, sizeof r->sums);
-        if ((st = snn_model_save(r->model, r->o.out)) != SNN_OK) return cli_report("saving the model", st);
-        if ((st = write_checkpoint(r)) != SNN_OK) return cli_report("writing the checkpoint", st);
+        /* The checkpoint first: it refuses a non-finite model, which --out must not get either. */
+        if (save_checkpoint(r) != 0) return 1;
+        if ((st = snn_model_save(r->model, r->o.out)) != SNN_OK) {
+            cli_report("saving the model", st);
+            fprintf(stderr, "snncl train: stopping; the checkpoint %s holds this epoch; resume with --resume %s\n",
+                    r->ckpt_path, r->ckpt_path);
+            return 1;
+        }
         if (r->hist && draw_plot(r) != 0) return 1;
         if (r->o.max_steps > 0 && r->global_step >= r->o.max_steps && r->epoch < r->o.epochs) {
             printf("stopped after %d steps at the end of epoch %d; resume with --resume %s\n", r->o.max_steps,
@@ -535,10 +701,15 @@ static int train(train_run *r) {
     }
     printf("saved %s (checkpoint %s); peak device memory %.0f MB\n", r->o.out, r->ckpt_path, peak_mb(r));
     if (!have_eval && !r->o.no_eval) {
-        if ((st = cli_evaluate(r->model, r->test, r->o.eval_batch, r->o.seed, 0, r->o.lyap_eps, !r->o.quiet, &ev)) !=
-            SNN_OK)
+        if ((st = cli_evaluate(r->model, r->test, r->o.eval_batch, r->o.seed, 0, r->o.lyap_eps, !r->o.quiet,
+                               &stop_signal, &ev)) != SNN_OK)
             return cli_report("evaluating", st);
-        have_eval = 1;
+        have_eval = !ev.interrupted;
+    }
+    if (stop_signal) { /* arrived after the last step: everything is saved already */
+        fprintf(stderr, "snncl: interrupted by %s after the last epoch; %s and its checkpoint %s are saved\n",
+                stop_signal == SIGINT ? "SIGINT" : "SIGTERM", r->o.out, r->ckpt_path);
+        return 128 + (int)stop_signal;
     }
     if (have_eval) printf("test accuracy: %.4f\n", ev.accuracy);
     return 0;
@@ -606,7 +777,14 @@ int cmd_train(int argc, char **argv) {
                   "surrogate) and the Lyapunov regularizer:\n"
                   "  loss = cross_entropy + lyap_weight * (lambda - lyap_target)^2\n"
                   "Model and objective defaults are the seed's. Evaluates on the test split after\n"
-                  "every epoch; the last line is 'test accuracy: 0.xxxx'.",
+                  "every epoch; the last line is 'test accuracy: 0.xxxx'.\n"
+                  "Checkpoints are written atomically (temporary file, fsync, rename): a crash or\n"
+                  "a full disk never damages the previous one. SIGINT (Ctrl-C) or SIGTERM stops\n"
+                  "the run at the next step (or evaluation batch), writes a checkpoint there and\n"
+                  "exits with 130 or 143; --resume CKPT then ends with the same model, bit for bit,\n"
+                  "as an uninterrupted run. A second signal quits at once. A failed write or a loss\n"
+                  "or model that becomes inf or nan stops the run with exit status 1 and leaves\n"
+                  "the last checkpoint as it was.",
                   opts, r.nopts);
         return 0;
     }
@@ -635,6 +813,11 @@ int cmd_train(int argc, char **argv) {
         int stem = (dot && (!slash || dot > slash)) ? (int)(dot - o->out) : (int)strlen(o->out);
         snprintf(r.ckpt_path, sizeof r.ckpt_path, "%.*s.ckpt%s", stem, o->out, dot && stem < (int)strlen(o->out) ? dot : "");
     }
+    r.last_ckpt = o->resume;
+    remove_stale_temps(r.ckpt_path);
+    remove_stale_temps(o->out);
+    remove_stale_temps(o->plot);
+    catch_stop_signals();
     if ((status = cli_load_split("train", o->data, o->data_dir, 1, (size_t)o->limit, &r.train)) != 0) goto done;
     if (!o->no_eval && (status = cli_load_split("train", o->data, o->data_dir, 0, (size_t)o->test_limit, &r.test)) != 0)
         goto done;
@@ -652,6 +835,7 @@ int cmd_train(int argc, char **argv) {
     snn_model_get_config(r.model, &cfg);
     if ((status = cli_check_model_fits("train", &cfg, r.train)) != 0) goto done;
     if ((status = make_trainer(&r)) != 0) goto done;
+    if ((status = check_writable(r.ckpt_path)) != 0 || (status = check_writable(o->out)) != 0) goto done;
     print_config(&r);
     if ((status = start_plot(&r)) != 0) goto done;
     status = train(&r);

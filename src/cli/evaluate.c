@@ -7,7 +7,7 @@
 #include "progress.h"
 
 snn_status cli_evaluate(snn_model *model, const snn_dataset *ds, int batch, uint64_t seed, int lyapunov,
-                        float lyap_eps, int show_progress, cli_eval_result *out) {
+                        float lyap_eps, int show_progress, volatile sig_atomic_t *stop, cli_eval_result *out) {
     snn_model_config cfg;
     snn_status st = snn_model_get_config(model, &cfg);
     if (st != SNN_OK) return st;
@@ -31,7 +31,12 @@ snn_status cli_evaluate(snn_model *model, const snn_dataset *ds, int batch, uint
     size_t correct = 0;
     double lyap_sum = 0;
     const double t0 = cli_now();
+    out->interrupted = 0;
     for (size_t first = 0; first < n; first += (size_t)batch) {
+        if (stop && *stop) {
+            out->interrupted = 1;
+            break;
+        }
         const size_t b = n - first < (size_t)batch ? n - first : (size_t)batch;
         for (size_t i = 0; i < b; i++) idx[i] = (uint32_t)(first + i);
         if ((st = snn_dataset_gather(ds, idx, b, x, labels)) != SNN_OK) break;

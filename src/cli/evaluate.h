@@ -2,6 +2,8 @@
 #ifndef SNNCL_CLI_EVALUATE_H
 #define SNNCL_CLI_EVALUATE_H
 
+#include <signal.h>
+
 #include "snncl.h"
 
 typedef struct cli_eval_result {
@@ -9,10 +11,12 @@ typedef struct cli_eval_result {
     double accuracy;
     double lyapunov; /* mean estimate over all images, when requested */
     double seconds;
+    int interrupted; /* *stop became non-zero: the figures cover only part of ds */
 } cli_eval_result;
 
-/* Runs every image of ds in order, batch at a time. show_progress: draw a bar. */
+/* Runs every image of ds in order, batch at a time. show_progress: draw a bar. stop
+ * (NULL: none) is looked at between batches, so a signal handler can end the run early. */
 snn_status cli_evaluate(snn_model *model, const snn_dataset *ds, int batch, uint64_t seed, int lyapunov,
-                        float lyap_eps, int show_progress, cli_eval_result *out);
+                        float lyap_eps, int show_progress, volatile sig_atomic_t *stop, cli_eval_result *out);
 
 #endif
