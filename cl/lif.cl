@@ -75,7 +75,10 @@ __kernel void lif_forward_pool(__global const float *in, const uint in_off, cons
  * step the group sums ||delta||^2 over the sample's G*S neurons, stores it in
  * sq[sq_off + (t0+t)*B + b], and renormalizes delta to norm eps, as the seed does per layer.
  * Spikes: reference at spk[g*spk_gstride + t*M + m], perturbed T*M further.
- * record != 0 writes mem[t] and the unrenormalized delta there instead of spikes. */
+ * record != 0 writes mem[t] and the unrenormalized delta there instead of spikes.
+ * sparse != 0 (eval mode, shared affine) takes the input difference xp - x from
+ * conv3x3_diff instead: dx[g*dx_gstride + k] where k = dmap[t*M + m] >= 0, else 0
+ * (and 0 throughout image (t, b) unless its flag dmap[T*M + t*B + b] is set). */
 __kernel void lif_lyapunov(__global const float *in, const uint in_off, const uint gstride,
                            const uint tstride, const uint p_off, __global const float *scale,
                            __global const float *shift, const uint aff_tstride,
@@ -84,11 +87,13 @@ __kernel void lif_lyapunov(__global const float *in, const uint in_off, const ui
                            __global float *spk, const uint spk_gstride, const uint G,
                            const uint S, const uint B, const uint T, const uint t0,
                            __global float *sq, const uint sq_off, const uint record,
-                           __local float *scratch) {
+                           __global const int *dmap, __global const float *dx,
+                           const uint dx_gstride, const uint sparse, __local float *scratch) {
     const uint b = get_group_id(0), lid = get_local_id(0), wg = get_local_size(0);
     const uint M = B * S;
     /* Neurons (g, s) of sample b: loops over g and s separately (no division per neuron). */
     for (uint t = 0; t < T; t++) {
+        const int any = sparse && dmap[(size_t)T * M + (size_t)t * B + b];
         float acc = 0.0f;
         for (uint g = 0; g < G; g++) {
             const uint k = g + t * aff_tstride, kp = k + aff_pstride;
@@ -98,14 +103,21 @@ __kernel void lif_lyapunov(__global const float *in, const uint in_off, const ui
             const size_t out0 = (size_t)g * spk_gstride + (size_t)t * M + (size_t)b * S;
             for (uint s = lid; s < S; s += wg) {
                 const size_t state = base + s;
-                const float x = in[src0 + s], xp = in[src0 + s + p_off];
+                const float x = in[src0 + s];
+                float xd;
+                if (sparse) {
+                    const int j = any ? dmap[(size_t)t * M + (size_t)b * S + s] : -1;
+                    xd = j >= 0 ? dx[(size_t)g * dx_gstride + (uint)j] : 0.0f;
+                } else {
+                    xd = in[src0 + s + p_off] - x;
+                }
                 const float v = mem[state], d = delta[state];
                 const float reset = v > thr ? thr : 0.0f;
                 const float reset_p = v + d > thr ? thr : 0.0f;
                 const float v_new = beta * v + (a * x + c) - reset;
                 /* mem_p - mem without forming mem_p: with a shared affine (eval mode, or the
                  * first layer's shared input) the second term is exactly zero. */
-                const float d_new = beta * d + ap * (xp - x) + ((ap - a) * x + dc) - (reset_p - reset);
+                const float d_new = beta * d + ap * xd + ((ap - a) * x + dc) - (reset_p - reset);
                 mem[state] = v_new;
                 delta[state] = d_new;
                 spk[out0 + s] = record ? v_new : (v_new > thr ? 1.0f : 0.0f);
@@ -120,6 +132,92 @@ __kernel void lif_lyapunov(__global const float *in, const uint in_off, const ui
             for (uint s = lid; s < S; s += wg) delta[base + s] *= renorm;
         }
         if (lid == 0) sq[sq_off + (size_t)(t0 + t) * B + b] = total;
+    }
+}
+
+/* lif_lyapunov in eval mode (one affine for both trajectories, no record) fused with
+ * the 2x2 average pooling that follows it, like lif_forward_pool: neither trajectory's
+ * full-resolution spikes reach memory. H and W are even (every neuron lies in a
+ * window, so all of them count in the divergence). Pooled spikes of the reference
+ * trajectory go to out[g*out_gstride + t*B*Q + b*Q + q] (Q = H/2 * W/2), the perturbed
+ * ones T*B*Q further. The perturbed input is xp = in[... + p_off], or with sparse the
+ * difference dx as in lif_lyapunov. With marking, mark[(t*B + b)*Q + q] = 1 (zeroed
+ * before) where the two differ: the next layer's diff_mark without reading them back. */
+__kernel void lif_lyapunov_pool(__global const float *in, const uint in_off, const uint gstride,
+                                const uint tstride, const uint p_off, __global const float *scale,
+                                __global const float *shift, const float beta, const float thr,
+                                const float eps, __global float *mem, __global float *delta,
+                                __global float *out, const uint out_gstride, const uint G,
+                                const uint B, const uint H, const uint W, const uint T,
+                                const uint t0, __global float *sq, const uint sq_off,
+                                __global const int *dmap, __global const float *dx,
+                                const uint dx_gstride, const uint sparse, __global uint *mark,
+                                const uint marking, __local float *scratch) {
+    const uint b = get_group_id(0), lid = get_local_id(0), wg = get_local_size(0);
+    const uint S = H * W, M = B * S, Ho = H / 2, Wo = W / 2, Q = Ho * Wo;
+    /* The last step's renormalization, applied where delta is read (the same product
+     * as scaling it in place, one pass over the state less per step); each item only
+     * touches its own windows, so no barrier orders global memory between items. */
+    float r = 1.0f;
+    for (uint t = 0; t < T; t++) {
+        const int any = sparse && dmap[(size_t)T * M + (size_t)t * B + b];
+        float acc = 0.0f;
+        for (uint g = 0; g < G; g++) {
+            const float a = scale[g], c = shift[g];
+            const size_t base = (size_t)g * M + (size_t)b * S;
+            const size_t src0 = in_off + (size_t)g * gstride + (size_t)t * tstride + (size_t)b * S;
+            const size_t out0 = (size_t)g * out_gstride + ((size_t)t * B + b) * Q;
+            /* (yo, xo) of q stepped without a division per window */
+            uint yo = lid / Wo, xo = lid % Wo;
+            for (uint q = lid; q < Q; q += wg) {
+                const uint s0 = 2 * yo * W + 2 * xo;
+                const uint idx[4] = {s0, s0 + 1, s0 + W, s0 + W + 1};
+                for (xo += wg; xo >= Wo && yo < Ho; xo -= Wo) yo++;
+                float spikes = 0.0f, spikes_p = 0.0f;
+                for (int k = 0; k < 4; k++) {
+                    const uint s = idx[k];
+                    const size_t state = base + s;
+                    const float x = in[src0 + s];
+                    float xd;
+                    if (sparse) {
+                        const int j = any ? dmap[(size_t)t * M + (size_t)b * S + s] : -1;
+                        xd = j >= 0 ? dx[(size_t)g * dx_gstride + (uint)j] : 0.0f;
+                    } else {
+                        xd = in[src0 + s + p_off] - x;
+                    }
+                    const float v = mem[state];
+                    const float d = delta[state] * r;
+                    const float reset = v > thr ? thr : 0.0f;
+                    const float reset_p = v + d > thr ? thr : 0.0f;
+                    const float v_new = beta * v + (a * x + c) - reset;
+                    const float d_new = beta * d + a * xd - (reset_p - reset);
+                    mem[state] = v_new;
+                    delta[state] = d_new;
+                    spikes += v_new > thr ? 1.0f : 0.0f;
+                    spikes_p += v_new + d_new > thr ? 1.0f : 0.0f;
+                    acc += d_new * d_new;
+                }
+                out[out0 + q] = 0.25f * spikes;
+                out[out0 + (size_t)T * B * Q + q] = 0.25f * spikes_p;
+                /* only this work-item writes this pixel's flag (its q is the same in every group) */
+                if (marking && spikes != spikes_p) mark[((size_t)t * B + b) * Q + q] = 1u;
+            }
+        }
+        const float total = snn_group_sum(acc, scratch);
+        r = eps / sqrt(total + 1e-12f);
+        if (lid == 0) sq[sq_off + (size_t)(t0 + t) * B + b] = total;
+    }
+    for (uint g = 0; g < G; g++) {
+        const size_t base = (size_t)g * M + (size_t)b * S;
+        uint yo = lid / Wo, xo = lid % Wo;
+        for (uint q = lid; q < Q; q += wg) {
+            const size_t s0 = base + 2 * yo * W + 2 * xo;
+            for (xo += wg; xo >= Wo && yo < Ho; xo -= Wo) yo++;
+            delta[s0] *= r;
+            delta[s0 + 1] *= r;
+            delta[s0 + W] *= r;
+            delta[s0 + W + 1] *= r;
+        }
     }
 }
 

@@ -30,6 +30,14 @@ static void assert_close(const float *got, const double *want, size_t n, double 
                err, tol, at, (double)got[at], want[at]);
 }
 
+/* SNNCL_TEST_SMALL=1 (tools/oclgrind.sh, where a simulator runs kernels 1000x slower):
+ * smaller statistical samples and GEMMs. Every kernel and code path (odd sizes, vector
+ * tails, partial work-groups, sliced reductions) still runs. */
+static int small_mode(void) {
+    const char *s = getenv("SNNCL_TEST_SMALL");
+    return s && *s && strcmp(s, "0") != 0;
+}
+
 static size_t count_spikes(const float *s, size_t n) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
@@ -229,7 +237,7 @@ END_TEST
 
 START_TEST(test_encode_rate_statistics) {
     snn_context *ctx = test_context();
-    const size_t HW = 101, T = 400;
+    const size_t HW = 101, T = small_mode() ? 60 : 400;
     float *x = host_alloc(HW);
     for (size_t i = 0; i < HW; i++)
         x[i] = (float)(-0.5 + 0.02 * (double)i); /* -0.5 .. 1.5 */
@@ -388,7 +396,8 @@ static float *run_normal(snn_context *ctx, size_t B, size_t C, size_t HW, unsign
 
 START_TEST(test_normal_channel_major) {
     snn_context *ctx = test_context();
-    const size_t B = 5, C = 7, HW = 2861, n = B * C * HW, pad = 9; /* 100135 samples */
+    /* 100135 samples (2135 small); the moment checks scale with n */
+    const size_t B = 5, C = 7, HW = small_mode() ? 61 : 2861, n = B * C * HW, pad = 9;
     const uint64_t seed = 0xfeedface00c0ffeeull;
     const unsigned layer = 2;
     float *u = run_normal(ctx, B, C, HW, layer, 1.0f, seed, pad);
@@ -932,6 +941,270 @@ START_TEST(test_lif_lyapunov) {
 }
 END_TEST
 
+/* ------------------------------------------------------------- conv3x3_diff -- */
+
+/* A random pooled spike value (0, 1/4, .. 1): differences of two are exact. */
+static float spike_value(test_rng *r) { return 0.25f * (float)(test_rng_u32(r) % 5); }
+
+static const struct diff_case {
+    size_t C, N, H, W, Cout;
+    int dense; /* differences at most pixels */
+} diff_cases[] = {
+    {3, 4, 5, 7, 6, 0},
+    {5, 3, 1, 6, 4, 0}, /* one row: windows cut at the top and bottom */
+    {2, 2, 6, 1, 3, 0}, /* one column */
+    {4, 3, 4, 4, 5, 1},
+};
+
+START_TEST(test_conv3x3_diff) {
+    snn_context *ctx = test_context();
+    const struct diff_case *dc = &diff_cases[_i];
+    test_rng r;
+    test_rng_seed(&r, 91 + (uint64_t)_i);
+    const size_t C = dc->C, N = dc->N, H = dc->H, W = dc->W, Cout = dc->Cout, HW = H * W, NP = N * HW;
+    const size_t K = C * 9, cstride = 2 * N + 1, p_off = N; /* image 2N of each channel is a gap */
+    const size_t in_len = C * cstride * HW;
+    float *in = sentinel_array(in_len);
+    for (size_t c = 0; c < C; c++)
+        for (size_t i = 0; i < NP; i++) {
+            const size_t j = c * cstride * HW + i;
+            in[j] = in[j + p_off * HW] = spike_value(&r);
+        }
+    /* Differences: every corner of image 0, an edge of the last image, a few random. */
+    float *diff = host_alloc(C * NP);
+    const size_t last = (N - 1) * HW;
+    size_t at[] = {0, W - 1, (H - 1) * W, HW - 1, last + (H - 1) * W + W / 2, 0, 0, 0};
+    for (size_t k = 5; k < 8; k++) at[k] = test_rng_u32(&r) % NP;
+    for (size_t k = 0; k < (dc->dense ? NP : 8); k++) {
+        const size_t i = dc->dense ? k : at[k], c = test_rng_u32(&r) % C;
+        if (dc->dense && test_rng_u32(&r) % 3 == 0) continue;
+        float *xp = &in[c * cstride * HW + p_off * HW + i];
+        *xp = *xp == 1.0f ? 0.0f : *xp + 0.25f;
+    }
+    for (size_t c = 0; c < C; c++)
+        for (size_t i = 0; i < NP; i++) {
+            const size_t j = c * cstride * HW + i;
+            diff[c * NP + i] = in[j + p_off * HW] - in[j];
+        }
+    float *w = random_array(&r, Cout * K, -1.0f, 1.0f);
+    /* Reference: output pixels with a difference in their window, and conv(xp - x). */
+    int *marked = calloc(NP, sizeof(int));
+    double *want = host_alloc_d(Cout * NP);
+    size_t expect_slots = 0;
+    for (size_t i = 0; i < NP; i++) {
+        const size_t n = i / HW;
+        const int y = (int)(i % HW / W), x = (int)(i % W);
+        for (size_t c = 0; c < C; c++)
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++) {
+                    const int sy = y + ky - 1, sx = x + kx - 1;
+                    if (sy < 0 || sy >= (int)H || sx < 0 || sx >= (int)W) continue;
+                    const float d = diff[c * NP + n * HW + (size_t)sy * W + (size_t)sx];
+                    marked[i] |= d != 0.0f;
+                    for (size_t co = 0; co < Cout; co++)
+                        want[co * NP + i] += (double)w[co * K + c * 9 + (size_t)(ky * 3 + kx)] * d;
+                }
+        expect_slots += marked[i] != 0;
+    }
+    ck_assert_msg(dc->dense ? expect_slots > NP / 16 : expect_slots > 0 && expect_slots < NP,
+                  "case %d: %zu of %zu pixels marked", _i, expect_slots, NP);
+
+    cl_mem ind = dev_upload(ctx, in, in_len), wd = dev_upload(ctx, w, Cout * K);
+    snn_conv_diff d = {0};
+    /* The same sizes in every case, none growing: Oclgrind's uninitialized-value
+     * tracking misreads a buffer that reuses a smaller released one's slot. */
+    const size_t big = (size_t)1 << 16;
+    cl_mem *bufs[] = {&d.idx, &d.mark, &d.count, &d.list, &d.nnz, &d.ent, &d.val, &d.dx};
+    size_t *caps_of[] = {&d.idx_cap, &d.mark_cap, &d.count_cap, &d.list_cap, &d.nnz_cap, &d.ent_cap, &d.val_cap, &d.dx_cap};
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
+        ck_assert_snn_ok(snn_buffer_reserve(ctx, bufs[k], caps_of[k], big));
+    int dense = -1;
+    if (!dc->dense) {
+        /* Plenty of slots, then exactly enough (largest first: buffers that grow
+         * confuse Oclgrind's uninitialized-value tracking, tools/oclgrind.sh). */
+        const size_t caps[2] = {NP, expect_slots};
+        for (int k = 0; k < 2; k++) {
+            ck_assert_snn_ok(snn_op_conv3x3_diff(ctx, ind, C, cstride, p_off, N, H, W, wd, Cout, caps[k], 0, &d, &dense));
+            ck_assert_int_eq(dense, 0);
+            ck_assert_uint_eq(d.slots, expect_slots);
+            float *idxf = dev_download(ctx, d.idx, NP + N), *dx = dev_download(ctx, d.dx, Cout * d.slots);
+            int *idx = malloc((NP + N) * sizeof(int)), *seen = calloc(d.slots, sizeof(int));
+            memcpy(idx, idxf, (NP + N) * sizeof(int));
+            for (size_t n = 0; n < N; n++) {
+                int any = 0;
+                for (size_t i = n * HW; i < (n + 1) * HW; i++) any |= marked[i];
+                expect_msg(idx[NP + n] == any, "case %d: image %zu flagged %d, has slots %d", _i, n, idx[NP + n], any);
+            }
+            for (size_t i = 0; i < NP; i++) {
+                expect_msg((idx[i] >= 0) == (marked[i] != 0), "case %d: pixel %zu slot %d, marked %d", _i, i,
+                           idx[i], marked[i]);
+                if (idx[i] < 0) {
+                    for (size_t co = 0; co < Cout; co++)
+                        expect_msg(want[co * NP + i] == 0.0, "case %d: unmarked pixel %zu has a difference", _i, i);
+                    continue;
+                }
+                expect_msg((size_t)idx[i] < d.slots && !seen[idx[i]], "case %d: slot %d reused", _i, idx[i]);
+                seen[idx[i]] = 1;
+                for (size_t co = 0; co < Cout; co++) {
+                    const double g = dx[co * d.slots + (size_t)idx[i]], e = want[co * NP + i];
+                    expect_msg(fabs(g - e) <= 1e-5 * (fabs(e) + 1.0), "case %d: dx[%zu] pixel %zu: %.9g, expected %.9g",
+                               _i, co, i, g, e);
+                }
+            }
+            free(idxf);
+            free(dx);
+            free(idx);
+            free(seen);
+        }
+    } else {
+        /* The dense case at the forward's threshold. */
+        ck_assert_snn_ok(snn_op_conv3x3_diff(ctx, ind, C, cstride, p_off, N, H, W, wd, Cout, NP / 16, 0, &d, &dense));
+        ck_assert_int_eq(dense, 1);
+    }
+    /* One slot too few: dense, nothing computed. */
+    ck_assert_snn_ok(snn_op_conv3x3_diff(ctx, ind, C, cstride, p_off, N, H, W, wd, Cout, expect_slots - 1, 0, &d, &dense));
+    ck_assert_int_eq(dense, 1);
+    snn_conv_diff_release(&d);
+    snn_buffer_release(&ind);
+    snn_buffer_release(&wd);
+    free(in);
+    free(diff);
+    free(w);
+    free(marked);
+    free(want);
+}
+END_TEST
+
+/* lif_lyapunov with the perturbed input as a sparse difference, and fused with the
+ * 2x2 pooling (sparse and dense), against lif_lyapunov on the input pair and
+ * avgpool2x2: the same membranes and spikes bit for bit; delta and the divergence
+ * up to the order of the divergence's sum. */
+START_TEST(test_lif_lyapunov_sparse_pool) {
+    snn_context *ctx = test_context();
+    test_rng r;
+    test_rng_seed(&r, 95 + (uint64_t)_i);
+    const size_t G = 3, B = 3, H = _i ? 2 : 4, W = _i ? 2 : 6, S = H * W, M = B * S, T = 8, Q = S / 4;
+    const size_t tstride = M, gstride = 2 * T * M, p_off = T * M, in_len = G * gstride;
+    float *in = host_alloc(in_len);
+    /* Multiples of 1/64: xp - x is exact, so the sparse difference is the same number. */
+    for (size_t g = 0; g < G; g++)
+        for (size_t i = 0; i < T * M; i++) {
+            const float x = (float)((int)(test_rng_u32(&r) % 129) - 32) / 64.0f;
+            in[g * gstride + i] = x;
+            in[g * gstride + p_off + i] = test_rng_u32(&r) % 4 == 0 ? x + (float)((int)(test_rng_u32(&r) % 9) - 4) / 64.0f : x;
+        }
+    /* Slots: pixels where any group differs, plus one that does not (dx = 0). */
+    int *dmap = calloc(T * M + T * B, sizeof(int)); /* then a flag per image (t, b) */
+    size_t slots = 0;
+    for (size_t i = 0; i < T * M; i++) {
+        int any = i == 3;
+        for (size_t g = 0; g < G; g++) any |= in[g * gstride + p_off + i] != in[g * gstride + i];
+        dmap[i] = any ? (int)slots++ : -1;
+        dmap[T * M + i / S] |= any;
+    }
+    for (size_t n = 0; n < T * B; n += 4) dmap[T * M + n] = 1; /* flagged without a slot */
+    float *dx = host_alloc(G * slots);
+    for (size_t i = 0; i < T * M; i++)
+        for (size_t g = 0; dmap[i] >= 0 && g < G; g++)
+            dx[g * slots + (size_t)dmap[i]] = in[g * gstride + p_off + i] - in[g * gstride + i];
+    float *scale = random_array(&r, G, 0.5f, 1.5f), *shift = random_array(&r, G, -0.2f, 0.3f);
+    float *mem0 = random_array(&r, G * M, -0.5f, 1.5f), *delta0 = random_array(&r, G * M, -1e-2f, 1e-2f);
+    const size_t sq_len = T * B;
+
+    cl_mem ind = dev_upload(ctx, in, in_len), scd = dev_upload(ctx, scale, G), shd = dev_upload(ctx, shift, G);
+    cl_mem dmapd = dev_upload(ctx, (const float *)dmap, T * M + T * B), dxd = dev_upload(ctx, dx, G * slots);
+    snn_lif_args a = {0};
+    a.in = ind, a.gstride = gstride, a.tstride = tstride, a.p_off = p_off;
+    a.scale = scd, a.shift = shd, a.beta = 0.83f, a.thr = 0.9f, a.eps = 1e-2f;
+    a.G = G, a.S = S, a.B = B, a.T = T;
+    /* 0: dense unfused (the reference), 1: sparse unfused, 2: sparse pooled, 3: dense pooled */
+    float *mem[4], *delta[4], *sq[4], *spk[4], *mark[4] = {0};
+    const size_t NQ = T * B * Q;
+    const size_t spk_gs = 2 * T * M, pool_gs = 2 * T * B * Q + 3, pool_len = G * pool_gs;
+    for (int v = 0; v < 4; v++) {
+        cl_mem memd = dev_upload(ctx, mem0, G * M), deltad = dev_upload(ctx, delta0, G * M);
+        cl_mem sqd = dev_sentinel(ctx, sq_len), spkd = dev_sentinel(ctx, v < 2 ? G * spk_gs : pool_len);
+        snn_lif_args av = a;
+        av.mem = memd, av.delta = deltad, av.sq = sqd, av.spk = spkd;
+        av.spk_gstride = v < 2 ? spk_gs : pool_gs;
+        if (v == 1 || v == 2) av.dmap = dmapd, av.dx = dxd, av.dx_gstride = slots, av.p_off = 0;
+        float *zero = calloc(NQ, sizeof(float));
+        cl_mem markd = dev_upload(ctx, zero, NQ);
+        free(zero);
+        if (v >= 2) av.mark = markd;
+        if (v < 2)
+            ck_assert_snn_ok(snn_op_lif_lyapunov(ctx, &av));
+        else
+            ck_assert_snn_ok(snn_op_lif_lyapunov_pool(ctx, &av, H, W));
+        mem[v] = dev_download(ctx, memd, G * M);
+        delta[v] = dev_download(ctx, deltad, G * M);
+        sq[v] = dev_download(ctx, sqd, sq_len);
+        spk[v] = dev_download(ctx, spkd, v < 2 ? G * spk_gs : pool_len);
+        mark[v] = dev_download(ctx, markd, NQ);
+        snn_buffer_release(&markd);
+        snn_buffer_release(&memd);
+        snn_buffer_release(&deltad);
+        snn_buffer_release(&sqd);
+        snn_buffer_release(&spkd);
+    }
+    size_t flips = 0;
+    for (size_t i = 0; i < G * spk_gs; i++) flips += spk[0][i] != spk[0][i % spk_gs < T * M ? i + T * M : i - T * M];
+    expect_msg(flips > 0, "the trajectories' spikes never differ");
+    assert_bits_equal(mem[1], mem[0], G * M, "sparse lif_lyapunov membranes");
+    assert_bits_equal(delta[1], delta[0], G * M, "sparse lif_lyapunov delta");
+    assert_bits_equal(sq[1], sq[0], sq_len, "sparse lif_lyapunov sq");
+    assert_bits_equal(spk[1], spk[0], G * spk_gs, "sparse lif_lyapunov spikes");
+    /* The reference's spikes pooled: (G, 2, T, B, Q) with pool_gs between groups. */
+    float *want = sentinel_array(pool_len);
+    for (size_t g = 0; g < G; g++)
+        for (size_t n = 0; n < 2 * T * B; n++)
+            for (size_t q = 0; q < Q; q++) {
+                const float *s = spk[0] + g * spk_gs + n * S + 2 * (q / (W / 2)) * W + 2 * (q % (W / 2));
+                want[g * pool_gs + n * Q + q] = 0.25f * ((s[0] + s[1]) + (s[W] + s[W + 1]));
+            }
+    double *dref = host_alloc_d(G * M), *sref = host_alloc_d(sq_len);
+    for (size_t i = 0; i < G * M; i++) dref[i] = delta[0][i];
+    for (size_t i = 0; i < sq_len; i++) sref[i] = sq[0][i];
+    for (int v = 2; v < 4; v++) {
+        const char *what = v == 2 ? "lif_lyapunov_pool (sparse)" : "lif_lyapunov_pool (dense)";
+        assert_bits_equal(mem[v], mem[0], G * M, what);
+        assert_bits_equal(spk[v], want, pool_len, what); /* gaps included */
+        assert_close(delta[v], dref, G * M, 1e-2 / sqrt((double)(G * S)), 1e-5, what);
+        assert_close(sq[v], sref, sq_len, 1e-30, 1e-5, what);
+        size_t marked = 0;
+        for (size_t n = 0; n < NQ; n++) {
+            uint32_t want_mark = 0, got;
+            for (size_t g = 0; g < G; g++) want_mark |= want[g * pool_gs + n] != want[g * pool_gs + T * B * Q + n];
+            memcpy(&got, &mark[v][n], sizeof got);
+            expect_msg(got == want_mark, "%s: mark %zu is %u, expected %u", what, n, (unsigned)got, (unsigned)want_mark);
+            marked += want_mark;
+        }
+        expect_msg(marked > 0, "%s: no pooled pixel differs", what);
+    }
+    for (int v = 0; v < 2; v++) /* not written without a->mark */
+        for (size_t n = 0; n < NQ; n++) expect_msg(mark[v][n] == 0.0f, "mark %zu written by lif_lyapunov", n);
+    for (int v = 0; v < 4; v++) {
+        free(mem[v]);
+        free(delta[v]);
+        free(sq[v]);
+        free(spk[v]);
+        free(mark[v]);
+    }
+    free(want);
+    free(dref);
+    free(sref);
+    free(in);
+    free(dmap);
+    free(dx);
+    free(scale);
+    free(shift);
+    free(mem0);
+    free(delta0);
+    cl_mem *bufs[] = {&ind, &scd, &shd, &dmapd, &dxd};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) snn_buffer_release(bufs[i]);
+}
+END_TEST
+
 /* -------------------------------------------------------------- avgpool2x2 -- */
 
 START_TEST(test_avgpool2x2) {
@@ -1243,6 +1516,9 @@ static const snn_gemm_impl gemm_impls[] = {SNN_GEMM_CLBLAST, SNN_GEMM_NATIVE};
 /* Every case on both implementations (forced, whatever the device's default). */
 START_TEST(test_gemm) {
     snn_context *ctx = test_context();
+    /* SNNCL_GEMM=native (tools/oclgrind.sh) checks our kernels only, not CLBlast's. */
+    const char *only = getenv("SNNCL_GEMM");
+    if (only && strcmp(only, "native") == 0 && gemm_impls[_i] != SNN_GEMM_NATIVE) return;
     ck_assert_snn_ok(snn_gemm_set_impl(ctx, gemm_impls[_i]));
     test_rng r;
     test_rng_seed(&r, 111);
@@ -1278,7 +1554,11 @@ START_TEST(test_gemm) {
         {0, 0, 5, 40, 0, 1.0f, 0.5f, 0, 0, 3, 2, 0},
         {1, 1, 5, 40, 0, 1.0f, 0.0f, 0, 0, 3, 2, 0},
     };
-    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) free(check_gemm(ctx, &r, &big[i]));
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
+        /* small: a sliced (k = 9001), a partial-strip and the k = 0 cases remain */
+        if (small_mode() && big[i].m * big[i].n * big[i].k > 600000) continue;
+        free(check_gemm(ctx, &r, &big[i]));
+    }
     ck_assert_snn_ok(snn_gemm_set_impl(ctx, SNN_GEMM_AUTO));
 }
 END_TEST
@@ -1297,11 +1577,13 @@ START_TEST(test_gemm_deterministic) {
         {1, 0, 40, 70, 333, 1.1f, 0.0f, 0, 0, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gemm_case gc = cases[i];
+        if (small_mode() && gc.k == 333) gc.k = 70; /* still two reduction blocks */
         test_rng r1, r2;
         test_rng_seed(&r1, 5 + i);
         test_rng_seed(&r2, 5 + i);
-        float *c1 = check_gemm(ctx, &r1, &cases[i]), *c2 = check_gemm(ctx, &r2, &cases[i]);
-        assert_bits_equal(c2, c1, cases[i].m * cases[i].n, "gemm run to run");
+        float *c1 = check_gemm(ctx, &r1, &gc), *c2 = check_gemm(ctx, &r2, &gc);
+        assert_bits_equal(c2, c1, gc.m * gc.n, "gemm run to run");
         free(c1);
         free(c2);
     }
@@ -1320,6 +1602,15 @@ static TCase *tcase(Suite *s, const char *name) {
     return tc;
 }
 
+/* Test cases whose results go through snncl's GEMM (cl/gemm.cl) carry the tag "gemm":
+ * tools/oclgrind.sh leaves them out of its uninitialized-value pass (CK_EXCLUDE_TAGS),
+ * where Oclgrind 21.10 misreports the GEMM kernels and everything downstream of them. */
+static TCase *gemm_tcase(Suite *s, const char *name) {
+    TCase *tc = tcase(s, name);
+    tcase_set_tags(tc, "gemm");
+    return tc;
+}
+
 static Suite *kernels_suite(void) {
     Suite *s = suite_create("kernels");
     TCase *tc = tcase(s, "philox");
@@ -1335,7 +1626,7 @@ static Suite *kernels_suite(void) {
     tcase_add_test(tcase(s, "to_channel_major"), test_to_channel_major);
     tcase_add_test(tcase(s, "scale_to_channel_major"), test_scale_to_channel_major);
     tcase_add_test(tcase(s, "normal_channel_major"), test_normal_channel_major);
-    tcase_add_test(tcase(s, "conv3x3"), test_conv3x3);
+    tcase_add_test(gemm_tcase(s, "conv3x3"), test_conv3x3);
 
     tc = tcase(s, "lif_forward");
     tcase_add_test(tc, test_lif_forward);
@@ -1343,12 +1634,15 @@ static Suite *kernels_suite(void) {
 
     tcase_add_loop_test(tcase(s, "lif_lyapunov"), test_lif_lyapunov, 0,
                         (int)(sizeof lyap_cases / sizeof lyap_cases[0]));
+    tcase_add_loop_test(tcase(s, "conv3x3_diff"), test_conv3x3_diff, 0,
+                        (int)(sizeof diff_cases / sizeof diff_cases[0]));
+    tcase_add_loop_test(tcase(s, "lif_lyapunov_sparse_pool"), test_lif_lyapunov_sparse_pool, 0, 2);
     tcase_add_test(tcase(s, "avgpool2x2"), test_avgpool2x2);
     tcase_add_test(tcase(s, "spike_sum"), test_spike_sum);
     tcase_add_test(tcase(s, "flatten_rows"), test_flatten_rows);
-    tcase_add_test(tcase(s, "linear"), test_linear);
+    tcase_add_test(gemm_tcase(s, "linear"), test_linear);
     tcase_add_test(tcase(s, "lyapunov_finish"), test_lyapunov_finish);
-    tc = tcase(s, "gemm");
+    tc = gemm_tcase(s, "gemm");
     tcase_add_loop_test(tc, test_gemm, 0, (int)(sizeof gemm_impls / sizeof gemm_impls[0]));
     tcase_add_test(tc, test_gemm_deterministic);
     return s;

@@ -275,6 +275,99 @@ START_TEST(test_drawn_perturbation) {
 }
 END_TEST
 
+/* The eval forward's sparse perturbed convolutions and fused pooling of both
+ * trajectories, against the dense unfused path that training takes: the same logits
+ * (the reference trajectory does not change) and the estimate up to float rounding. */
+static void check_sparse_matches_dense(snn_model *m, const float *x, int B, const snn_forward_params *fp,
+                                       const char *what) {
+    snn_model_config cfg;
+    ck_assert_snn_ok(snn_model_get_config(m, &cfg));
+    const size_t n = (size_t)B * (size_t)cfg.num_classes;
+    float *la = malloc(n * sizeof(float)), *lb = malloc(n * sizeof(float));
+    float *pa = malloc((size_t)B * sizeof(float)), *pb = malloc((size_t)B * sizeof(float));
+    float a = 0, b = 0;
+    m->dense_perturbed = 0;
+    ck_assert_snn_ok(snn_model_forward(m, x, B, fp, la, &a, pa));
+    m->dense_perturbed = 1;
+    ck_assert_snn_ok(snn_model_forward(m, x, B, fp, lb, &b, pb));
+    m->dense_perturbed = 0;
+    ck_assert_msg(max_abs_err_f(la, lb, n, NULL) == 0.0, "%s: logits differ", what);
+    const double e = max_abs_err_f(pa, pb, (size_t)B, NULL);
+    ck_assert_msg(e <= 1e-5, "%s: estimates differ by %g (%g vs %g)", what, e, (double)a, (double)b);
+    printf("%-24s sparse vs dense: lyapunov %.7f vs %.7f (per sample up to %.1e apart)\n", what, (double)a,
+           (double)b, e);
+    free(la);
+    free(lb);
+    free(pa);
+    free(pb);
+}
+
+START_TEST(test_sparse_perturbed_fixtures) {
+    const char *names[] = {"simple_direct_lyap", "simple_none_rect_lyap", "simple_defaults_lyap", "simple_eps_lyap",
+                           "vgg_direct_lyap"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        parity_case c;
+        case_open(&c, names[k]);
+        snn_forward_params fp;
+        snn_forward_params_default(&fp);
+        fp.pre_encoded = c.pre_encoded;
+        fp.lyapunov = 1;
+        fp.lyap_eps = c.eps;
+        fp.perturb = (const float *const *)c.perturb;
+        check_sparse_matches_dense(c.model, c.input, c.batch, &fp, names[k]);
+        case_close(&c);
+    }
+}
+END_TEST
+
+/* A random model large enough that the sparse path runs (and few pixels differ). */
+START_TEST(test_sparse_perturbed_random) {
+    snn_model_config cfg;
+    ck_assert_snn_ok(snn_model_config_default(&cfg, "simple"));
+    cfg.height = cfg.width = 16;
+    cfg.in_channels = 3;
+    cfg.T = 12;
+    cfg.channels[0] = 8;
+    cfg.channels[1] = 12;
+    cfg.channels[2] = 16;
+    snn_model *m;
+    ck_assert_snn_ok(snn_model_create(&m, test_context(), &cfg, 5));
+    const int B = 5;
+    const size_t n = (size_t)B * 3 * 16 * 16;
+    float *x = malloc(n * sizeof(float));
+    test_rng r;
+    test_rng_seed(&r, 77);
+    test_fill_uniform(&r, x, n, 0.0f, 1.0f);
+    snn_forward_params fp;
+    snn_forward_params_default(&fp);
+    fp.lyapunov = 1;
+    fp.seed = 3;
+    check_sparse_matches_dense(m, x, B, &fp, "random simple");
+    ck_assert_msg(m->fwd.diff.idx != NULL, "the sparse path did not run");
+    m->max_chunk_steps = 5; /* chunks: the differences' maps are per chunk */
+    check_sparse_matches_dense(m, x, B, &fp, "random simple, chunks");
+    const snn_conv_diff *d = &m->fwd.diff;
+    const size_t slots0 = d->total_slots;
+    /* Some pixels differ: sparse differences computed. Whether a given eps flips a spike
+     * depends on the model's float details, so the test raises eps until one does
+     * (staying below the dense fallback). */
+    static const float some[] = {1e-2f, 2e-2f, 4e-2f, 8e-2f};
+    for (size_t i = 0; i < sizeof some / sizeof some[0] && d->total_slots == slots0; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "random simple, eps %g", (double)some[i]);
+        fp.lyap_eps = some[i];
+        check_sparse_matches_dense(m, x, B, &fp, what);
+    }
+    ck_assert_msg(d->total_slots > slots0, "eps up to 8e-2: no pixel differs");
+    const size_t dense1 = d->dense_calls;
+    fp.lyap_eps = 0.3f; /* many pixels differ: the dense fallback */
+    check_sparse_matches_dense(m, x, B, &fp, "random simple, eps 0.3");
+    ck_assert_msg(d->dense_calls > dense1, "eps 0.3: no dense fallback");
+    free(x);
+    snn_model_free(m);
+}
+END_TEST
+
 /* ------------------------------------------------------------ spike records -- */
 
 /* Recorded spikes of every LIF layer for one sample, in fresh arrays (T x neurons). */
@@ -502,6 +595,8 @@ int main(void) {
     tcase_add_test(tc2, test_direct_equals_pre_encoded_simple);
     tcase_add_test(tc2, test_rate_equals_pre_encoded_vgg);
     tcase_add_test(tc2, test_drawn_perturbation);
+    tcase_add_test(tc2, test_sparse_perturbed_fixtures);
+    tcase_add_test(tc2, test_sparse_perturbed_random);
     suite_add_tcase(s, tc2);
     TCase *tc3 = tcase_create("record");
     tcase_set_timeout(tc3, 600);

@@ -5,11 +5,17 @@
  * each LIF layer one kernel that loops over the steps. This is exact because a LIF
  * layer's state at step t depends only on its own past and its input at t. Membranes
  * (and the perturbation's deltas) persist between chunks, so the chunk size only
- * bounds memory. */
+ * bounds memory.
+ *
+ * With the Lyapunov estimate, the perturbed trajectory's convolutions are the
+ * reference's plus conv3x3 of the (rarely nonzero) difference of the two trajectories'
+ * input spikes, computed only where it is nonzero (snn_op_conv3x3_diff), and the LIF
+ * pass pools both trajectories itself; training keeps the dense path. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "model.h"
 
 void snn_forward_params_default(snn_forward_params *params) {
@@ -38,6 +44,19 @@ static snn_status plan_forward(const snn_model *m, size_t B, const snn_forward_p
     p->T = (size_t)cfg->T;
     p->P = lyapunov ? 2 : 1;
     p->L = (size_t)m->num_lifs;
+    const snn_device_info *dev = &m->ctx->info;
+    /* The sizes below are products that can wrap around for absurd batches; one time
+     * step of the widest layer must fit one allocation, which bounds them all. */
+    double widest_step = (double)cfg->in_channels * (double)cfg->height * (double)cfg->width;
+    for (int i = 0; i < m->num_convs; i++)
+        widest_step = fmax(widest_step, (double)m->conv[i].cout * (double)(m->conv[i].H * m->conv[i].W));
+    widest_step = fmax(widest_step, fmax((double)m->features, (double)SNN_VGG_HIDDEN));
+    widest_step *= (double)p->P * (double)B * sizeof(float);
+    if (widest_step > (double)dev->max_alloc_bytes)
+        return snn_fail(SNN_ERR_OUT_OF_MEMORY,
+                        "batch %zu is too large for this device: one time step needs a buffer of %.0f bytes "
+                        "(device limit %llu); use a smaller batch",
+                        B, widest_step, (unsigned long long)dev->max_alloc_bytes);
     p->act_step = (size_t)cfg->in_channels * B * (size_t)cfg->height * (size_t)cfg->width;
     for (int i = 0; i < m->num_convs; i++) {
         const snn_conv_layer *c = &m->conv[i];
@@ -54,7 +73,6 @@ static snn_status plan_forward(const snn_model *m, size_t B, const snn_forward_p
     }
     /* Chunk length: the three chunk buffers within a budget, each within one allocation
      * and within 32-bit element indices (the kernels' arguments). */
-    const snn_device_info *dev = &m->ctx->info;
     size_t budget = (size_t)(dev->global_mem_bytes / 4);
     if (budget > ((size_t)1 << 30)) budget = (size_t)1 << 30;
     size_t per_step = (2 * p->act_step + p->conv_step) * sizeof(float);
@@ -139,14 +157,19 @@ static void swap_buffers(snn_forward_buffers *f) {
     f->spk_cap = c;
 }
 
-/* One LIF layer over the chunk, with or without the perturbed trajectory. */
-static snn_status run_lif(snn_model *m, const forward_plan *p, snn_lif_args *a, int layer) {
+/* The layer's parameters and state in a. */
+static void run_lif_setup(snn_model *m, const forward_plan *p, snn_lif_args *a, int layer) {
     a->beta = snn_model_lif_beta(m, layer);
     a->thr = snn_model_lif_threshold(m, layer);
     a->mem = m->fwd.mem[layer];
     a->delta = m->fwd.delta[layer];
     a->sq = m->fwd.sq;
     a->sq_off = (size_t)layer * p->T * p->B;
+}
+
+/* One LIF layer over the chunk, with or without the perturbed trajectory. */
+static snn_status run_lif(snn_model *m, const forward_plan *p, snn_lif_args *a, int layer) {
+    run_lif_setup(m, p, a, layer);
     return p->P == 2 ? snn_op_lif_lyapunov(m->ctx, a) : snn_op_lif_forward(m->ctx, a);
 }
 
@@ -160,10 +183,11 @@ static snn_status tap_spikes(snn_model *m, const forward_plan *p, const snn_spik
     if (!h) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "spike record of LIF layer %d (%zu floats)", layer, n);
     const size_t origin[3] = {(size_t)tap->sample * S * fs, 0, 0}, host_origin[3] = {0, 0, 0};
     const size_t region[3] = {S * fs, Tn, G};
-    snn_status st = snn_cl_check(clEnqueueReadBufferRect(m->ctx->queue, spk, CL_TRUE, origin, host_origin, region,
-                                                         p->B * S * fs, gstride * fs, S * fs, Tn * S * fs, h, 0,
-                                                         NULL, NULL),
-                                 "clEnqueueReadBufferRect (spike record)");
+    cl_int err = snn_fault_hit(SNN_FAULT_READ);
+    if (err == CL_SUCCESS)
+        err = clEnqueueReadBufferRect(m->ctx->queue, spk, CL_TRUE, origin, host_origin, region, p->B * S * fs,
+                                      gstride * fs, S * fs, Tn * S * fs, h, 0, NULL, NULL);
+    snn_status st = snn_cl_check(err, "clEnqueueReadBufferRect (spike record)");
     if (st == SNN_OK) {
         uint8_t *out = tap->out[layer];
         const size_t N = G * S;
@@ -190,6 +214,7 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
     else if (enc == SNN_ENCODING_NONE)
         SNN_TRY(snn_op_to_channel_major(ctx, f->input, f->act, B, p->T, t0, Tn, C0, HW0));
 
+    int premarked = 0; /* the last LIF pass flagged the next convolution's differing inputs */
     for (int i = 0; i < m->num_convs; i++) {
         const snn_conv_layer *c = &m->conv[i];
         const size_t HW = c->H * c->W, pin = i == 0 ? 1 : P;
@@ -199,12 +224,30 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
             a.gstride = B * HW;
             a.tstride = 0;
         } else {
-            SNN_TRY(snn_op_conv3x3(ctx, f->act, c->cin, pin * Tn * B, c->H, c->W, c->weight->dev, c->cout,
-                                   f->conv, &f->ws));
+            const size_t NB = Tn * B;
+            int dense = 1;
+            /* The perturbed trajectory's input spikes rarely differ from the reference's:
+             * its convolution is the reference's plus a sparse difference, unless more
+             * than 1/16 of the pixels need one (then the GEMM over both is cheaper). */
+            if (pin == 2 && !m->dense_perturbed) {
+                /* ent and val (slots x 9*cin each) within the workspace's limit */
+                size_t slots = NB * HW / 16, fit = f->ws.limit / (c->cin * 9 * 2 * sizeof(float));
+                SNN_TRY(snn_op_conv3x3_diff(ctx, f->act, c->cin, 2 * NB, NB, NB, c->H, c->W, c->weight->dev,
+                                            c->cout, slots < fit ? slots : fit, premarked, &f->diff, &dense));
+            }
+            premarked = 0;
+            const size_t nconv = dense ? pin : 1;
+            SNN_TRY(snn_op_conv3x3_strided(ctx, f->act, c->cin, pin * NB, nconv * NB, c->H, c->W,
+                                           c->weight->dev, c->cout, f->conv, &f->ws));
             a.in = f->conv;
-            a.gstride = pin * Tn * B * HW;
+            a.gstride = nconv * NB * HW;
             a.tstride = B * HW;
-            a.p_off = pin == 2 ? Tn * B * HW : 0;
+            a.p_off = nconv == 2 ? NB * HW : 0;
+            if (!dense) {
+                a.dmap = f->diff.idx;
+                a.dx = f->diff.dx;
+                a.dx_gstride = f->diff.slots;
+            }
         }
         a.scale = c->scale;
         a.shift = c->shift;
@@ -224,6 +267,20 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
             a.spk = f->act;
             a.spk_gstride = Tn * B * (c->H / 2) * (c->W / 2);
             SNN_TRY(snn_op_lif_forward_pool(ctx, &a, c->H, c->W));
+            continue;
+        }
+        if (c->pool && P == 2 && !tap && !m->dense_perturbed && c->H % 2 == 0 && c->W % 2 == 0) {
+            /* Both trajectories pooled in the LIF pass (odd sizes leave neurons outside
+             * every window, which still count in the divergence: unfused below). */
+            run_lif_setup(m, p, &a, i);
+            a.spk = f->act;
+            a.spk_gstride = 2 * Tn * B * (c->H / 2) * (c->W / 2);
+            if (i + 1 < m->num_convs) {
+                /* the next convolution's differing input pixels, flagged here */
+                SNN_TRY(snn_conv_diff_marks(ctx, &f->diff, Tn * B * (c->H / 2) * (c->W / 2), &a.mark));
+                premarked = 1;
+            }
+            SNN_TRY(snn_op_lif_lyapunov_pool(ctx, &a, c->H, c->W));
             continue;
         }
         SNN_TRY(run_lif(m, p, &a, i));
@@ -270,21 +327,24 @@ snn_status snn_model_forward(snn_model *m, const float *input, int batch, const 
 
 snn_status snn_model_forward_run(snn_model *m, const float *input, int batch, const snn_forward_params *params,
                                  float *logits, float *lyap_mean, float *lyap_per_sample, const snn_spike_tap *tap) {
-    if (!m || !input || !logits)
-        return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_forward: model, input and logits are required");
-    if (batch < 1) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_forward: batch must be >= 1, got %d", batch);
+    /* Messages name the public function the caller called. */
+    const char *fn = tap ? "snn_model_record_spikes" : "snn_model_forward";
+    if (!m) return snn_fail(SNN_ERR_INVALID_ARG, "%s: model is NULL", fn);
+    SNN_REQUIRE_ARG(fn, input);
+    SNN_REQUIRE_ARG(fn, logits);
+    if (batch < 1) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch must be >= 1, got %d", fn, batch);
     snn_forward_params defaults;
     if (!params) {
         snn_forward_params_default(&defaults);
         params = &defaults;
     }
     if (params->lyapunov && !(params->lyap_eps > 0.0f && isfinite(params->lyap_eps)))
-        return snn_fail(SNN_ERR_INVALID_ARG, "lyap_eps must be a positive finite number, got %g",
+        return snn_fail(SNN_ERR_INVALID_ARG, "%s: params->lyap_eps must be a positive finite number, got %g", fn,
                         (double)params->lyap_eps);
     if (params->perturb)
         for (int l = 0; l < m->num_lifs; l++)
             if (!params->perturb[l])
-                return snn_fail(SNN_ERR_INVALID_ARG, "perturbation for LIF layer %d is NULL", l);
+                return snn_fail(SNN_ERR_INVALID_ARG, "%s: params->perturb[%d] (LIF layer %d) is NULL", fn, l, l);
 
     SNN_TRY(snn_model_sync_host(m));
     const snn_model_config *cfg = &m->cfg;

@@ -44,6 +44,7 @@ typedef struct snn_forward_buffers {
     cl_mem mem[SNN_MAX_LIFS], delta[SNN_MAX_LIFS];
     size_t mem_cap[SNN_MAX_LIFS], delta_cap[SNN_MAX_LIFS];
     snn_workspace ws;
+    snn_conv_diff diff; /* the estimate's sparse perturbed convolutions */
 } snn_forward_buffers;
 
 struct snn_model {
@@ -62,6 +63,8 @@ struct snn_model {
     cl_mem ones, zeros;       /* identity affine for the dense LIF */
     snn_forward_buffers fwd;
     size_t max_chunk_steps;   /* 0: chosen from device memory; tests force small chunks */
+    int dense_perturbed;      /* estimate: perturbed trajectory convolved and pooled on its own, as
+                               * training does (tests compare the sparse, fused eval path) */
     int device_newer;         /* a trainer changed the device copies; host tables are stale */
 };
 
@@ -71,6 +74,9 @@ snn_status snn_model_build(snn_model **out, snn_context *ctx, const snn_model_co
 snn_status snn_model_upload(snn_model *model);
 /* Validates a config (shared by create and load). */
 snn_status snn_model_config_check(const snn_model_config *cfg);
+/* The config of a model file: its metadata, with channels and class count read off
+ * the tensors (no device needed; snn_model_config_check() is left to the caller). */
+snn_status snn_model_config_from_safetensors(const snn_safetensors *st, snn_model_config *cfg);
 snn_param *snn_model_param(snn_model *model, const char *name);
 /* After training: copies device parameters back to the host tables and refolds BatchNorm. */
 snn_status snn_model_sync_host(snn_model *model);

@@ -5,7 +5,7 @@ snn_status snn_op_bn_stats(snn_context *ctx, cl_mem z, size_t C, size_t R, size_
                            cl_mem beta, cl_mem mean, cl_mem rstd, cl_mem var_unbiased, cl_mem scale,
                            cl_mem shift) {
     size_t wg;
-    SNN_TRY(snn_kernel_wg(ctx, "bn_stats", 256, &wg));
+    SNN_TRY(snn_group_wg(ctx, "bn_stats", 256, &wg));
     size_t global[1] = {C * R * wg}, local[1] = {wg};
     return snn_launch(ctx, "bn_stats", 1, global, local,
                       SNN_ARGS(SNN_ARG_MEM(z), SNN_ARG_UINT(C), SNN_ARG_UINT(R), SNN_ARG_UINT(M),
@@ -28,7 +28,7 @@ snn_status snn_op_bn_backward(snn_context *ctx, cl_mem g, cl_mem z, cl_mem mean,
                               cl_mem gamma, size_t C, size_t P, size_t T, size_t Pz, size_t Tz,
                               size_t M, cl_mem partial, cl_mem dgamma, cl_mem dbeta) {
     size_t wg;
-    SNN_TRY(snn_kernel_wg(ctx, "bn_backward", 256, &wg));
+    SNN_TRY(snn_group_wg(ctx, "bn_backward", 256, &wg));
     size_t global[1] = {C * P * T * wg}, local[1] = {wg};
     SNN_TRY(snn_launch(ctx, "bn_backward", 1, global, local,
                        SNN_ARGS(SNN_ARG_MEM(g), SNN_ARG_MEM(z), SNN_ARG_MEM(mean), SNN_ARG_MEM(rstd),

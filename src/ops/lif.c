@@ -27,8 +27,11 @@ snn_status snn_op_lif_forward_pool(snn_context *ctx, const snn_lif_args *a, size
 
 snn_status snn_op_lif_lyapunov(snn_context *ctx, const snn_lif_args *a) {
     size_t wg;
-    SNN_TRY(snn_kernel_wg(ctx, "lif_lyapunov", 256, &wg));
+    SNN_TRY(snn_group_wg(ctx, "lif_lyapunov", 256, &wg));
     size_t global[1] = {a->B * wg}, local[1] = {wg};
+    const int sparse = a->dmap != NULL;
+    /* dense: any buffer stands in for the unread dmap and dx */
+    cl_mem dmap = sparse ? a->dmap : a->in, dx = sparse ? a->dx : a->in;
     return snn_launch(ctx, "lif_lyapunov", 1, global, local,
                       SNN_ARGS(SNN_ARG_MEM(a->in), SNN_ARG_UINT(a->in_off), SNN_ARG_UINT(a->gstride),
                                SNN_ARG_UINT(a->tstride), SNN_ARG_UINT(a->p_off), SNN_ARG_MEM(a->scale),
@@ -38,7 +41,30 @@ snn_status snn_op_lif_lyapunov(snn_context *ctx, const snn_lif_args *a) {
                                SNN_ARG_MEM(a->spk), SNN_ARG_UINT(a->spk_gstride), SNN_ARG_UINT(a->G),
                                SNN_ARG_UINT(a->S), SNN_ARG_UINT(a->B), SNN_ARG_UINT(a->T),
                                SNN_ARG_UINT(a->t0), SNN_ARG_MEM(a->sq), SNN_ARG_UINT(a->sq_off),
-                               SNN_ARG_UINT(a->record != 0), SNN_ARG_LOCAL(wg * sizeof(float))));
+                               SNN_ARG_UINT(a->record != 0),
+                               SNN_ARG_MEM(dmap), SNN_ARG_MEM(dx),
+                               SNN_ARG_UINT(a->dx_gstride), SNN_ARG_UINT(sparse),
+                               SNN_ARG_LOCAL(wg * sizeof(float))));
+}
+
+snn_status snn_op_lif_lyapunov_pool(snn_context *ctx, const snn_lif_args *a, size_t H, size_t W) {
+    size_t wg;
+    SNN_TRY(snn_group_wg(ctx, "lif_lyapunov_pool", 256, &wg));
+    size_t global[1] = {a->B * wg}, local[1] = {wg};
+    const int sparse = a->dmap != NULL;
+    cl_mem dmap = sparse ? a->dmap : a->in, dx = sparse ? a->dx : a->in; /* unread when dense */
+    cl_mem mark = a->mark ? a->mark : a->in;                                /* unwritten without */
+    return snn_launch(ctx, "lif_lyapunov_pool", 1, global, local,
+                      SNN_ARGS(SNN_ARG_MEM(a->in), SNN_ARG_UINT(a->in_off), SNN_ARG_UINT(a->gstride),
+                               SNN_ARG_UINT(a->tstride), SNN_ARG_UINT(a->p_off), SNN_ARG_MEM(a->scale),
+                               SNN_ARG_MEM(a->shift), SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr),
+                               SNN_ARG_FLOAT(a->eps), SNN_ARG_MEM(a->mem), SNN_ARG_MEM(a->delta),
+                               SNN_ARG_MEM(a->spk), SNN_ARG_UINT(a->spk_gstride), SNN_ARG_UINT(a->G),
+                               SNN_ARG_UINT(a->B), SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(a->T),
+                               SNN_ARG_UINT(a->t0), SNN_ARG_MEM(a->sq), SNN_ARG_UINT(a->sq_off),
+                               SNN_ARG_MEM(dmap), SNN_ARG_MEM(dx), SNN_ARG_UINT(a->dx_gstride),
+                               SNN_ARG_UINT(sparse), SNN_ARG_MEM(mark), SNN_ARG_UINT(a->mark != NULL),
+                               SNN_ARG_LOCAL(wg * sizeof(float))));
 }
 
 snn_status snn_op_lif_backward(snn_context *ctx, const snn_lif_backward_args *a) {
@@ -52,7 +78,7 @@ snn_status snn_op_lif_backward(snn_context *ctx, const snn_lif_backward_args *a)
 
 snn_status snn_op_lif_lyapunov_backward(snn_context *ctx, const snn_lif_backward_args *a) {
     size_t wg;
-    SNN_TRY(snn_kernel_wg(ctx, "lif_lyapunov_backward", 256, &wg));
+    SNN_TRY(snn_group_wg(ctx, "lif_lyapunov_backward", 256, &wg));
     size_t global[1] = {a->B * wg}, local[1] = {wg};
     return snn_launch(ctx, "lif_lyapunov_backward", 1, global, local,
                       SNN_ARGS(SNN_ARG_MEM(a->buf), SNN_ARG_MEM(a->gup), SNN_ARG_MEM(a->carry),

@@ -47,6 +47,34 @@ snn_status snn_op_conv3x3_backward(snn_context *ctx, cl_mem in, size_t C, size_t
                                    size_t W, cl_mem weight, size_t Cout, cl_mem dout, cl_mem dweight,
                                    cl_mem din, snn_workspace *ws, snn_workspace *ws2);
 
+/* conv3x3 of both trajectories of the Lyapunov estimate as the reference's plus a
+ * sparse difference (cl/im2col.cl): the convolution is linear and the trajectories'
+ * input spikes rarely differ. Buffers grow on demand and persist between calls. */
+typedef struct snn_conv_diff {
+    cl_mem idx, mark, count, list, nnz; /* per pixel (idx: then a flag per image); the slot counter; per slot */
+    cl_mem ent, val, dx;                /* the slots' nonzero input differences; their output */
+    size_t idx_cap, mark_cap, count_cap, list_cap, nnz_cap, ent_cap, val_cap, dx_cap;
+    size_t slots;                       /* slots of the last call: dx is (Cout, slots) */
+    size_t total_slots, dense_calls;    /* over all calls: what tests and profiling look at */
+} snn_conv_diff;
+
+void snn_conv_diff_release(snn_conv_diff *d);
+/* in (C, ..., N, H, W), channels cstride images apart, reference images first and
+ * the perturbed ones p_off images further. Marks the output pixels whose 3x3 window
+ * holds a differing input pixel; up to max_slots of them, d->dx[co*slots + k] gets
+ * conv3x3(xp - x) at the pixel of slot k and d->idx (N*H*W ints) maps pixels to
+ * slots (-1: no difference), followed by N ints flagging the images with a slot. More than max_slots (or none allowed): *dense = 1
+ * and nothing else is computed. Reads one counter back (waits for the queue).
+ * premarked: d->mark already flags the differing input pixels (snn_conv_diff_marks). */
+snn_status snn_op_conv3x3_diff(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t p_off, size_t N,
+                               size_t H, size_t W, cl_mem weight, size_t Cout, size_t max_slots,
+                               int premarked, snn_conv_diff *d, int *dense);
+/* d->mark for NP input pixels, zeroed, for a producer of the input to flag (*mark). */
+snn_status snn_conv_diff_marks(snn_context *ctx, snn_conv_diff *d, size_t NP, cl_mem *mark);
+/* snn_op_conv3x3 on N images of in whose channels lie cstride images apart. */
+snn_status snn_op_conv3x3_strided(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t N, size_t H,
+                                  size_t W, cl_mem weight, size_t Cout, cl_mem out, snn_workspace *ws);
+
 /* ---- LIF (cl/lif.cl, src/ops/lif.c) ---- */
 typedef struct snn_lif_args {
     cl_mem in;            /* conv/linear output */
@@ -68,6 +96,11 @@ typedef struct snn_lif_args {
     size_t sq_off;
     float eps;
     int record;           /* write membranes (and raw deltas) instead of spikes, for backward */
+    /* lif_lyapunov in eval mode: the perturbed input as the sparse difference of
+     * snn_op_conv3x3_diff (dmap its idx, dx its (G, dx_gstride) outputs); NULL: p_off */
+    cl_mem dmap, dx;
+    size_t dx_gstride;
+    cl_mem mark;          /* lif_lyapunov_pool: flags pooled pixels whose spikes differ; NULL: none */
 } snn_lif_args;
 
 snn_status snn_op_lif_forward(snn_context *ctx, const snn_lif_args *a);
@@ -75,6 +108,12 @@ snn_status snn_op_lif_lyapunov(snn_context *ctx, const snn_lif_args *a);
 /* lif_forward then 2x2 average pooling of the spikes, in one pass: a->spk receives the
  * pooled spikes (G, T, B, H/2, W/2) with a->spk_gstride between groups; a->S = H*W. */
 snn_status snn_op_lif_forward_pool(snn_context *ctx, const snn_lif_args *a, size_t H, size_t W);
+/* lif_lyapunov in eval mode (zero affine strides, no record) then 2x2 average pooling
+ * of both trajectories' spikes, in one pass; H and W even. a->spk receives the pooled
+ * spikes (G, 2, T, B, H/2, W/2) with a->spk_gstride between groups; a->S = H*W.
+ * With a->mark, sets mark[(t*B + b)*H/2*W/2 + q] = 1 where the trajectories' pooled
+ * spikes differ (in any group), as conv3x3_diff's first pass would. */
+snn_status snn_op_lif_lyapunov_pool(snn_context *ctx, const snn_lif_args *a, size_t H, size_t W);
 
 /* Backward through time of a LIF layer (cl/lif.cl). buf (G, P, T, B*S): recorded
  * membranes (and raw deltas, P = 2) in, d loss / d current out. gup: gradient of the
