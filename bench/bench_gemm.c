@@ -13,6 +13,7 @@
 
 #include "context.h"
 #include "gemm.h"
+#include "tune.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -30,49 +31,8 @@ static int fail(const char *what, snn_status st) {
     return 1;
 }
 
-typedef struct shape {
-    char name[32];
-    int ta, tb;
-    size_t m, n, k;
-    float beta;
-} shape;
-
-/* Columns per GEMM as src/ops/conv.c chunks them: whole images, im2col within 64 MiB. */
-static size_t conv_cols(size_t K, size_t HW, size_t cap) {
-    size_t images = ((size_t)64 << 20) / (K * HW * sizeof(float));
-    if (images < 1) images = 1;
-    size_t cols = images * HW;
-    return cols < cap ? cols : cap / HW * HW;
-}
-
-static size_t make_shapes(shape *s, size_t cap) {
-    /* simple model: 3 -> 64 at 32x32, 64 -> 128 at 16x16, 128 -> 256 at 8x8 */
-    static const size_t cin[3] = {3, 64, 128}, cout[3] = {64, 128, 256}, hw[3] = {1024, 256, 64};
-    size_t n = 0;
-    for (int l = 0; l < 3; l++) {
-        const size_t K = 9 * cin[l], P = conv_cols(K, hw[l], cap);
-        s[n++] = (shape){"", 0, 0, cout[l], P, K, 0.0f};
-        snprintf(s[n - 1].name, sizeof s[n - 1].name, "conv%d-forward", l + 1);
-    }
-    for (int l = 0; l < 3; l++) {
-        const size_t K = 9 * cin[l], P = conv_cols(K, hw[l], cap);
-        s[n++] = (shape){"", 0, 1, cout[l], K, P, 1.0f};
-        snprintf(s[n - 1].name, sizeof s[n - 1].name, "conv%d-wgrad", l + 1);
-    }
-    for (int l = 1; l < 3; l++) {
-        const size_t K = 9 * cin[l], P = conv_cols(K, hw[l], cap);
-        s[n++] = (shape){"", 1, 0, K, P, cout[l], 0.0f};
-        snprintf(s[n - 1].name, sizeof s[n - 1].name, "conv%d-igrad", l + 1);
-    }
-    /* readout of 256*4*4 features: forward, weight and input gradients, B = 32 */
-    s[n++] = (shape){"linear-forward", 0, 1, 32, 10, 4096, 1.0f};
-    s[n++] = (shape){"linear-wgrad", 1, 0, 10, 4096, 32, 0.0f};
-    s[n++] = (shape){"linear-igrad", 0, 0, 32, 4096, 10, 0.0f};
-    return n;
-}
-
 /* Median and best seconds of one snn_gemm on the shape's buffers. */
-static snn_status time_gemm(snn_context *ctx, const shape *s, cl_mem a, cl_mem b, cl_mem c, int warmup,
+static snn_status time_gemm(snn_context *ctx, const snn_gemm_shape *s, cl_mem a, cl_mem b, cl_mem c, int warmup,
                             int runs, double *median, double *best) {
     const size_t lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
     double *t = malloc((size_t)runs * sizeof *t);
@@ -138,10 +98,10 @@ int main(int argc, char **argv) {
     for (int i = first; i <= last; i++) printf("  %16s", snn_gemm_impl_name(impls[i]));
     printf("%s\n", first == 0 && last == 1 ? "  native/clblast  max diff" : "");
 
-    shape shapes[16];
-    const size_t count = make_shapes(shapes, (size_t)cap);
+    snn_gemm_shape shapes[SNN_GEMM_MAX_SHAPES];
+    const size_t count = snn_gemm_model_shapes(shapes, (size_t)cap);
     for (size_t si = 0; si < count; si++) {
-        const shape *s = &shapes[si];
+        const snn_gemm_shape *s = &shapes[si];
         if (only && !strstr(s->name, only)) continue;
         const size_t na = s->m * s->k, nb = s->k * s->n, nc = s->m * s->n;
         float *h = malloc((na > nb ? (na > nc ? na : nc) : (nb > nc ? nb : nc)) * sizeof(float));

@@ -690,6 +690,27 @@ class BadInputTests(CliTestCase):
             self.assertEqual(f.read(), b"precious")
 
 
+# ------------------------------------------------------------------ device faults --
+
+class DeviceFaultTests(CliTestCase):
+    """SNNCL_FAULT makes one device allocation, enqueue or read fail as a full or lost
+    device would (src/core/fault.h): the command exits 1 naming the OpenCL error, never
+    crashes, and writes no output."""
+
+    def test_device_faults_fail_cleanly(self):
+        out = self.path("out.safetensors")
+        for fault, needle in (("alloc:0", "CL_MEM_OBJECT_ALLOCATION_FAILURE"),
+                              ("alloc:7", "CL_MEM_OBJECT_ALLOCATION_FAILURE"),
+                              ("launch:3", "CL_DEVICE_NOT_AVAILABLE"),
+                              ("launch:20:CL_OUT_OF_RESOURCES", "CL_OUT_OF_RESOURCES"),
+                              ("read:0", "CL_DEVICE_NOT_AVAILABLE")):
+            self.assert_exit(self.base_args(out) + ["--lyapunov"], 1, needle, env={"SNNCL_FAULT": fault})
+            self.assert_no_output(out)
+
+    def test_malformed_fault_is_refused(self):
+        self.assert_exit(self.base_args(), 1, "SNNCL_FAULT", "disk:1", env={"SNNCL_FAULT": "disk:1"})
+
+
 # ------------------------------------------------------------------ rate encoding --
 
 class RateEncodingTests(CliTestCase):
@@ -970,6 +991,42 @@ class BenchTests(CliTestCase):
         self.assert_exit(["bench", "--model", "resnet", "--runs", "1"], 2, "bad workload")
         self.assert_exit(["bench", "--batch", "1"], 2, "--batch")
         self.assert_exit(["bench", "--device", "0", "--all-devices"], 2, "exclude")
+
+
+class TuneTests(CliTestCase):
+    """snncl tune: measure, store, show and reset the device's GEMM choice, in a cache
+    directory of this test only."""
+
+    def test_tune_store_show_reset(self):
+        env = {"SNNCL_CACHE_DIR": self.path("cache"), "SNNCL_GEMM": None, "SNNCL_TUNING": None}
+        out, _ = self.run_ok(["tune", "--show"], env=env)
+        self.assertIn("not tuned", out)
+        out, _ = self.run_ok(["tune", "--candidates", "0", "--runs", "1", "--cols", "256"], env=env)
+        self.assertIn("native (cl/gemm.cl)", out)
+        self.assertIn("CLBlast, its own parameters", out)
+        chosen = [l.split("chosen: ")[1].split()[0] for l in out.splitlines() if "chosen: " in l]
+        self.assertIn(chosen[0], ("native", "clblast"))
+        stored = [l.split("stored in ")[1].strip() for l in out.splitlines() if "stored in " in l]
+        self.assertEqual(len(stored), 1)
+        with open(stored[0]) as f:
+            saved = json.load(f)
+        self.assertEqual(saved["gemm"], chosen[0])
+        self.assertGreater(saved["native_ms"], 0)
+        out, _ = self.run_ok(["tune", "--show"], env=env)
+        self.assertIn("gemm: " + chosen[0], out)
+        out, _ = self.run_ok(["tune", "--reset"], env=env)
+        self.assertIn("removed", out)
+        self.assertFalse(os.path.exists(stored[0]))
+        out, _ = self.run_ok(["tune", "--candidates", "0", "--runs", "1", "--cols", "256", "--dry-run"], env=env)
+        self.assertIn("not stored", out)
+        self.assertFalse(os.path.exists(stored[0]))
+
+    def test_tune_bad_arguments(self):
+        self.assert_exit(["tune", "--runs", "0"], 2, "--runs")
+        self.assert_exit(["tune", "--candidates", "-1"], 2, "--candidates")
+        self.assert_exit(["tune", "--show", "--reset"], 2, "at most one")
+        self.assert_exit(["tune", "--device", "0", "--all-devices"], 2, "--all-devices")
+        self.assert_exit(["tune", "--device", "no such device"], 1, "no OpenCL device matches")
 
 
 # ---------------------------------------------------------------- pictures --

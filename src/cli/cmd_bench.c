@@ -6,6 +6,8 @@
 
 #include "args.h"
 #include "commands.h"
+#include "context.h"
+#include "gemm.h"
 #include "progress.h"
 #include "snncl.h"
 
@@ -183,6 +185,11 @@ int cmd_bench(int argc, char **argv) {
         }
         snn_device_info info;
         snn_context_device_info(ctx, &info);
+        const char *gemm = snn_gemm_impl_name(snn_gemm_get_impl(ctx));
+        fprintf(stderr, "snncl bench: %s: GEMM %s (%s)\n", info.name, gemm,
+                getenv("SNNCL_GEMM") && *getenv("SNNCL_GEMM") ? "SNNCL_GEMM"
+                : ctx->gemm_tuned                               ? "measured by snncl tune"
+                                                                : "device-type default; see snncl tune");
         char mitem[16], iitem[32], titem[16], eitem[16];
         for (const char *pm = models; !status && (pm = next_item(pm, mitem, sizeof mitem));)
             for (const char *pi = inputs; !status && (pi = next_item(pi, iitem, sizeof iitem));)
@@ -252,10 +259,10 @@ int cmd_bench(int argc, char **argv) {
                                         "\"%s\", \"model\": \"%s\", \"input\": \"%s\", \"encoding\": \"%s\", \"mode\": "
                                         "\"%s\", \"batch\": %d, \"T\": %d, \"runs\": %d, \"images_per_s\": %.3f, "
                                         "\"ms_median\": %.3f, \"ms_min\": %.3f, \"ms_max\": %.3f, \"gflops\": %.3f, "
-                                        "\"peak_device_mb\": %.1f}\n",
+                                        "\"peak_device_mb\": %.1f, \"gemm\": \"%s\"}\n",
                                         json_safe(info.name, jn, sizeof jn), json_safe(info.vendor, jv, sizeof jv),
                                         json_safe(info.driver_version, jd, sizeof jd), wl, mitem, iitem, eitem,
-                                        mode_names[mode], batch, T, runs, ips, med, ms[0], ms[runs - 1], gflops, mb);
+                                        mode_names[mode], batch, T, runs, ips, med, ms[0], ms[runs - 1], gflops, mb, gemm);
                         }
                         free(x);
                         free(labels);

@@ -12,6 +12,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_raster(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 
 /* Shared by train and eval (cmd_eval.c): loads one split of a dataset (limit 0: all),
  * and checks a model takes its images. Return 0 or an exit status. */

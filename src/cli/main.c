@@ -16,6 +16,7 @@ static const struct {
     {"eval", cmd_eval, "accuracy of a model on a dataset split"},
     {"bench", cmd_bench, "time standard workloads on one or every device (table and JSON lines)"},
     {"grad", cmd_grad, "loss and gradients of one training-mode step on a batch (no update)"},
+    {"tune", cmd_tune, "measure the fastest GEMM path for a device and store it for later runs"},
     {"raster", cmd_raster, "draw one sample's spikes in every layer over time (PNG or SVG)"},
 };
 

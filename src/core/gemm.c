@@ -2,6 +2,10 @@
  * context, and the one place where tuned CLBlast parameters are applied. */
 #include "gemm.h"
 
+#include "tune.h"
+
+#include "fault.h"
+
 #include <clblast_c.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,18 +17,20 @@ static snn_status gemm_clblast(snn_context *ctx, int trans_a, int trans_b, size_
                                float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
                                size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc) {
     const double t0 = snn_profile_start(ctx);
-    CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor,
-                                       trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
-                                       trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k,
-                                       alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc,
-                                       &ctx->queue, NULL);
+    /* CLBlast reports OpenCL errors under their own codes, so an injected one passes as is. */
+    CLBlastStatusCode s = (CLBlastStatusCode)snn_fault_hit(SNN_FAULT_LAUNCH);
+    if (s == CLBlastSuccess)
+        s = CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+                         trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda, b,
+                         b_off, ldb, beta, c, c_off, ldc, &ctx->queue, NULL);
     if (s != CLBlastSuccess)
         return snn_fail(s == CLBlastOpenCLOutOfResources || s == CLBlastOpenCLOutOfHostMemory ||
                                 s == CLBlastTempBufferAllocFailure
                             ? SNN_ERR_OUT_OF_MEMORY
                             : SNN_ERR_GEMM,
-                        "CLBlastSgemm(%zu x %zu x %zu, ta=%d, tb=%d) failed with status %d", m, n, k,
-                        trans_a, trans_b, (int)s);
+                        "CLBlastSgemm(%zu x %zu x %zu, ta=%d, tb=%d) failed with status %d (%s)", m, n, k,
+                        trans_a, trans_b, (int)s,
+                        (int)s > -1000 ? snn_cl_error_name((cl_int)s) : "CLBlast's own code");
     snn_profile_stop(ctx, SNN_PROFILE_GEMM, t0);
     return SNN_OK;
 }
@@ -226,32 +232,48 @@ const char *snn_gemm_impl_name(snn_gemm_impl impl) {
 }
 
 snn_gemm_impl snn_gemm_default_impl(const snn_context *ctx) {
-    /* For now by device type: the native kernels beat CLBlast 3-8x on PoCL; GPUs keep
-     * CLBlast's tuned kernels. A later version measures both here and caches the choice. */
+    /* Without a measurement, by device type: the native kernels beat CLBlast 3-8x on
+     * PoCL; GPUs keep CLBlast's tuned kernels. `snncl tune` measures instead. */
     return ctx->info.type == SNN_DEVICE_CPU ? SNN_GEMM_NATIVE : SNN_GEMM_CLBLAST;
 }
 
 snn_status snn_gemm_set_impl(snn_context *ctx, snn_gemm_impl impl) {
     if (impl != SNN_GEMM_AUTO && impl != SNN_GEMM_CLBLAST && impl != SNN_GEMM_NATIVE)
         return snn_fail(SNN_ERR_INVALID_ARG, "snn_gemm_set_impl: unknown implementation %d", (int)impl);
-    ctx->gemm_impl = impl == SNN_GEMM_AUTO ? snn_gemm_default_impl(ctx) : impl;
+    ctx->gemm_impl = impl == SNN_GEMM_AUTO ? ctx->gemm_auto : impl;
     return SNN_OK;
 }
 
 snn_gemm_impl snn_gemm_get_impl(const snn_context *ctx) { return ctx->gemm_impl; }
 
-/* Tuned Xgemm parameters for devices that CLBlast's database does not know well.
- * Matched by a substring of the device name; empty for now (see `snncl tune`, planned). */
-typedef struct gemm_tuning {
-    const char *device_substring;
-    const char **names;
-    const size_t *values;
-    size_t count;
-} gemm_tuning;
-
-static const gemm_tuning tunings[] = {{NULL, NULL, NULL, 0}};
+/* The stored tuning of this device (tune.h), if any: its implementation becomes what
+ * AUTO means, and its Xgemm parameters go to CLBlast (used for every product when
+ * CLBlast is chosen, and for operands too large for the native kernels otherwise).
+ * A bad or foreign file is reported and ignored: the defaults still work. */
+static void apply_stored_tuning(snn_context *ctx) {
+    snn_tuning t;
+    int found = 0;
+    char path[1200] = "";
+    snn_tune_path(&ctx->info, path, sizeof path);
+    if (snn_tune_load(&ctx->info, &t, &found) != SNN_OK) {
+        snn_log(SNN_LOG_WARN, "ignoring the GEMM tuning: %s (run `snncl tune` again)", snn_last_error());
+        snn_clear_error();
+        return;
+    }
+    if (!found) return;
+    if (t.has_xgemm && snn_tune_apply_xgemm(ctx, t.xgemm) != SNN_OK) {
+        snn_log(SNN_LOG_WARN, "ignoring the GEMM tuning %s: %s", path, snn_last_error());
+        snn_clear_error();
+        return;
+    }
+    ctx->gemm_auto = t.impl;
+    ctx->gemm_tuned = 1;
+}
 
 snn_status snn_gemm_setup(snn_context *ctx) {
+    ctx->gemm_auto = snn_gemm_default_impl(ctx);
+    const char *tuning = getenv("SNNCL_TUNING");
+    if (!tuning || strcmp(tuning, "0") != 0) apply_stored_tuning(ctx);
     snn_gemm_impl impl = SNN_GEMM_AUTO;
     const char *env = getenv("SNNCL_GEMM");
     if (env && *env) {
@@ -263,16 +285,7 @@ snn_status snn_gemm_setup(snn_context *ctx) {
             snn_log(SNN_LOG_WARN, "SNNCL_GEMM=%s is not clblast, native or auto; using the default", env);
     }
     SNN_TRY(snn_gemm_set_impl(ctx, impl));
-    snn_log(SNN_LOG_INFO, "GEMM: %s%s", snn_gemm_impl_name(ctx->gemm_impl),
-            impl == SNN_GEMM_AUTO ? "" : " (SNNCL_GEMM)");
-    for (size_t i = 0; tunings[i].device_substring; i++) {
-        if (!strstr(ctx->info.name, tunings[i].device_substring)) continue;
-        CLBlastStatusCode s = CLBlastOverrideParameters(ctx->device, "Xgemm", CLBlastPrecisionSingle,
-                                                        tunings[i].count, tunings[i].names,
-                                                        tunings[i].values);
-        if (s != CLBlastSuccess)
-            snn_log(SNN_LOG_WARN, "tuned GEMM parameters for %s rejected (status %d)", ctx->info.name,
-                    (int)s);
-    }
+    snn_log(SNN_LOG_INFO, "GEMM: %s (%s)", snn_gemm_impl_name(ctx->gemm_impl),
+            impl != SNN_GEMM_AUTO ? "SNNCL_GEMM" : ctx->gemm_tuned ? "measured by snncl tune" : "device-type default");
     return SNN_OK;
 }

@@ -13,16 +13,17 @@ snn_status snn_gemm(snn_context *ctx, int trans_a, int trans_b, size_t m, size_t
                     size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
 
 /* Chooses the context's implementation (called once by snn_context_create):
- * $SNNCL_GEMM=clblast|native forces one; otherwise snn_gemm_default_impl. Also applies
- * per-device tuned CLBlast parameters. */
+ * $SNNCL_GEMM=clblast|native forces one; otherwise the device's stored tuning
+ * (src/core/tune.h, written by `snncl tune`; SNNCL_TUNING=0 ignores it), else
+ * snn_gemm_default_impl. A stored tuning also applies its CLBlast parameters. */
 snn_status snn_gemm_setup(snn_context *ctx);
 
-/* The implementation a device gets without $SNNCL_GEMM: native on CPUs, CLBlast
- * elsewhere. Deterministic for a given device; the place to choose by measurement. */
+/* The implementation a device gets without $SNNCL_GEMM or a tuning: native on CPUs,
+ * CLBlast elsewhere. */
 snn_gemm_impl snn_gemm_default_impl(const snn_context *ctx);
 
 /* Forces an implementation for the context's later snn_gemm calls (SNN_GEMM_AUTO:
- * back to snn_gemm_default_impl). For tests and benchmarks. */
+ * back to the tuned or default choice). For tests and benchmarks. */
 snn_status snn_gemm_set_impl(snn_context *ctx, snn_gemm_impl impl);
 snn_gemm_impl snn_gemm_get_impl(const snn_context *ctx);
 /* "auto", "clblast", "native". */

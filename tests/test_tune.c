@@ -1,0 +1,188 @@
+/* Tests of the per-device GEMM tuning (src/core/tune.h): the stored choice is what new
+ * contexts use, bad or foreign files are ignored with the default kept, SNNCL_GEMM
+ * still overrides, and a short measurement returns sane figures. Every test uses its
+ * own cache directory ($SNNCL_CACHE_DIR) so a user's tuning never leaks in. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "context.h"
+#include "gemm.h"
+#include "testutil.h"
+#include "tune.h"
+
+static void use_cache_dir(const char *name) {
+    const char *dir = tmp_path(name);
+    mkdir(dir, 0755);
+    ck_assert_int_eq(setenv("SNNCL_CACHE_DIR", dir, 1), 0);
+    unsetenv("SNNCL_GEMM");
+    unsetenv("SNNCL_TUNING");
+}
+
+static snn_context *fresh_context(void) {
+    snn_context *ctx = NULL;
+    ck_assert_snn_ok(snn_context_create(&ctx, NULL));
+    return ctx;
+}
+
+/* A tuning for the device that picks the implementation the device would not pick by
+ * itself, so the test sees the file take effect. */
+static snn_tuning opposite_tuning(const snn_context *ctx) {
+    snn_tuning t;
+    memset(&t, 0, sizeof t);
+    t.impl = snn_gemm_default_impl(ctx) == SNN_GEMM_NATIVE ? SNN_GEMM_CLBLAST : SNN_GEMM_NATIVE;
+    t.native_s = 1.0;
+    t.clblast_default_s = t.clblast_tuned_s = 2.0;
+    return t;
+}
+
+START_TEST(test_stored_choice_applies) {
+    use_cache_dir("stored");
+    snn_context *ctx = fresh_context();
+    const snn_gemm_impl def = snn_gemm_default_impl(ctx);
+    ck_assert_int_eq(snn_gemm_get_impl(ctx), def); /* no file yet */
+    snn_tuning t = opposite_tuning(ctx), back;
+    char path[1200];
+    ck_assert_snn_ok(snn_tune_save(&ctx->info, &t, path, sizeof path));
+    int found = 0;
+    ck_assert_snn_ok(snn_tune_load(&ctx->info, &back, &found));
+    ck_assert_int_eq(found, 1);
+    ck_assert_int_eq(back.impl, t.impl);
+    ck_assert_int_eq(back.has_xgemm, 0);
+    snn_context_free(ctx);
+
+    ctx = fresh_context();
+    ck_assert_int_eq(snn_gemm_get_impl(ctx), t.impl);
+    ck_assert_snn_ok(snn_gemm_set_impl(ctx, SNN_GEMM_NATIVE));
+    ck_assert_snn_ok(snn_gemm_set_impl(ctx, SNN_GEMM_AUTO)); /* AUTO means the stored choice */
+    ck_assert_int_eq(snn_gemm_get_impl(ctx), t.impl);
+    snn_context_free(ctx);
+
+    ck_assert_int_eq(setenv("SNNCL_TUNING", "0", 1), 0); /* ignored on request */
+    ctx = fresh_context();
+    ck_assert_int_eq(snn_gemm_get_impl(ctx), def);
+    snn_context_free(ctx);
+    unsetenv("SNNCL_TUNING");
+
+    ck_assert_int_eq(setenv("SNNCL_GEMM", def == SNN_GEMM_NATIVE ? "native" : "clblast", 1), 0);
+    ctx = fresh_context(); /* the environment overrides the file */
+    ck_assert_int_eq(snn_gemm_get_impl(ctx), def);
+    snn_context_free(ctx);
+    unsetenv("SNNCL_GEMM");
+}
+END_TEST
+
+START_TEST(test_xgemm_round_trip) {
+    use_cache_dir("xgemm");
+    snn_context *ctx = fresh_context();
+    snn_tuning t = opposite_tuning(ctx), back;
+    /* A valid Xgemm set: 32x32 tiles, 8x8 threads, 4-wide vectors, no local memory. */
+    const size_t p[SNN_XGEMM_PARAMS] = {0, 1, 32, 2, 8, 8, 32, 8, 8, 32, 0, 0, 0, 0, 4, 4};
+    memcpy(t.xgemm, p, sizeof p);
+    t.has_xgemm = 1;
+    char path[1200];
+    ck_assert_snn_ok(snn_tune_save(&ctx->info, &t, path, sizeof path));
+    int found = 0;
+    ck_assert_snn_ok(snn_tune_load(&ctx->info, &back, &found));
+    ck_assert_int_eq(found, 1);
+    ck_assert_int_eq(back.has_xgemm, 1);
+    ck_assert_mem_eq(back.xgemm, p, sizeof p);
+    snn_context_free(ctx);
+    ctx = fresh_context(); /* CLBlast accepts the parameters: the choice is applied */
+    ck_assert_int_eq(snn_gemm_get_impl(ctx), t.impl);
+    snn_context_free(ctx);
+}
+END_TEST
+
+/* Files that must be ignored: the context still opens with the default choice. */
+static const char *const bad_files[] = {
+    "",
+    "not json",
+    "[1, 2, 3]",
+    "{\"gemm\": \"native\"}", /* no device identity */
+    NULL,                     /* another device: filled in by the test */
+    NULL,                     /* an unknown implementation: filled in by the test */
+    NULL,                     /* an out-of-range Xgemm parameter: filled in by the test */
+};
+
+START_TEST(test_bad_files_ignored) {
+    char name[32];
+    snprintf(name, sizeof name, "bad%d", _i);
+    use_cache_dir(name);
+    snn_context *ctx = fresh_context();
+    const snn_gemm_impl def = snn_gemm_default_impl(ctx);
+    char path[1200], text[4096];
+    ck_assert_snn_ok(snn_tune_path(&ctx->info, path, sizeof path));
+    const char *body = bad_files[_i];
+    const snn_device_info *d = &ctx->info;
+    if (_i == 4)
+        snprintf(text, sizeof text,
+                 "{\"snncl_version\": \"%s\", \"platform\": \"%s\", \"device\": \"another device\", \"driver\": "
+                 "\"%s\", \"gemm\": \"%s\"}",
+                 snn_version(), d->platform, d->driver_version, def == SNN_GEMM_NATIVE ? "clblast" : "native");
+    else if (_i == 5)
+        snprintf(text, sizeof text,
+                 "{\"snncl_version\": \"%s\", \"platform\": \"%s\", \"device\": \"%s\", \"driver\": \"%s\", "
+                 "\"gemm\": \"cublas\"}",
+                 snn_version(), d->platform, d->name, d->driver_version);
+    else if (_i == 6)
+        snprintf(text, sizeof text,
+                 "{\"snncl_version\": \"%s\", \"platform\": \"%s\", \"device\": \"%s\", \"driver\": \"%s\", "
+                 "\"gemm\": \"%s\", \"xgemm\": {\"GEMMK\": -1}}",
+                 snn_version(), d->platform, d->name, d->driver_version, def == SNN_GEMM_NATIVE ? "clblast" : "native");
+    if (!body) body = text;
+    write_bytes(path, body, strlen(body));
+    snn_tuning t;
+    int found = 1;
+    ck_assert_int_eq(snn_tune_load(&ctx->info, &t, &found), SNN_ERR_FORMAT);
+    ck_assert_int_eq(found, 0);
+    snn_context_free(ctx);
+    ctx = fresh_context();
+    ck_assert_int_eq(snn_gemm_get_impl(ctx), def);
+    snn_context_free(ctx);
+}
+END_TEST
+
+/* A short measurement without CLBlast candidates (each costs a CLBlast compile). */
+START_TEST(test_measure) {
+    use_cache_dir("measure");
+    snn_context *ctx = fresh_context();
+    const snn_gemm_impl before = snn_gemm_get_impl(ctx);
+    snn_tune_options o = {0, 1, 256, NULL, NULL};
+    snn_tuning t;
+    ck_assert_snn_ok(snn_tune_run(ctx, &o, &t));
+    ck_assert(t.native_s > 0 && t.clblast_default_s > 0);
+    ck_assert(t.clblast_tuned_s == t.clblast_default_s && !t.has_xgemm);
+    ck_assert_int_eq(t.impl, t.native_s <= t.clblast_default_s ? SNN_GEMM_NATIVE : SNN_GEMM_CLBLAST);
+    ck_assert_int_eq(snn_gemm_get_impl(ctx), before); /* the context keeps its choice */
+    o.runs = 0;
+    ck_assert_snn_status(snn_tune_run(ctx, &o, &t), SNN_ERR_INVALID_ARG);
+    snn_context_free(ctx);
+}
+END_TEST
+
+START_TEST(test_shapes) {
+    snn_gemm_shape s[SNN_GEMM_MAX_SHAPES];
+    const size_t n = snn_gemm_model_shapes(s, 4096);
+    ck_assert(n >= 8 && n <= SNN_GEMM_MAX_SHAPES);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert(s[i].m > 0 && s[i].n > 0 && s[i].k > 0);
+        /* the column count of a convolution's product is whole images within the cap */
+        if (strncmp(s[i].name, "conv", 4) == 0) ck_assert(s[i].n <= 4096 || s[i].k <= 4096);
+    }
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("tune");
+    TCase *tc = tcase_create("tune");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_shapes);
+    tcase_add_test(tc, test_stored_choice_applies);
+    tcase_add_test(tc, test_xgemm_round_trip);
+    tcase_add_loop_test(tc, test_bad_files_ignored, 0, (int)(sizeof bad_files / sizeof bad_files[0]));
+    tcase_add_test(tc, test_measure);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
