@@ -62,6 +62,9 @@ DEFAULT_DATA = pathlib.Path("/usr/share/datasets/fashion-mnist")
 FLOAT_DTYPES = ("F32", "F64")
 INT_KEYS = ("num_batches_tracked", "reset_mechanism_val")
 LOGIT_FLOOR = 1e-3
+# A membrane this close to its threshold (in the float64 reference) makes the sample's
+# spikes a float32 coin toss: such samples are left out of the comparison.
+ILL_CONDITIONED = 1e-6
 
 
 class Failure(Exception):
@@ -380,14 +383,26 @@ def compare(args, model_path, cfg, net):
             got = run_snncl_infer(args.snncl, model_path, x, workdir, args.device)
     if got.shape != ref.shape:
         raise Failure(f"snncl wrote logits {tuple(got.shape)}, PyTorch gives {tuple(ref.shape)}")
+    # A sample with a membrane within ILL_CONDITIONED of its threshold has a spike that
+    # float32 (snncl) and float64 (the reference) may legitimately decide differently,
+    # after which its logits can differ by a whole spike's weight: such samples are left
+    # out of the comparison, as long as most of the batch remains.
+    keep = margin >= ILL_CONDITIONED
+    kept = int(keep.sum())
+    if kept < 0.75 * x.shape[0]:
+        raise Failure(f"only {kept} of {x.shape[0]} samples have every membrane at least "
+                      f"{ILL_CONDITIONED:g} from its threshold; use another batch (--first, --count)")
     diff = (got - ref).abs()
-    scale = max(float(ref.abs().max()), LOGIT_FLOOR)
-    rel = float(diff.max()) / scale
-    agree = int((got.argmax(1) == ref.argmax(1)).sum())
+    scale = max(float(ref[keep].abs().max()), LOGIT_FLOOR)
+    rel = float(diff[keep].max()) / scale
+    agree = int((got.argmax(1) == ref.argmax(1))[keep].sum())
     print("PyTorch (seed, float64, eval) firing rates per LIF layer: "
           + " ".join(f"{r:.3f}" for r in rates)
           + f"; min |membrane - threshold| {float(margin.min()):.2e}")
-    print(f"predictions agree on {agree}/{x.shape[0]} samples")
+    if kept < x.shape[0]:
+        print(f"{x.shape[0] - kept} sample(s) left out: a membrane within {ILL_CONDITIONED:g} of its "
+              "threshold, where float32 and float64 may decide a spike differently")
+    print(f"predictions agree on {agree}/{kept} samples")
     if rates[-1] == 0.0:
         print("warning: the last LIF layer never fired, so every logit is the readout's bias and the "
               "comparison checks little (try trained weights or another batch)")
@@ -395,7 +410,7 @@ def compare(args, model_path, cfg, net):
     print(f"max |snncl - torch| = {float(diff.max()):.3e}, max |logit| = {float(ref.abs().max()):.4g}: "
           f"max relative difference {rel:.3e} (tolerance {args.tol:g}): {'OK' if ok else 'MISMATCH'}")
     if not ok:
-        per = diff.max(1).values / scale
+        per = diff.max(1).values / scale * keep
         worst = per.argsort(descending=True)[:5]
         for b in worst.tolist():
             print(f"  sample {b}: relative difference {float(per[b]):.3e}, "
