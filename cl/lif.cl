@@ -67,6 +67,18 @@ __kernel void lif_forward_pool(__global const float *in, const uint in_off, cons
     for (int k = 0; k < 4; k++) state[idx[k]] = v[k];
 }
 
+/* The perturbed trajectory's input minus the reference's at one neuron (x: the
+ * reference's input): formed from the dense perturbed input at in[src_p], or, in sparse
+ * mode, read from the difference convolution dx[dx_row + j] at the slot j that
+ * dmap[map_i] gives (0 where the map has none, or for images with no difference). */
+inline float lif_input_diff(__global const float *in, const size_t src_p, const float x, const uint sparse,
+                            const int any, __global const int *dmap, const size_t map_i,
+                            __global const float *dx, const size_t dx_row) {
+    if (!sparse) return in[src_p] - x;
+    const int j = any ? dmap[map_i] : -1;
+    return j >= 0 ? dx[dx_row + (uint)j] : 0.0f;
+}
+
 /* The same layer on two trajectories at once, for the Lyapunov estimate. The perturbed
  * trajectory is kept as its difference from the reference, delta = mem_p - mem, which
  * keeps full precision when eps is far below the membrane's size; its input is
@@ -104,13 +116,8 @@ __kernel void lif_lyapunov(__global const float *in, const uint in_off, const ui
             for (uint s = lid; s < S; s += wg) {
                 const size_t state = base + s;
                 const float x = in[src0 + s];
-                float xd;
-                if (sparse) {
-                    const int j = any ? dmap[(size_t)t * M + (size_t)b * S + s] : -1;
-                    xd = j >= 0 ? dx[(size_t)g * dx_gstride + (uint)j] : 0.0f;
-                } else {
-                    xd = in[src0 + s + p_off] - x;
-                }
+                const float xd = lif_input_diff(in, src0 + s + p_off, x, sparse, any, dmap,
+                                                (size_t)t * M + (size_t)b * S + s, dx, (size_t)g * dx_gstride);
                 const float v = mem[state], d = delta[state];
                 const float reset = v > thr ? thr : 0.0f;
                 const float reset_p = v + d > thr ? thr : 0.0f;
@@ -178,13 +185,8 @@ __kernel void lif_lyapunov_pool(__global const float *in, const uint in_off, con
                     const uint s = idx[k];
                     const size_t state = base + s;
                     const float x = in[src0 + s];
-                    float xd;
-                    if (sparse) {
-                        const int j = any ? dmap[(size_t)t * M + (size_t)b * S + s] : -1;
-                        xd = j >= 0 ? dx[(size_t)g * dx_gstride + (uint)j] : 0.0f;
-                    } else {
-                        xd = in[src0 + s + p_off] - x;
-                    }
+                    const float xd = lif_input_diff(in, src0 + s + p_off, x, sparse, any, dmap,
+                                                    (size_t)t * M + (size_t)b * S + s, dx, (size_t)g * dx_gstride);
                     const float v = mem[state];
                     const float d = delta[state] * r;
                     const float reset = v > thr ? thr : 0.0f;
