@@ -11,6 +11,11 @@ $SUDO apt-get install -y -q \
     ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo \
     libclblast-dev check libcjson-dev zlib1g-dev libcairo2-dev \
     dataset-fashion-mnist
+# The hardening checks (.ci/run, docs/reliability.md): clang and its sanitizer/libFuzzer
+# runtime (a mere Recommends of clang) for tools/fuzz.sh, llvm for llvm-symbolizer
+# (readable sanitizer stacks), valgrind for tools/memcheck.sh, oclgrind for
+# tools/oclgrind.sh.
+$SUDO apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev llvm valgrind oclgrind
 # PyTorch and snnTorch 0.9.4 for the snncl <-> PyTorch test (tests/test_interop.py,
 # tools/torch_interop.py); without them that test is skipped. Recommends left out: they
 # are C++ extension build tools (libtorch-dev, pybind11-dev, python3-dev) that import
