@@ -9,50 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "context.h"
 #include "gemm.h"
 #include "tune.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static int fail(const char *what, snn_status st) {
     fprintf(stderr, "bench_gemm: %s: %s: %s\n", what, snn_status_str(st), snn_last_error());
     return 1;
-}
-
-/* Median and best seconds of one snn_gemm on the shape's buffers. */
-static snn_status time_gemm(snn_context *ctx, const snn_gemm_shape *s, cl_mem a, cl_mem b, cl_mem c, int warmup,
-                            int runs, double *median, double *best) {
-    const size_t lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
-    double *t = malloc((size_t)runs * sizeof *t);
-    if (!t) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "timings");
-    for (int r = -warmup; r < runs; r++) {
-        const double t0 = now_s();
-        snn_status st = snn_gemm(ctx, s->ta, s->tb, s->m, s->n, s->k, 1.0f, a, 0, lda, b, 0, ldb, s->beta, c,
-                                 0, s->n);
-        if (st == SNN_OK) st = snn_context_finish(ctx);
-        if (st != SNN_OK) {
-            free(t);
-            return st;
-        }
-        if (r >= 0) t[r] = now_s() - t0;
-    }
-    qsort(t, (size_t)runs, sizeof *t, cmp_double);
-    *median = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
-    *best = t[0];
-    free(t);
-    return SNN_OK;
 }
 
 int main(int argc, char **argv) {
@@ -126,13 +90,13 @@ int main(int argc, char **argv) {
         for (int i = first; i <= last; i++) {
             double med = 0, best = 0;
             if ((st = snn_gemm_set_impl(ctx, impls[i]))) return fail("impl", st);
-            if ((st = time_gemm(ctx, s, a, b, c, warmup, runs, &med, &best))) return fail(s->name, st);
+            if ((st = snn_gemm_time(ctx, s, a, b, c, warmup, runs, &med, &best))) return fail(s->name, st);
             gflops[i] = flop / med * 1e-9;
             printf("  %7.1f (%6.1f)", gflops[i], flop / best * 1e-9);
             fflush(stdout);
             /* one more run from zeros, for the comparison (beta 1 accumulates) */
             if ((st = snn_buffer_fill_zero(ctx, c, 0, nc * sizeof(float))) ||
-                (st = time_gemm(ctx, s, a, b, c, 0, 1, &med, &best)) ||
+                (st = snn_gemm_time(ctx, s, a, b, c, 0, 1, &med, &best)) ||
                 (st = snn_buffer_read(ctx, c, 0, nc * sizeof(float), res[i])))
                 return fail(s->name, st);
         }

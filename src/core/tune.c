@@ -260,6 +260,30 @@ static void say(const snn_tune_options *o, const char *fmt, ...) {
     o->progress(o->user, line);
 }
 
+snn_status snn_gemm_time(snn_context *ctx, const snn_gemm_shape *s, cl_mem a, cl_mem b, cl_mem c, int warmup,
+                         int runs, double *median, double *best) {
+    if (runs < 1 || warmup < 0) return snn_fail(SNN_ERR_INVALID_ARG, "snn_gemm_time: runs >= 1, warmup >= 0");
+    const size_t lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
+    double *t = malloc((size_t)runs * sizeof *t);
+    if (!t) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "timings");
+    for (int r = -warmup; r < runs; r++) {
+        const double t0 = now_s();
+        snn_status st = snn_gemm(ctx, s->ta, s->tb, s->m, s->n, s->k, 1.0f, a, 0, lda, b, 0, ldb, s->beta, c, 0,
+                                 s->n);
+        if (st == SNN_OK) st = snn_context_finish(ctx);
+        if (st != SNN_OK) {
+            free(t);
+            return st;
+        }
+        if (r >= 0) t[r] = now_s() - t0;
+    }
+    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    *median = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+    *best = t[0];
+    free(t);
+    return SNN_OK;
+}
+
 typedef struct operands {
     cl_mem a, b, c;
 } operands;
@@ -268,21 +292,11 @@ typedef struct operands {
  * compiles), with the context's current implementation. */
 static snn_status time_shapes(snn_context *ctx, const snn_gemm_shape *shapes, size_t count, const operands *op,
                               int runs, double *total) {
-    double t[16];
-    if (runs > 16) runs = 16;
     *total = 0;
     for (size_t i = 0; i < count; i++) {
-        const snn_gemm_shape *s = &shapes[i];
-        const size_t lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
-        for (int r = -1; r < runs; r++) {
-            const double t0 = now_s();
-            SNN_TRY(snn_gemm(ctx, s->ta, s->tb, s->m, s->n, s->k, 1.0f, op->a, 0, lda, op->b, 0, ldb, s->beta,
-                             op->c, 0, s->n));
-            SNN_TRY(snn_context_finish(ctx));
-            if (r >= 0) t[r] = now_s() - t0;
-        }
-        qsort(t, (size_t)runs, sizeof *t, cmp_double);
-        *total += runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+        double median, best;
+        SNN_TRY(snn_gemm_time(ctx, &shapes[i], op->a, op->b, op->c, 1, runs, &median, &best));
+        *total += median;
     }
     return SNN_OK;
 }

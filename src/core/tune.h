@@ -23,6 +23,12 @@ enum { SNN_GEMM_MAX_SHAPES = 16 };
  * max_cols columns each, and the readout's. Returns how many (<= SNN_GEMM_MAX_SHAPES). */
 size_t snn_gemm_model_shapes(snn_gemm_shape *out, size_t max_cols);
 
+/* Median and best seconds of one snn_gemm (and a finish) of the shape on row-major
+ * operands a, b, c, after `warmup` untimed runs, with the context's current
+ * implementation. For snn_tune_run and bench_gemm. */
+snn_status snn_gemm_time(snn_context *ctx, const snn_gemm_shape *s, cl_mem a, cl_mem b, cl_mem c, int warmup,
+                         int runs, double *median, double *best);
+
 /* CLBlast's Xgemm parameters, in the order of snn_xgemm_param_names. */
 enum { SNN_XGEMM_PARAMS = 16 };
 extern const char *const snn_xgemm_param_names[SNN_XGEMM_PARAMS];
