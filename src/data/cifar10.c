@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "dataset_internal.h"
+#include "readers.h"
 
 #define CIFAR_SIDE 32
 #define CIFAR_IMAGE (3 * CIFAR_SIDE * CIFAR_SIDE) /* 3072 */
@@ -88,21 +88,11 @@ done:
     return st;
 }
 
-snn_status snn_dataset_load_cifar10(snn_dataset **out, const char *const *paths, int count) {
+snn_status snn_cifar10_read(const char *const *paths, int count, snn_image_set *out) {
     unsigned char *images = NULL, *labels = NULL, *chunk = NULL;
     uint64_t total = 0, *records = NULL;
     size_t at = 0;
     snn_status st = SNN_OK;
-
-    if (!out) return snn_fail(SNN_ERR_INVALID_ARG, "snn_dataset_load_cifar10: out is NULL");
-    *out = NULL;
-    if (!paths) return snn_fail(SNN_ERR_INVALID_ARG, "snn_dataset_load_cifar10: paths is NULL");
-    if (count < 1)
-        return snn_fail(SNN_ERR_INVALID_ARG,
-                        "snn_dataset_load_cifar10: count is %d, expected at least 1", count);
-    for (int i = 0; i < count; i++)
-        if (!paths[i])
-            return snn_fail(SNN_ERR_INVALID_ARG, "snn_dataset_load_cifar10: paths[%d] is NULL", i);
 
     records = malloc((size_t)count * sizeof *records);
     if (!records)
@@ -138,7 +128,7 @@ snn_status snn_dataset_load_cifar10(snn_dataset **out, const char *const *paths,
             done);
         at += (size_t)records[i];
     }
-    st = snn_dataset_adopt(out, images, labels, (size_t)total, 3, CIFAR_SIDE, CIFAR_SIDE);
+    *out = (snn_image_set){images, labels, (size_t)total, 3, CIFAR_SIDE, CIFAR_SIDE};
     images = labels = NULL;
 done:
     free(records);

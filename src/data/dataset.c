@@ -11,8 +11,22 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "dataset_internal.h"
+#include "readers.h"
 #include "rng.h"
+
+/* A dataset: images and labels held as bytes (read by readers.h's readers). */
+#define SNN_DATASET_MAX_CHANNELS 3
+
+struct snn_dataset {
+    size_t count;                /* images; 1 .. UINT32_MAX (order and gather use uint32_t) */
+    int channels, height, width; /* channels 1 .. SNN_DATASET_MAX_CHANNELS */
+    size_t image_bytes;          /* channels * height * width */
+    unsigned char *images;       /* count * image_bytes: (N, C, H, W) */
+    unsigned char *labels;       /* count, each < SNN_DATASET_CLASSES */
+    float mean[SNN_DATASET_MAX_CHANNELS], std[SNN_DATASET_MAX_CHANNELS];
+    /* lut[c][b] = ((double)b / 255 - mean[c]) / std[c], rounded once to float. */
+    float lut[SNN_DATASET_MAX_CHANNELS][256];
+};
 
 /* Philox streams of the epoch orders (see snn_dataset_order). rng.c puts the stream in
  * bits 40..63 of the 64-bit block counter, so only a stream's low 24 bits count: the
@@ -173,8 +187,10 @@ static int make_lut(float lut[256], double mean, double std) {
     return 1;
 }
 
-snn_status snn_dataset_adopt(snn_dataset **out, unsigned char *images, unsigned char *labels,
-                             size_t count, int channels, int height, int width) {
+/* A dataset over what a reader read, with mean 0 and std 1. Takes ownership of its
+ * buffers whether it succeeds or not. */
+static snn_status adopt(snn_dataset **out, snn_image_set set) {
+    unsigned char *images = set.images, *labels = set.labels;
     snn_dataset *ds = calloc(1, sizeof *ds);
     *out = NULL;
     if (!ds) {
@@ -182,11 +198,11 @@ snn_status snn_dataset_adopt(snn_dataset **out, unsigned char *images, unsigned 
         free(labels);
         return snn_fail(SNN_ERR_OUT_OF_MEMORY, "out of memory creating a dataset");
     }
-    ds->count = count;
-    ds->channels = channels;
-    ds->height = height;
-    ds->width = width;
-    ds->image_bytes = (size_t)channels * (size_t)height * (size_t)width;
+    ds->count = set.count;
+    ds->channels = set.channels;
+    ds->height = set.height;
+    ds->width = set.width;
+    ds->image_bytes = (size_t)set.channels * (size_t)set.height * (size_t)set.width;
     ds->images = images;
     ds->labels = labels;
     for (int c = 0; c < SNN_DATASET_MAX_CHANNELS; c++) {
@@ -196,6 +212,29 @@ snn_status snn_dataset_adopt(snn_dataset **out, unsigned char *images, unsigned 
     }
     *out = ds;
     return SNN_OK;
+}
+
+snn_status snn_dataset_load_idx(snn_dataset **out, const char *images_path, const char *labels_path) {
+    if (!out) return snn_fail(SNN_ERR_INVALID_ARG, "snn_dataset_load_idx: out is NULL");
+    *out = NULL;
+    if (!images_path) return snn_fail(SNN_ERR_INVALID_ARG, "snn_dataset_load_idx: images_path is NULL");
+    if (!labels_path) return snn_fail(SNN_ERR_INVALID_ARG, "snn_dataset_load_idx: labels_path is NULL");
+    snn_image_set set;
+    SNN_TRY(snn_idx_read(images_path, labels_path, &set));
+    return adopt(out, set);
+}
+
+snn_status snn_dataset_load_cifar10(snn_dataset **out, const char *const *paths, int count) {
+    if (!out) return snn_fail(SNN_ERR_INVALID_ARG, "snn_dataset_load_cifar10: out is NULL");
+    *out = NULL;
+    if (!paths) return snn_fail(SNN_ERR_INVALID_ARG, "snn_dataset_load_cifar10: paths is NULL");
+    if (count < 1)
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_dataset_load_cifar10: count is %d, expected at least 1", count);
+    for (int i = 0; i < count; i++)
+        if (!paths[i]) return snn_fail(SNN_ERR_INVALID_ARG, "snn_dataset_load_cifar10: paths[%d] is NULL", i);
+    snn_image_set set;
+    SNN_TRY(snn_cifar10_read(paths, count, &set));
+    return adopt(out, set);
 }
 
 void snn_dataset_free(snn_dataset *ds) {

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "dataset_internal.h"
+#include "readers.h"
 
 #define IDX_TYPE_UBYTE 0x08
 /* Largest image side and area accepted; anything larger is taken for a bad header. */
@@ -200,21 +200,13 @@ static void idx_close(idx_file *f) {
     f->gz = NULL;
 }
 
-snn_status snn_dataset_load_idx(snn_dataset **out, const char *images_path,
-                                const char *labels_path) {
+snn_status snn_idx_read(const char *images_path, const char *labels_path, snn_image_set *out) {
     idx_file im = {0}, lb = {0};
     unsigned char *images = NULL, *labels = NULL;
     char desc[96];
     uint32_t n, h, w;
     uint64_t image_bytes;
     snn_status st;
-
-    if (!out) return snn_fail(SNN_ERR_INVALID_ARG, "snn_dataset_load_idx: out is NULL");
-    *out = NULL;
-    if (!images_path)
-        return snn_fail(SNN_ERR_INVALID_ARG, "snn_dataset_load_idx: images_path is NULL");
-    if (!labels_path)
-        return snn_fail(SNN_ERR_INVALID_ARG, "snn_dataset_load_idx: labels_path is NULL");
 
     SNN_CHECK_GOTO(st, idx_open(&im, images_path, "image file", 3), done);
     SNN_CHECK_GOTO(st, idx_open(&lb, labels_path, "label file", 1), done);
@@ -257,7 +249,7 @@ snn_status snn_dataset_load_idx(snn_dataset **out, const char *images_path,
     snprintf(desc, sizeof desc, "%" PRIu32 " images of %" PRIu32 "x%" PRIu32, n, h, w);
     SNN_CHECK_GOTO(st, idx_read_data(&im, (size_t)image_bytes, desc, &images), done);
 
-    st = snn_dataset_adopt(out, images, labels, n, 1, (int)h, (int)w);
+    *out = (snn_image_set){images, labels, n, 1, (int)h, (int)w};
     images = labels = NULL;
 done:
     idx_close(&im);
