@@ -12,6 +12,7 @@
 
 #include "context.h"
 #include "gemm.h"
+#include "model.h"
 #include "tune.h"
 
 static int fail(const char *what, snn_status st) {
@@ -63,7 +64,11 @@ int main(int argc, char **argv) {
     printf("%s\n", first == 0 && last == 1 ? "  native/clblast  max diff" : "");
 
     snn_gemm_shape shapes[SNN_GEMM_MAX_SHAPES];
-    const size_t count = snn_gemm_model_shapes(shapes, (size_t)cap);
+    snn_model_config workload; /* the default workload: simple, 32x32x3, B = 32 */
+    size_t count = 0;
+    st = snn_model_config_default(&workload, "simple");
+    if (!st) st = snn_config_gemm_shapes(&workload, 32, (size_t)cap, shapes, SNN_GEMM_MAX_SHAPES, &count);
+    if (st) return fail("workload", st);
     for (size_t si = 0; si < count; si++) {
         const snn_gemm_shape *s = &shapes[si];
         if (only && !strstr(s->name, only)) continue;

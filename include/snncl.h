@@ -195,6 +195,10 @@ SNN_API void snn_context_free(snn_context *ctx);
 SNN_API snn_status snn_context_device_info(const snn_context *ctx, snn_device_info *info);
 /** Blocks until all queued device work is done. */
 SNN_API snn_status snn_context_finish(snn_context *ctx);
+/** How the context computes matrix products: `impl` receives "clblast" or "native",
+ *  `reason` why ("SNNCL_GEMM", "snncl tune" for a stored tuning of this device, or
+ *  "device-type default"); either may be NULL. The strings are static. */
+SNN_API snn_status snn_context_gemm_info(const snn_context *ctx, const char **impl, const char **reason);
 
 /* ------------------------------------------------------------- safetensors -- */
 
@@ -331,6 +335,12 @@ SNN_API int snn_model_num_lif_layers(const snn_model *model);
 /** Shape of LIF layer `layer`'s membrane for batch size B: (B,C,H,W) or (B,F). */
 SNN_API snn_status snn_model_lif_shape(const snn_model *model, int layer, int batch, int *ndim,
                                        int64_t shape[4]);
+/** Floating-point operations (two per multiply-add) of the model's convolutions and
+ *  linear layers for one sample: an eval-mode forward pass (`training` = 0) or a
+ *  training step's forward and backward (`training` nonzero), with the Lyapunov
+ *  estimate's perturbed trajectory when `lyapunov` is nonzero. The nominal count that
+ *  `snncl bench` divides by time for GFLOP/s (sparse paths do less work). */
+SNN_API snn_status snn_model_flops(const snn_model *model, int lyapunov, int training, double *flops);
 
 /** Options of an eval-mode forward pass; fill with snn_forward_params_default() first. */
 typedef struct snn_forward_params {

@@ -166,6 +166,13 @@ START_TEST(test_null_context) {
     ck_assert_fails(snn_context_device_info(NULL, &info), SNN_ERR_INVALID_ARG);
     ck_assert_fails(snn_context_device_info(test_context(), NULL), SNN_ERR_INVALID_ARG);
     ck_assert_fails(snn_context_finish(NULL), SNN_ERR_INVALID_ARG);
+    const char *impl = NULL, *reason = NULL;
+    ck_assert_fails(snn_context_gemm_info(NULL, &impl, &reason), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_ok(snn_context_gemm_info(test_context(), NULL, NULL));
+    ck_assert_snn_ok(snn_context_gemm_info(test_context(), &impl, &reason));
+    ck_assert(strcmp(impl, "native") == 0 || strcmp(impl, "clblast") == 0);
+    ck_assert(strcmp(reason, "SNNCL_GEMM") == 0 || strcmp(reason, "snncl tune") == 0 ||
+              strcmp(reason, "device-type default") == 0);
     snn_context_params_default(NULL);
     ck_assert_ptr_null(ctx);
 }
@@ -479,6 +486,26 @@ START_TEST(test_forward_bad_arguments) {
     ck_assert_snn_ok(snn_model_forward(m, x, 2, &fp, logits, NULL, NULL));
     ck_assert_int_eq(memcmp(logits, before, sizeof logits), 0);
     free(x);
+    snn_model_free(m);
+}
+END_TEST
+
+/* FLOPs from the layer plan, by hand for simple [4, 8] on 2x8x8, T = 4, direct:
+ * conv1 4*2*9*64 = 4608 multiply-adds once (direct), conv2 8*4*9*16 = 4608 per step
+ * and trajectory, the readout 32*5 = 160 once; training adds the weight gradients
+ * and the input gradients of every layer but the first. */
+START_TEST(test_model_flops) {
+    snn_model_config cfg = small_config(SNN_MODEL_SIMPLE);
+    snn_model *m = make_model(&cfg, 1);
+    double f = -1;
+    ck_assert_fails(snn_model_flops(NULL, 0, 0, &f), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_flops(m, 0, 0, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_ok(snn_model_flops(m, 0, 0, &f));
+    ck_assert_double_eq(f, 2.0 * (4608 + 4 * 4608 + 160));
+    ck_assert_snn_ok(snn_model_flops(m, 1, 0, &f));
+    ck_assert_double_eq(f, 2.0 * (4608 + 8 * 4608 + 160));
+    ck_assert_snn_ok(snn_model_flops(m, 0, 1, &f));
+    ck_assert_double_eq(f, 2.0 * ((4608 + 4 * 4608 + 160) + (4608 + 2 * 4 * 4608 + 2 * 160)));
     snn_model_free(m);
 }
 END_TEST
@@ -1582,6 +1609,7 @@ static Suite *api_errors_suite(void) {
                         (int)(sizeof bad_configs / sizeof bad_configs[0]));
     tcase_add_test(tc, test_forward_bad_arguments);
     tcase_add_test(tc, test_lif_shape_out_of_range);
+    tcase_add_test(tc, test_model_flops);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("every_function");

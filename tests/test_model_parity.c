@@ -420,8 +420,9 @@ static size_t check_layers_on_host(parity_case *c, int sample, uint8_t **spk) {
     const snn_model_config *cfg = &m->cfg;
     const size_t T = (size_t)cfg->T, CHW0 = (size_t)cfg->in_channels * (size_t)cfg->height * (size_t)cfg->width;
     size_t compared = 0, fired = 0;
-    for (int i = 0; i < m->num_convs; i++) {
-        const snn_conv_layer *L = &m->conv[i];
+    for (int i = 0; i < m->num_layers; i++) {
+        const snn_layer *L = &m->layer[i];
+        ck_assert_int_eq(L->kind, SNN_LAYER_CONV);
         const size_t Cin = L->cin, Co = L->cout, H = L->H, W = L->W, HW = H * W, N = Co * HW;
         const double beta = snn_model_lif_beta(m, i), thr = snn_model_lif_threshold(m, i);
         double *in = malloc(Cin * HW * sizeof(double)), *v = calloc(N, sizeof(double));
@@ -431,7 +432,7 @@ static size_t check_layers_on_host(parity_case *c, int sample, uint8_t **spk) {
                                  (c->pre_encoded ? t * CHW0 : 0);
                 for (size_t k = 0; k < CHW0; k++) in[k] = x[k];
             } else {
-                const snn_conv_layer *P = &m->conv[i - 1];
+                const snn_layer *P = &m->layer[i - 1];
                 ck_assert(P->pool && P->H / 2 == H && P->W / 2 == W);
                 pool_step(spk[i - 1], t, P->cout, P->H, P->W, in);
             }
@@ -477,16 +478,16 @@ static void check_readout(parity_case *c, uint8_t **spk, const float *want) {
     snn_model *m = c->model;
     const size_t T = (size_t)m->cfg.T, K = (size_t)m->cfg.num_classes, F = m->fc_w->shape[1];
     double *feat = calloc(F, sizeof(double)), *tmp = malloc(F * sizeof(double));
-    const uint8_t *last = spk[m->num_lifs - 1];
-    if (m->cfg.kind == SNN_MODEL_SIMPLE) {
-        const snn_conv_layer *L = &m->conv[m->num_convs - 1];
+    const uint8_t *last = spk[m->num_layers - 1];
+    const snn_layer *L = &m->layer[m->num_layers - 1];
+    if (L->kind == SNN_LAYER_CONV) {
         ck_assert_uint_eq(L->cout * (L->H / 2) * (L->W / 2), F);
         for (size_t t = 0; t < T; t++) {
             pool_step(last, t, L->cout, L->H, L->W, tmp);
             for (size_t j = 0; j < F; j++) feat[j] += tmp[j];
         }
     } else {
-        ck_assert_uint_eq(F, SNN_VGG_HIDDEN);
+        ck_assert_uint_eq(F, L->cout);
         for (size_t t = 0; t < T; t++)
             for (size_t j = 0; j < F; j++) feat[j] += last[t * F + j];
     }

@@ -9,6 +9,7 @@
 
 #include "context.h"
 #include "gemm.h"
+#include "model.h"
 #include "testutil.h"
 #include "tune.h"
 
@@ -37,11 +38,20 @@ static snn_tuning opposite_tuning(const snn_context *ctx) {
     return t;
 }
 
+/* What snn_context_gemm_info says the choice came from. */
+static void assert_reason(const snn_context *ctx, const char *want) {
+    const char *impl = NULL, *reason = NULL;
+    ck_assert_snn_ok(snn_context_gemm_info(ctx, &impl, &reason));
+    ck_assert_str_eq(impl, snn_gemm_impl_name(snn_gemm_get_impl(ctx)));
+    ck_assert_str_eq(reason, want);
+}
+
 START_TEST(test_stored_choice_applies) {
     use_cache_dir("stored");
     snn_context *ctx = fresh_context();
     const snn_gemm_impl def = snn_gemm_default_impl(ctx);
     ck_assert_int_eq(snn_gemm_get_impl(ctx), def); /* no file yet */
+    assert_reason(ctx, "device-type default");
     snn_tuning t = opposite_tuning(ctx), back;
     char path[1200];
     ck_assert_snn_ok(snn_tune_save(&ctx->info, &t, path, sizeof path));
@@ -54,6 +64,7 @@ START_TEST(test_stored_choice_applies) {
 
     ctx = fresh_context();
     ck_assert_int_eq(snn_gemm_get_impl(ctx), t.impl);
+    assert_reason(ctx, "snncl tune");
     ck_assert_snn_ok(snn_gemm_set_impl(ctx, SNN_GEMM_NATIVE));
     ck_assert_snn_ok(snn_gemm_set_impl(ctx, SNN_GEMM_AUTO)); /* AUTO means the stored choice */
     ck_assert_int_eq(snn_gemm_get_impl(ctx), t.impl);
@@ -68,6 +79,12 @@ START_TEST(test_stored_choice_applies) {
     ck_assert_int_eq(setenv("SNNCL_GEMM", def == SNN_GEMM_NATIVE ? "native" : "clblast", 1), 0);
     ctx = fresh_context(); /* the environment overrides the file */
     ck_assert_int_eq(snn_gemm_get_impl(ctx), def);
+    assert_reason(ctx, "SNNCL_GEMM");
+    snn_context_free(ctx);
+    ck_assert_int_eq(setenv("SNNCL_GEMM", "auto", 1), 0);
+    ctx = fresh_context(); /* auto is no choice: the stored one stands */
+    ck_assert_int_eq(snn_gemm_get_impl(ctx), t.impl);
+    assert_reason(ctx, "snncl tune");
     snn_context_free(ctx);
     unsetenv("SNNCL_GEMM");
 }
@@ -149,7 +166,12 @@ START_TEST(test_measure) {
     use_cache_dir("measure");
     snn_context *ctx = fresh_context();
     const snn_gemm_impl before = snn_gemm_get_impl(ctx);
-    snn_tune_options o = {0, 1, 256, NULL, NULL};
+    snn_gemm_shape shapes[SNN_GEMM_MAX_SHAPES];
+    snn_model_config cfg;
+    size_t count;
+    ck_assert_snn_ok(snn_model_config_default(&cfg, "simple"));
+    ck_assert_snn_ok(snn_config_gemm_shapes(&cfg, 32, 256, shapes, SNN_GEMM_MAX_SHAPES, &count));
+    snn_tune_options o = {0, 1, shapes, count, NULL, NULL};
     snn_tuning t;
     ck_assert_snn_ok(snn_tune_run(ctx, &o, &t));
     ck_assert(t.native_s > 0 && t.clblast_default_s > 0);
@@ -162,14 +184,32 @@ START_TEST(test_measure) {
 }
 END_TEST
 
+/* The tuner's products come from a workload's layer plan: the default simple model
+ * gives its three convolutions' forward, weight and input gradients (none for the
+ * first layer's input) and the readout's three; vgg adds its dense layer's. */
 START_TEST(test_shapes) {
-    snn_gemm_shape s[SNN_GEMM_MAX_SHAPES];
-    const size_t n = snn_gemm_model_shapes(s, 4096);
-    ck_assert(n >= 8 && n <= SNN_GEMM_MAX_SHAPES);
-    for (size_t i = 0; i < n; i++) {
-        ck_assert(s[i].m > 0 && s[i].n > 0 && s[i].k > 0);
-        /* the column count of a convolution's product is whole images within the cap */
-        if (strncmp(s[i].name, "conv", 4) == 0) ck_assert(s[i].n <= 4096 || s[i].k <= 4096);
+    static const char *const simple[] = {"conv1-forward", "conv2-forward", "conv3-forward", "conv1-wgrad",
+                                         "conv2-wgrad",   "conv3-wgrad",   "conv2-igrad",   "conv3-igrad",
+                                         "linear-forward", "linear-wgrad", "linear-igrad"};
+    for (int kind = 0; kind < 2; kind++) {
+        snn_model_config cfg;
+        ck_assert_snn_ok(snn_model_config_default(&cfg, kind ? "vgg" : "simple"));
+        snn_gemm_shape s[SNN_GEMM_MAX_SHAPES];
+        size_t n;
+        ck_assert_snn_ok(snn_config_gemm_shapes(&cfg, 32, 4096, s, SNN_GEMM_MAX_SHAPES, &n));
+        ck_assert_uint_eq(n, (kind ? 7 + 7 + 6 + 3 : 11)); /* vgg: 6 convolutions and a dense layer */
+        for (size_t i = 0; i < n; i++) {
+            if (!kind) ck_assert_str_eq(s[i].name, simple[i]);
+            ck_assert(s[i].m > 0 && s[i].n > 0 && s[i].k > 0);
+            /* the column count of a convolution's product is whole images within the cap */
+            if (strncmp(s[i].name, "conv", 4) == 0) ck_assert(s[i].n <= 4096 || s[i].k <= 4096);
+        }
+        /* the readout's forward product: (B, classes) from (B, features) */
+        const snn_gemm_shape *r = &s[n - 3];
+        ck_assert_uint_eq(r->m, 32);
+        ck_assert_uint_eq(r->n, 10);
+        ck_assert_uint_eq(r->k, kind ? 512 : 256 * 4 * 4);
+        if (kind) ck_assert_str_eq(s[6].name, "dense7-forward");
     }
 }
 END_TEST

@@ -6,8 +6,6 @@
 
 #include "args.h"
 #include "commands.h"
-#include "context.h"
-#include "gemm.h"
 #include "progress.h"
 #include "snncl.h"
 
@@ -28,33 +26,6 @@ typedef struct workload {
     char model[16], encoding[16];
     int H, W, C, T, batch;
 } workload;
-
-/* Multiply-adds of the convolutions and linear layers for one image and one step of
- * one trajectory; the first layer's once per image under direct encoding. */
-static void count_flops(const snn_model_config *cfg, int P, int train, double *flops) {
-    double first = 0, rest = 0;
-    int H = cfg->height, W = cfg->width, cin = cfg->in_channels;
-    const int per_block = cfg->kind == SNN_MODEL_VGG ? 2 : 1;
-    int layer = 0;
-    for (int b = 0; b < cfg->num_blocks; b++) {
-        for (int j = 0; j < per_block; j++, layer++) {
-            const double macs = (double)cfg->channels[b] * cin * 9.0 * H * W;
-            if (layer == 0)
-                first = macs;
-            else
-                rest += macs;
-            cin = cfg->channels[b];
-        }
-        H /= 2;
-        W /= 2;
-    }
-    double fc = (double)cin * H * W * (cfg->kind == SNN_MODEL_VGG ? 512.0 : (double)cfg->num_classes);
-    const double steps = cfg->T, first_steps = cfg->encoding == SNN_ENCODING_DIRECT ? 1.0 : cfg->T;
-    /* forward: 2 flops per multiply-add; training adds the weight and input gradients. */
-    double f = 2.0 * (first * first_steps + P * steps * rest + (cfg->kind == SNN_MODEL_VGG ? P * steps * fc : fc));
-    if (train) f += 2.0 * (first * first_steps + 2.0 * P * steps * rest + 2.0 * fc * (cfg->kind == SNN_MODEL_VGG ? P * steps : 1));
-    *flops = f;
-}
 
 /* s with quotes, backslashes and control characters replaced, for a JSON string. */
 static const char *json_safe(const char *s, char *buf, size_t len) {
@@ -185,11 +156,10 @@ int cmd_bench(int argc, char **argv) {
         }
         snn_device_info info;
         snn_context_device_info(ctx, &info);
-        const char *gemm = snn_gemm_impl_name(snn_gemm_get_impl(ctx));
-        fprintf(stderr, "snncl bench: %s: GEMM %s (%s)\n", info.name, gemm,
-                getenv("SNNCL_GEMM") && *getenv("SNNCL_GEMM") ? "SNNCL_GEMM"
-                : ctx->gemm_tuned                               ? "measured by snncl tune"
-                                                                : "device-type default; see snncl tune");
+        const char *gemm = "?", *reason = "?";
+        snn_context_gemm_info(ctx, &gemm, &reason);
+        fprintf(stderr, "snncl bench: %s: GEMM %s (%s%s)\n", info.name, gemm, reason,
+                strcmp(reason, "device-type default") == 0 ? "; see snncl tune" : "");
         char mitem[16], iitem[32], titem[16], eitem[16];
         for (const char *pm = models; !status && (pm = next_item(pm, mitem, sizeof mitem));)
             for (const char *pi = inputs; !status && (pi = next_item(pi, iitem, sizeof iitem));)
@@ -237,6 +207,8 @@ int cmd_bench(int argc, char **argv) {
                                 break;
                             }
                             st = time_mode(ctx, model, mode, x, labels, batch, warmup, runs, ms);
+                            double flops = 0;
+                            if (st == SNN_OK) st = snn_model_flops(model, mode == 1 || mode == 3, mode >= 2, &flops);
                             snn_model_free(model);
                             if (st != SNN_OK) {
                                 status = cli_report(mode_names[mode], st);
@@ -245,8 +217,6 @@ int cmd_bench(int argc, char **argv) {
                             size_t peak = 0;
                             snn_context_memory(ctx, NULL, &peak);
                             const double med = runs % 2 ? ms[runs / 2] : 0.5 * (ms[runs / 2 - 1] + ms[runs / 2]);
-                            double flops;
-                            count_flops(&cfg, (mode == 1 || mode == 3) ? 2 : 1, mode >= 2, &flops);
                             const double ips = batch * 1e3 / med, gflops = flops * batch / (med * 1e6);
                             const double mb = (double)peak / 1048576.0;
                             printf("%-34.34s %-17s %-40s %10.1f %9.1f %9.1f %9.1f %8.1f %8.1f\n", info.name,

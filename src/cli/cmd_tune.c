@@ -9,6 +9,7 @@
 #include "args.h"
 #include "commands.h"
 #include "gemm.h"
+#include "model.h"
 #include "snncl.h"
 #include "tune.h"
 
@@ -130,10 +131,17 @@ int cmd_tune(int argc, char **argv) {
                         "--dry-run; --device or --all-devices\n");
         return 2;
     }
-    snn_tune_options o = {candidates, runs, (size_t)cols, print_line, ""};
+    /* The products of the default workload (snncl bench's first: simple, 32x32x3, B = 32). */
+    snn_model_config workload;
+    snn_gemm_shape shapes[SNN_GEMM_MAX_SHAPES];
+    size_t count = 0;
+    snn_status st = snn_model_config_default(&workload, "simple");
+    if (st == SNN_OK) st = snn_config_gemm_shapes(&workload, 32, (size_t)cols, shapes, SNN_GEMM_MAX_SHAPES, &count);
+    if (st != SNN_OK) return cli_report("the workload's products", st);
+    snn_tune_options o = {candidates, runs, shapes, count, print_line, ""};
     if (!all_devices) return tune_device(device, &o, dry_run, show_only, reset);
     int n = 0;
-    snn_status st = snn_device_count(&n);
+    st = snn_device_count(&n);
     if (st != SNN_OK) return cli_report("listing devices", st);
     int status = 0;
     for (int d = 0; d < n; d++) {

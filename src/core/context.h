@@ -1,10 +1,12 @@
 /* The device context: one OpenCL device, its queue, the program built from the cl/ sources,
- * and small helpers for buffers and kernel launches used by every op. */
+ * and small helpers for buffers and kernel launches used by every op (context.c).
+ * Opening and closing one is device.c's; the GEMM's part of it belongs to gemm.c. */
 #ifndef SNNCL_CONTEXT_H
 #define SNNCL_CONTEXT_H
 
 #include <CL/cl.h>
 
+#include "cl_errors.h"
 #include "internal.h"
 
 #define SNN_MAX_KERNELS 64
@@ -46,13 +48,17 @@ struct snn_context {
     int profile;
     double profile_seconds[SNN_MAX_KERNELS + 1];
     unsigned long profile_calls[SNN_MAX_KERNELS + 1];
-    /* snn_gemm: the implementation in use, and the native path's scratch (split
-     * reductions, transposed operands), grown on demand, released by snn_context_free. */
-    snn_gemm_impl gemm_impl;
-    snn_gemm_impl gemm_auto; /* what SNN_GEMM_AUTO means here: the stored tuning, else the default */
-    int gemm_tuned;          /* a tuning file (snncl tune) chose gemm_auto */
-    cl_mem gemm_ws;
-    size_t gemm_ws_cap;
+    /* Read and written by gemm.c only (gemm.h is its interface): the implementation in
+     * use, what SNN_GEMM_AUTO means here (the stored tuning, else the device-type
+     * default), why, and the native path's scratch (split reductions, transposed
+     * operands), grown on demand, released by snn_gemm_release. */
+    struct snn_gemm_state {
+        snn_gemm_impl impl;
+        snn_gemm_impl auto_impl;
+        const char *reason; /* "SNNCL_GEMM", "snncl tune" or "device-type default" */
+        cl_mem ws;
+        size_t ws_cap;
+    } gemm;
 };
 
 /* Profiling brackets for work not launched through snn_launch (the GEMMs). */
@@ -60,12 +66,11 @@ double snn_profile_start(snn_context *ctx);
 void snn_profile_stop(snn_context *ctx, int slot, double start);
 #define SNN_PROFILE_GEMM SNN_MAX_KERNELS
 
-/* OpenCL error code -> "CL_OUT_OF_RESOURCES". */
-const char *snn_cl_error_name(cl_int err);
+/* The per-kernel time table of SNNCL_PROFILE, to stderr (when the context is freed). */
+void snn_profile_report(const snn_context *ctx);
 
-/* SNN_OK, or SNN_ERR_OPENCL (SNN_ERR_OUT_OF_MEMORY for allocation codes) with a
- * message naming the call. */
-snn_status snn_cl_check(cl_int err, const char *what);
+/* Drops one reference to a context's memory counts (the context's or a buffer's). */
+void snn_mem_count_unref(struct snn_mem_count *m);
 
 /* Finds (and caches) a kernel of the context's program. */
 snn_status snn_kernel_get(snn_context *ctx, const char *name, cl_kernel *out, size_t *max_wg);

@@ -1,6 +1,8 @@
 /* Fault injection for tests: makes the N-th device allocation, enqueue or read fail as a
- * full or lost device would, so that every error path can be walked. Process-wide and
- * not thread-safe; off (one load and a branch per call) unless armed. */
+ * full or lost device would, so that every error path can be walked. Process-wide (as
+ * SNNCL_FAULT, which arms it), with atomic counters: contexts in separate threads may
+ * pass the injection points together (a fault then goes to whichever comes N-th).
+ * Until armed or disarmed, an injection point costs one relaxed load and a branch. */
 #ifndef SNNCL_FAULT_H
 #define SNNCL_FAULT_H
 
@@ -21,7 +23,7 @@ typedef enum snn_fault_kind {
  * otherwise). Resets the event counters. */
 void snn_fault_arm(snn_fault_kind kind, long n, cl_int code);
 void snn_fault_disarm(void);
-/* Events of `kind` seen since the last arm or disarm. */
+/* Events of `kind` seen since the last arm or disarm (none are counted before either). */
 long snn_fault_events(snn_fault_kind kind);
 /* Nonzero once the armed fault has been injected. */
 int snn_fault_fired(void);

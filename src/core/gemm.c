@@ -2,7 +2,7 @@
  * context, and the one place where tuned CLBlast parameters are applied. */
 #include "gemm.h"
 
-#include "tune.h"
+#include "tune_db.h"
 
 #include "fault.h"
 
@@ -80,7 +80,7 @@ static snn_status check_operand(const char *name, cl_mem mem, size_t off, size_t
 }
 
 static snn_status reserve_scratch(snn_context *ctx, size_t floats) {
-    return snn_buffer_reserve(ctx, &ctx->gemm_ws, &ctx->gemm_ws_cap, floats * sizeof(float));
+    return snn_buffer_reserve(ctx, &ctx->gemm.ws, &ctx->gemm.ws_cap, floats * sizeof(float));
 }
 
 /* Work-group of gemm_cols or gemm_dot: (l0, l1), shrunk only to the kernel's limit, and
@@ -156,7 +156,7 @@ static snn_status native_dot(snn_context *ctx, size_t m, size_t n, size_t k, flo
                                    SNN_ARG_MEM(c), SNN_ARG_UINT(c_off), SNN_ARG_UINT(ldc), SNN_ARG_UINT(0)));
     }
     SNN_TRY(reserve_scratch(ctx, slices * m * n));
-    cl_mem part = ctx->gemm_ws;
+    cl_mem part = ctx->gemm.ws;
     size_t global[3] = {g2[0], g2[1], slices}, local[3] = {l2[0], l2[1], 1};
     SNN_TRY(snn_launch(ctx, "gemm_dot", 3, global, local,
                        SNN_ARGS(SNN_ARG_UINT(m), SNN_ARG_UINT(n), SNN_ARG_UINT(0), SNN_ARG_UINT(k),
@@ -179,9 +179,9 @@ static snn_status gemm_native(snn_context *ctx, int trans_a, int trans_b, size_t
         size_t global[2] = {ceil_div(k, wg) * wg, n}, local[2] = {wg, 1};
         SNN_TRY(snn_launch(ctx, "gemm_transpose", 2, global, local,
                            SNN_ARGS(SNN_ARG_UINT(n), SNN_ARG_UINT(k), SNN_ARG_MEM(b), SNN_ARG_UINT(b_off),
-                                    SNN_ARG_UINT(ldb), SNN_ARG_MEM(ctx->gemm_ws), SNN_ARG_UINT(0),
+                                    SNN_ARG_UINT(ldb), SNN_ARG_MEM(ctx->gemm.ws), SNN_ARG_UINT(0),
                                     SNN_ARG_UINT(n))));
-        b = ctx->gemm_ws;
+        b = ctx->gemm.ws;
         b_off = 0;
         ldb = n;
     }
@@ -202,7 +202,7 @@ snn_status snn_gemm(snn_context *ctx, int trans_a, int trans_b, size_t m, size_t
         return gemm_clblast(ctx, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
                             c_off, ldc);
     }
-    if (ctx->gemm_impl != SNN_GEMM_NATIVE)
+    if (ctx->gemm.impl != SNN_GEMM_NATIVE)
         return gemm_clblast(ctx, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
                             c_off, ldc);
     /* The kernels index with 32 bits: larger operands, and a transposed copy of B (the
@@ -240,11 +240,11 @@ snn_gemm_impl snn_gemm_default_impl(const snn_context *ctx) {
 snn_status snn_gemm_set_impl(snn_context *ctx, snn_gemm_impl impl) {
     if (impl != SNN_GEMM_AUTO && impl != SNN_GEMM_CLBLAST && impl != SNN_GEMM_NATIVE)
         return snn_fail(SNN_ERR_INVALID_ARG, "snn_gemm_set_impl: unknown implementation %d", (int)impl);
-    ctx->gemm_impl = impl == SNN_GEMM_AUTO ? ctx->gemm_auto : impl;
+    ctx->gemm.impl = impl == SNN_GEMM_AUTO ? ctx->gemm.auto_impl : impl;
     return SNN_OK;
 }
 
-snn_gemm_impl snn_gemm_get_impl(const snn_context *ctx) { return ctx->gemm_impl; }
+snn_gemm_impl snn_gemm_get_impl(const snn_context *ctx) { return ctx->gemm.impl; }
 
 /* The stored tuning of this device (tune.h), if any: its implementation becomes what
  * AUTO means, and its Xgemm parameters go to CLBlast (used for every product when
@@ -261,17 +261,18 @@ static void apply_stored_tuning(snn_context *ctx) {
         return;
     }
     if (!found) return;
-    if (t.has_xgemm && snn_tune_apply_xgemm(ctx, t.xgemm) != SNN_OK) {
+    if (t.has_xgemm && snn_gemm_apply_xgemm(ctx, t.xgemm) != SNN_OK) {
         snn_log(SNN_LOG_WARN, "ignoring the GEMM tuning %s: %s", path, snn_last_error());
         snn_clear_error();
         return;
     }
-    ctx->gemm_auto = t.impl;
-    ctx->gemm_tuned = 1;
+    ctx->gemm.auto_impl = t.impl;
+    ctx->gemm.reason = "snncl tune";
 }
 
 snn_status snn_gemm_setup(snn_context *ctx) {
-    ctx->gemm_auto = snn_gemm_default_impl(ctx);
+    ctx->gemm.auto_impl = snn_gemm_default_impl(ctx);
+    ctx->gemm.reason = "device-type default";
     const char *tuning = getenv("SNNCL_TUNING");
     if (!tuning || strcmp(tuning, "0") != 0) apply_stored_tuning(ctx);
     snn_gemm_impl impl = SNN_GEMM_AUTO;
@@ -285,7 +286,25 @@ snn_status snn_gemm_setup(snn_context *ctx) {
             snn_log(SNN_LOG_WARN, "SNNCL_GEMM=%s is not clblast, native or auto; using the default", env);
     }
     SNN_TRY(snn_gemm_set_impl(ctx, impl));
-    snn_log(SNN_LOG_INFO, "GEMM: %s (%s)", snn_gemm_impl_name(ctx->gemm_impl),
-            impl != SNN_GEMM_AUTO ? "SNNCL_GEMM" : ctx->gemm_tuned ? "measured by snncl tune" : "device-type default");
+    if (impl != SNN_GEMM_AUTO) ctx->gemm.reason = "SNNCL_GEMM";
+    snn_log(SNN_LOG_INFO, "GEMM: %s (%s)", snn_gemm_impl_name(ctx->gemm.impl), ctx->gemm.reason);
+    return SNN_OK;
+}
+
+void snn_gemm_release(snn_context *ctx) { snn_buffer_release(&ctx->gemm.ws); }
+
+snn_status snn_gemm_apply_xgemm(snn_context *ctx, const size_t xgemm[SNN_XGEMM_PARAMS]) {
+    CLBlastStatusCode s = CLBlastOverrideParameters(ctx->device, "Xgemm", CLBlastPrecisionSingle,
+                                                    SNN_XGEMM_PARAMS, (const char **)snn_xgemm_param_names,
+                                                    xgemm);
+    if (s != CLBlastSuccess)
+        return snn_fail(SNN_ERR_GEMM, "CLBlast rejected the Xgemm parameters (status %d)", (int)s);
+    return SNN_OK;
+}
+
+snn_status snn_context_gemm_info(const snn_context *ctx, const char **impl, const char **reason) {
+    SNN_REQUIRE_ARG("snn_context_gemm_info", ctx);
+    if (impl) *impl = snn_gemm_impl_name(ctx->gemm.impl);
+    if (reason) *reason = ctx->gemm.reason;
     return SNN_OK;
 }

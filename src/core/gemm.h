@@ -1,9 +1,11 @@
 /* Matrix products. Every GEMM in snncl goes through here, so the choice of
- * implementation and per-device tuning lives in one place. */
+ * implementation and per-device tuning lives in one place; the context's `gemm`
+ * fields are this file's alone. */
 #ifndef SNNCL_GEMM_H
 #define SNNCL_GEMM_H
 
 #include "context.h"
+#include "tune_db.h"
 
 /* Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, with element offsets
  * and leading dimensions as in BLAS. trans_a/trans_b: nonzero transposes. beta = 0
@@ -28,5 +30,12 @@ snn_status snn_gemm_set_impl(snn_context *ctx, snn_gemm_impl impl);
 snn_gemm_impl snn_gemm_get_impl(const snn_context *ctx);
 /* "auto", "clblast", "native". */
 const char *snn_gemm_impl_name(snn_gemm_impl impl);
+
+/* Applies Xgemm parameters to CLBlast for the context's device (from then on, in
+ * this process: CLBlast keeps them per device, process-wide). */
+snn_status snn_gemm_apply_xgemm(snn_context *ctx, const size_t xgemm[SNN_XGEMM_PARAMS]);
+
+/* Releases the native path's scratch (snn_context_free). */
+void snn_gemm_release(snn_context *ctx);
 
 #endif

@@ -43,34 +43,29 @@ static snn_status plan_forward(const snn_model *m, size_t B, const snn_forward_p
     p->B = B;
     p->T = (size_t)cfg->T;
     p->P = lyapunov ? 2 : 1;
-    p->L = (size_t)m->num_lifs;
+    p->L = (size_t)m->num_layers;
     const snn_device_info *dev = &m->ctx->info;
     /* The sizes below are products that can wrap around for absurd batches; one time
      * step of the widest layer must fit one allocation, which bounds them all. */
-    double widest_step = (double)cfg->in_channels * (double)cfg->height * (double)cfg->width;
-    for (int i = 0; i < m->num_convs; i++)
-        widest_step = fmax(widest_step, (double)m->conv[i].cout * (double)(m->conv[i].H * m->conv[i].W));
-    widest_step = fmax(widest_step, fmax((double)m->features, (double)SNN_VGG_HIDDEN));
-    widest_step *= (double)p->P * (double)B * sizeof(float);
+    double widest_step = snn_model_widest_step(m) * (double)p->P * (double)B * sizeof(float);
     if (widest_step > (double)dev->max_alloc_bytes)
         return snn_fail(SNN_ERR_OUT_OF_MEMORY,
                         "batch %zu is too large for this device: one time step needs a buffer of %.0f bytes "
                         "(device limit %llu); use a smaller batch",
                         B, widest_step, (unsigned long long)dev->max_alloc_bytes);
     p->act_step = (size_t)cfg->in_channels * B * (size_t)cfg->height * (size_t)cfg->width;
-    for (int i = 0; i < m->num_convs; i++) {
-        const snn_conv_layer *c = &m->conv[i];
-        size_t pin = i == 0 ? 1 : p->P;
-        p->act_step = max_sz(p->act_step, c->cout * p->P * B * c->H * c->W);
-        p->conv_step = max_sz(p->conv_step, c->cout * pin * B * c->H * c->W);
+    /* act and spk hold a layer's input and its LIF's spikes; conv the convolution's
+     * output, or a dense layer's flattened input (and its linear output goes to spk). */
+    for (int i = 0; i < m->num_layers; i++) {
+        const snn_layer *l = &m->layer[i];
+        const size_t pin = i == 0 ? 1 : p->P;
+        p->act_step = max_sz(p->act_step, l->G * l->S * p->P * B);
+        if (l->kind == SNN_LAYER_CONV)
+            p->conv_step = max_sz(p->conv_step, l->G * l->S * pin * B);
+        else
+            p->conv_step = max_sz(p->conv_step, max_sz(l->cin, l->cout) * p->P * B);
     }
-    if (cfg->kind == SNN_MODEL_VGG) {
-        p->act_step = max_sz(p->act_step, p->P * B * SNN_VGG_HIDDEN);
-        p->conv_step = max_sz(p->conv_step, max_sz(p->P * B * m->features, p->P * B * SNN_VGG_HIDDEN));
-        p->readout = SNN_VGG_HIDDEN;
-    } else {
-        p->readout = m->features;
-    }
+    p->readout = m->readout;
     /* Chunk length: the three chunk buffers within a budget, each within one allocation
      * and within 32-bit element indices (the kernels' arguments). */
     size_t budget = (size_t)(dev->global_mem_bytes / 4);
@@ -105,8 +100,8 @@ static snn_status reserve_buffers(snn_model *m, const forward_plan *p, size_t in
     SNN_TRY(snn_buffer_reserve(ctx, &f->sum, &f->sum_cap, p->B * p->readout * fs));
     SNN_TRY(snn_buffer_reserve(ctx, &f->logits, &f->logits_cap, p->B * (size_t)m->cfg.num_classes * fs));
     if (p->encoding == SNN_ENCODING_DIRECT) {
-        const snn_conv_layer *c = &m->conv[0];
-        SNN_TRY(snn_buffer_reserve(ctx, &f->cur0, &f->cur0_cap, c->cout * p->B * c->H * c->W * fs));
+        const snn_layer *c = &m->layer[0];
+        SNN_TRY(snn_buffer_reserve(ctx, &f->cur0, &f->cur0_cap, c->G * c->S * p->B * fs));
     }
     for (size_t l = 0; l < p->L; l++) {
         int ndim;
@@ -200,6 +195,40 @@ static snn_status tap_spikes(snn_model *m, const forward_plan *p, const snn_spik
     return st;
 }
 
+/* Dense layer i over the chunk: its input (C, N, hw) in f->act flattened to rows, the
+ * linear layer, then its LIF, spikes (1, N, units) back in f->act. */
+static snn_status dense_chunk(snn_model *m, const forward_plan *p, int i, size_t t0, size_t Tn, float eps,
+                              const snn_spike_tap *tap) {
+    snn_context *ctx = m->ctx;
+    snn_forward_buffers *f = &m->fwd;
+    const snn_layer *d = &m->layer[i];
+    const snn_layer *prev = &m->layer[i - 1];
+    const size_t B = p->B, P = p->P, N = P * Tn * B, U = d->cout;
+    SNN_TRY(snn_op_flatten_rows(ctx, f->act, f->conv, prev->G, N, prev->out_hw));
+    SNN_TRY(snn_op_linear(ctx, f->conv, N, d->cin, d->weight->dev, d->bias->dev, U, f->spk));
+    snn_lif_args a = {0};
+    a.in = f->spk;
+    a.gstride = N * U;
+    a.tstride = B * U;
+    a.p_off = P == 2 ? Tn * B * U : 0;
+    a.scale = d->scale;
+    a.shift = d->shift;
+    a.spk = f->act;
+    a.spk_gstride = N * U;
+    a.G = 1;
+    a.S = U;
+    a.B = B;
+    a.T = Tn;
+    a.t0 = t0;
+    a.eps = eps;
+    SNN_TRY(run_lif(m, p, &a, i));
+    if (tap) SNN_TRY(tap_spikes(m, p, tap, i, f->act, a.spk_gstride, 1, U, t0, Tn));
+    return SNN_OK;
+}
+
+/* Every layer over steps t0 .. t0+Tn-1, each over all Tn steps before the next; the
+ * last layer's spikes summed into f->sum. Between layers f->act holds the output
+ * (C, P, Tn, B, hw) of the layer before. */
 static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, size_t Tn,
                                 const snn_forward_params *fp, float eps, const snn_spike_tap *tap) {
     const snn_encoding enc = p->encoding;
@@ -215,9 +244,15 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
         SNN_TRY(snn_op_to_channel_major(ctx, f->input, f->act, B, p->T, t0, Tn, C0, HW0));
 
     int premarked = 0; /* the last LIF pass flagged the next convolution's differing inputs */
-    for (int i = 0; i < m->num_convs; i++) {
-        const snn_conv_layer *c = &m->conv[i];
+    for (int i = 0; i < m->num_layers; i++) {
+        const snn_layer *c = &m->layer[i];
+        if (c->kind == SNN_LAYER_DENSE) {
+            SNN_TRY(dense_chunk(m, p, i, t0, Tn, eps, tap));
+            premarked = 0;
+            continue;
+        }
         const size_t HW = c->H * c->W, pin = i == 0 ? 1 : P;
+        const int next_conv = i + 1 < m->num_layers && m->layer[i + 1].kind == SNN_LAYER_CONV;
         snn_lif_args a = {0};
         if (i == 0 && enc == SNN_ENCODING_DIRECT) {
             a.in = f->cur0; /* the same input current at every step */
@@ -265,7 +300,7 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
             a.thr = snn_model_lif_threshold(m, i);
             a.mem = f->mem[i];
             a.spk = f->act;
-            a.spk_gstride = Tn * B * (c->H / 2) * (c->W / 2);
+            a.spk_gstride = Tn * B * c->out_hw;
             SNN_TRY(snn_op_lif_forward_pool(ctx, &a, c->H, c->W));
             continue;
         }
@@ -274,10 +309,10 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
              * every window, which still count in the divergence: unfused below). */
             run_lif_setup(m, p, &a, i);
             a.spk = f->act;
-            a.spk_gstride = 2 * Tn * B * (c->H / 2) * (c->W / 2);
-            if (i + 1 < m->num_convs) {
+            a.spk_gstride = 2 * Tn * B * c->out_hw;
+            if (next_conv) {
                 /* the next convolution's differing input pixels, flagged here */
-                SNN_TRY(snn_conv_diff_marks(ctx, &f->diff, Tn * B * (c->H / 2) * (c->W / 2), &a.mark));
+                SNN_TRY(snn_conv_diff_marks(ctx, &f->diff, Tn * B * c->out_hw, &a.mark));
                 premarked = 1;
             }
             SNN_TRY(snn_op_lif_lyapunov_pool(ctx, &a, c->H, c->W));
@@ -291,33 +326,8 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
             swap_buffers(f);
     }
 
-    const size_t N = P * Tn * B, hw = m->out_h * m->out_w;
-    const size_t C_last = m->conv[m->num_convs - 1].cout;
-    if (cfg->kind == SNN_MODEL_SIMPLE)
-        return snn_op_spike_sum(ctx, f->act, f->sum, C_last, Tn, B, hw, N * hw);
-
-    /* vgg: fc1 on every (trajectory, step, sample) row, then the dense LIF layer. */
-    const size_t H = SNN_VGG_HIDDEN;
-    SNN_TRY(snn_op_flatten_rows(ctx, f->act, f->conv, C_last, N, hw));
-    SNN_TRY(snn_op_linear(ctx, f->conv, N, m->features, m->fc1_w->dev, m->fc1_b->dev, H, f->spk));
-    snn_lif_args a = {0};
-    a.in = f->spk;
-    a.gstride = N * H;
-    a.tstride = B * H;
-    a.p_off = P == 2 ? Tn * B * H : 0;
-    a.scale = m->ones;
-    a.shift = m->zeros;
-    a.spk = f->act;
-    a.spk_gstride = N * H;
-    a.G = 1;
-    a.S = H;
-    a.B = B;
-    a.T = Tn;
-    a.t0 = t0;
-    a.eps = eps;
-    SNN_TRY(run_lif(m, p, &a, m->num_lifs - 1));
-    if (tap) SNN_TRY(tap_spikes(m, p, tap, m->num_lifs - 1, f->act, a.spk_gstride, 1, H, t0, Tn));
-    return snn_op_spike_sum(ctx, f->act, f->sum, 1, Tn, B, H, 0);
+    const snn_layer *last = &m->layer[m->num_layers - 1];
+    return snn_op_spike_sum(ctx, f->act, f->sum, last->G, Tn, B, last->out_hw, P * Tn * B * last->out_hw);
 }
 
 snn_status snn_model_forward(snn_model *m, const float *input, int batch, const snn_forward_params *params,
@@ -342,7 +352,7 @@ snn_status snn_model_forward_run(snn_model *m, const float *input, int batch, co
         return snn_fail(SNN_ERR_INVALID_ARG, "%s: params->lyap_eps must be a positive finite number, got %g", fn,
                         (double)params->lyap_eps);
     if (params->perturb)
-        for (int l = 0; l < m->num_lifs; l++)
+        for (int l = 0; l < m->num_layers; l++)
             if (!params->perturb[l])
                 return snn_fail(SNN_ERR_INVALID_ARG, "%s: params->perturb[%d] (LIF layer %d) is NULL", fn, l, l);
 
@@ -362,7 +372,7 @@ snn_status snn_model_forward_run(snn_model *m, const float *input, int batch, co
     if (p.P == 2) SNN_TRY(init_perturbation(m, &p, params));
     if (p.encoding == SNN_ENCODING_DIRECT) {
         /* Direct encoding feeds x at every step: the first convolution is computed once. */
-        const snn_conv_layer *c = &m->conv[0];
+        const snn_layer *c = &m->layer[0];
         SNN_TRY(snn_op_to_channel_major(ctx, f->input, f->act, p.B, 1, 0, 1, c->cin, c->H * c->W));
         SNN_TRY(snn_op_conv3x3(ctx, f->act, c->cin, p.B, c->H, c->W, c->weight->dev, c->cout, f->cur0, &f->ws));
     }

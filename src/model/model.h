@@ -5,11 +5,11 @@
 
 #include "context.h"
 #include "ops.h"
+#include "tune.h"
 
 #define SNN_MAX_PARAMS 128
-#define SNN_MAX_CONVS (2 * SNN_MAX_BLOCKS)
-#define SNN_MAX_LIFS (SNN_MAX_CONVS + 1)
-#define SNN_VGG_HIDDEN 512
+/* vgg: two convolutions per block and its hidden dense layer */
+#define SNN_MAX_LAYERS (2 * SNN_MAX_BLOCKS + 1)
 
 /* One state_dict entry. Float tensors live in `host` (authoritative, saved as F32);
  * int64 scalars in `i64`. Tensors used by kernels also have a device copy. */
@@ -25,24 +25,47 @@ typedef struct snn_param {
     int optional;     /* may be absent from a file (snnTorch bookkeeping buffers) */
 } snn_param;
 
-typedef struct snn_conv_layer {
-    size_t cin, cout, H, W; /* H x W: input and output size (3x3, pad 1) */
-    int pool;               /* AvgPool2d(2) after this layer's LIF */
-    snn_param *weight, *bn_weight, *bn_bias, *bn_mean, *bn_var, *bn_count;
-    cl_mem scale, shift;    /* BatchNorm folded for eval: y = scale*x + shift */
-} snn_conv_layer;
+/* ------------------------------------------------------------ layer plan -- *
+ * A model is a list of spiking layers, each ending in one LIF layer, then a readout
+ * (the last layer's spikes summed over time, dropout in training, a linear layer).
+ * model.c builds the list from the config (the only place that knows the model
+ * kinds); every pass walks it: eval forward (forward.c), spike records, training
+ * forward and backward (train/backprop.c), memory planning, FLOP counts and the GEMM
+ * tuner's shapes (plan.c). docs/guide.md says how to add a model or a layer kind. */
+typedef enum snn_layer_kind {
+    SNN_LAYER_CONV,  /* conv3x3 (pad 1, no bias), BatchNorm, LIF; 2x2 average pooling if pool */
+    SNN_LAYER_DENSE, /* linear with bias on the flattened input, LIF */
+} snn_layer_kind;
 
-typedef struct snn_lif_layer {
+/* snnTorch Leaky's buffers. */
+typedef struct snn_lif_params {
     snn_param *beta, *threshold, *graded, *reset_mechanism;
-} snn_lif_layer;
+} snn_lif_params;
+
+typedef struct snn_layer {
+    snn_layer_kind kind;
+    size_t cin, cout; /* conv: channels in and out; dense: features in, units out */
+    size_t H, W;      /* conv: input = output size; dense: 1 x cout */
+    int pool;         /* conv: AvgPool2d(2) after the LIF */
+    /* Neurons per sample: G groups of S (conv: cout channels of H*W; dense: one group
+     * of cout units), as LIF kernels, the estimate's state and spike records see them.
+     * The layer's output per image: G channels of out_hw values (pooled if pool). */
+    size_t G, S, out_hw;
+    snn_param *weight, *bias;                                     /* bias: dense only */
+    snn_param *bn_weight, *bn_bias, *bn_mean, *bn_var, *bn_count; /* conv only */
+    snn_lif_params lif;
+    /* The LIF input's affine in eval: BatchNorm folded (conv, owned), y = scale*x + shift;
+     * the identity (dense: the model's ones and zeros). */
+    cl_mem scale, shift;
+} snn_layer;
 
 /* Device buffers of the forward pass, grown on demand and reused. */
 typedef struct snn_forward_buffers {
     cl_mem input, act, conv, spk, cur0, sum, logits, sq, lambda, perturb;
     size_t input_cap, act_cap, conv_cap, spk_cap, cur0_cap, sum_cap, logits_cap, sq_cap, lambda_cap,
         perturb_cap;
-    cl_mem mem[SNN_MAX_LIFS], delta[SNN_MAX_LIFS];
-    size_t mem_cap[SNN_MAX_LIFS], delta_cap[SNN_MAX_LIFS];
+    cl_mem mem[SNN_MAX_LAYERS], delta[SNN_MAX_LAYERS];
+    size_t mem_cap[SNN_MAX_LAYERS], delta_cap[SNN_MAX_LAYERS];
     snn_workspace ws;
     snn_conv_diff diff; /* the estimate's sparse perturbed convolutions */
 } snn_forward_buffers;
@@ -52,15 +75,11 @@ struct snn_model {
     snn_model_config cfg;
     snn_param params[SNN_MAX_PARAMS];
     int num_params;
-    int num_convs;
-    snn_conv_layer conv[SNN_MAX_CONVS];
-    int num_lifs; /* conv LIFs, then vgg's dense LIF */
-    snn_lif_layer lif[SNN_MAX_LIFS];
-    size_t features;          /* flattened size after the conv stack */
-    size_t out_h, out_w;      /* spatial size after the conv stack */
-    snn_param *fc_w, *fc_b;   /* simple: fc; vgg: fc2 */
-    snn_param *fc1_w, *fc1_b; /* vgg only */
-    cl_mem ones, zeros;       /* identity affine for the dense LIF */
+    int num_layers;           /* layer l holds LIF layer l */
+    snn_layer layer[SNN_MAX_LAYERS];
+    size_t readout;           /* features summed over time into fc: the last layer's G * out_hw */
+    snn_param *fc_w, *fc_b;   /* the readout's linear layer */
+    cl_mem ones, zeros;       /* identity affine for dense LIF layers */
     snn_forward_buffers fwd;
     size_t max_chunk_steps;   /* 0: chosen from device memory; tests force small chunks */
     int dense_perturbed;      /* estimate: perturbed trajectory convolved and pooled on its own, as
@@ -91,6 +110,21 @@ typedef struct snn_spike_tap {
  * LIF layer (the 2x2 pooling is then not fused into the LIF pass; results are the same). */
 snn_status snn_model_forward_run(snn_model *m, const float *input, int batch, const snn_forward_params *params,
                                  float *logits, float *lyap_mean, float *lyap_per_sample, const snn_spike_tap *tap);
+
+/* The largest number of floats one image of one time step occupies in any layer
+ * (input, convolution output, flattened features), in double so that no product of
+ * it with a batch size can wrap around: bounds every per-step buffer. */
+double snn_model_widest_step(const snn_model *model);
+
+/* The matrix products of one training step of `batch` samples, as the passes issue
+ * them (each convolution's forward, weight and input gradient, with at most max_cols
+ * columns; dense layers' and the readout's linear products), up to max of them into
+ * out, for the GEMM tuner (plan.c). Returns how many. */
+size_t snn_model_gemm_shapes(const snn_model *model, size_t batch, size_t max_cols, snn_gemm_shape *out,
+                             size_t max);
+/* The same for a configuration, without a device (the plan only). */
+snn_status snn_config_gemm_shapes(const snn_model_config *cfg, size_t batch, size_t max_cols,
+                                  snn_gemm_shape *out, size_t max, size_t *count);
 
 /* Clamped beta and the threshold of LIF layer l, as the kernels use them. */
 float snn_model_lif_beta(const snn_model *model, int l);

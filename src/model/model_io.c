@@ -52,8 +52,8 @@ static snn_status check_loaded(snn_model *m, const snn_safetensors *st) {
             return snn_fail(SNN_ERR_FORMAT, "unexpected tensor '%s' for a %s model with %d blocks", name,
                             snn_model_kind_name(m->cfg.kind), m->cfg.num_blocks);
     }
-    for (int l = 0; l < m->num_lifs; l++) {
-        const snn_lif_layer *lif = &m->lif[l];
+    for (int l = 0; l < m->num_layers; l++) {
+        const snn_lif_params *lif = &m->layer[l].lif;
         if (lif->graded->host[0] != 1.0f)
             return snn_fail(SNN_ERR_UNSUPPORTED, "'%s' = %g: only graded_spikes_factor 1 is supported",
                             lif->graded->name, (double)lif->graded->host[0]);
@@ -61,9 +61,9 @@ static snn_status check_loaded(snn_model *m, const snn_safetensors *st) {
             return snn_fail(SNN_ERR_UNSUPPORTED, "'%s' = %lld: only reset by subtraction (0) is supported",
                             lif->reset_mechanism->name, (long long)lif->reset_mechanism->i64);
     }
-    for (int i = 0; i < m->num_convs; i++) {
-        const snn_param *var = m->conv[i].bn_var;
-        for (size_t k = 0; k < var->count; k++)
+    for (int i = 0; i < m->num_layers; i++) {
+        const snn_param *var = m->layer[i].bn_var;
+        for (size_t k = 0; var && k < var->count; k++)
             if (var->host[k] < 0.0f)
                 return snn_fail(SNN_ERR_FORMAT, "'%s' has a negative variance at index %zu", var->name, k);
     }
@@ -84,8 +84,8 @@ snn_status snn_model_from_safetensors(snn_model **out, snn_context *ctx, const s
     for (int i = 0; i < m->num_params && s == SNN_OK; i++) s = read_param(st, &m->params[i]);
     if (s == SNN_OK) s = check_loaded(m, st);
     if (s == SNN_OK) {
-        m->cfg.beta = m->lif[0].beta->host[0];
-        m->cfg.threshold = m->lif[0].threshold->host[0];
+        m->cfg.beta = m->layer[0].lif.beta->host[0];
+        m->cfg.threshold = m->layer[0].lif.threshold->host[0];
         s = snn_model_upload(m);
     }
     if (s != SNN_OK) {

@@ -16,7 +16,7 @@ snn_status snn_model_record_spikes(snn_model *m, const float *input, int batch, 
     if (sample < 0 || sample >= batch)
         return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_record_spikes: sample %d is outside the batch [0, %d)",
                         sample, batch);
-    for (int l = 0; l < m->num_lifs; l++)
+    for (int l = 0; l < m->num_layers; l++)
         if (!spikes[l])
             return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_record_spikes: spikes[%d] (LIF layer %d) is NULL", l, l);
     snn_forward_params fp;

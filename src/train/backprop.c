@@ -15,7 +15,7 @@ void snn_dbuf_release(snn_dbuf *b) {
     b->cap = 0;
 }
 
-/* Layout of conv layer i's input and output for this step. */
+/* Layout of layer i's input and output for this step. */
 typedef struct layer_dims {
     size_t Pz, Tz;  /* trajectories and steps with distinct inputs: 1 where shared */
     size_t Nz;      /* images through the convolution: Pz * Tz * B */
@@ -23,14 +23,14 @@ typedef struct layer_dims {
 } layer_dims;
 
 static layer_dims dims_of(const snn_model *m, const train_plan *p, int i) {
-    const snn_conv_layer *c = &m->conv[i];
+    const snn_layer *c = &m->layer[i];
     layer_dims d;
     /* The first layer's input is the same for both trajectories, and for direct
      * encoding the same at every step: its convolution runs once for all of them. */
     d.Pz = i == 0 ? 1 : p->P;
     d.Tz = (i == 0 && p->encoding == SNN_ENCODING_DIRECT) ? 1 : p->T;
     d.Nz = d.Pz * d.Tz * p->B;
-    d.HW = c->H * c->W;
+    d.HW = c->S;
     d.Ho = c->pool ? c->H / 2 : c->H;
     d.Wo = c->pool ? c->W / 2 : c->W;
     return d;
@@ -41,7 +41,7 @@ static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 /* The first layer's convolution output is not kept: it shares layer 1's buffer and is
  * recomputed (cheaply: few input channels) when backward reaches it. */
 static cl_mem z_buffer(snn_trainer *tr, int i) {
-    return (i == 0 && tr->model->num_convs > 1) ? tr->layer[1].z.mem : tr->layer[i].z.mem;
+    return (i == 0 && tr->model->num_layers > 1) ? tr->layer[1].z.mem : tr->layer[i].z.mem;
 }
 
 static snn_status reserve(snn_trainer *tr, const train_plan *p) {
@@ -53,44 +53,41 @@ static snn_status reserve(snn_trainer *tr, const train_plan *p) {
     size_t in_T = p->encoding == SNN_ENCODING_NONE ? T : 1;
     SNN_TRY(snn_dbuf_reserve(ctx, &tr->input, B * in_T * C0 * HW0 * FS));
     SNN_TRY(snn_dbuf_reserve(ctx, &tr->labels, B * sizeof(cl_int)));
-    size_t scratch = 0, gup = 0, state = 0;
-    for (int i = 0; i < m->num_convs; i++) {
-        const snn_conv_layer *c = &m->conv[i];
+    size_t scratch = 0, gup = 0, state = 0, partial = 0;
+    const size_t N = P * T * B;
+    for (int i = 0; i < m->num_layers; i++) {
+        const snn_layer *c = &m->layer[i];
         layer_dims d = dims_of(m, p, i);
         train_layer *l = &tr->layer[i];
+        size_t zbytes = c->G * c->S * d.Nz * FS;
+        if (i == 1) {
+            const snn_layer *c0 = &m->layer[0];
+            zbytes = max_sz(zbytes, c0->G * c0->S * dims_of(m, p, 0).Nz * FS);
+        }
+        if (i != 0 || m->num_layers == 1) SNN_TRY(snn_dbuf_reserve(ctx, &l->z, zbytes));
+        scratch = max_sz(scratch, c->G * c->S * N);  /* the LIF's spikes or gradient */
+        state = max_sz(state, c->G * c->S * B);
+        if (c->kind == SNN_LAYER_DENSE) {
+            SNN_TRY(snn_dbuf_reserve(ctx, &l->in, N * c->cin * FS));
+            gup = max_sz(gup, N * max_sz(c->cout, c->cin));
+            continue;
+        }
         SNN_TRY(snn_dbuf_reserve(ctx, &l->in, c->cin * d.Nz * d.HW * FS));
-        size_t zbytes = c->cout * d.Nz * d.HW * FS;
-        if (i == 1) zbytes = max_sz(zbytes, m->conv[0].cout * dims_of(m, p, 0).Nz * m->conv[0].H * m->conv[0].W * FS);
-        if (i != 0 || m->num_convs == 1) SNN_TRY(snn_dbuf_reserve(ctx, &l->z, zbytes));
         const size_t tab = d.Pz * d.Tz * c->cout * FS;
         snn_dbuf *tabs[] = {&l->mean, &l->rstd, &l->var_unbiased, &l->scale, &l->shift};
         for (size_t k = 0; k < SNN_ARRAY_LEN(tabs); k++) SNN_TRY(snn_dbuf_reserve(ctx, tabs[k], tab));
-        const size_t out = c->cout * P * T * B * d.HW;
-        scratch = max_sz(scratch, out);
-        gup = max_sz(gup, c->cout * P * T * B * d.Ho * d.Wo); /* gradient of this layer's output */
-        gup = max_sz(gup, c->cin * d.Nz * d.HW);              /* gradient of its input */
-        state = max_sz(state, c->cout * B * d.HW);
+        gup = max_sz(gup, c->cout * N * d.Ho * d.Wo); /* gradient of this layer's output */
+        gup = max_sz(gup, c->cin * d.Nz * d.HW);      /* gradient of its input */
+        partial = max_sz(partial, 2 * P * T * c->cout);
     }
-    const size_t N = P * T * B, H = SNN_VGG_HIDDEN;
-    size_t readout = m->features;
-    if (cfg->kind == SNN_MODEL_VGG) {
-        SNN_TRY(snn_dbuf_reserve(ctx, &tr->fc_x, N * m->features * FS));
-        SNN_TRY(snn_dbuf_reserve(ctx, &tr->fc_z, N * H * FS));
-        SNN_TRY(snn_dbuf_reserve(ctx, &tr->fc_spk, N * H * FS));
-        scratch = max_sz(scratch, N * H);
-        gup = max_sz(gup, N * max_sz(H, m->features));
-        state = max_sz(state, B * H);
-        readout = H;
-    }
+    const size_t readout = m->readout;
     SNN_TRY(snn_dbuf_reserve(ctx, &tr->scratch, scratch * FS));
     SNN_TRY(snn_dbuf_reserve(ctx, &tr->gup[0], gup * FS));
     SNN_TRY(snn_dbuf_reserve(ctx, &tr->gup[1], gup * FS));
     SNN_TRY(snn_dbuf_reserve(ctx, &tr->mem, state * FS));
     SNN_TRY(snn_dbuf_reserve(ctx, &tr->delta, state * FS));
     if (P == 2) SNN_TRY(snn_dbuf_reserve(ctx, &tr->carry, 2 * state * FS));
-    size_t partial = 0;
-    for (int i = 0; i < m->num_convs; i++) partial = max_sz(partial, 2 * P * T * m->conv[i].cout);
-    SNN_TRY(snn_dbuf_reserve(ctx, &tr->partial, partial * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->partial, max_sz(1, partial) * FS));
     SNN_TRY(snn_dbuf_reserve(ctx, &tr->sum, B * readout * FS));
     SNN_TRY(snn_dbuf_reserve(ctx, &tr->dropped, B * readout * FS));
     SNN_TRY(snn_dbuf_reserve(ctx, &tr->gsum, B * readout * FS));
@@ -166,11 +163,11 @@ static snn_status run_lif(snn_trainer *tr, const train_plan *p, const snn_batch 
 /* One trajectory of conv layer i with its pooling fused in: pooled spikes to out. */
 static snn_status run_lif_pooled(snn_trainer *tr, const train_plan *p, int i, cl_mem z, size_t Tz, cl_mem scale,
                                  cl_mem shift, cl_mem out) {
-    const snn_conv_layer *c = &tr->model->conv[i];
-    const size_t B = p->B, S = c->H * c->W;
+    const snn_layer *c = &tr->model->layer[i];
+    const size_t B = p->B, S = c->S;
     SNN_TRY(snn_buffer_fill_zero(tr->ctx, tr->mem.mem, 0, B * c->cout * S * FS));
     snn_lif_args a = lif_args(tr, p, i, z, 1, Tz, scale, shift, c->cout, S, out);
-    a.spk_gstride = p->T * B * (c->H / 2) * (c->W / 2); /* the pooled output's layout */
+    a.spk_gstride = p->T * B * c->out_hw; /* the pooled output's layout */
     return snn_op_lif_forward_pool(tr->ctx, &a, c->H, c->W);
 }
 
@@ -197,9 +194,21 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
     snn_context *ctx = tr->ctx;
     const size_t B = p->B, T = p->T, P = p->P;
     SNN_TRY(upload_batch(tr, p, batch));
-    for (int i = 0; i < m->num_convs; i++) {
-        snn_conv_layer *c = &m->conv[i];
+    /* Each layer's spikes go straight into the next conv layer's input, or through the
+     * pool; otherwise (a dense layer next, or the readout) they wait in gup[1]. */
+    for (int i = 0; i < m->num_layers; i++) {
+        snn_layer *c = &m->layer[i];
         train_layer *l = &tr->layer[i];
+        const int next_conv = i + 1 < m->num_layers && m->layer[i + 1].kind == SNN_LAYER_CONV;
+        cl_mem next = next_conv ? tr->layer[i + 1].in.mem : tr->gup[1].mem;
+        if (c->kind == SNN_LAYER_DENSE) {
+            const snn_layer *prev = &m->layer[i - 1];
+            const size_t N = P * T * B;
+            SNN_TRY(snn_op_flatten_rows(ctx, tr->gup[1].mem, l->in.mem, prev->G, N, prev->out_hw));
+            SNN_TRY(snn_op_linear(ctx, l->in.mem, N, c->cin, c->weight->dev, c->bias->dev, c->cout, l->z.mem));
+            SNN_TRY(run_lif(tr, p, batch, i, l->z.mem, P, T, c->scale, c->shift, 1, c->cout, next, 0));
+            continue;
+        }
         layer_dims d = dims_of(m, p, i);
         cl_mem z = z_buffer(tr, i);
         SNN_TRY(snn_op_conv3x3(ctx, l->in.mem, c->cin, d.Nz, c->H, c->W, c->weight->dev, c->cout, z, &tr->ws));
@@ -209,9 +218,6 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
         SNN_TRY(snn_op_bn_running_update(ctx, l->mean.mem, l->var_unbiased.mem, c->bn_mean->dev, c->bn_var->dev,
                                          c->cout, P, T, d.Pz, d.Tz, 0.1f));
         c->bn_count->i64 += (int64_t)(P * T);
-        /* Spikes go straight to the next layer's input, or through the pool. */
-        cl_mem next = i + 1 < m->num_convs ? tr->layer[i + 1].in.mem : tr->gup[1].mem;
-        if (m->cfg.kind == SNN_MODEL_VGG && i + 1 == m->num_convs) next = tr->gup[1].mem;
         if (c->pool && P == 1) {
             SNN_TRY(run_lif_pooled(tr, p, i, z, d.Tz, l->scale.mem, l->shift.mem, next));
         } else {
@@ -220,21 +226,12 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
             if (c->pool) SNN_TRY(snn_op_avgpool2x2(ctx, tr->scratch.mem, next, c->cout * P * T * B, c->H, c->W));
         }
     }
-    /* The last block's pooled spikes (C, P, T, B, hw) wait in gup[1] until backward needs the buffer. */
-    const size_t hw = m->out_h * m->out_w, C_last = m->conv[m->num_convs - 1].cout;
-    const int vgg = m->cfg.kind == SNN_MODEL_VGG;
-    const size_t readout = vgg ? SNN_VGG_HIDDEN : m->features;
+    /* The last layer's spikes (G, P, T, B, hw) wait in gup[1] until backward needs the buffer. */
+    const snn_layer *last = &m->layer[m->num_layers - 1];
+    const size_t readout = m->readout;
     SNN_TRY(snn_buffer_fill_zero(ctx, tr->sum.mem, 0, B * readout * FS));
-    if (!vgg) {
-        SNN_TRY(snn_op_spike_sum(ctx, tr->gup[1].mem, tr->sum.mem, C_last, T, B, hw, P * T * B * hw));
-    } else {
-        const size_t N = P * T * B, H = SNN_VGG_HIDDEN;
-        SNN_TRY(snn_op_flatten_rows(ctx, tr->gup[1].mem, tr->fc_x.mem, C_last, N, hw));
-        SNN_TRY(snn_op_linear(ctx, tr->fc_x.mem, N, m->features, m->fc1_w->dev, m->fc1_b->dev, H, tr->fc_z.mem));
-        SNN_TRY(run_lif(tr, p, batch, m->num_lifs - 1, tr->fc_z.mem, P, T, m->ones, m->zeros, 1, H,
-                        tr->fc_spk.mem, 0));
-        SNN_TRY(snn_op_spike_sum(ctx, tr->fc_spk.mem, tr->sum.mem, 1, T, B, H, 0));
-    }
+    SNN_TRY(snn_op_spike_sum(ctx, tr->gup[1].mem, tr->sum.mem, last->G, T, B, last->out_hw,
+                             P * T * B * last->out_hw));
     const float drop = m->cfg.dropout;
     cl_mem x = tr->sum.mem;
     if (drop > 0.0f) {
@@ -300,9 +297,8 @@ static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch
     snn_model *m = tr->model;
     snn_context *ctx = tr->ctx;
     const size_t B = p->B, T = p->T, P = p->P, N = P * T * B;
-    const size_t hw = m->out_h * m->out_w, C_last = m->conv[m->num_convs - 1].cout;
-    const int vgg = m->cfg.kind == SNN_MODEL_VGG;
-    const size_t readout = vgg ? SNN_VGG_HIDDEN : m->features;
+    const snn_layer *last = &m->layer[m->num_layers - 1];
+    const size_t readout = m->readout;
     const float drop = m->cfg.dropout;
 
     /* Readout: logits = fc(dropout(sum)). */
@@ -312,26 +308,25 @@ static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch
     if (drop > 0.0f) SNN_TRY(snn_op_dropout(ctx, tr->gsum.mem, tr->gsum.mem, B * readout, drop, batch->seed));
 
     int cur = 0; /* gup[cur]: gradient at the output of the layer being processed */
-    if (!vgg) {
-        SNN_TRY(snn_op_spike_sum_backward(ctx, tr->gsum.mem, tr->gup[0].mem, C_last, P, T, B, hw));
-    } else {
-        const size_t H = SNN_VGG_HIDDEN;
-        SNN_TRY(snn_op_spike_sum_backward(ctx, tr->gsum.mem, tr->gup[0].mem, 1, P, T, B, H));
-        int summed;
-        SNN_TRY(lif_backward(tr, p, batch, m->num_lifs - 1, tr->fc_z.mem, P, T, m->ones, m->zeros, 1, 1, H, 0,
-                             tr->gup[0].mem, &summed));
-        SNN_TRY(snn_op_linear_backward(ctx, tr->fc_x.mem, N, m->features, m->fc1_w->dev, H, tr->scratch.mem,
-                                       GRAD(m->fc1_w), GRAD(m->fc1_b), tr->gup[1].mem));
-        SNN_TRY(snn_op_unflatten_rows(ctx, tr->gup[1].mem, tr->gup[0].mem, C_last, N, hw));
-    }
-    for (int i = m->num_convs - 1; i >= 0; i--) {
-        snn_conv_layer *c = &m->conv[i];
+    SNN_TRY(snn_op_spike_sum_backward(ctx, tr->gsum.mem, tr->gup[0].mem, last->G, P, T, B, last->out_hw));
+    for (int i = m->num_layers - 1; i >= 0; i--) {
+        snn_layer *c = &m->layer[i];
         train_layer *l = &tr->layer[i];
+        int summed;
+        if (c->kind == SNN_LAYER_DENSE) {
+            /* The input gradient, as rows, back into the layout of the layer before. */
+            const snn_layer *prev = &m->layer[i - 1];
+            SNN_TRY(lif_backward(tr, p, batch, i, l->z.mem, P, T, c->scale, c->shift, 1, 1, c->cout, 0,
+                                 tr->gup[cur].mem, &summed));
+            SNN_TRY(snn_op_linear_backward(ctx, l->in.mem, N, c->cin, c->weight->dev, c->cout, tr->scratch.mem,
+                                           GRAD(c->weight), GRAD(c->bias), tr->gup[1 - cur].mem));
+            SNN_TRY(snn_op_unflatten_rows(ctx, tr->gup[1 - cur].mem, tr->gup[cur].mem, prev->G, N, prev->out_hw));
+            continue;
+        }
         layer_dims d = dims_of(m, p, i);
         cl_mem z = z_buffer(tr, i);
-        if (i == 0 && m->num_convs > 1)
+        if (i == 0 && m->num_layers > 1)
             SNN_TRY(snn_op_conv3x3(ctx, l->in.mem, c->cin, d.Nz, c->H, c->W, c->weight->dev, c->cout, z, &tr->ws));
-        int summed;
         SNN_TRY(lif_backward(tr, p, batch, i, z, d.Pz, d.Tz, l->scale.mem, l->shift.mem, c->cout, c->H, c->W,
                              c->pool, tr->gup[cur].mem, &summed));
         /* With one shared input (and so one set of statistics) BatchNorm's backward of

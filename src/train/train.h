@@ -1,11 +1,12 @@
 /* Training: the trainer's state, and the training-mode forward and backward pass.
  *
  * Data flow of one step (layer by layer over all T steps, as in inference):
- *   forward:  per conv layer, z = conv(in) for every (trajectory, step, sample) image,
- *             batch statistics per (trajectory, step, channel), the LIF layer over all
- *             steps, pooling; then readout, dropout, linear, cross-entropy. Kept for
- *             backward: each layer's input `in` and convolution output `z`, the BN
- *             tables, the squared divergences of the estimate.
+ *   forward:  per layer of the model's plan: a conv layer's z = conv(in) for every
+ *             (trajectory, step, sample) image, batch statistics per (trajectory, step,
+ *             channel), the LIF layer over all steps, pooling; a dense layer's z =
+ *             linear(in) on flattened rows, its LIF layer. Then readout, dropout,
+ *             linear, cross-entropy. Kept for backward: each layer's input `in` and
+ *             output before the LIF `z`, the BN tables, the estimate's divergences.
  *   backward: per LIF layer in reverse, the membranes are recomputed from z (cheap,
  *             elementwise) into `scratch`, then one kernel runs backward through time
  *             (both trajectories and the renormalization), BatchNorm's backward, and
@@ -24,11 +25,11 @@ typedef struct snn_dbuf {
 snn_status snn_dbuf_reserve(snn_context *ctx, snn_dbuf *b, size_t bytes);
 void snn_dbuf_release(snn_dbuf *b);
 
-/* What the forward keeps of one conv layer. */
+/* What the forward keeps of one layer of the plan. */
 typedef struct train_layer {
-    snn_dbuf in;    /* input activations (Cin, Pin, Tin, B, H, W) */
-    snn_dbuf z;     /* convolution output (Cout, Pz, Tz, B, H, W) */
-    snn_dbuf mean, rstd, var_unbiased, scale, shift; /* tables (Pz, Tz, Cout) */
+    snn_dbuf in;    /* conv: input activations (Cin, Pin, Tin, B, H, W); dense: input rows (P, T, B, Cin) */
+    snn_dbuf z;     /* conv: convolution output (Cout, Pz, Tz, B, H, W); dense: linear output (P, T, B, Cout) */
+    snn_dbuf mean, rstd, var_unbiased, scale, shift; /* conv: BatchNorm tables (Pz, Tz, Cout) */
 } train_layer;
 
 typedef struct train_param {
@@ -45,8 +46,7 @@ struct snn_trainer {
     int64_t steps_done;
     float last_lr;
 
-    train_layer layer[SNN_MAX_CONVS];
-    snn_dbuf fc_x, fc_z, fc_spk;           /* vgg: fc1 input rows, output, LIF spikes */
+    train_layer layer[SNN_MAX_LAYERS];
     snn_dbuf input, labels, perturb;       /* host uploads */
     snn_dbuf mem, delta;                   /* LIF state of the layer being run */
     snn_dbuf scratch;                      /* forward spikes before pooling; backward membranes/gradients */

@@ -107,8 +107,8 @@ static float schedule_lr(const snn_train_config *c, int64_t step) {
 
 static int trainable(const snn_model *m, const snn_param *p) {
     if (p->dtype != SNN_F32 || !p->dev) return 0;
-    for (int i = 0; i < m->num_convs; i++)
-        if (p == m->conv[i].bn_mean || p == m->conv[i].bn_var) return 0;
+    for (int i = 0; i < m->num_layers; i++)
+        if (p == m->layer[i].bn_mean || p == m->layer[i].bn_var) return 0;
     return 1;
 }
 
@@ -120,12 +120,12 @@ void snn_trainer_free(snn_trainer *tr) {
         snn_dbuf_release(&tr->train[i].m);
         snn_dbuf_release(&tr->train[i].v);
     }
-    for (int i = 0; i < SNN_MAX_CONVS; i++) {
+    for (int i = 0; i < SNN_MAX_LAYERS; i++) {
         train_layer *l = &tr->layer[i];
         snn_dbuf *all[] = {&l->in, &l->z, &l->mean, &l->rstd, &l->var_unbiased, &l->scale, &l->shift};
         for (size_t k = 0; k < SNN_ARRAY_LEN(all); k++) snn_dbuf_release(all[k]);
     }
-    snn_dbuf *all[] = {&tr->fc_x, &tr->fc_z, &tr->fc_spk, &tr->input, &tr->labels, &tr->perturb, &tr->mem,
+    snn_dbuf *all[] = {&tr->input, &tr->labels, &tr->perturb, &tr->mem,
                        &tr->delta, &tr->scratch, &tr->gup[0], &tr->gup[1], &tr->carry, &tr->partial, &tr->sum,
                        &tr->dropped, &tr->logits, &tr->glogits, &tr->gsum, &tr->loss, &tr->correct, &tr->sq,
                        &tr->lambda, &tr->gdiv, &tr->lyap_out, &tr->norms};
@@ -180,11 +180,7 @@ snn_status snn_trainer_create(snn_trainer **out, snn_model *model, const snn_tra
 /* One step's largest buffer (a convolution's output over all steps and both
  * trajectories) in bytes, in double so that absurd batch sizes cannot wrap around. */
 static double largest_step_buffer(const snn_model *m, double B, double P) {
-    double widest = (double)m->cfg.in_channels * (double)m->cfg.height * (double)m->cfg.width;
-    for (int i = 0; i < m->num_convs; i++)
-        widest = fmax(widest, (double)m->conv[i].cout * (double)(m->conv[i].H * m->conv[i].W));
-    widest = fmax(widest, fmax((double)m->features, (double)SNN_VGG_HIDDEN));
-    return widest * P * (double)m->cfg.T * B * sizeof(float);
+    return snn_model_widest_step(m) * P * (double)m->cfg.T * B * sizeof(float);
 }
 
 static snn_status check_batch(const snn_trainer *tr, const snn_batch *b, train_plan *p, const char *fn) {
@@ -209,14 +205,14 @@ static snn_status check_batch(const snn_trainer *tr, const snn_batch *b, train_p
             return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->labels[%d] = %lld is outside [0, %d)", fn, i,
                             (long long)b->labels[i], m->cfg.num_classes);
     if (lyap && b->perturb)
-        for (int l = 0; l < m->num_lifs; l++)
+        for (int l = 0; l < m->num_layers; l++)
             if (!b->perturb[l])
                 return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->perturb[%d] (LIF layer %d) is NULL", fn, l, l);
     memset(p, 0, sizeof *p);
     p->B = (size_t)b->size;
     p->T = (size_t)m->cfg.T;
     p->P = lyap ? 2 : 1;
-    p->L = (size_t)m->num_lifs;
+    p->L = (size_t)m->num_layers;
     p->K = (size_t)m->cfg.num_classes;
     p->encoding = b->pre_encoded ? SNN_ENCODING_NONE : m->cfg.encoding;
     p->eps = tr->cfg.lyap_eps;

@@ -1,0 +1,315 @@
+/* Devices and the context's life cycle: enumeration and selection, the program built
+ * from cl/, the GEMM's setup (snn_device_*, snn_context_create/free and friends). */
+#include <CL/cl_ext.h>
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cl_sources.h"
+#include "context.h"
+#include "fault.h"
+#include "gemm.h"
+
+/* ------------------------------------------------------------ enumeration -- */
+
+typedef struct device_ref {
+    cl_platform_id platform;
+    cl_device_id device;
+    int platform_index;
+} device_ref;
+
+/* Lists every device of every platform into refs (up to cap); *count gets the total. */
+static snn_status list_devices(device_ref *refs, int cap, int *count) {
+    cl_uint np = 0;
+    cl_int err = clGetPlatformIDs(0, NULL, &np);
+    *count = 0;
+    if (err == CL_PLATFORM_NOT_FOUND_KHR || np == 0) return SNN_OK; /* no ICD: no devices */
+    SNN_TRY(snn_cl_check(err, "clGetPlatformIDs"));
+    cl_platform_id plats[32];
+    if (np > 32) np = 32;
+    SNN_TRY(snn_cl_check(clGetPlatformIDs(np, plats, NULL), "clGetPlatformIDs"));
+    for (cl_uint p = 0; p < np; p++) {
+        cl_uint nd = 0;
+        err = clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd);
+        if (err != CL_SUCCESS || nd == 0) continue; /* a platform without devices */
+        cl_device_id devs[64];
+        if (nd > 64) nd = 64;
+        if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, nd, devs, NULL) != CL_SUCCESS) continue;
+        for (cl_uint d = 0; d < nd; d++) {
+            if (*count < cap) refs[*count] = (device_ref){plats[p], devs[d], (int)p};
+            (*count)++;
+        }
+    }
+    return SNN_OK;
+}
+
+#define MAX_DEVICES 128
+
+snn_status snn_device_count(int *count) {
+    device_ref refs[MAX_DEVICES];
+    if (!count) return snn_fail(SNN_ERR_INVALID_ARG, "snn_device_count: count is NULL");
+    SNN_TRY(list_devices(refs, MAX_DEVICES, count));
+    if (*count > MAX_DEVICES) *count = MAX_DEVICES;
+    return SNN_OK;
+}
+
+static void get_str(cl_device_id d, cl_device_info what, char *buf, size_t n) {
+    buf[0] = '\0';
+    if (clGetDeviceInfo(d, what, n, buf, NULL) != CL_SUCCESS) buf[0] = '\0';
+    buf[n - 1] = '\0';
+}
+
+static void fill_info(const device_ref *ref, int index, snn_device_info *info) {
+    memset(info, 0, sizeof *info);
+    info->index = index;
+    info->platform_index = ref->platform_index;
+    cl_device_id d = ref->device;
+    get_str(d, CL_DEVICE_NAME, info->name, sizeof info->name);
+    get_str(d, CL_DEVICE_VENDOR, info->vendor, sizeof info->vendor);
+    get_str(d, CL_DRIVER_VERSION, info->driver_version, sizeof info->driver_version);
+    get_str(d, CL_DEVICE_VERSION, info->device_version, sizeof info->device_version);
+    get_str(d, CL_DEVICE_OPENCL_C_VERSION, info->c_version, sizeof info->c_version);
+    if (clGetPlatformInfo(ref->platform, CL_PLATFORM_NAME, sizeof info->platform, info->platform,
+                          NULL) != CL_SUCCESS)
+        info->platform[0] = '\0';
+    info->platform[sizeof info->platform - 1] = '\0';
+    cl_device_type type = 0;
+    cl_uint cu = 0, clock = 0;
+    cl_ulong gmem = 0, alloc = 0, lmem = 0;
+    size_t wg = 0;
+    clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
+    clGetDeviceInfo(d, CL_DEVICE_MAX_CLOCK_FREQUENCY, sizeof clock, &clock, NULL);
+    clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof gmem, &gmem, NULL);
+    clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof alloc, &alloc, NULL);
+    clGetDeviceInfo(d, CL_DEVICE_LOCAL_MEM_SIZE, sizeof lmem, &lmem, NULL);
+    clGetDeviceInfo(d, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
+    info->type = (type & CL_DEVICE_TYPE_GPU)           ? SNN_DEVICE_GPU
+                 : (type & CL_DEVICE_TYPE_CPU)         ? SNN_DEVICE_CPU
+                 : (type & CL_DEVICE_TYPE_ACCELERATOR) ? SNN_DEVICE_ACCELERATOR
+                                                       : SNN_DEVICE_OTHER;
+    info->compute_units = cu;
+    info->max_clock_mhz = clock;
+    info->global_mem_bytes = gmem;
+    info->max_alloc_bytes = alloc;
+    info->local_mem_bytes = lmem;
+    info->max_work_group_size = wg;
+    char ext[8192];
+    get_str(d, CL_DEVICE_EXTENSIONS, ext, sizeof ext);
+    info->has_fp64 = strstr(ext, "cl_khr_fp64") != NULL;
+    info->has_fp16 = strstr(ext, "cl_khr_fp16") != NULL;
+}
+
+snn_status snn_device_get_info(int index, snn_device_info *info) {
+    device_ref refs[MAX_DEVICES];
+    int n = 0;
+    if (!info) return snn_fail(SNN_ERR_INVALID_ARG, "snn_device_get_info: info is NULL");
+    SNN_TRY(list_devices(refs, MAX_DEVICES, &n));
+    if (index < 0 || index >= n || index >= MAX_DEVICES)
+        return snn_fail(SNN_ERR_NO_DEVICE, "snn_device_get_info: index %d out of range (%d device%s found)",
+                        index, n, n == 1 ? "" : "s");
+    fill_info(&refs[index], index, info);
+    return SNN_OK;
+}
+
+static int contains_nocase(const char *hay, const char *needle) {
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n) return 1;
+    }
+    return n == 0;
+}
+
+static int is_index(const char *s) {
+    if (!*s) return 0;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s)) return 0;
+    return 1;
+}
+
+/* "[0] name, [1] name" for error messages. */
+static void list_names(const device_ref *refs, int n, char *buf, size_t size) {
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        snn_device_info info;
+        fill_info(&refs[i], i, &info);
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, "%s[%d] %s", i ? ", " : "", i, info.name);
+    }
+}
+
+/* Resolves a selector (index or name substring) to a device. */
+static snn_status select_device(const char *sel, device_ref *out, int *index) {
+    device_ref refs[MAX_DEVICES];
+    int n = 0;
+    SNN_TRY(list_devices(refs, MAX_DEVICES, &n));
+    if (n > MAX_DEVICES) n = MAX_DEVICES;
+    if (n == 0)
+        return snn_fail(SNN_ERR_NO_DEVICE,
+                        "no OpenCL device found (is an ICD such as pocl-opencl-icd installed?)");
+    char names[2048];
+    if (is_index(sel)) {
+        long i = strlen(sel) > 6 ? n : strtol(sel, NULL, 10);
+        if (i < n) {
+            *out = refs[i];
+            *index = (int)i;
+            return SNN_OK;
+        }
+        list_names(refs, n, names, sizeof names);
+        return snn_fail(SNN_ERR_NO_DEVICE, "device index %s out of range; available: %s", sel, names);
+    }
+    for (int i = 0; i < n; i++) {
+        snn_device_info info;
+        fill_info(&refs[i], i, &info);
+        if (contains_nocase(info.name, sel) || contains_nocase(info.vendor, sel) ||
+            contains_nocase(info.platform, sel)) {
+            *out = refs[i];
+            *index = i;
+            return SNN_OK;
+        }
+    }
+    list_names(refs, n, names, sizeof names);
+    return snn_fail(SNN_ERR_NO_DEVICE, "no OpenCL device matches '%s'; available: %s", sel, names);
+}
+
+/* ---------------------------------------------------------------- program -- */
+
+static snn_status build_program(snn_context *ctx, const char *extra_options) {
+    size_t total = 1;
+    for (size_t i = 0; i < snn_cl_source_count; i++) total += strlen(snn_cl_sources[i].text) + 64;
+    char *src = malloc(total);
+    if (!src) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "program source");
+    size_t len = 0;
+    for (size_t i = 0; i < snn_cl_source_count; i++)
+        len += (size_t)snprintf(src + len, total - len, "/* ---- %s ---- */\n%s\n",
+                                snn_cl_sources[i].name, snn_cl_sources[i].text);
+    const char *csrc = src;
+    cl_int err;
+    ctx->program = clCreateProgramWithSource(ctx->cl, 1, &csrc, &len, &err);
+    free(src);
+    SNN_TRY(snn_cl_check(err, "clCreateProgramWithSource"));
+
+    /* Options follow the device: OpenCL C 1.2 semantics, fp64 only where present. */
+    char options[1024];
+    snprintf(options, sizeof options, "-cl-std=CL1.2%s %s",
+             ctx->info.has_fp64 ? " -DSNN_HAS_FP64=1" : "", extra_options ? extra_options : "");
+    err = clBuildProgram(ctx->program, 1, &ctx->device, options, NULL, NULL);
+    if (err != CL_SUCCESS) {
+        size_t log_len = 0;
+        clGetProgramBuildInfo(ctx->program, ctx->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &log_len);
+        char *log = malloc(log_len + 1);
+        if (log) {
+            if (clGetProgramBuildInfo(ctx->program, ctx->device, CL_PROGRAM_BUILD_LOG, log_len,
+                                      log, NULL) != CL_SUCCESS)
+                log_len = 0;
+            log[log_len] = '\0';
+        }
+        snn_status st = snn_fail(SNN_ERR_BUILD,
+                                 "snn_context_create: building snncl kernels for %s with '%s' failed (%s):\n%s",
+                                 ctx->info.name, options, snn_cl_error_name(err), log ? log : "");
+        snn_log(SNN_LOG_ERROR, "%s", snn_last_error());
+        free(log);
+        return st;
+    }
+    return SNN_OK;
+}
+
+void snn_context_params_default(snn_context_params *params) {
+    if (params) memset(params, 0, sizeof *params);
+}
+
+snn_status snn_context_create(snn_context **out, const snn_context_params *params) {
+    if (!out) return snn_fail(SNN_ERR_INVALID_ARG, "snn_context_create: out is NULL");
+    *out = NULL;
+    snn_context_params defaults;
+    if (!params) {
+        snn_context_params_default(&defaults);
+        params = &defaults;
+    }
+    const char *sel = params->device, *source = "params->device";
+    if (!sel || !*sel) {
+        sel = getenv("SNNCL_DEVICE");
+        source = "$SNNCL_DEVICE";
+    }
+    if (!sel || !*sel) {
+        sel = "0";
+        source = "the default device";
+    }
+
+    device_ref ref;
+    int index = 0;
+    snn_status selected = select_device(sel, &ref, &index);
+    if (selected != SNN_OK) return snn_fail_context(selected, "snn_context_create: %s", source);
+
+    snn_context *ctx = calloc(1, sizeof *ctx);
+    if (ctx) ctx->mem = calloc(1, sizeof *ctx->mem);
+    if (!ctx || !ctx->mem) {
+        free(ctx);
+        return snn_fail(SNN_ERR_OUT_OF_MEMORY, "context");
+    }
+    ctx->mem->refs = 1; /* the context's */
+    ctx->platform = ref.platform;
+    ctx->device = ref.device;
+    fill_info(&ref, index, &ctx->info);
+    const char *prof = getenv("SNNCL_PROFILE");
+    ctx->profile = prof && *prof && strcmp(prof, "0") != 0;
+
+    snn_status st;
+    cl_int err;
+    /* Tests arm device faults for the whole process through the environment. */
+    SNN_CHECK_GOTO(st, snn_fault_from_env(), fail);
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ref.platform, 0};
+    ctx->cl = clCreateContext(props, 1, &ref.device, NULL, NULL, &err);
+    SNN_CHECK_GOTO(st, snn_cl_check(err, "clCreateContext"), fail);
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    /* The 1.2 entry point, present on every runtime we target. */
+    ctx->queue = clCreateCommandQueue(ctx->cl, ref.device, 0, &err);
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+    SNN_CHECK_GOTO(st, snn_cl_check(err, "clCreateCommandQueue"), fail);
+    SNN_CHECK_GOTO(st, build_program(ctx, params->build_options), fail);
+    SNN_CHECK_GOTO(st, snn_gemm_setup(ctx), fail);
+    snn_log(SNN_LOG_INFO, "using device %d: %s (%s)", index, ctx->info.name, ctx->info.platform);
+    *out = ctx;
+    return SNN_OK;
+fail:
+    snn_context_free(ctx);
+    return st;
+}
+
+void snn_context_free(snn_context *ctx) {
+    if (!ctx) return;
+    if (ctx->queue) clFinish(ctx->queue);
+    if (ctx->profile) snn_profile_report(ctx);
+    for (int i = 0; i < ctx->num_kernels; i++) clReleaseKernel(ctx->kernels[i].kernel);
+    snn_gemm_release(ctx);
+    if (ctx->program) clReleaseProgram(ctx->program);
+    if (ctx->queue) clReleaseCommandQueue(ctx->queue);
+    if (ctx->cl) clReleaseContext(ctx->cl);
+    snn_mem_count_unref(ctx->mem); /* buffers still alive keep the counts */
+    free(ctx);
+}
+
+snn_status snn_context_device_info(const snn_context *ctx, snn_device_info *info) {
+    SNN_REQUIRE_ARG("snn_context_device_info", ctx);
+    SNN_REQUIRE_ARG("snn_context_device_info", info);
+    *info = ctx->info;
+    return SNN_OK;
+}
+
+snn_status snn_context_finish(snn_context *ctx) {
+    if (!ctx) return snn_fail(SNN_ERR_INVALID_ARG, "snn_context_finish: ctx is NULL");
+    cl_int err = snn_fault_hit(SNN_FAULT_READ);
+    if (err == CL_SUCCESS) err = clFinish(ctx->queue);
+    return snn_cl_check(err, "clFinish");
+}
+
