@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -199,6 +200,29 @@ SNN_API snn_status snn_context_finish(snn_context *ctx);
  *  `reason` why ("SNNCL_GEMM", "snncl tune" for a stored tuning of this device, or
  *  "device-type default"); either may be NULL. The strings are static. */
 SNN_API snn_status snn_context_gemm_info(const snn_context *ctx, const char **impl, const char **reason);
+
+/* ------------------------------------------------------------------- files -- */
+
+/** A file being written atomically (snn_file_begin()): whoever reads PATH, and
+ *  whatever crashes meanwhile, sees the old file or the whole new one, never a part.
+ *  Every file snncl writes goes this way. */
+typedef struct snn_file snn_file;
+/** Creates PATH.tmp.<pid> for writing (exclusively; a leftover of an earlier process
+ *  with this pid is replaced). Write through snn_file_stream(), then snn_file_commit()
+ *  or snn_file_abort(). */
+SNN_API snn_status snn_file_begin(snn_file **out, const char *path);
+/** The stream to write to (NULL for NULL). */
+SNN_API FILE *snn_file_stream(snn_file *f);
+/** Flushes and fsyncs the temporary file, renames it over PATH and fsyncs PATH's
+ *  directory; frees f. On any failure (a full disk, a file size limit) the temporary
+ *  file is removed, PATH is left as it was, and SNN_ERR_IO says why. */
+SNN_API snn_status snn_file_commit(snn_file *f);
+/** Removes the temporary file and frees f, leaving PATH as it was. NULL is fine. */
+SNN_API void snn_file_abort(snn_file *f);
+/** Removes the PATH.tmp.<pid> files of processes that no longer exist (writers that
+ *  were killed; they never replace PATH but take space), logging each as a warning;
+ *  returns how many. */
+SNN_API int snn_file_remove_stale(const char *path);
 
 /* ------------------------------------------------------------- safetensors -- */
 

@@ -178,6 +178,20 @@ START_TEST(test_null_context) {
 }
 END_TEST
 
+START_TEST(test_null_file) {
+    snn_file *f = (snn_file *)1;
+    ck_assert_fails(snn_file_begin(NULL, "x"), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_file_begin(&f, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(f);
+    ck_assert_fails(snn_file_begin(&f, ""), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_file_commit(NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(snn_file_stream(NULL));
+    snn_file_abort(NULL);
+    ck_assert_int_eq(snn_file_remove_stale(NULL), 0);
+    ck_assert_int_eq(snn_file_remove_stale(""), 0);
+}
+END_TEST
+
 START_TEST(test_null_safetensors) {
     snn_safetensors *st = NULL;
     const float v = 1.0f;
@@ -1593,6 +1607,7 @@ static Suite *api_errors_suite(void) {
     TCase *tc = tcase_create("null");
     tcase_add_test(tc, test_null_status_and_devices);
     tcase_add_test(tc, test_null_context);
+    tcase_add_test(tc, test_null_file);
     tcase_add_test(tc, test_null_safetensors);
     tcase_add_test(tc, test_null_config);
     tcase_add_test(tc, test_null_model_create_and_load);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../src/io/safetensors_internal.h"
@@ -499,6 +500,53 @@ START_TEST(test_write_failure_keeps_old_file) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ atomic files -- */
+
+/* snn_file: the new content appears whole at commit; abort leaves the old file; either
+ * way no temporary file stays; stale temporaries of dead processes are removed. */
+START_TEST(test_atomic_file) {
+    const char *path = tmp_path("atomic.txt");
+    snn_file *f = NULL;
+    ck_assert_snn_ok(snn_file_begin(&f, path));
+    ck_assert_int_gt(fputs("first\n", snn_file_stream(f)), -1);
+    ck_assert_int_eq(access(path, F_OK), -1); /* nothing at PATH before the commit */
+    ck_assert_snn_ok(snn_file_commit(f));
+    size_t n;
+    unsigned char *got = read_bytes(path, &n);
+    ck_assert_uint_eq(n, 6);
+    ck_assert_int_eq(memcmp(got, "first\n", 6), 0);
+    free(got);
+
+    ck_assert_snn_ok(snn_file_begin(&f, path));
+    fputs("second, never committed\n", snn_file_stream(f));
+    snn_file_abort(f);
+    got = read_bytes(path, &n);
+    ck_assert_uint_eq(n, 6);
+    free(got);
+    ck_assert_int_eq(count_files_containing(".tmp."), 0);
+
+    ck_assert_snn_status(snn_file_begin(&f, tmp_path("no/such/dir/x")), SNN_ERR_IO);
+    ck_assert_ptr_null(f);
+    ck_assert_error_mentions("no/such/dir");
+
+    /* a temporary of a process that is gone is removed, one of a live process is not */
+    pid_t dead = fork();
+    if (dead == 0) _exit(0);
+    ck_assert_int_eq(waitpid(dead, NULL, 0), dead);
+    char stale[4200], live[4200];
+    snprintf(stale, sizeof stale, "%s.tmp.%ld", path, (long)dead);
+    snprintf(live, sizeof live, "%s.tmp.%ld", path, (long)getppid());
+    FILE *a = fopen(stale, "wb"), *b = fopen(live, "wb");
+    ck_assert(a && b);
+    fclose(a);
+    fclose(b);
+    ck_assert_int_eq(snn_file_remove_stale(path), 1);
+    ck_assert_int_eq(access(stale, F_OK), -1);
+    ck_assert_int_eq(access(live, F_OK), 0);
+    unlink(live);
+}
+END_TEST
+
 /* ------------------------------------------------------------ hostile files -- */
 
 #define TENSOR(name, dtype, shape, offsets) \
@@ -779,6 +827,7 @@ static Suite *safetensors_suite(void) {
     tcase_add_test(tc, test_write_missing_directory);
     tcase_add_test(tc, test_write_rename_fails);
     tcase_add_test(tc, test_write_failure_keeps_old_file);
+    tcase_add_test(tc, test_atomic_file);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("hostile");

@@ -114,43 +114,13 @@ static void catch_stop_signals(void) {
 /* Fails early, before any training, when PATH's directory takes no new files (missing,
  * read-only, no permission), instead of at the first checkpoint. */
 static int check_writable(const char *path) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0) {
-        fprintf(stderr, "snncl train: cannot write %s: %s\n", path, strerror(errno));
+    snn_file *f = NULL;
+    if (snn_file_begin(&f, path) != SNN_OK) {
+        fprintf(stderr, "snncl train: cannot write %s: %s\n", path, snn_last_error());
         return 1;
     }
-    close(fd);
-    unlink(tmp);
+    snn_file_abort(f);
     return 0;
-}
-
-/* Removes PATH.tmp.<pid> files left by a writer that was killed (its process is gone).
- * They never replace PATH, but they take space, which matters on a nearly full disk. */
-static void remove_stale_temps(const char *path) {
-    if (!path) return;
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    const char *base = slash ? slash + 1 : path;
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    const size_t blen = strlen(base);
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        const char *name = e->d_name;
-        if (strncmp(name, base, blen) != 0 || strncmp(name + blen, ".tmp.", 5) != 0) continue;
-        char *end;
-        const long pid = strtol(name + blen + 5, &end, 10);
-        if (end == name + blen + 5 || *end || pid <= 0 || pid == (long)getpid()) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* its writer may still be at work */
-        char full[8192];
-        snprintf(full, sizeof full, "%s/%s", dir, name);
-        if (unlink(full) == 0) fprintf(stderr, "snncl train: removed %s, left by a run that was killed\n", full);
-    }
-    closedir(d);
 }
 
 /* What is on disk to go back to, for the messages of a run that stops on a failure. */
@@ -814,9 +784,9 @@ int cmd_train(int argc, char **argv) {
         snprintf(r.ckpt_path, sizeof r.ckpt_path, "%.*s.ckpt%s", stem, o->out, dot && stem < (int)strlen(o->out) ? dot : "");
     }
     r.last_ckpt = o->resume;
-    remove_stale_temps(r.ckpt_path);
-    remove_stale_temps(o->out);
-    remove_stale_temps(o->plot);
+    snn_file_remove_stale(r.ckpt_path);
+    snn_file_remove_stale(o->out);
+    snn_file_remove_stale(o->plot);
     catch_stop_signals();
     if ((status = cli_load_split("train", o->data, o->data_dir, 1, (size_t)o->limit, &r.train)) != 0) goto done;
     if (!o->no_eval && (status = cli_load_split("train", o->data, o->data_dir, 0, (size_t)o->test_limit, &r.test)) != 0)

@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "snncl.h"
+
 /* ---------------------------------------------------------------- output file -- */
 
 int plot_format_of(const char *path, plot_format *out) {
@@ -55,23 +57,12 @@ static int write_figure(const char *path, double w, double h, draw_fn draw, cons
         set_err(err, errlen, "%s: a picture's name must end in .png or .svg", path ? path : "(null)");
         return -1;
     }
-    size_t tmp_len = strlen(path) + 32;
-    char *tmp = malloc(tmp_len);
-    if (!tmp) {
-        set_err(err, errlen, "%s: out of memory", path);
+    snn_file *file = NULL;
+    if (snn_file_begin(&file, path) != SNN_OK) {
+        set_err(err, errlen, "%s", snn_last_error());
         return -1;
     }
-    snprintf(tmp, tmp_len, "%s.tmp.%ld", path, (long)getpid());
-    (void)unlink(tmp); /* a leftover of an earlier crash of a process with our pid */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!f) {
-        set_err(err, errlen, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        if (fd >= 0) close(fd);
-        free(tmp);
-        return -1;
-    }
-    sink s = {f, 0};
+    sink s = {snn_file_stream(file), 0};
     cairo_surface_t *surf;
     if (fmt == PLOT_SVG) {
         surf = cairo_svg_surface_create_for_stream(sink_write, &s, w, h);
@@ -93,27 +84,17 @@ static int write_figure(const char *path, double w, double h, draw_fn draw, cons
     /* No cairo object is alive now: drop cairo's font caches, whose fontconfig patterns
      * are otherwise lost at exit (LeakSanitizer and valgrind report them). */
     cairo_debug_reset_static_data();
-    int rc = 0;
     if (cst != CAIRO_STATUS_SUCCESS || s.failed) {
         set_err(err, errlen, "%s: drawing failed: %s", path,
                 s.failed ? strerror(s.failed) : cairo_status_to_string(cst));
-        rc = -1;
+        snn_file_abort(file);
+        return -1;
     }
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        if (rc == 0) set_err(err, errlen, "%s: cannot write %s: %s", path, tmp, strerror(errno));
-        rc = -1;
+    if (snn_file_commit(file) != SNN_OK) {
+        set_err(err, errlen, "%s", snn_last_error());
+        return -1;
     }
-    if (fclose(f) != 0 && rc == 0) {
-        set_err(err, errlen, "%s: cannot close %s: %s", path, tmp, strerror(errno));
-        rc = -1;
-    }
-    if (rc == 0 && rename(tmp, path) != 0) {
-        set_err(err, errlen, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-        rc = -1;
-    }
-    if (rc != 0) (void)unlink(tmp);
-    free(tmp);
-    return rc;
+    return 0;
 }
 
 /* ------------------------------------------------------------ drawing helpers -- */

@@ -163,20 +163,16 @@ snn_status snn_tune_save(const snn_device_info *info, const snn_tuning *t, char 
     cJSON_Delete(root);
     if (!text) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "tuning JSON");
 
-    char tmp[1300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    snn_status st = SNN_OK;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        st = snn_fail(SNN_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    } else {
+    snn_file *f = NULL;
+    snn_status st = snn_file_begin(&f, path);
+    if (st == SNN_OK) {
         const size_t n = strlen(text);
-        const int ok = fwrite(text, 1, n, f) == n && fputc('\n', f) != EOF;
-        if (fclose(f) != 0 || !ok)
-            st = snn_fail(SNN_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-        else if (rename(tmp, path) != 0)
-            st = snn_fail(SNN_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        if (st != SNN_OK) unlink(tmp);
+        if (fwrite(text, 1, n, snn_file_stream(f)) == n && fputc('\n', snn_file_stream(f)) != EOF) {
+            st = snn_file_commit(f);
+        } else {
+            st = snn_fail(SNN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+            snn_file_abort(f);
+        }
     }
     cJSON_free(text);
     return st;

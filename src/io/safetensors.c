@@ -1001,116 +1001,36 @@ done:
     return text;
 }
 
-static int write_all(int fd, const void *buf, size_t n) {
-    const unsigned char *p = buf;
-    while (n > 0) {
-        size_t chunk = n > (1u << 30) ? (1u << 30) : n;
-        ssize_t put = write(fd, p, chunk);
-        if (put < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += put;
-        n -= (size_t)put;
-    }
-    return 0;
-}
-
-/* Best effort: make the rename durable by syncing the directory holding path. */
-static void sync_parent_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    int fd;
-    if (!slash)
-        dir = dup_string(".");
-    else {
-        size_t len = slash == path ? 1 : (size_t)(slash - path);
-        dir = malloc(len + 1);
-        if (dir) {
-            memcpy(dir, path, len);
-            dir[len] = '\0';
-        }
-    }
-    if (!dir) return;
-    fd = open(dir, O_RDONLY | O_CLOEXEC);
-    free(dir);
-    if (fd < 0) return;
-    (void)fsync(fd);
-    close(fd);
-}
-
 snn_status snn_safetensors_write(const snn_safetensors *st, const char *path) {
-    snn_status s = SNN_OK;
-    char *header = NULL, *tmp = NULL, *padded = NULL;
-    size_t json_len, header_len, tmp_size;
-    unsigned char len_bytes[8];
-    int fd = -1;
-
     if (!st) return snn_fail(SNN_ERR_INVALID_ARG, "snn_safetensors_write: st is NULL");
     if (!path) return snn_fail(SNN_ERR_INVALID_ARG, "snn_safetensors_write: path is NULL");
     if (!path[0]) return snn_fail(SNN_ERR_INVALID_ARG, "snn_safetensors_write: path is empty");
 
-    header = build_header(st);
+    char *header = build_header(st);
     if (!header) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "%s: out of memory building the header", path);
-    json_len = strlen(header);
-    header_len = (json_len + 7) / 8 * 8; /* 8 + header_len stays a multiple of 8 */
-    padded = malloc(header_len ? header_len : 1);
-    if (!padded) {
-        s = snn_fail(SNN_ERR_OUT_OF_MEMORY, "%s: out of memory building the header", path);
-        goto done;
-    }
-    memcpy(padded, header, json_len);
-    memset(padded + json_len, ' ', header_len - json_len);
+    const size_t json_len = strlen(header);
+    const size_t header_len = (json_len + 7) / 8 * 8; /* 8 + header_len stays a multiple of 8 */
+    unsigned char len_bytes[8];
     for (int i = 0; i < 8; i++) len_bytes[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
+    static const char spaces[8] = "        ";
 
-    tmp_size = strlen(path) + 32;
-    tmp = malloc(tmp_size);
-    if (!tmp) {
-        s = snn_fail(SNN_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
-        goto done;
-    }
-    snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-    (void)unlink(tmp); /* a leftover from an earlier crash of a process with our pid */
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0) {
-        s = snn_fail(SNN_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp,
-                     strerror(errno));
-        goto done;
-    }
-    if (write_all(fd, len_bytes, 8) != 0 || write_all(fd, padded, header_len) != 0) {
-        s = snn_fail(SNN_ERR_IO, "%s: cannot write %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    for (size_t i = 0; i < st->count; i++) {
-        const snn_tensor *t = &st->tensors[i]->pub;
-        if (write_all(fd, t->data, t->nbytes) != 0) {
-            s = snn_fail(SNN_ERR_IO, "%s: cannot write %s: %s", path, tmp, strerror(errno));
-            goto done;
+    snn_file *f = NULL;
+    snn_status s = snn_file_begin(&f, path);
+    if (s == SNN_OK) {
+        FILE *out = snn_file_stream(f);
+        int ok = fwrite(len_bytes, 1, 8, out) == 8 && fwrite(header, 1, json_len, out) == json_len &&
+                 fwrite(spaces, 1, header_len - json_len, out) == header_len - json_len;
+        for (size_t i = 0; ok && i < st->count; i++) {
+            const snn_tensor *t = &st->tensors[i]->pub;
+            ok = fwrite(t->data, 1, t->nbytes, out) == t->nbytes;
+        }
+        if (ok) {
+            s = snn_file_commit(f);
+        } else {
+            s = snn_fail(SNN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+            snn_file_abort(f);
         }
     }
-    if (fsync(fd) != 0) {
-        s = snn_fail(SNN_ERR_IO, "%s: cannot sync %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    {
-        int rc = close(fd);
-        fd = -1;
-        if (rc != 0) {
-            s = snn_fail(SNN_ERR_IO, "%s: cannot close %s: %s", path, tmp, strerror(errno));
-            goto done;
-        }
-    }
-    if (rename(tmp, path) != 0) {
-        s = snn_fail(SNN_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    sync_parent_dir(path);
-
-done:
-    if (fd >= 0) close(fd);
-    if (s != SNN_OK && tmp) (void)unlink(tmp);
-    free(tmp);
-    free(padded);
     cJSON_free(header);
     return s;
 }
