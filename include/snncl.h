@@ -207,7 +207,7 @@ SNN_API snn_status snn_context_gemm_info(const snn_context *ctx, const char **im
  *  whatever crashes meanwhile, sees the old file or the whole new one, never a part.
  *  Every file snncl writes goes this way. */
 typedef struct snn_file snn_file;
-/** Creates PATH.tmp.<pid> for writing (exclusively; a leftover of an earlier process
+/** Creates PATH.tmp.PID for writing (exclusively; a leftover of an earlier process
  *  with this pid is replaced). Write through snn_file_stream(), then snn_file_commit()
  *  or snn_file_abort(). */
 SNN_API snn_status snn_file_begin(snn_file **out, const char *path);
@@ -219,7 +219,7 @@ SNN_API FILE *snn_file_stream(snn_file *f);
 SNN_API snn_status snn_file_commit(snn_file *f);
 /** Removes the temporary file and frees f, leaving PATH as it was. NULL is fine. */
 SNN_API void snn_file_abort(snn_file *f);
-/** Removes the PATH.tmp.<pid> files of processes that no longer exist (writers that
+/** Removes the PATH.tmp.PID files of processes that no longer exist (writers that
  *  were killed; they never replace PATH but take space), logging each as a warning;
  *  returns how many. */
 SNN_API int snn_file_remove_stale(const char *path);
@@ -416,6 +416,53 @@ SNN_API snn_status snn_model_record_spikes(snn_model *model, const float *input,
                                            const snn_forward_params *params, uint8_t *const *spikes,
                                            float *logits);
 
+
+/* ------------------------------------------------------------ GEMM tuning -- */
+
+/** Options of snn_tune(); fill with snn_tune_params_default() first. */
+typedef struct snn_tune_params {
+    int candidates; /**< CLBlast Xgemm parameter sets to try besides its own (default 8) */
+    int runs;       /**< timed runs per product, the median taken (default 3) */
+    int max_cols;   /**< columns of the largest products, >= 64 (default 8192) */
+    /** The workload whose matrix products are timed (from its layer plan); NULL: the
+     *  default simple model on 32x32x3 images, snncl bench's first workload. */
+    const snn_model_config *workload;
+    int batch;      /**< the workload's batch size (default 32) */
+    int store;      /**< nonzero (default): store the result for later contexts */
+    /** Called with one line of progress at a time; may be NULL. */
+    void (*progress)(void *user, const char *line);
+    void *user;     /**< passed to progress */
+} snn_tune_params;
+
+/** A device's GEMM tuning, measured (snn_tune()) or stored (snn_tune_stored()). */
+typedef struct snn_tune_result {
+    const char *gemm;          /**< the faster path: "native" or "clblast" (static) */
+    /* Sums over the products of the median time of one product: */
+    double native_ms;          /**< the native kernels (cl/gemm.cl), ms */
+    double clblast_default_ms; /**< CLBlast with its own parameters, ms */
+    double clblast_tuned_ms;   /**< CLBlast with the best parameter set found, ms */
+    int candidates_tried;      /**< CLBlast parameter sets timed */
+    int candidates_failed;     /**< of which the device could not build or run */
+    char xgemm[512];           /**< the CLBlast Xgemm parameters chosen ("GEMMK=0 KREG=1 ..."), or "" for its own */
+    char path[1024];           /**< the device's tuning file (where it is, or would be) */
+} snn_tune_result;
+
+/** The defaults listed in ::snn_tune_params. */
+SNN_API void snn_tune_params_default(snn_tune_params *params);
+/** Times the hand-written GEMM kernels and CLBlast (with its own parameters and with
+ *  `candidates` other Xgemm sets) on the workload's matrix products on ctx's device,
+ *  and with `store` writes the faster choice to the device's tuning file, which every
+ *  context made afterwards on that device, driver and snncl version reads
+ *  ($SNNCL_CACHE_DIR, else $XDG_CACHE_HOME/snncl, else ~/.cache/snncl). CLBlast keeps
+ *  the last parameters tried for the device in this process: free ctx afterwards and
+ *  make a new context to run with the stored choice. */
+SNN_API snn_status snn_tune(snn_context *ctx, const snn_tune_params *params, snn_tune_result *out);
+/** The tuning stored for ctx's device: *found = 0 (and SNN_OK) when there is none
+ *  (out->path still says where it would be); SNN_ERR_FORMAT for an unusable file. */
+SNN_API snn_status snn_tune_stored(const snn_context *ctx, snn_tune_result *out, int *found);
+/** Deletes the stored tuning of ctx's device (none is fine), so later contexts use
+ *  the device-type default; path (may be NULL) receives the file's path. */
+SNN_API snn_status snn_tune_forget(const snn_context *ctx, char *path, size_t len);
 
 /* ---------------------------------------------------------------- training -- */
 

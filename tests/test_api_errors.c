@@ -178,6 +178,31 @@ START_TEST(test_null_context) {
 }
 END_TEST
 
+START_TEST(test_null_tune) {
+    snn_tune_params p;
+    snn_tune_params_default(NULL);
+    snn_tune_params_default(&p);
+    snn_tune_result r;
+    int found = 0;
+    char path[64];
+    ck_assert_fails(snn_tune(NULL, &p, &r), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_tune(test_context(), &p, NULL), SNN_ERR_INVALID_ARG);
+    p.runs = 0;
+    ck_assert_fails(snn_tune(test_context(), &p, &r), SNN_ERR_INVALID_ARG);
+    ck_assert_error_mentions("runs");
+    snn_tune_params_default(&p);
+    snn_model_config bad = small_config(SNN_MODEL_SIMPLE);
+    bad.T = 0;
+    p.workload = &bad;
+    ck_assert_fails(snn_tune(test_context(), &p, &r), SNN_ERR_INVALID_ARG);
+    ck_assert_error_mentions("workload");
+    ck_assert_fails(snn_tune_stored(NULL, &r, &found), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_tune_stored(test_context(), NULL, &found), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_tune_stored(test_context(), &r, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_tune_forget(NULL, path, sizeof path), SNN_ERR_INVALID_ARG);
+}
+END_TEST
+
 START_TEST(test_null_file) {
     snn_file *f = (snn_file *)1;
     ck_assert_fails(snn_file_begin(NULL, "x"), SNN_ERR_INVALID_ARG);
@@ -1608,6 +1633,7 @@ static Suite *api_errors_suite(void) {
     tcase_add_test(tc, test_null_status_and_devices);
     tcase_add_test(tc, test_null_context);
     tcase_add_test(tc, test_null_file);
+    tcase_add_test(tc, test_null_tune);
     tcase_add_test(tc, test_null_safetensors);
     tcase_add_test(tc, test_null_config);
     tcase_add_test(tc, test_null_model_create_and_load);

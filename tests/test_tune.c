@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "context.h"
 #include "gemm.h"
@@ -187,6 +188,50 @@ END_TEST
 /* The tuner's products come from a workload's layer plan: the default simple model
  * gives its three convolutions' forward, weight and input gradients (none for the
  * first layer's input) and the readout's three; vgg adds its dense layer's. */
+/* The public face: snn_tune measures (and with store, stores what a new context then
+ * uses), snn_tune_stored reads it back, snn_tune_forget removes it. */
+START_TEST(test_public_tune) {
+    use_cache_dir("public");
+    snn_context *ctx = fresh_context();
+    snn_tune_params p;
+    snn_tune_params_default(&p);
+    p.candidates = 0;
+    p.runs = 1;
+    p.max_cols = 256;
+    p.store = 0;
+    snn_tune_result r, back;
+    int found = 1;
+    ck_assert_snn_ok(snn_tune(ctx, &p, &r));
+    ck_assert(r.native_ms > 0 && r.clblast_default_ms > 0 && r.clblast_tuned_ms == r.clblast_default_ms);
+    ck_assert_str_eq(r.gemm, r.native_ms <= r.clblast_default_ms ? "native" : "clblast");
+    ck_assert_str_eq(r.xgemm, "");
+    ck_assert_snn_ok(snn_tune_stored(ctx, &back, &found));
+    ck_assert_int_eq(found, 0); /* store = 0 */
+    ck_assert_str_eq(back.path, r.path);
+
+    p.store = 1;
+    snn_model_config vgg;
+    ck_assert_snn_ok(snn_model_config_default(&vgg, "vgg"));
+    vgg.height = vgg.width = 16;
+    p.workload = &vgg;
+    ck_assert_snn_ok(snn_tune(ctx, &p, &r));
+    ck_assert_int_eq(access(r.path, F_OK), 0);
+    ck_assert_snn_ok(snn_tune_stored(ctx, &back, &found));
+    ck_assert_int_eq(found, 1);
+    ck_assert_str_eq(back.gemm, r.gemm);
+    snn_context_free(ctx);
+    ctx = fresh_context(); /* a new context takes the stored choice */
+    ck_assert_str_eq(snn_gemm_impl_name(snn_gemm_get_impl(ctx)), r.gemm);
+    assert_reason(ctx, "snncl tune");
+    char path[1200];
+    ck_assert_snn_ok(snn_tune_forget(ctx, path, sizeof path));
+    ck_assert_str_eq(path, r.path);
+    ck_assert_int_eq(access(path, F_OK), -1);
+    ck_assert_snn_ok(snn_tune_forget(ctx, NULL, 0)); /* nothing left to remove is fine */
+    snn_context_free(ctx);
+}
+END_TEST
+
 START_TEST(test_shapes) {
     static const char *const simple[] = {"conv1-forward", "conv2-forward", "conv3-forward", "conv1-wgrad",
                                          "conv2-wgrad",   "conv3-wgrad",   "conv2-igrad",   "conv3-igrad",
@@ -223,6 +268,7 @@ int main(void) {
     tcase_add_test(tc, test_xgemm_round_trip);
     tcase_add_loop_test(tc, test_bad_files_ignored, 0, (int)(sizeof bad_files / sizeof bad_files[0]));
     tcase_add_test(tc, test_measure);
+    tcase_add_test(tc, test_public_tune);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -1,51 +1,42 @@
 /* snncl tune: measures which GEMM implementation (and which CLBlast parameters) is
  * fastest on a device and stores the choice, which every later context on that device
- * uses (src/core/tune.h). */
-#include <errno.h>
+ * uses (snn_tune in the public header). */
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "args.h"
 #include "commands.h"
-#include "gemm.h"
-#include "model.h"
 #include "snncl.h"
-#include "tune.h"
 
 static void print_line(void *user, const char *line) {
     printf("  %s%s\n", (const char *)user, line);
     fflush(stdout);
 }
 
-static void show(const snn_device_info *info) {
-    char path[1200];
-    snn_tuning t;
+static void print_result(const snn_tune_result *t) {
+    printf("  gemm: %s; native %.1f ms, CLBlast %.1f ms (its own parameters), %.1f ms (best of %d sets)\n", t->gemm,
+           t->native_ms, t->clblast_default_ms, t->clblast_tuned_ms, t->candidates_tried - t->candidates_failed);
+    if (t->xgemm[0]) printf("  CLBlast Xgemm: %s\n", t->xgemm);
+}
+
+static void show(snn_context *ctx) {
+    snn_tune_result t;
     int found = 0;
-    if (snn_tune_path(info, path, sizeof path) != SNN_OK) {
-        printf("  no tuning file location: %s\n", snn_last_error());
-        return;
-    }
-    if (snn_tune_load(info, &t, &found) != SNN_OK) {
-        printf("  %s: unusable (%s); the device-type default applies\n", path, snn_last_error());
+    if (snn_tune_stored(ctx, &t, &found) != SNN_OK) {
+        printf("  %s: unusable (%s); the device-type default applies\n", t.path[0] ? t.path : "tuning file",
+               snn_last_error());
         return;
     }
     if (!found) {
-        printf("  not tuned (%s does not exist); the device-type default applies\n", path);
+        printf("  not tuned (%s does not exist); the device-type default applies\n", t.path);
         return;
     }
-    printf("  %s\n  gemm: %s; native %.1f ms, CLBlast %.1f ms (its own parameters), %.1f ms (best of %d sets)\n",
-           path, snn_gemm_impl_name(t.impl), t.native_s * 1e3, t.clblast_default_s * 1e3, t.clblast_tuned_s * 1e3,
-           t.candidates_tried - t.candidates_failed);
-    if (t.has_xgemm) {
-        printf("  CLBlast Xgemm:");
-        for (int i = 0; i < SNN_XGEMM_PARAMS; i++) printf(" %s=%zu", snn_xgemm_param_names[i], t.xgemm[i]);
-        printf("\n");
-    }
+    printf("  %s\n", t.path);
+    print_result(&t);
 }
 
 /* Tunes one device; returns an exit status. */
-static int tune_device(const char *device, const snn_tune_options *o, int dry_run, int show_only, int reset) {
+static int tune_device(const char *device, const snn_tune_params *tp, int show_only, int reset) {
     snn_context_params cp;
     snn_context_params_default(&cp);
     cp.device = device;
@@ -57,36 +48,27 @@ static int tune_device(const char *device, const snn_tune_options *o, int dry_ru
     printf("%s (%s, driver %s)\n", info.name, info.platform, info.driver_version);
     int status = 0;
     if (show_only) {
-        show(&info);
+        show(ctx);
     } else if (reset) {
         char path[1200];
-        if (snn_tune_path(&info, path, sizeof path) != SNN_OK) {
-            status = cli_report("tuning file", SNN_ERR_IO);
-        } else if (unlink(path) != 0 && errno != ENOENT) {
-            fprintf(stderr, "snncl tune: cannot remove %s: %s\n", path, strerror(errno));
-            status = 1;
-        } else {
-            printf("  removed %s; the device-type default (%s) applies\n", path,
-                   snn_gemm_impl_name(snn_gemm_default_impl(ctx)));
-        }
+        if ((st = snn_tune_forget(ctx, path, sizeof path)) != SNN_OK)
+            status = cli_report("removing the tuning", st);
+        else
+            printf("  removed %s; the device-type default applies\n", path);
     } else {
-        snn_tuning t;
-        st = snn_tune_run(ctx, o, &t);
+        snn_tune_result t;
+        st = snn_tune(ctx, tp, &t);
         if (st != SNN_OK) {
             status = cli_report("tuning", st);
         } else {
-            printf("  chosen: %s%s\n", snn_gemm_impl_name(t.impl),
-                   t.impl == SNN_GEMM_CLBLAST ? (t.has_xgemm ? " with the best parameter set above"
-                                                             : " with its own parameters")
-                                              : "");
-            char path[1200];
-            if (dry_run) {
+            printf("  chosen: %s%s\n", t.gemm,
+                   strcmp(t.gemm, "clblast") == 0 ? (t.xgemm[0] ? " with the best parameter set above"
+                                                               : " with its own parameters")
+                                                  : "");
+            if (tp->store)
+                printf("  stored in %s\n", t.path);
+            else
                 printf("  not stored (--dry-run)\n");
-            } else if ((st = snn_tune_save(&info, &t, path, sizeof path)) != SNN_OK) {
-                status = cli_report("storing the tuning", st);
-            } else {
-                printf("  stored in %s\n", path);
-            }
         }
     }
     snn_context_free(ctx);
@@ -132,22 +114,23 @@ int cmd_tune(int argc, char **argv) {
         return 2;
     }
     /* The products of the default workload (snncl bench's first: simple, 32x32x3, B = 32). */
-    snn_model_config workload;
-    snn_gemm_shape shapes[SNN_GEMM_MAX_SHAPES];
-    size_t count = 0;
-    snn_status st = snn_model_config_default(&workload, "simple");
-    if (st == SNN_OK) st = snn_config_gemm_shapes(&workload, 32, (size_t)cols, shapes, SNN_GEMM_MAX_SHAPES, &count);
-    if (st != SNN_OK) return cli_report("the workload's products", st);
-    snn_tune_options o = {candidates, runs, shapes, count, print_line, ""};
-    if (!all_devices) return tune_device(device, &o, dry_run, show_only, reset);
+    snn_tune_params tp;
+    snn_tune_params_default(&tp);
+    tp.candidates = candidates;
+    tp.runs = runs;
+    tp.max_cols = cols;
+    tp.store = !dry_run;
+    tp.progress = print_line;
+    tp.user = "";
+    if (!all_devices) return tune_device(device, &tp, show_only, reset);
     int n = 0;
-    st = snn_device_count(&n);
+    snn_status st = snn_device_count(&n);
     if (st != SNN_OK) return cli_report("listing devices", st);
     int status = 0;
     for (int d = 0; d < n; d++) {
         char index[16];
         snprintf(index, sizeof index, "%d", d);
-        const int s = tune_device(index, &o, dry_run, show_only, reset);
+        const int s = tune_device(index, &tp, show_only, reset);
         if (s) status = s;
     }
     return status;
