@@ -65,7 +65,8 @@ extern "C" {
     X(SNN_ERR_SHAPE, -8, "shape mismatch")                                       \
     X(SNN_ERR_NOT_FOUND, -9, "not found")                                        \
     X(SNN_ERR_UNSUPPORTED, -10, "unsupported")                                   \
-    X(SNN_ERR_GEMM, -11, "GEMM failed")
+    X(SNN_ERR_GEMM, -11, "GEMM failed")                                          \
+    X(SNN_ERR_NUMERIC, -12, "non-finite value")
 
 /**
  * @brief What a function that can fail returns: SNN_OK (0) or a negative code.
@@ -87,6 +88,7 @@ extern "C" {
  * | SNN_ERR_NOT_FOUND     |    -9 | "not found"                   | a required tensor is missing from a file |
  * | SNN_ERR_UNSUPPORTED   |   -10 | "unsupported"                 | valid input that snncl does not handle (a dtype, too many dimensions or blocks, another reset mechanism) |
  * | SNN_ERR_GEMM          |   -11 | "GEMM failed"                 | a matrix multiplication through CLBlast failed |
+ * | SNN_ERR_NUMERIC       |   -12 | "non-finite value"            | parameters or optimizer state became inf or nan (a diverging run) |
  */
 typedef enum snn_status {
 #define SNN_STATUS_ENUM_(name, value, text) name = value,
@@ -661,6 +663,64 @@ SNN_API snn_status snn_dataset_order(const snn_dataset *ds, uint64_t seed, uint6
  * Every index must be below the size (checked before anything is written). */
 SNN_API snn_status snn_dataset_gather(const snn_dataset *ds, const uint32_t *indices, size_t count,
                                       float *images, int64_t *labels);
+
+/* ----------------------------------------------------------- training runs -- */
+
+/** Where a training run stands, and the sums of the epoch in progress. */
+typedef struct snn_run_position {
+    int epoch;            /**< the epoch in progress, from 0 */
+    int step;             /**< its batches done (all of them: snn_run_next_epoch() is next) */
+    int64_t global_step;  /**< batches done in the whole run */
+    double loss;          /**< the epoch's sum of each batch's loss times its size */
+    double cross_entropy; /**< likewise */
+    double lyapunov;      /**< likewise (0 without the regularizer) */
+    int64_t correct;      /**< the epoch's correctly classified samples */
+    int64_t seen;         /**< the epoch's samples */
+    int64_t steps;        /**< the epoch's batches in this position's sums */
+} snn_run_position;
+
+/** A training run: a trainer stepping through a dataset epoch by epoch, exactly as
+ *  `snncl train` does, so a C program can train, checkpoint and resume the same way:
+ *  - epoch e visits the images in the order snn_dataset_order(ds, seed, e, ...), in
+ *    batches of `batch` (a last batch of one image is left out: BatchNorm needs two);
+ *  - the batch of global step k gets the seed snn_run_step_seed(seed, k) (its rate
+ *    encoding, dropout mask and perturbation);
+ *  - snn_run_checkpoint() holds the model, the optimizer state and the position, and
+ *    snn_run_resume() continues from it; the result is the same, bit for bit on the
+ *    same device, as a run never stopped.
+ *  The trainer and the dataset must outlive the run. */
+typedef struct snn_run snn_run;
+
+/** Batches in an epoch of `images` images (0 when no batch of two can be made). For a
+ *  cosine schedule, total_steps = epochs * this. */
+SNN_API int snn_run_steps_per_epoch(size_t images, int batch);
+/** The seed of global step k of a run seeded with `seed` (a SplitMix64 mix of both). */
+SNN_API uint64_t snn_run_step_seed(uint64_t seed, int64_t global_step);
+/** A run of tr over train at epoch 0, step 0. SNN_ERR_SHAPE when the dataset's images
+ *  or classes do not fit the trainer's model. */
+SNN_API snn_status snn_run_create(snn_run **out, snn_trainer *tr, const snn_dataset *train, int batch,
+                                  uint64_t seed);
+/** Releases the run (not its trainer or dataset). NULL is fine. */
+SNN_API void snn_run_free(snn_run *run);
+/** Trains on the next batch of the epoch in progress and advances the position;
+ *  stats (may be NULL) gets the step's figures. SNN_ERR_INVALID_ARG when the epoch
+ *  is complete. A non-finite loss is reported in stats, not as an error. */
+SNN_API snn_status snn_run_step(snn_run *run, snn_step_stats *stats);
+/** Moves a complete epoch's run to the next epoch's step 0, with zero sums. */
+SNN_API snn_status snn_run_next_epoch(snn_run *run);
+/** The position (see ::snn_run_position). */
+SNN_API snn_status snn_run_get_position(const snn_run *run, snn_run_position *pos);
+/** A checkpoint of the current position: the model's tensors and configuration, the
+ *  optimizer state (snn_trainer_save_state()) and "train." metadata (position, epoch
+ *  sums, batch, seed). Add your own metadata, then snn_safetensors_write(). Fails with
+ *  SNN_ERR_NUMERIC (naming the tensor) when a parameter or the optimizer state is inf
+ *  or nan, so a diverged run never overwrites a good checkpoint. */
+SNN_API snn_status snn_run_checkpoint(snn_run *run, snn_safetensors **out);
+/** Continues from a checkpoint of snn_run_checkpoint(): restores the optimizer state
+ *  and the position. The trainer's model must have been made from the same checkpoint
+ *  (snn_model_load() or snn_model_from_safetensors()). SNN_ERR_FORMAT for a file that
+ *  is no training checkpoint; SNN_ERR_INVALID_ARG for one of another batch or seed. */
+SNN_API snn_status snn_run_resume(snn_run *run, const snn_safetensors *ckpt);
 
 #ifdef __cplusplus
 }

@@ -203,6 +203,27 @@ START_TEST(test_null_tune) {
 }
 END_TEST
 
+START_TEST(test_null_run) {
+    snn_run *run = (snn_run *)1;
+    snn_run_position pos;
+    snn_safetensors *ck = NULL;
+    ck_assert_int_eq(snn_run_steps_per_epoch(0, 4), 0);
+    ck_assert_int_eq(snn_run_steps_per_epoch(100, 1), 0);
+    ck_assert_int_eq(snn_run_steps_per_epoch(100, 32), 4);
+    ck_assert(snn_run_step_seed(1, 0) != snn_run_step_seed(1, 1) && snn_run_step_seed(1, 5) == snn_run_step_seed(1, 5));
+    ck_assert_fails(snn_run_create(NULL, NULL, NULL, 4, 0), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_run_create(&run, NULL, NULL, 4, 0), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(run);
+    snn_run_free(NULL);
+    ck_assert_fails(snn_run_step(NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_run_next_epoch(NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_run_get_position(NULL, &pos), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_run_checkpoint(NULL, &ck), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_run_resume(NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_str_eq(snn_status_name(SNN_ERR_NUMERIC), "SNN_ERR_NUMERIC");
+}
+END_TEST
+
 START_TEST(test_null_file) {
     snn_file *f = (snn_file *)1;
     ck_assert_fails(snn_file_begin(NULL, "x"), SNN_ERR_INVALID_ARG);
@@ -1633,6 +1654,7 @@ static Suite *api_errors_suite(void) {
     tcase_add_test(tc, test_null_status_and_devices);
     tcase_add_test(tc, test_null_context);
     tcase_add_test(tc, test_null_file);
+    tcase_add_test(tc, test_null_run);
     tcase_add_test(tc, test_null_tune);
     tcase_add_test(tc, test_null_safetensors);
     tcase_add_test(tc, test_null_config);

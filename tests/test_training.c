@@ -382,6 +382,193 @@ START_TEST(determinism_and_resume) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ training runs -- */
+
+/* An IDX pair of n random 8x8 images with labels 0..4 (tmp_path); its dataset. */
+static snn_dataset *small_dataset(size_t n, uint64_t seed) {
+    const size_t pix = 64;
+    unsigned char *im = malloc(16 + n * pix), *lb = malloc(8 + n);
+    const unsigned char him[16] = {0, 0, 8, 3, 0, 0, 0, (unsigned char)n, 0, 0, 0, 8, 0, 0, 0, 8};
+    const unsigned char hlb[8] = {0, 0, 8, 1, 0, 0, 0, (unsigned char)n};
+    memcpy(im, him, 16);
+    memcpy(lb, hlb, 8);
+    test_rng rng;
+    test_rng_seed(&rng, seed);
+    for (size_t i = 0; i < n * pix; i++) im[16 + i] = (unsigned char)(test_rng_u32(&rng) & 0xff);
+    for (size_t i = 0; i < n; i++) lb[8 + i] = (unsigned char)(test_rng_u32(&rng) % 5);
+    write_bytes(tmp_path("run-images"), im, 16 + n * pix);
+    write_bytes(tmp_path("run-labels"), lb, 8 + n);
+    free(im);
+    free(lb);
+    snn_dataset *ds;
+    ck_assert_snn_ok(snn_dataset_load_idx(&ds, tmp_path("run-images"), tmp_path("run-labels")));
+    return ds;
+}
+
+static snn_model_config small_model(void) {
+    snn_model_config cfg;
+    ck_assert_snn_ok(snn_model_config_default(&cfg, "simple"));
+    cfg.in_channels = 1;
+    cfg.height = cfg.width = 8;
+    cfg.num_classes = 10;
+    cfg.num_blocks = 2;
+    cfg.channels[0] = 4;
+    cfg.channels[1] = 6;
+    cfg.T = 3;
+    cfg.encoding = SNN_ENCODING_RATE;
+    return cfg;
+}
+
+static float *model_params(snn_model *m, size_t *n) {
+    snn_safetensors *st;
+    ck_assert_snn_ok(snn_model_to_safetensors(m, &st));
+    size_t total = 0;
+    for (size_t i = 0; i < snn_safetensors_count(st); i++)
+        if (snn_safetensors_at(st, i)->dtype == SNN_F32) total += snn_safetensors_at(st, i)->nbytes;
+    float *out = malloc(total);
+    size_t at = 0;
+    for (size_t i = 0; i < snn_safetensors_count(st); i++) {
+        const snn_tensor *t = snn_safetensors_at(st, i);
+        if (t->dtype != SNN_F32) continue;
+        memcpy((char *)out + at, t->data, t->nbytes);
+        at += t->nbytes;
+    }
+    snn_safetensors_free(st);
+    *n = total / sizeof(float);
+    return out;
+}
+
+/* An snn_run over 11 images in batches of 4 (3 steps an epoch: the last batch holds
+ * 3) for 2 epochs with the regularizer, run through; then again, stopped after 4 steps,
+ * checkpointed through a file, resumed in fresh objects: the same model bit for bit. */
+START_TEST(run_resume_exact) {
+    snn_dataset *ds = small_dataset(11, 7);
+    const snn_model_config cfg = small_model();
+    snn_train_config tc;
+    snn_train_config_default(&tc);
+    tc.total_steps = 2 * snn_run_steps_per_epoch(11, 4);
+    ck_assert_int_eq(snn_run_steps_per_epoch(11, 4), 3);
+    ck_assert_int_eq(snn_run_steps_per_epoch(9, 4), 2); /* a last batch of one is left out */
+    float *want = NULL, *got = NULL;
+    size_t nwant = 0, ngot = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        snn_model *m;
+        snn_trainer *tr;
+        snn_run *run;
+        ck_assert_snn_ok(snn_model_create(&m, test_context(), &cfg, 3));
+        ck_assert_snn_ok(snn_trainer_create(&tr, m, &tc));
+        ck_assert_snn_ok(snn_run_create(&run, tr, ds, 4, 99));
+        snn_run_position p;
+        for (int steps = 0; steps < 6; steps++) {
+            if (pass == 1 && steps == 4) {
+                /* stop: checkpoint to a file, free everything, resume */
+                snn_safetensors *ck;
+                ck_assert_snn_ok(snn_run_checkpoint(run, &ck));
+                ck_assert_str_eq(snn_safetensors_meta_get(ck, "train.global_step"), "4");
+                ck_assert_snn_ok(snn_safetensors_write(ck, tmp_path("run.ckpt")));
+                snn_safetensors_free(ck);
+                snn_run_free(run);
+                snn_trainer_free(tr);
+                snn_model_free(m);
+                ck_assert_snn_ok(snn_safetensors_read(&ck, tmp_path("run.ckpt")));
+                ck_assert_snn_ok(snn_model_from_safetensors(&m, test_context(), ck));
+                ck_assert_snn_ok(snn_trainer_create(&tr, m, &tc));
+                ck_assert_snn_ok(snn_run_create(&run, tr, ds, 4, 98));
+                ck_assert_snn_status(snn_run_resume(run, ck), SNN_ERR_INVALID_ARG); /* another seed */
+                snn_run_free(run);
+                ck_assert_snn_ok(snn_run_create(&run, tr, ds, 4, 99));
+                ck_assert_snn_ok(snn_run_resume(run, ck));
+                snn_safetensors_free(ck);
+                ck_assert_snn_ok(snn_run_get_position(run, &p));
+                ck_assert_int_eq(p.epoch, 1);
+                ck_assert_int_eq(p.step, 1);
+                ck_assert_int_eq(p.global_step, 4);
+                ck_assert_int_eq(p.seen, 4);
+                ck_assert_int_eq(snn_trainer_steps_done(tr), 4);
+            }
+            snn_step_stats s;
+            ck_assert_snn_ok(snn_run_step(run, &s));
+            ck_assert(isfinite(s.loss) && s.lyapunov > 0);
+            ck_assert_snn_ok(snn_run_get_position(run, &p));
+            if (p.step == 3) {
+                ck_assert_int_eq(p.seen, 11);
+                ck_assert_snn_status(snn_run_step(run, NULL), SNN_ERR_INVALID_ARG); /* the epoch is complete */
+                ck_assert_snn_ok(snn_run_next_epoch(run));
+            } else {
+                ck_assert_snn_status(snn_run_next_epoch(run), SNN_ERR_INVALID_ARG);
+            }
+        }
+        ck_assert_snn_ok(snn_run_get_position(run, &p));
+        ck_assert_int_eq(p.epoch, 2);
+        ck_assert_int_eq(p.global_step, 6);
+        if (pass == 0)
+            want = model_params(m, &nwant);
+        else
+            got = model_params(m, &ngot);
+        snn_run_free(run);
+        snn_trainer_free(tr);
+        snn_model_free(m);
+    }
+    ck_assert_uint_eq(nwant, ngot);
+    ck_assert_int_eq(memcmp(want, got, nwant * sizeof(float)), 0);
+    free(want);
+    free(got);
+
+    /* not a checkpoint; a dataset of other images */
+    snn_safetensors *empty;
+    snn_model *m;
+    snn_trainer *tr;
+    snn_run *run;
+    ck_assert_snn_ok(snn_safetensors_create(&empty));
+    ck_assert_snn_ok(snn_model_create(&m, test_context(), &cfg, 3));
+    ck_assert_snn_ok(snn_trainer_create(&tr, m, &tc));
+    ck_assert_snn_ok(snn_run_create(&run, tr, ds, 4, 99));
+    ck_assert_snn_status(snn_run_resume(run, empty), SNN_ERR_FORMAT);
+    snn_run_free(run);
+    snn_safetensors_free(empty);
+    snn_trainer_free(tr);
+    snn_model_free(m);
+    snn_model_config other = cfg;
+    other.height = other.width = 16;
+    ck_assert_snn_ok(snn_model_create(&m, test_context(), &other, 3));
+    ck_assert_snn_ok(snn_trainer_create(&tr, m, &tc));
+    ck_assert_snn_status(snn_run_create(&run, tr, ds, 4, 99), SNN_ERR_SHAPE);
+    ck_assert_ptr_null(run);
+    snn_trainer_free(tr);
+    snn_model_free(m);
+    snn_dataset_free(ds);
+}
+END_TEST
+
+/* A run whose update overflows: the checkpoint is refused (SNN_ERR_NUMERIC, naming a
+ * tensor), so a diverged model never replaces a good file. */
+START_TEST(run_refuses_non_finite_checkpoint) {
+    snn_dataset *ds = small_dataset(8, 5);
+    const snn_model_config cfg = small_model();
+    snn_train_config tc;
+    snn_train_config_default(&tc);
+    tc.schedule = SNN_SCHEDULE_CONSTANT;
+    tc.optimizer = SNN_OPTIM_SGD;
+    tc.lr = 1e38f;
+    tc.lyap_weight = 0;
+    snn_model *m;
+    snn_trainer *tr;
+    snn_run *run;
+    ck_assert_snn_ok(snn_model_create(&m, test_context(), &cfg, 3));
+    ck_assert_snn_ok(snn_trainer_create(&tr, m, &tc));
+    ck_assert_snn_ok(snn_run_create(&run, tr, ds, 4, 1));
+    for (int k = 0; k < 2; k++) ck_assert_snn_ok(snn_run_step(run, NULL));
+    snn_safetensors *ck = (snn_safetensors *)1;
+    ck_assert_snn_status(snn_run_checkpoint(run, &ck), SNN_ERR_NUMERIC);
+    ck_assert_ptr_null(ck);
+    ck_assert_msg(strstr(snn_last_error(), "became inf or nan") != NULL, "%s", snn_last_error());
+    snn_run_free(run);
+    snn_trainer_free(tr);
+    snn_model_free(m);
+    snn_dataset_free(ds);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("training");
     TCase *g = tcase_create("gradients");
@@ -396,6 +583,8 @@ static Suite *suite(void) {
     tcase_add_test(st, steps_adam_ce);
     tcase_add_test(st, steps_adam_lyap);
     tcase_add_test(st, determinism_and_resume);
+    tcase_add_test(st, run_resume_exact);
+    tcase_add_test(st, run_refuses_non_finite_checkpoint);
     suite_add_tcase(s, st);
     return s;
 }

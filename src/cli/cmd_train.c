@@ -1,9 +1,7 @@
 /* snncl train: trains a model on a dataset, with progress, per-epoch metrics,
  * atomic checkpoints and exact resumption. */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,12 +29,6 @@ typedef struct train_opts {
     uint64_t seed;
 } train_opts;
 
-/* Per-epoch sums of the step figures. */
-typedef struct epoch_sums {
-    double loss, ce, lyap;
-    size_t correct, seen, steps;
-} epoch_sums;
-
 typedef struct train_run {
     train_opts o;
     cli_option *opts;
@@ -44,13 +36,11 @@ typedef struct train_run {
     snn_context *ctx;
     snn_model *model;
     snn_trainer *tr;
+    snn_run *run; /* the position (epoch, step, sums), the batches and their seeds */
     snn_dataset *train, *test;
     snn_safetensors *resume;
     char ckpt_path[4096];
     const char *last_ckpt; /* the newest checkpoint on disk for this run (NULL: none yet) */
-    int epoch, step;      /* position: the epoch in progress and batches done in it */
-    int64_t global_step;
-    epoch_sums sums;
     /* --plot: the figures of every epoch so far (hist[e] is epoch e + 1), and a note
      * for the figure when a resumed run could not recover earlier epochs. */
     plot_epoch *hist;
@@ -58,32 +48,18 @@ typedef struct train_run {
     char plot_note[256];
 } train_run;
 
-static uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-/* The seed of global step k: rate encoding, dropout and the perturbation of that batch. */
-static uint64_t step_seed(uint64_t seed, int64_t k) { return splitmix64(seed ^ splitmix64((uint64_t)k)); }
-
 static int steps_per_epoch(const train_run *r) {
-    size_t n = snn_dataset_size(r->train), b = (size_t)r->o.batch;
-    size_t steps = (n + b - 1) / b;
-    if (n % b == 1) steps--; /* a last batch of one image cannot use batch statistics */
-    return (int)steps;
+    return snn_run_steps_per_epoch(snn_dataset_size(r->train), r->o.batch);
 }
 
-static snn_status meta_num(snn_safetensors *st, const char *key, double v) {
-    char buf[64];
-    snprintf(buf, sizeof buf, "%.17g", v);
-    return snn_safetensors_meta_set(st, key, buf);
+/* The run's position (see snn_run_position). */
+static snn_run_position where(const train_run *r) {
+    snn_run_position p;
+    memset(&p, 0, sizeof p);
+    if (r->run) snn_run_get_position(r->run, &p);
+    return p;
 }
 
-/* The signal (SIGINT or SIGTERM) that asked the run to stop, 0 until one arrives. The
- * handler only records it; the training and evaluation loops look at it between steps
- * and batches, where the state is consistent and can be checkpointed. */
 static volatile sig_atomic_t stop_signal;
 
 static void on_stop_signal(int sig) {
@@ -132,42 +108,17 @@ static void fallback_note(const train_run *r, char *buf, size_t len) {
 }
 
 /* The first floating-point tensor of st holding an inf or nan, or NULL. */
-static const char *non_finite_tensor(const snn_safetensors *st) {
-    for (size_t i = 0; i < snn_safetensors_count(st); i++) {
-        const snn_tensor *t = snn_safetensors_at(st, i);
-        if (t->dtype == SNN_F32) {
-            const float *v = t->data;
-            for (size_t k = 0; k < t->nbytes / sizeof *v; k++)
-                if (!isfinite(v[k])) return t->name;
-        } else if (t->dtype == SNN_F64) {
-            const double *v = t->data;
-            for (size_t k = 0; k < t->nbytes / sizeof *v; k++)
-                if (!isfinite(v[k])) return t->name;
-        }
-    }
-    return NULL;
-}
-
+/* The run's checkpoint (snn_run_checkpoint) with every option as "cli.<name>". */
 static snn_status build_checkpoint(train_run *r, snn_safetensors **out) {
     snn_safetensors *st;
-    snn_status s = snn_model_to_safetensors(r->model, &st);
+    snn_status s = snn_run_checkpoint(r->run, &st);
     if (s != SNN_OK) return s;
-    s = snn_trainer_save_state(r->tr, st);
     char key[96], val[4096];
     for (size_t i = 0; i < r->nopts && s == SNN_OK; i++) {
         snprintf(key, sizeof key, "cli.%s", r->opts[i].name);
         cli_format(&r->opts[i], val, sizeof val);
         s = snn_safetensors_meta_set(st, key, val);
     }
-    if (s == SNN_OK) s = meta_num(st, "train.epoch", r->epoch);
-    if (s == SNN_OK) s = meta_num(st, "train.step", r->step);
-    if (s == SNN_OK) s = meta_num(st, "train.global_step", (double)r->global_step);
-    if (s == SNN_OK) s = meta_num(st, "train.sum_loss", r->sums.loss);
-    if (s == SNN_OK) s = meta_num(st, "train.sum_ce", r->sums.ce);
-    if (s == SNN_OK) s = meta_num(st, "train.sum_lyap", r->sums.lyap);
-    if (s == SNN_OK) s = meta_num(st, "train.correct", (double)r->sums.correct);
-    if (s == SNN_OK) s = meta_num(st, "train.seen", (double)r->sums.seen);
-    if (s == SNN_OK) s = meta_num(st, "train.steps", (double)r->sums.steps);
     if (s != SNN_OK) {
         snn_safetensors_free(st);
         return s;
@@ -178,24 +129,24 @@ static snn_status build_checkpoint(train_run *r, snn_safetensors **out) {
 
 /* Writes the checkpoint of the current position; returns 0, or 1 after saying why not.
  * The write is atomic (temporary file, fsync, rename), so on any failure the previous
- * checkpoint stays as it was. A model that has gone non-finite is never written: the
- * step's loss can still be finite when its update overflows the parameters. */
+ * checkpoint stays as it was. A model that has gone non-finite is never written
+ * (snn_run_checkpoint refuses it): the step's loss can still be finite when its
+ * update overflows the parameters. */
 static int save_checkpoint(train_run *r) {
     snn_safetensors *st = NULL;
     char note[8400];
+    const snn_run_position p = where(r);
     snn_status s = build_checkpoint(r, &st);
-    if (s != SNN_OK) {
-        cli_report("preparing the checkpoint", s);
-        return 1;
-    }
-    const char *bad = non_finite_tensor(st);
-    if (bad) {
+    if (s == SNN_ERR_NUMERIC) {
         fallback_note(r, note, sizeof note);
         fprintf(stderr,
-                "snncl train: '%s' became inf or nan at epoch %d step %d; stopping without writing a checkpoint "
-                "(%s); try a smaller --lr or --clip.\n",
-                bad, r->epoch + 1, r->step, note);
-        snn_safetensors_free(st);
+                "snncl train: %s at epoch %d step %d; stopping without writing a checkpoint (%s); try a smaller "
+                "--lr or --clip.\n",
+                snn_last_error(), p.epoch + 1, p.step, note);
+        return 1;
+    }
+    if (s != SNN_OK) {
+        cli_report("preparing the checkpoint", s);
         return 1;
     }
     s = snn_safetensors_write(st, r->ckpt_path);
@@ -203,7 +154,7 @@ static int save_checkpoint(train_run *r) {
     if (s != SNN_OK) {
         cli_report("writing the checkpoint", s);
         fallback_note(r, note, sizeof note);
-        fprintf(stderr, "snncl train: stopping at epoch %d step %d; %s.\n", r->epoch + 1, r->step, note);
+        fprintf(stderr, "snncl train: stopping at epoch %d step %d; %s.\n", p.epoch + 1, p.step, note);
         return 1;
     }
     r->last_ckpt = r->ckpt_path;
@@ -212,26 +163,20 @@ static int save_checkpoint(train_run *r) {
 
 /* After SIGINT or SIGTERM: checkpoints the current position and returns 128 + the
  * signal's number, the shell's convention for a run ended by that signal. */
-static int stop_on_signal(train_run *r, const char *where) {
+static int stop_on_signal(train_run *r, const char *during) {
     const int sig = (int)stop_signal;
     const char *name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
     fflush(stdout);
     fprintf(stderr, "snncl: %s received; saving a checkpoint (a second signal quits at once)\n", name);
     if (save_checkpoint(r) != 0) return 1;
+    const snn_run_position p = where(r);
     fprintf(stderr, "snncl: interrupted by %s at epoch %d step %d%s; checkpoint saved to %s; resume with --resume %s\n",
-            name, r->epoch + 1, r->step, where, r->ckpt_path, r->ckpt_path);
+            name, p.epoch + 1, p.step, during, r->ckpt_path, r->ckpt_path);
     return 128 + sig;
 }
 
-static int meta_double(const snn_safetensors *st, const char *key, double *out) {
-    const char *v = snn_safetensors_meta_get(st, key);
-    if (!v) return 0;
-    char *end;
-    *out = strtod(v, &end);
-    return *v && !*end && isfinite(*out);
-}
-
-/* Restores the options not given on the command line, and the position, from a checkpoint. */
+/* Restores the options not given on the command line from a checkpoint (the position
+ * and the optimizer state come back in make_trainer, through snn_run_resume). */
 static int restore_from_checkpoint(train_run *r) {
     snn_status st = snn_safetensors_read(&r->resume, r->o.resume);
     if (st != SNN_OK) return cli_report("reading the checkpoint", st);
@@ -253,20 +198,6 @@ static int restore_from_checkpoint(train_run *r) {
             return 1;
         }
     }
-    double e, s, g, sl, sc, sy, c, n, k;
-    if (!meta_double(r->resume, "train.epoch", &e) || !meta_double(r->resume, "train.step", &s) ||
-        !meta_double(r->resume, "train.global_step", &g) || !meta_double(r->resume, "train.sum_loss", &sl) ||
-        !meta_double(r->resume, "train.sum_ce", &sc) || !meta_double(r->resume, "train.sum_lyap", &sy) ||
-        !meta_double(r->resume, "train.correct", &c) || !meta_double(r->resume, "train.seen", &n) ||
-        !meta_double(r->resume, "train.steps", &k) || e < 0 || s < 0 || g < 0) {
-        fprintf(stderr, "snncl train: %s is not a training checkpoint (train.* metadata missing or invalid)\n",
-                r->o.resume);
-        return 1;
-    }
-    r->epoch = (int)e;
-    r->step = (int)s;
-    r->global_step = (int64_t)g;
-    r->sums = (epoch_sums){sl, sc, sy, (size_t)c, (size_t)n, (size_t)k};
     return 0;
 }
 
@@ -365,8 +296,12 @@ static int make_trainer(train_run *r) {
         return 2;
     }
     if (st != SNN_OK) return cli_report("setting up training", st);
-    if (r->resume && (st = snn_trainer_load_state(r->tr, r->resume)) != SNN_OK)
-        return cli_report("restoring the optimizer state", st);
+    if ((st = snn_run_create(&r->run, r->tr, r->train, r->o.batch, r->o.seed)) != SNN_OK)
+        return cli_report("setting up training", st);
+    if (r->resume && (st = snn_run_resume(r->run, r->resume)) != SNN_OK) {
+        fprintf(stderr, "snncl train: %s: %s\n", r->o.resume, snn_last_error());
+        return 1;
+    }
     return 0;
 }
 
@@ -388,7 +323,7 @@ static void print_config(const train_run *r) {
            r->o.data, snn_dataset_size(r->train), r->o.epochs, steps_per_epoch(r), r->o.batch, r->o.optimizer,
            (double)r->o.lr, r->o.schedule, (double)r->o.lyap_weight);
     if (r->resume)
-        printf("resuming from %s at epoch %d, step %d\n", r->o.resume, r->epoch + 1, r->step);
+        printf("resuming from %s at epoch %d, step %d\n", r->o.resume, where(r).epoch + 1, where(r).step);
     fflush(stdout);
 }
 
@@ -401,50 +336,28 @@ static double peak_mb(const train_run *r) {
 /* run_epoch's result when --max-steps ends the run early (not an error). */
 #define STOPPED (-1)
 
-/* One epoch from r->step on. Returns 0, STOPPED, or the exit status of a failure. */
+/* One epoch from the run's step on. Returns 0, STOPPED, or the exit status of a failure. */
 static int run_epoch(train_run *r, double *seconds) {
     const size_t n = snn_dataset_size(r->train), B = (size_t)r->o.batch;
-    int C, H, W;
-    snn_dataset_shape(r->train, &C, &H, &W);
-    const size_t per = (size_t)C * (size_t)H * (size_t)W;
-    uint32_t *order = malloc(n * sizeof *order);
-    float *x = malloc(B * per * sizeof *x);
-    int64_t *labels = malloc(B * sizeof *labels);
-    int status = 1;
-    snn_status st;
-    if (!order || !x || !labels) {
-        fprintf(stderr, "snncl train: out of memory\n");
-        goto done;
-    }
-    if ((st = snn_dataset_order(r->train, r->o.seed, (uint64_t)r->epoch, order)) != SNN_OK) {
-        cli_report("shuffling", st);
-        goto done;
-    }
     const int steps = steps_per_epoch(r);
+    snn_run_position p = where(r);
     char label[32];
-    snprintf(label, sizeof label, "epoch %d/%d", r->epoch + 1, r->o.epochs);
+    snprintf(label, sizeof label, "epoch %d/%d", p.epoch + 1, r->o.epochs);
     cli_progress prog;
     cli_progress_start(&prog, label, n, !r->o.quiet);
     const double t0 = cli_now();
-    size_t done_images = (size_t)r->step * B;
-    for (; r->step < steps; r->step++) {
+    snn_status st;
+    for (; p.step < steps; p = where(r)) {
         if (stop_signal) {
             cli_progress_end(&prog);
-            status = stop_on_signal(r, "");
-            goto done;
+            return stop_on_signal(r, "");
         }
-        const size_t first = (size_t)r->step * B, b = n - first < B ? n - first : B;
-        if ((st = snn_dataset_gather(r->train, order + first, b, x, labels)) != SNN_OK) {
-            cli_report("reading a batch", st);
-            goto done;
-        }
-        snn_batch batch = {x, labels, (int)b, step_seed(r->o.seed, r->global_step), NULL, 0};
         snn_step_stats s;
-        if ((st = snn_trainer_step(r->tr, &batch, &s)) != SNN_OK) {
+        if ((st = snn_run_step(r->run, &s)) != SNN_OK) {
             cli_progress_end(&prog);
-            cli_report("training step", st);
-            goto done;
+            return cli_report("training step", st);
         }
+        p = where(r);
         if (!isfinite(s.loss)) {
             cli_progress_end(&prog);
             char note[8400];
@@ -452,53 +365,33 @@ static int run_epoch(train_run *r, double *seconds) {
             fprintf(stderr,
                     "snncl train: the loss became %g at epoch %d step %d; stopping (%s); try a smaller --lr or "
                     "--clip.\n",
-                    (double)s.loss, r->epoch + 1, r->step + 1, note);
-            goto done;
+                    (double)s.loss, p.epoch + 1, p.step, note);
+            return 1;
         }
-        r->global_step++;
-        r->sums.loss += (double)s.loss * (double)b;
-        r->sums.ce += (double)s.cross_entropy * (double)b;
-        r->sums.lyap += (double)s.lyapunov * (double)b;
-        r->sums.correct += (size_t)s.correct;
-        r->sums.seen += b;
-        r->sums.steps++;
-        done_images = first + b;
+        const size_t done_images = p.step == steps ? n : (size_t)p.step * B;
         char extra[96];
-        int len = snprintf(extra, sizeof extra, "loss %.4f  acc %.4f", r->sums.loss / (double)r->sums.seen,
-                           (double)r->sums.correct / (double)r->sums.seen);
+        const double seen = (double)p.seen;
+        int len = snprintf(extra, sizeof extra, "loss %.4f  acc %.4f", p.loss / seen, (double)p.correct / seen);
         if (r->o.lyap_weight > 0.0f)
-            snprintf(extra + len, sizeof extra - (size_t)len, "  lyap %.4f", r->sums.lyap / (double)r->sums.seen);
+            snprintf(extra + len, sizeof extra - (size_t)len, "  lyap %.4f", p.lyapunov / seen);
         cli_progress_update(&prog, done_images, extra);
-        if (r->o.max_steps > 0 && r->global_step >= r->o.max_steps && r->step + 1 < steps) {
+        if (r->o.max_steps > 0 && p.global_step >= r->o.max_steps && p.step < steps) {
             cli_progress_end(&prog);
-            r->step++;
-            if (save_checkpoint(r) != 0) goto done;
+            if (save_checkpoint(r) != 0) return 1;
             printf("stopped after %d steps at epoch %d step %d; resume with --resume %s\n", r->o.max_steps,
-                   r->epoch + 1, r->step, r->ckpt_path);
-            status = STOPPED;
-            goto done;
+                   p.epoch + 1, p.step, r->ckpt_path);
+            return STOPPED;
         }
-        if (r->o.checkpoint_every > 0 && r->global_step % r->o.checkpoint_every == 0 && r->step + 1 < steps) {
-            r->step++; /* the position after this batch */
-            const int failed = save_checkpoint(r);
-            r->step--;
-            if (failed) {
-                cli_progress_end(&prog);
-                goto done;
-            }
+        if (r->o.checkpoint_every > 0 && p.global_step % r->o.checkpoint_every == 0 && p.step < steps &&
+            save_checkpoint(r) != 0) {
+            cli_progress_end(&prog);
+            return 1;
         }
     }
     cli_progress_end(&prog);
     *seconds = cli_now() - t0;
-    status = 0;
-done:
-    free(order);
-    free(x);
-    free(labels);
-    return status;
+    return 0;
 }
-
-/* ----------------------------------------------------------------- --plot -- */
 
 static double json_num(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -514,7 +407,7 @@ static void plot_history_from_json(train_run *r) {
         while (fgets(line, sizeof line, f)) {
             cJSON *o = cJSON_Parse(line);
             double e = json_num(o, "epoch");
-            if (o && e >= 1 && e <= r->epoch && e == floor(e)) {
+            if (o && e >= 1 && e <= where(r).epoch && e == floor(e)) {
                 plot_epoch *p = &r->hist[(int)e - 1];
                 *p = (plot_epoch){1, json_num(o, "loss"), json_num(o, "cross_entropy"), json_num(o, "train_accuracy"),
                                   json_num(o, "lyapunov"), json_num(o, "test_accuracy")};
@@ -527,10 +420,11 @@ static void plot_history_from_json(train_run *r) {
     /* "epochs 1-3, 5 are missing ...": runs of unknown epochs before the checkpoint. */
     char list[128] = "";
     int len = 0, missing = 0;
-    for (int e = 0; e < r->epoch && e < r->hist_len; e++) {
+    const int epoch = where(r).epoch;
+    for (int e = 0; e < epoch && e < r->hist_len; e++) {
         if (r->hist[e].known) continue;
         int end = e;
-        while (end + 1 < r->epoch && end + 1 < r->hist_len && !r->hist[end + 1].known) end++;
+        while (end + 1 < epoch && end + 1 < r->hist_len && !r->hist[end + 1].known) end++;
         if (len < (int)sizeof list)
             len += end > e ? snprintf(list + len, sizeof list - (size_t)len, "%s%d-%d", missing ? ", " : "", e + 1,
                                       end + 1)
@@ -584,14 +478,15 @@ static int draw_plot(train_run *r) {
  * the figure once before training, so a bad --plot path fails before any work. */
 static int start_plot(train_run *r) {
     if (!r->o.plot) return 0;
-    r->hist_len = r->o.epochs > r->epoch ? r->o.epochs : r->epoch;
+    const int epoch = where(r).epoch;
+    r->hist_len = r->o.epochs > epoch ? r->o.epochs : epoch;
     if (r->hist_len < 1) r->hist_len = 1;
     r->hist = calloc((size_t)r->hist_len, sizeof *r->hist);
     if (!r->hist) {
         fprintf(stderr, "snncl train: out of memory\n");
         return 1;
     }
-    if (r->epoch > 0) plot_history_from_json(r);
+    if (epoch > 0) plot_history_from_json(r);
     if (r->plot_note[0]) printf("--plot: %s\n", r->plot_note);
     return draw_plot(r);
 }
@@ -600,19 +495,19 @@ static int train(train_run *r) {
     snn_status st;
     cli_eval_result ev = {0};
     int have_eval = 0;
-    if (r->epoch >= r->o.epochs) printf("the checkpoint has finished all %d epochs\n", r->o.epochs);
-    while (r->epoch < r->o.epochs) {
+    if (where(r).epoch >= r->o.epochs) printf("the checkpoint has finished all %d epochs\n", r->o.epochs);
+    while (where(r).epoch < r->o.epochs) {
         double seconds = 0;
-        const size_t seen_before = r->sums.seen;
+        const int64_t seen_before = where(r).seen;
         int rc = run_epoch(r, &seconds);
         if (rc == STOPPED) return 0;
         if (rc) return rc;
-        const double imgs = (double)(r->sums.seen - seen_before);
-        const epoch_sums s = r->sums;
+        const snn_run_position s = where(r);
+        const double imgs = (double)(s.seen - seen_before);
         const double seen = s.seen ? (double)s.seen : 1.0;
-        printf("epoch %d/%d: loss %.4f  cross-entropy %.4f  train acc %.4f", r->epoch + 1, r->o.epochs,
-               s.loss / seen, s.ce / seen, (double)s.correct / seen);
-        if (r->o.lyap_weight > 0.0f) printf("  lyapunov %.4f", s.lyap / seen);
+        printf("epoch %d/%d: loss %.4f  cross-entropy %.4f  train acc %.4f", s.epoch + 1, r->o.epochs,
+               s.loss / seen, s.cross_entropy / seen, (double)s.correct / seen);
+        if (r->o.lyap_weight > 0.0f) printf("  lyapunov %.4f", s.lyapunov / seen);
         printf("  (%.1f s, %.0f images/s)\n", seconds, seconds > 0 ? imgs / seconds : 0.0);
         fflush(stdout);
         have_eval = 0;
@@ -624,7 +519,7 @@ static int train(train_run *r) {
              * again and finishes the epoch. */
             if (ev.interrupted) return stop_on_signal(r, " (evaluating)");
             have_eval = 1;
-            printf("epoch %d/%d: test acc %.4f (%zu images, %.1f s)\n", r->epoch + 1, r->o.epochs, ev.accuracy,
+            printf("epoch %d/%d: test acc %.4f (%zu images, %.1f s)\n", s.epoch + 1, r->o.epochs, ev.accuracy,
                    ev.images, ev.seconds);
             fflush(stdout);
         }
@@ -635,11 +530,11 @@ static int train(train_run *r) {
                 return 1;
             }
             fprintf(f,
-                    "{\"epoch\": %d, \"steps\": %zu, \"images\": %zu, \"loss\": %.6f, \"cross_entropy\": %.6f, "
+                    "{\"epoch\": %d, \"steps\": %lld, \"images\": %lld, \"loss\": %.6f, \"cross_entropy\": %.6f, "
                     "\"train_accuracy\": %.6f, \"lyapunov\": %.6f, \"lr\": %.6g, \"seconds\": %.3f, "
                     "\"images_per_s\": %.1f, \"peak_device_mb\": %.1f",
-                    r->epoch + 1, s.steps, s.seen, s.loss / seen, s.ce / seen, (double)s.correct / seen,
-                    s.lyap / seen, (double)snn_trainer_next_lr(r->tr), seconds, seconds > 0 ? imgs / seconds : 0.0,
+                    s.epoch + 1, (long long)s.steps, (long long)s.seen, s.loss / seen, s.cross_entropy / seen,
+                    (double)s.correct / seen, s.lyapunov / seen, (double)snn_trainer_next_lr(r->tr), seconds, seconds > 0 ? imgs / seconds : 0.0,
                     peak_mb(r));
             if (have_eval) fprintf(f, ", \"test_accuracy\": %.6f", ev.accuracy);
             fprintf(f, "}\n");
@@ -648,12 +543,10 @@ static int train(train_run *r) {
                 return 1;
             }
         }
-        if (r->hist && r->epoch < r->hist_len)
-            r->hist[r->epoch] = (plot_epoch){1, s.loss / seen, s.ce / seen, (double)s.correct / seen, s.lyap / seen,
-                                             have_eval ? ev.accuracy : NAN};
-        r->epoch++;
-        r->step = 0;
-        memset(&r->sums, 0, sizeof r->sums);
+        if (r->hist && s.epoch < r->hist_len)
+            r->hist[s.epoch] = (plot_epoch){1, s.loss / seen, s.cross_entropy / seen, (double)s.correct / seen,
+                                            s.lyapunov / seen, have_eval ? ev.accuracy : NAN};
+        if ((st = snn_run_next_epoch(r->run)) != SNN_OK) return cli_report("training", st);
         /* The checkpoint first: it refuses a non-finite model, which --out must not get either. */
         if (save_checkpoint(r) != 0) return 1;
         if ((st = snn_model_save(r->model, r->o.out)) != SNN_OK) {
@@ -663,9 +556,9 @@ static int train(train_run *r) {
             return 1;
         }
         if (r->hist && draw_plot(r) != 0) return 1;
-        if (r->o.max_steps > 0 && r->global_step >= r->o.max_steps && r->epoch < r->o.epochs) {
+        if (r->o.max_steps > 0 && where(r).global_step >= r->o.max_steps && where(r).epoch < r->o.epochs) {
             printf("stopped after %d steps at the end of epoch %d; resume with --resume %s\n", r->o.max_steps,
-                   r->epoch, r->ckpt_path);
+                   where(r).epoch, r->ckpt_path);
             return 0;
         }
     }
@@ -811,6 +704,7 @@ int cmd_train(int argc, char **argv) {
     status = train(&r);
 done:
     free(r.hist);
+    snn_run_free(r.run);
     snn_trainer_free(r.tr);
     snn_model_free(r.model);
     snn_dataset_free(r.train);
