@@ -907,8 +907,8 @@ START_TEST(test_conv3x3_backward) {
             if (chunk > N) chunk = N;
             const size_t allowed = chunk * per_image / sizeof(float), ws_len = allowed + 23;
             /* Workspaces handed over sentinel-filled with room beyond what the op may use. */
-            snn_workspace ws = {dev_sentinel(ctx, ws_len), ws_len * sizeof(float), limits[li]};
-            snn_workspace ws2 = {dev_sentinel(ctx, ws_len), ws_len * sizeof(float), limits[li]};
+            snn_workspace ws = {{dev_sentinel(ctx, ws_len), ws_len * sizeof(float)}, limits[li]};
+            snn_workspace ws2 = {{dev_sentinel(ctx, ws_len), ws_len * sizeof(float)}, limits[li]};
             /* outputs start as NaN everywhere: dweight's first chunk (beta = 0) and col2im
              * must not read them */
             cl_mem dweight = dev_sentinel(ctx, n_w + pad), din = with_din ? dev_sentinel(ctx, n_in + pad) : NULL;
@@ -931,9 +931,9 @@ START_TEST(test_conv3x3_backward) {
                 assert_sentinel(gx, n_in, n_in + pad, w2);
                 free(gx);
             }
-            expect_msg(ws.cap == ws_len * sizeof(float) && ws2.cap == ws_len * sizeof(float),
+            expect_msg(ws.buf.cap == ws_len * sizeof(float) && ws2.buf.cap == ws_len * sizeof(float),
                        "%s: a workspace was reallocated", what);
-            float *s1 = dev_download(ctx, ws.buf, ws_len), *s2 = dev_download(ctx, ws2.buf, ws_len);
+            float *s1 = dev_download(ctx, ws.buf.mem, ws_len), *s2 = dev_download(ctx, ws2.buf.mem, ws_len);
             assert_sentinel(s1, allowed, ws_len, "conv3x3_backward workspace beyond the limit");
             assert_sentinel(s2, with_din ? allowed : 0, ws_len, "conv3x3_backward ws2 beyond the limit");
             free(s1);

@@ -491,7 +491,7 @@ START_TEST(test_conv3x3) {
         {2, 3, 1, 9, 3}, {4, 5, 7, 5, 1}, {7, 2, 11, 13, 9},
     };
     /* One workspace kept across shapes (grows on demand), small limit. */
-    snn_workspace shared = {NULL, 0, 4096};
+    snn_workspace shared = {{NULL, 0}, 4096};
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
         const size_t C = shapes[k].C, N = shapes[k].N, H = shapes[k].H, W = shapes[k].W,
                      Cout = shapes[k].Cout;
@@ -504,15 +504,15 @@ START_TEST(test_conv3x3) {
         /* chunk of 1 image, a few KB, 2 images (N = 3: chunks 2 + 1), everything at once */
         const size_t limits[] = {1, 4096, 2 * per_image, (size_t)1 << 26, 0};
         for (size_t li = 0; li < sizeof limits / sizeof limits[0]; li++) {
-            snn_workspace own = {NULL, 0, limits[li]};
+            snn_workspace own = {{NULL, 0}, limits[li]};
             snn_workspace *ws = limits[li] ? &own : &shared;
             /* A small limit: hand the op a sentinel-filled workspace with room beyond
              * max(limit, one image), which it must not touch. */
             const size_t allowed = (limits[li] > per_image ? limits[li] : per_image) / sizeof(float);
             const size_t ws_len = allowed + 23;
             if (limits[li] && limits[li] < ((size_t)1 << 20)) {
-                own.buf = dev_sentinel(ctx, ws_len);
-                own.cap = ws_len * sizeof(float);
+                own.buf.mem = dev_sentinel(ctx, ws_len);
+                own.buf.cap = ws_len * sizeof(float);
             }
             cl_mem out = dev_sentinel(ctx, n + pad);
             ck_assert_snn_ok(snn_op_conv3x3(ctx, ind, C, N, H, W, wd, Cout, out, ws));
@@ -523,8 +523,8 @@ START_TEST(test_conv3x3) {
             assert_close(got, want, n, 1.0, 1e-4, what);
             assert_sentinel(got, n, n + pad, what);
             free(got);
-            if (own.buf && own.cap == ws_len * sizeof(float)) {
-                float *scratch = dev_download(ctx, own.buf, ws_len);
+            if (own.buf.mem && own.buf.cap == ws_len * sizeof(float)) {
+                float *scratch = dev_download(ctx, own.buf.mem, ws_len);
                 assert_sentinel(scratch, allowed, ws_len, "conv3x3 workspace beyond the limit");
                 free(scratch);
             }
@@ -1014,10 +1014,8 @@ START_TEST(test_conv3x3_diff) {
     /* The same sizes in every case, none growing: Oclgrind's uninitialized-value
      * tracking misreads a buffer that reuses a smaller released one's slot. */
     const size_t big = (size_t)1 << 16;
-    cl_mem *bufs[] = {&d.idx, &d.mark, &d.count, &d.list, &d.nnz, &d.ent, &d.val, &d.dx};
-    size_t *caps_of[] = {&d.idx_cap, &d.mark_cap, &d.count_cap, &d.list_cap, &d.nnz_cap, &d.ent_cap, &d.val_cap, &d.dx_cap};
-    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
-        ck_assert_snn_ok(snn_buffer_reserve(ctx, bufs[k], caps_of[k], big));
+    snn_dbuf *bufs[] = {&d.idx, &d.mark, &d.count, &d.list, &d.nnz, &d.ent, &d.val, &d.dx};
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) ck_assert_snn_ok(snn_dbuf_reserve(ctx, bufs[k], big));
     int dense = -1;
     if (!dc->dense) {
         /* Plenty of slots, then exactly enough (largest first: buffers that grow
@@ -1027,7 +1025,7 @@ START_TEST(test_conv3x3_diff) {
             ck_assert_snn_ok(snn_op_conv3x3_diff(ctx, ind, C, cstride, p_off, N, H, W, wd, Cout, caps[k], 0, &d, &dense));
             ck_assert_int_eq(dense, 0);
             ck_assert_uint_eq(d.slots, expect_slots);
-            float *idxf = dev_download(ctx, d.idx, NP + N), *dx = dev_download(ctx, d.dx, Cout * d.slots);
+            float *idxf = dev_download(ctx, d.idx.mem, NP + N), *dx = dev_download(ctx, d.dx.mem, Cout * d.slots);
             int *idx = malloc((NP + N) * sizeof(int)), *seen = calloc(d.slots, sizeof(int));
             memcpy(idx, idxf, (NP + N) * sizeof(int));
             for (size_t n = 0; n < N; n++) {

@@ -343,7 +343,7 @@ START_TEST(test_sparse_perturbed_random) {
     fp.lyapunov = 1;
     fp.seed = 3;
     check_sparse_matches_dense(m, x, B, &fp, "random simple");
-    ck_assert_msg(m->fwd.diff.idx != NULL, "the sparse path did not run");
+    ck_assert_msg(m->fwd.diff.idx.mem != NULL, "the sparse path did not run");
     m->max_chunk_steps = 5; /* chunks: the differences' maps are per chunk */
     check_sparse_matches_dense(m, x, B, &fp, "random simple, chunks");
     const snn_conv_diff *d = &m->fwd.diff;

@@ -211,13 +211,17 @@ void snn_buffer_release(cl_mem *mem) {
     }
 }
 
-snn_status snn_buffer_reserve(snn_context *ctx, cl_mem *mem, size_t *cap, size_t bytes) {
-    if (*mem && *cap >= bytes) return SNN_OK;
-    snn_buffer_release(mem);
-    *cap = 0;
-    SNN_TRY(snn_buffer_create(ctx, bytes, mem));
-    *cap = bytes;
+snn_status snn_dbuf_reserve(snn_context *ctx, snn_dbuf *b, size_t bytes) {
+    if (b->mem && b->cap >= bytes) return SNN_OK;
+    snn_dbuf_release(b);
+    SNN_TRY(snn_buffer_create(ctx, bytes, &b->mem));
+    b->cap = bytes;
     return SNN_OK;
+}
+
+void snn_dbuf_release(snn_dbuf *b) {
+    snn_buffer_release(&b->mem);
+    b->cap = 0;
 }
 
 snn_status snn_buffer_write(snn_context *ctx, cl_mem mem, size_t offset, size_t bytes,

@@ -18,6 +18,13 @@ typedef enum snn_gemm_impl {
     SNN_GEMM_NATIVE = 2   /* the kernels of cl/gemm.cl */
 } snn_gemm_impl;
 
+/* A device buffer that grows on demand: the one kind of reusable buffer in snncl
+ * (forward and training buffers, scratch, the GEMM's workspace). */
+typedef struct snn_dbuf {
+    cl_mem mem;
+    size_t cap; /* bytes */
+} snn_dbuf;
+
 /* Device-memory counts of a context (see snn_context.mem). */
 struct snn_mem_count {
     size_t in_use, peak;
@@ -56,8 +63,7 @@ struct snn_context {
         snn_gemm_impl impl;
         snn_gemm_impl auto_impl;
         const char *reason; /* "SNNCL_GEMM", "snncl tune" or "device-type default" */
-        cl_mem ws;
-        size_t ws_cap;
+        snn_dbuf ws;
     } gemm;
 };
 
@@ -103,8 +109,10 @@ snn_status snn_group_wg(snn_context *ctx, const char *name, size_t cap, size_t *
 
 snn_status snn_buffer_create(snn_context *ctx, size_t bytes, cl_mem *out);
 void snn_buffer_release(cl_mem *mem);
-/* Grows *mem to at least bytes (contents not kept); *cap tracks its size. */
-snn_status snn_buffer_reserve(snn_context *ctx, cl_mem *mem, size_t *cap, size_t bytes);
+/* Grows b to at least bytes (contents not kept). */
+snn_status snn_dbuf_reserve(snn_context *ctx, snn_dbuf *b, size_t bytes);
+void snn_dbuf_release(snn_dbuf *b);
+
 snn_status snn_buffer_write(snn_context *ctx, cl_mem mem, size_t offset, size_t bytes,
                             const void *src);
 snn_status snn_buffer_read(snn_context *ctx, cl_mem mem, size_t offset, size_t bytes, void *dst);

@@ -80,7 +80,7 @@ static snn_status check_operand(const char *name, cl_mem mem, size_t off, size_t
 }
 
 static snn_status reserve_scratch(snn_context *ctx, size_t floats) {
-    return snn_buffer_reserve(ctx, &ctx->gemm.ws, &ctx->gemm.ws_cap, floats * sizeof(float));
+    return snn_dbuf_reserve(ctx, &ctx->gemm.ws, floats * sizeof(float));
 }
 
 /* Work-group of gemm_cols or gemm_dot: (l0, l1), shrunk only to the kernel's limit, and
@@ -156,7 +156,7 @@ static snn_status native_dot(snn_context *ctx, size_t m, size_t n, size_t k, flo
                                    SNN_ARG_MEM(c), SNN_ARG_UINT(c_off), SNN_ARG_UINT(ldc), SNN_ARG_UINT(0)));
     }
     SNN_TRY(reserve_scratch(ctx, slices * m * n));
-    cl_mem part = ctx->gemm.ws;
+    cl_mem part = ctx->gemm.ws.mem;
     size_t global[3] = {g2[0], g2[1], slices}, local[3] = {l2[0], l2[1], 1};
     SNN_TRY(snn_launch(ctx, "gemm_dot", 3, global, local,
                        SNN_ARGS(SNN_ARG_UINT(m), SNN_ARG_UINT(n), SNN_ARG_UINT(0), SNN_ARG_UINT(k),
@@ -179,9 +179,9 @@ static snn_status gemm_native(snn_context *ctx, int trans_a, int trans_b, size_t
         size_t global[2] = {ceil_div(k, wg) * wg, n}, local[2] = {wg, 1};
         SNN_TRY(snn_launch(ctx, "gemm_transpose", 2, global, local,
                            SNN_ARGS(SNN_ARG_UINT(n), SNN_ARG_UINT(k), SNN_ARG_MEM(b), SNN_ARG_UINT(b_off),
-                                    SNN_ARG_UINT(ldb), SNN_ARG_MEM(ctx->gemm.ws), SNN_ARG_UINT(0),
+                                    SNN_ARG_UINT(ldb), SNN_ARG_MEM(ctx->gemm.ws.mem), SNN_ARG_UINT(0),
                                     SNN_ARG_UINT(n))));
-        b = ctx->gemm.ws;
+        b = ctx->gemm.ws.mem;
         b_off = 0;
         ldb = n;
     }
@@ -291,7 +291,7 @@ snn_status snn_gemm_setup(snn_context *ctx) {
     return SNN_OK;
 }
 
-void snn_gemm_release(snn_context *ctx) { snn_buffer_release(&ctx->gemm.ws); }
+void snn_gemm_release(snn_context *ctx) { snn_dbuf_release(&ctx->gemm.ws); }
 
 snn_status snn_gemm_apply_xgemm(snn_context *ctx, const size_t xgemm[SNN_XGEMM_PARAMS]) {
     CLBlastStatusCode s = CLBlastOverrideParameters(ctx->device, "Xgemm", CLBlastPrecisionSingle,

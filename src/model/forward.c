@@ -93,15 +93,15 @@ static snn_status reserve_buffers(snn_model *m, const forward_plan *p, size_t in
     snn_context *ctx = m->ctx;
     snn_forward_buffers *f = &m->fwd;
     const size_t fs = sizeof(float);
-    SNN_TRY(snn_buffer_reserve(ctx, &f->input, &f->input_cap, input_elems * fs));
-    SNN_TRY(snn_buffer_reserve(ctx, &f->act, &f->act_cap, p->act_step * p->Tc * fs));
-    SNN_TRY(snn_buffer_reserve(ctx, &f->spk, &f->spk_cap, p->act_step * p->Tc * fs));
-    SNN_TRY(snn_buffer_reserve(ctx, &f->conv, &f->conv_cap, p->conv_step * p->Tc * fs));
-    SNN_TRY(snn_buffer_reserve(ctx, &f->sum, &f->sum_cap, p->B * p->readout * fs));
-    SNN_TRY(snn_buffer_reserve(ctx, &f->logits, &f->logits_cap, p->B * (size_t)m->cfg.num_classes * fs));
+    SNN_TRY(snn_dbuf_reserve(ctx, &f->input, input_elems * fs));
+    SNN_TRY(snn_dbuf_reserve(ctx, &f->act, p->act_step * p->Tc * fs));
+    SNN_TRY(snn_dbuf_reserve(ctx, &f->spk, p->act_step * p->Tc * fs));
+    SNN_TRY(snn_dbuf_reserve(ctx, &f->conv, p->conv_step * p->Tc * fs));
+    SNN_TRY(snn_dbuf_reserve(ctx, &f->sum, p->B * p->readout * fs));
+    SNN_TRY(snn_dbuf_reserve(ctx, &f->logits, p->B * (size_t)m->cfg.num_classes * fs));
     if (p->encoding == SNN_ENCODING_DIRECT) {
         const snn_layer *c = &m->layer[0];
-        SNN_TRY(snn_buffer_reserve(ctx, &f->cur0, &f->cur0_cap, c->G * c->S * p->B * fs));
+        SNN_TRY(snn_dbuf_reserve(ctx, &f->cur0, c->G * c->S * p->B * fs));
     }
     for (size_t l = 0; l < p->L; l++) {
         int ndim;
@@ -109,13 +109,13 @@ static snn_status reserve_buffers(snn_model *m, const forward_plan *p, size_t in
         SNN_TRY(snn_model_lif_shape(m, (int)l, (int)p->B, &ndim, shape));
         size_t n = 1;
         for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
-        SNN_TRY(snn_buffer_reserve(ctx, &f->mem[l], &f->mem_cap[l], n * fs));
-        SNN_TRY(snn_buffer_fill_zero(ctx, f->mem[l], 0, n * fs));
-        if (p->P == 2) SNN_TRY(snn_buffer_reserve(ctx, &f->delta[l], &f->delta_cap[l], n * fs));
+        SNN_TRY(snn_dbuf_reserve(ctx, &f->mem[l], n * fs));
+        SNN_TRY(snn_buffer_fill_zero(ctx, f->mem[l].mem, 0, n * fs));
+        if (p->P == 2) SNN_TRY(snn_dbuf_reserve(ctx, &f->delta[l], n * fs));
     }
     if (p->P == 2) {
-        SNN_TRY(snn_buffer_reserve(ctx, &f->sq, &f->sq_cap, p->L * p->T * p->B * fs));
-        SNN_TRY(snn_buffer_reserve(ctx, &f->lambda, &f->lambda_cap, p->B * fs));
+        SNN_TRY(snn_dbuf_reserve(ctx, &f->sq, p->L * p->T * p->B * fs));
+        SNN_TRY(snn_dbuf_reserve(ctx, &f->lambda, p->B * fs));
     }
     return SNN_OK;
 }
@@ -131,12 +131,12 @@ static snn_status init_perturbation(snn_model *m, const forward_plan *p, const s
         size_t HW = ndim == 4 ? (size_t)(shape[2] * shape[3]) : (size_t)shape[1];
         if (fp->perturb) {
             size_t bytes = p->B * C * HW * sizeof(float);
-            SNN_TRY(snn_buffer_reserve(m->ctx, &f->perturb, &f->perturb_cap, bytes));
-            SNN_TRY(snn_buffer_write(m->ctx, f->perturb, 0, bytes, fp->perturb[l]));
-            SNN_TRY(snn_op_scale_to_channel_major(m->ctx, f->perturb, f->delta[l], p->B, C, HW,
+            SNN_TRY(snn_dbuf_reserve(m->ctx, &f->perturb, bytes));
+            SNN_TRY(snn_buffer_write(m->ctx, f->perturb.mem, 0, bytes, fp->perturb[l]));
+            SNN_TRY(snn_op_scale_to_channel_major(m->ctx, f->perturb.mem, f->delta[l].mem, p->B, C, HW,
                                                   fp->lyap_eps));
         } else {
-            SNN_TRY(snn_op_normal(m->ctx, f->delta[l], p->B, C, HW, (unsigned)l, fp->lyap_eps, fp->seed));
+            SNN_TRY(snn_op_normal(m->ctx, f->delta[l].mem, p->B, C, HW, (unsigned)l, fp->lyap_eps, fp->seed));
         }
     }
     return SNN_OK;
@@ -144,21 +144,18 @@ static snn_status init_perturbation(snn_model *m, const forward_plan *p, const s
 
 /* Exchanges two chunk buffers (handles and capacities). */
 static void swap_buffers(snn_forward_buffers *f) {
-    cl_mem t = f->act;
-    size_t c = f->act_cap;
+    const snn_dbuf t = f->act;
     f->act = f->spk;
-    f->act_cap = f->spk_cap;
     f->spk = t;
-    f->spk_cap = c;
 }
 
 /* The layer's parameters and state in a. */
 static void run_lif_setup(snn_model *m, const forward_plan *p, snn_lif_args *a, int layer) {
     a->beta = snn_model_lif_beta(m, layer);
     a->thr = snn_model_lif_threshold(m, layer);
-    a->mem = m->fwd.mem[layer];
-    a->delta = m->fwd.delta[layer];
-    a->sq = m->fwd.sq;
+    a->mem = m->fwd.mem[layer].mem;
+    a->delta = m->fwd.delta[layer].mem;
+    a->sq = m->fwd.sq.mem;
     a->sq_off = (size_t)layer * p->T * p->B;
 }
 
@@ -195,7 +192,7 @@ static snn_status tap_spikes(snn_model *m, const forward_plan *p, const snn_spik
     return st;
 }
 
-/* Dense layer i over the chunk: its input (C, N, hw) in f->act flattened to rows, the
+/* Dense layer i over the chunk: its input (C, N, hw) in f->act.mem flattened to rows, the
  * linear layer, then its LIF, spikes (1, N, units) back in f->act. */
 static snn_status dense_chunk(snn_model *m, const forward_plan *p, int i, size_t t0, size_t Tn, float eps,
                               const snn_spike_tap *tap) {
@@ -204,16 +201,16 @@ static snn_status dense_chunk(snn_model *m, const forward_plan *p, int i, size_t
     const snn_layer *d = &m->layer[i];
     const snn_layer *prev = &m->layer[i - 1];
     const size_t B = p->B, P = p->P, N = P * Tn * B, U = d->cout;
-    SNN_TRY(snn_op_flatten_rows(ctx, f->act, f->conv, prev->G, N, prev->out_hw));
-    SNN_TRY(snn_op_linear(ctx, f->conv, N, d->cin, d->weight->dev, d->bias->dev, U, f->spk));
+    SNN_TRY(snn_op_flatten_rows(ctx, f->act.mem, f->conv.mem, prev->G, N, prev->out_hw));
+    SNN_TRY(snn_op_linear(ctx, f->conv.mem, N, d->cin, d->weight->dev, d->bias->dev, U, f->spk.mem));
     snn_lif_args a = {0};
-    a.in = f->spk;
+    a.in = f->spk.mem;
     a.gstride = N * U;
     a.tstride = B * U;
     a.p_off = P == 2 ? Tn * B * U : 0;
     a.scale = d->scale;
     a.shift = d->shift;
-    a.spk = f->act;
+    a.spk = f->act.mem;
     a.spk_gstride = N * U;
     a.G = 1;
     a.S = U;
@@ -222,12 +219,12 @@ static snn_status dense_chunk(snn_model *m, const forward_plan *p, int i, size_t
     a.t0 = t0;
     a.eps = eps;
     SNN_TRY(run_lif(m, p, &a, i));
-    if (tap) SNN_TRY(tap_spikes(m, p, tap, i, f->act, a.spk_gstride, 1, U, t0, Tn));
+    if (tap) SNN_TRY(tap_spikes(m, p, tap, i, f->act.mem, a.spk_gstride, 1, U, t0, Tn));
     return SNN_OK;
 }
 
 /* Every layer over steps t0 .. t0+Tn-1, each over all Tn steps before the next; the
- * last layer's spikes summed into f->sum. Between layers f->act holds the output
+ * last layer's spikes summed into f->sum. Between layers f->act.mem holds the output
  * (C, P, Tn, B, hw) of the layer before. */
 static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, size_t Tn,
                                 const snn_forward_params *fp, float eps, const snn_spike_tap *tap) {
@@ -239,9 +236,9 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
     const size_t C0 = (size_t)cfg->in_channels, HW0 = (size_t)cfg->height * (size_t)cfg->width;
 
     if (enc == SNN_ENCODING_RATE)
-        SNN_TRY(snn_op_encode_rate(ctx, f->input, f->act, B, C0, HW0, Tn, t0, cfg->encoding_gain, fp->seed));
+        SNN_TRY(snn_op_encode_rate(ctx, f->input.mem, f->act.mem, B, C0, HW0, Tn, t0, cfg->encoding_gain, fp->seed));
     else if (enc == SNN_ENCODING_NONE)
-        SNN_TRY(snn_op_to_channel_major(ctx, f->input, f->act, B, p->T, t0, Tn, C0, HW0));
+        SNN_TRY(snn_op_to_channel_major(ctx, f->input.mem, f->act.mem, B, p->T, t0, Tn, C0, HW0));
 
     int premarked = 0; /* the last LIF pass flagged the next convolution's differing inputs */
     for (int i = 0; i < m->num_layers; i++) {
@@ -255,7 +252,7 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
         const int next_conv = i + 1 < m->num_layers && m->layer[i + 1].kind == SNN_LAYER_CONV;
         snn_lif_args a = {0};
         if (i == 0 && enc == SNN_ENCODING_DIRECT) {
-            a.in = f->cur0; /* the same input current at every step */
+            a.in = f->cur0.mem; /* the same input current at every step */
             a.gstride = B * HW;
             a.tstride = 0;
         } else {
@@ -267,26 +264,26 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
             if (pin == 2 && !m->dense_perturbed) {
                 /* ent and val (slots x 9*cin each) within the workspace's limit */
                 size_t slots = NB * HW / 16, fit = f->ws.limit / (c->cin * 9 * 2 * sizeof(float));
-                SNN_TRY(snn_op_conv3x3_diff(ctx, f->act, c->cin, 2 * NB, NB, NB, c->H, c->W, c->weight->dev,
+                SNN_TRY(snn_op_conv3x3_diff(ctx, f->act.mem, c->cin, 2 * NB, NB, NB, c->H, c->W, c->weight->dev,
                                             c->cout, slots < fit ? slots : fit, premarked, &f->diff, &dense));
             }
             premarked = 0;
             const size_t nconv = dense ? pin : 1;
-            SNN_TRY(snn_op_conv3x3_strided(ctx, f->act, c->cin, pin * NB, nconv * NB, c->H, c->W,
-                                           c->weight->dev, c->cout, f->conv, &f->ws));
-            a.in = f->conv;
+            SNN_TRY(snn_op_conv3x3_strided(ctx, f->act.mem, c->cin, pin * NB, nconv * NB, c->H, c->W,
+                                           c->weight->dev, c->cout, f->conv.mem, &f->ws));
+            a.in = f->conv.mem;
             a.gstride = nconv * NB * HW;
             a.tstride = B * HW;
             a.p_off = nconv == 2 ? NB * HW : 0;
             if (!dense) {
-                a.dmap = f->diff.idx;
-                a.dx = f->diff.dx;
+                a.dmap = f->diff.idx.mem;
+                a.dx = f->diff.dx.mem;
                 a.dx_gstride = f->diff.slots;
             }
         }
         a.scale = c->scale;
         a.shift = c->shift;
-        a.spk = f->spk;
+        a.spk = f->spk.mem;
         a.spk_gstride = P * Tn * B * HW;
         a.G = c->cout;
         a.S = HW;
@@ -298,8 +295,8 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
             /* Pooling fused into the LIF pass: pooled spikes straight to the next input. */
             a.beta = snn_model_lif_beta(m, i);
             a.thr = snn_model_lif_threshold(m, i);
-            a.mem = f->mem[i];
-            a.spk = f->act;
+            a.mem = f->mem[i].mem;
+            a.spk = f->act.mem;
             a.spk_gstride = Tn * B * c->out_hw;
             SNN_TRY(snn_op_lif_forward_pool(ctx, &a, c->H, c->W));
             continue;
@@ -308,7 +305,7 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
             /* Both trajectories pooled in the LIF pass (odd sizes leave neurons outside
              * every window, which still count in the divergence: unfused below). */
             run_lif_setup(m, p, &a, i);
-            a.spk = f->act;
+            a.spk = f->act.mem;
             a.spk_gstride = 2 * Tn * B * c->out_hw;
             if (next_conv) {
                 /* the next convolution's differing input pixels, flagged here */
@@ -319,15 +316,15 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
             continue;
         }
         SNN_TRY(run_lif(m, p, &a, i));
-        if (tap) SNN_TRY(tap_spikes(m, p, tap, i, f->spk, a.spk_gstride, c->cout, HW, t0, Tn));
+        if (tap) SNN_TRY(tap_spikes(m, p, tap, i, f->spk.mem, a.spk_gstride, c->cout, HW, t0, Tn));
         if (c->pool)
-            SNN_TRY(snn_op_avgpool2x2(ctx, f->spk, f->act, c->cout * P * Tn * B, c->H, c->W));
+            SNN_TRY(snn_op_avgpool2x2(ctx, f->spk.mem, f->act.mem, c->cout * P * Tn * B, c->H, c->W));
         else
             swap_buffers(f);
     }
 
     const snn_layer *last = &m->layer[m->num_layers - 1];
-    return snn_op_spike_sum(ctx, f->act, f->sum, last->G, Tn, B, last->out_hw, P * Tn * B * last->out_hw);
+    return snn_op_spike_sum(ctx, f->act.mem, f->sum.mem, last->G, Tn, B, last->out_hw, P * Tn * B * last->out_hw);
 }
 
 snn_status snn_model_forward(snn_model *m, const float *input, int batch, const snn_forward_params *params,
@@ -367,28 +364,28 @@ snn_status snn_model_forward_run(snn_model *m, const float *input, int batch, co
 
     snn_context *ctx = m->ctx;
     snn_forward_buffers *f = &m->fwd;
-    SNN_TRY(snn_buffer_write(ctx, f->input, 0, input_elems * sizeof(float), input));
-    SNN_TRY(snn_buffer_fill_zero(ctx, f->sum, 0, p.B * p.readout * sizeof(float)));
+    SNN_TRY(snn_buffer_write(ctx, f->input.mem, 0, input_elems * sizeof(float), input));
+    SNN_TRY(snn_buffer_fill_zero(ctx, f->sum.mem, 0, p.B * p.readout * sizeof(float)));
     if (p.P == 2) SNN_TRY(init_perturbation(m, &p, params));
     if (p.encoding == SNN_ENCODING_DIRECT) {
         /* Direct encoding feeds x at every step: the first convolution is computed once. */
         const snn_layer *c = &m->layer[0];
-        SNN_TRY(snn_op_to_channel_major(ctx, f->input, f->act, p.B, 1, 0, 1, c->cin, c->H * c->W));
-        SNN_TRY(snn_op_conv3x3(ctx, f->act, c->cin, p.B, c->H, c->W, c->weight->dev, c->cout, f->cur0, &f->ws));
+        SNN_TRY(snn_op_to_channel_major(ctx, f->input.mem, f->act.mem, p.B, 1, 0, 1, c->cin, c->H * c->W));
+        SNN_TRY(snn_op_conv3x3(ctx, f->act.mem, c->cin, p.B, c->H, c->W, c->weight->dev, c->cout, f->cur0.mem, &f->ws));
     }
     for (size_t t0 = 0; t0 < p.T; t0 += p.Tc) {
         size_t Tn = p.T - t0 < p.Tc ? p.T - t0 : p.Tc;
         SNN_TRY(forward_chunk(m, &p, t0, Tn, params, params->lyap_eps, tap));
     }
     /* Eval mode: dropout is the identity. */
-    SNN_TRY(snn_op_linear(ctx, f->sum, p.B, p.readout, m->fc_w->dev, m->fc_b->dev,
-                          (size_t)cfg->num_classes, f->logits));
-    SNN_TRY(snn_buffer_read(ctx, f->logits, 0, p.B * (size_t)cfg->num_classes * sizeof(float), logits));
+    SNN_TRY(snn_op_linear(ctx, f->sum.mem, p.B, p.readout, m->fc_w->dev, m->fc_b->dev,
+                          (size_t)cfg->num_classes, f->logits.mem));
+    SNN_TRY(snn_buffer_read(ctx, f->logits.mem, 0, p.B * (size_t)cfg->num_classes * sizeof(float), logits));
     if (p.P == 2) {
-        SNN_TRY(snn_op_lyapunov_finish(ctx, f->sq, f->lambda, p.L, p.T, p.B, params->lyap_eps));
+        SNN_TRY(snn_op_lyapunov_finish(ctx, f->sq.mem, f->lambda.mem, p.L, p.T, p.B, params->lyap_eps));
         float *lam = malloc(p.B * sizeof(float));
         if (!lam) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "lyapunov results");
-        snn_status st = snn_buffer_read(ctx, f->lambda, 0, p.B * sizeof(float), lam);
+        snn_status st = snn_buffer_read(ctx, f->lambda.mem, 0, p.B * sizeof(float), lam);
         if (st == SNN_OK) {
             double mean = 0;
             for (size_t b = 0; b < p.B; b++) mean += lam[b];

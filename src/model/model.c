@@ -354,12 +354,12 @@ double snn_model_widest_step(const snn_model *m) {
 }
 
 static void release_forward_buffers(snn_forward_buffers *f) {
-    cl_mem *all[] = {&f->input, &f->act, &f->conv, &f->spk, &f->cur0, &f->sum,
-                     &f->logits, &f->sq, &f->lambda, &f->perturb};
-    for (size_t i = 0; i < SNN_ARRAY_LEN(all); i++) snn_buffer_release(all[i]);
+    snn_dbuf *all[] = {&f->input, &f->act, &f->conv, &f->spk, &f->cur0, &f->sum,
+                       &f->logits, &f->sq, &f->lambda, &f->perturb};
+    for (size_t i = 0; i < SNN_ARRAY_LEN(all); i++) snn_dbuf_release(all[i]);
     for (int i = 0; i < SNN_MAX_LAYERS; i++) {
-        snn_buffer_release(&f->mem[i]);
-        snn_buffer_release(&f->delta[i]);
+        snn_dbuf_release(&f->mem[i]);
+        snn_dbuf_release(&f->delta[i]);
     }
     snn_workspace_release(&f->ws);
     snn_conv_diff_release(&f->diff);

@@ -61,11 +61,8 @@ typedef struct snn_layer {
 
 /* Device buffers of the forward pass, grown on demand and reused. */
 typedef struct snn_forward_buffers {
-    cl_mem input, act, conv, spk, cur0, sum, logits, sq, lambda, perturb;
-    size_t input_cap, act_cap, conv_cap, spk_cap, cur0_cap, sum_cap, logits_cap, sq_cap, lambda_cap,
-        perturb_cap;
-    cl_mem mem[SNN_MAX_LAYERS], delta[SNN_MAX_LAYERS];
-    size_t mem_cap[SNN_MAX_LAYERS], delta_cap[SNN_MAX_LAYERS];
+    snn_dbuf input, act, conv, spk, cur0, sum, logits, sq, lambda, perturb;
+    snn_dbuf mem[SNN_MAX_LAYERS], delta[SNN_MAX_LAYERS];
     snn_workspace ws;
     snn_conv_diff diff; /* the estimate's sparse perturbed convolutions */
 } snn_forward_buffers;

@@ -8,8 +8,7 @@
 
 /* Scratch memory that grows on demand; `limit` bounds what one op may ask for. */
 typedef struct snn_workspace {
-    cl_mem buf;
-    size_t cap;
+    snn_dbuf buf;
     size_t limit;
 } snn_workspace;
 
@@ -51,9 +50,8 @@ snn_status snn_op_conv3x3_backward(snn_context *ctx, cl_mem in, size_t C, size_t
  * sparse difference (cl/im2col.cl): the convolution is linear and the trajectories'
  * input spikes rarely differ. Buffers grow on demand and persist between calls. */
 typedef struct snn_conv_diff {
-    cl_mem idx, mark, count, list, nnz; /* per pixel (idx: then a flag per image); the slot counter; per slot */
-    cl_mem ent, val, dx;                /* the slots' nonzero input differences; their output */
-    size_t idx_cap, mark_cap, count_cap, list_cap, nnz_cap, ent_cap, val_cap, dx_cap;
+    snn_dbuf idx, mark, count, list, nnz; /* per pixel (idx: then a flag per image); the slot counter; per slot */
+    snn_dbuf ent, val, dx;                /* the slots' nonzero input differences; their output */
     size_t slots;                       /* slots of the last call: dx is (Cout, slots) */
     size_t total_slots, dense_calls;    /* over all calls: what tests and profiling look at */
 } snn_conv_diff;

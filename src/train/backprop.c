@@ -6,15 +6,6 @@
 
 #define FS sizeof(float)
 
-snn_status snn_dbuf_reserve(snn_context *ctx, snn_dbuf *b, size_t bytes) {
-    return snn_buffer_reserve(ctx, &b->mem, &b->cap, bytes);
-}
-
-void snn_dbuf_release(snn_dbuf *b) {
-    snn_buffer_release(&b->mem);
-    b->cap = 0;
-}
-
 /* Layout of layer i's input and output for this step. */
 typedef struct layer_dims {
     size_t Pz, Tz;  /* trajectories and steps with distinct inputs: 1 where shared */

@@ -16,15 +16,6 @@
 
 #include "model.h"
 
-/* A device buffer that grows on demand. */
-typedef struct snn_dbuf {
-    cl_mem mem;
-    size_t cap;
-} snn_dbuf;
-
-snn_status snn_dbuf_reserve(snn_context *ctx, snn_dbuf *b, size_t bytes);
-void snn_dbuf_release(snn_dbuf *b);
-
 /* What the forward keeps of one layer of the plan. */
 typedef struct train_layer {
     snn_dbuf in;    /* conv: input activations (Cin, Pin, Tin, B, H, W); dense: input rows (P, T, B, Cin) */
