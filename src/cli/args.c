@@ -89,6 +89,32 @@ int cli_parse(int argc, char **argv, int first, cli_option *opts, size_t nopts, 
     return CLI_OK;
 }
 
+/* " (default V)" from the option's value before parsing, so that help and behaviour
+ * cannot disagree; nothing for flags, unset strings, zeros (whose meaning the help
+ * text states) and help that states its default itself. */
+static void default_text(const cli_option *o, char *buf, size_t len) {
+    if (o->kind == CLI_FLAG || strstr(o->help, "(default")) return;
+    char v[64] = "";
+    switch (o->kind) {
+    case CLI_INT:
+        if (*(const int *)o->dest) snprintf(v, sizeof v, "%d", *(const int *)o->dest);
+        break;
+    case CLI_FLOAT:
+        if (*(const float *)o->dest != 0.0f) snprintf(v, sizeof v, "%g", (double)*(const float *)o->dest);
+        break;
+    case CLI_U64:
+        if (*(const uint64_t *)o->dest) snprintf(v, sizeof v, "%" PRIu64, *(const uint64_t *)o->dest);
+        break;
+    case CLI_STRING: {
+        const char *sv = *(const char *const *)o->dest;
+        if (sv && *sv) snprintf(v, sizeof v, "%s", sv);
+        break;
+    }
+    case CLI_FLAG: break;
+    }
+    if (v[0]) snprintf(buf, len, " (default %s)", v);
+}
+
 void cli_usage(FILE *out, const char *usage, const char *summary, const cli_option *opts, size_t nopts) {
     fprintf(out, "usage: %s\n\n%s\n", usage, summary);
     if (nopts) fprintf(out, "\noptions:\n");
@@ -96,7 +122,9 @@ void cli_usage(FILE *out, const char *usage, const char *summary, const cli_opti
         char left[64];
         snprintf(left, sizeof left, "--%s%s%s", opts[k].name, opts[k].metavar ? " " : "",
                  opts[k].metavar ? opts[k].metavar : "");
-        fprintf(out, "  %-26s %s%s\n", left, opts[k].help, opts[k].required ? " (required)" : "");
+        char def[96] = "";
+        default_text(&opts[k], def, sizeof def);
+        fprintf(out, "  %-26s %s%s%s\n", left, opts[k].help, def, opts[k].required ? " (required)" : "");
     }
     fprintf(out, "  %-26s %s\n", "--help", "show this help");
 }
