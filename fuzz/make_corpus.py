@@ -6,11 +6,13 @@ timestamp), so rerunning it changes nothing. Standard library only.
     python3 fuzz/make_corpus.py
 """
 import gzip
-import json
 import os
 import shutil
 import struct
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from snnpy import safetensors as st  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -33,17 +35,7 @@ def write(target, name, data):
 
 def safetensors(tensors, metadata=None, pad=True):
     """tensors: list of (name, dtype, shape, raw bytes), laid out in order."""
-    header, data = {}, b""
-    if metadata is not None:
-        header["__metadata__"] = metadata
-    for name, dtype, shape, raw in tensors:
-        header[name] = {"dtype": dtype, "shape": shape,
-                        "data_offsets": [len(data), len(data) + len(raw)]}
-        data += raw
-    text = json.dumps(header, separators=(",", ":")).encode()
-    if pad:
-        text += b" " * (-len(text) % 8)
-    return struct.pack("<Q", len(text)) + text + data
+    return st.encode(tensors, metadata, pad=pad)
 
 
 def raw_header(text, data=b""):

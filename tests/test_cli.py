@@ -10,7 +10,7 @@ that must fail cleanly (exit 1 with a message naming what is wrong, never a cras
 device selection and rate-encoding determinism.
 
 Python 3 standard library only (no numpy, no pytest): safetensors files are read and
-written by the small helpers below. Ends with a line "N passed, N failed" (test
+written by tools/snnpy/safetensors.py. Ends with a line "N passed, N failed" (test
 methods) and exits non-zero when anything failed.
 """
 import json
@@ -35,79 +35,10 @@ LYAP_ATOL = 1e-4
 
 # ------------------------------------------------------------------ safetensors --
 
-_DTYPES = {"F32": ("f", 4), "F64": ("d", 8), "I64": ("q", 8)}
-
-
-class Tensor:
-    """One tensor: dtype name, shape list and little-endian raw bytes."""
-
-    def __init__(self, dtype, shape, data):
-        if dtype not in _DTYPES:
-            raise ValueError("unsupported dtype %r" % dtype)
-        self.dtype = dtype
-        self.shape = [int(s) for s in shape]
-        self.data = bytes(data)
-        if len(self.data) != self.count() * _DTYPES[dtype][1]:
-            raise ValueError("%d bytes for %s %s" % (len(self.data), dtype, self.shape))
-
-    def count(self):
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n
-
-    def values(self):
-        code, _ = _DTYPES[self.dtype]
-        return list(struct.unpack("<%d%s" % (self.count(), code), self.data))
-
-    @staticmethod
-    def of(dtype, shape, values):
-        code, _ = _DTYPES[dtype]
-        values = list(values)
-        return Tensor(dtype, shape, struct.pack("<%d%s" % (len(values), code), *values))
-
-
-def st_read(path):
-    """Returns (dict name -> Tensor in file order, metadata dict or None)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 8:
-        raise ValueError("%s: too short" % path)
-    (header_len,) = struct.unpack("<Q", raw[:8])
-    if 8 + header_len > len(raw):
-        raise ValueError("%s: header length %d past the end" % (path, header_len))
-    header = json.loads(raw[8:8 + header_len].decode("utf-8"))
-    data = raw[8 + header_len:]
-    meta = header.pop("__metadata__", None)
-    items = sorted(header.items(), key=lambda kv: tuple(kv[1]["data_offsets"]))
-    tensors = {}
-    for name, e in items:
-        begin, end = e["data_offsets"]
-        if not 0 <= begin <= end <= len(data):
-            raise ValueError("%s: tensor %s: bad data_offsets %r" % (path, name, e["data_offsets"]))
-        tensors[name] = Tensor(e["dtype"], e["shape"], data[begin:end])
-    return tensors, meta
-
-
-def st_write(path, tensors, meta=None):
-    """Writes tensors (dict name -> Tensor, in its order) and optional metadata."""
-    header = {}
-    if meta is not None:
-        header["__metadata__"] = dict(meta)
-    offset = 0
-    blobs = []
-    for name, t in tensors.items():
-        header[name] = {"dtype": t.dtype, "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(t.data)]}
-        offset += len(t.data)
-        blobs.append(t.data)
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from snnpy.safetensors import Tensor  # noqa: E402,F401  (test_train_faults imports these from here)
+from snnpy.safetensors import read as st_read  # noqa: E402
+from snnpy.safetensors import write as st_write  # noqa: E402
 
 
 # ---------------------------------------------------------------------- helpers --

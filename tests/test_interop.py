@@ -33,7 +33,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
 TOOL = REPO / "tools" / "torch_interop.py"
 sys.path.insert(0, str(REPO / "tools"))
-from seed_path import default_seed_dir  # noqa: E402
+from snnpy.paths import default_seed_dir  # noqa: E402
 
 SEED_FILE = default_seed_dir() / "conv_lyapunov_snn.py"
 TIMEOUT = 300
@@ -41,7 +41,8 @@ TOL = 1e-4
 SKIP = 77
 
 SNNCL = None
-gf = None        # tools/gen_fixtures.py, imported once torch is known to be there
+gf = None        # tools/snnpy/seed.py, imported once torch is known to be there
+stf = None       # tools/snnpy/safetensors.py (its numpy functions)
 
 
 def missing_requirement():
@@ -115,7 +116,7 @@ class InteropTest(unittest.TestCase):
         return rel
 
     def tensors(self, path):
-        t, meta, _ = gf.st_read(pathlib.Path(path))
+        t, meta, _ = stf.st_read(pathlib.Path(path))
         return t, meta
 
     def assert_same_tensors(self, a, b):
@@ -162,7 +163,7 @@ class InteropTest(unittest.TestCase):
         self.assertIn(f"dropped its {n} optimizer tensors (optim.*)", out)
 
     def test_to_torch_names_must_match(self):
-        t, meta, order = gf.st_read(self.models["direct"])
+        t, meta, order = stf.st_read(self.models["direct"])
         entries = [(k, t[k][0], t[k][1]) for k in order]
         cases = (("extra", entries + [("blocks.0.conv.bias", "F32", t["fc.bias"][1][:4])], "blocks.0.conv.bias"),
                  ("missing", [e for e in entries if e[0] != "blocks.1.bn.running_var"], "blocks.1.bn.running_var"),
@@ -171,7 +172,7 @@ class InteropTest(unittest.TestCase):
         for name, ents, needle in cases:
             with self.subTest(name):
                 path = self.tmp / f"bad_{name}.safetensors"
-                gf.st_write(path, ents, meta)
+                stf.st_write(path, ents, meta)
                 rc, out, err = self.tool("to-torch", "--model", path, "--no-check")
                 self.assertEqual(rc, 1, out + err)
                 self.assertIn(needle, err)
@@ -259,7 +260,7 @@ class InteropTest(unittest.TestCase):
 
 
 def main(argv):
-    global SNNCL, gf
+    global SNNCL, gf, stf
     if len(argv) < 2:
         sys.stderr.write("usage: %s PATH/TO/snncl [unittest names]\n" % argv[0])
         return 2
@@ -274,9 +275,9 @@ def main(argv):
         sys.stderr.write("%s is not an executable\n" % SNNCL)
         return 1
     sys.path.insert(0, str(REPO / "tools"))
-    import gen_fixtures
-    gen_fixtures.load_seed(SEED_FILE.parent)
-    gf = gen_fixtures
+    from snnpy import safetensors, seed
+    seed.load_seed(SEED_FILE.parent)
+    gf, stf = seed, safetensors
     loader = unittest.TestLoader()
     module = sys.modules[__name__]
     names = argv[2:]

@@ -17,7 +17,7 @@ What the seed runs per mode (float32, fresh model, random images in [0, 1]):
   train-lyapunov     the same with + 0.1 * lambda**2
 The seed's vgg estimate is a placeholder over one layer (SPEC.md); snncl estimates
 over all seven LIF layers, so vgg's -lyapunov ratios compare different work.
-Sizes other than 32x32 use tools/gen_fixtures.py's size-generic subclasses.
+Sizes other than 32x32 use tools/snnpy/seed.py's size-generic subclasses.
 """
 import argparse
 import json
@@ -93,7 +93,7 @@ def main():
         rows = [json.loads(l) for l in open(js)]
 
     sys.path.insert(0, str(HERE))
-    import gen_fixtures as G
+    from snnpy import seed as G
     import torch
     torch.set_num_threads(args.threads)
     G.load_seed(pathlib.Path(args.seed_dir))

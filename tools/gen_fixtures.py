@@ -43,10 +43,10 @@ the identity (p = 0) except in one case that uses snncl's Philox mask
 tools/README.md describes the files, the rules and the float32 tolerances.
 
 Layout, for extending: CASES holds CaseConfig entries;
-build_model(cfg) makes the float64 eval model, draw_case(cfg) draws parameters,
-input and perturbation, compute_expected(...) runs the reference forward,
-write_case(...) writes the files; st_encode/st_decode are the safetensors
-writer/reader; load_case(...) rebuilds everything from the files. Training:
+build_model(cfg) (snnpy.seed) makes the float64 eval model, draw_case(cfg) draws
+parameters, input and perturbation, compute_expected(...) runs the reference
+forward, write_case(...) writes the files through snnpy.safetensors;
+load_case(...) rebuilds everything from the files. Training:
 TRAIN_CASES (TrainCase), make_trainable, draw_train, compute_train, run_steps,
 write_train_case, load_train_case, check_train_case.
 """
@@ -54,22 +54,22 @@ import argparse
 import copy
 import dataclasses
 import hashlib
-import importlib.util
-import json
 import math
 import pathlib
-import struct
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from seed_path import default_seed_dir  # noqa: E402
+from snnpy import seed as seedmod  # noqa: E402
+from snnpy.paths import default_seed_dir  # noqa: E402
+from snnpy.philox import dropout_mask, philox_self_test  # noqa: E402
+from snnpy.safetensors import st_decode, st_encode, st_read, st_write  # noqa: E402
+from snnpy.seed import CaseConfig, build_model, lif_modules, load_seed  # noqa: E402
 
 DEFAULT_SEED_DIR = default_seed_dir()
 DEFAULT_OUT = REPO / "tests" / "fixtures"
@@ -80,201 +80,11 @@ RATE_TARGET_LO, RATE_TARGET_HI = 0.12, 0.40   # per-layer calibration target, dr
 MAX_ATTEMPTS = 200
 BN_EPS = 1e-5
 
-SEED = None                # the seed module, set by load_seed()
-SimpleNet = None           # subclasses of the seed's models, set by load_seed()
-VGGNet = None
-
-
-# --------------------------------------------------------------------------
-# safetensors writer / reader (own implementation, no `safetensors` package)
-# --------------------------------------------------------------------------
-_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
-
-
-def _as_array(dtype: str, value) -> np.ndarray:
-    """Converts a tensor/array to a C-contiguous little-endian array of `dtype`,
-    refusing any conversion that changes a value."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    src = np.asarray(value)
-    arr = src.astype(_DTYPES[dtype], order="C", copy=True)   # (not ascontiguousarray: keeps 0-d)
-    back = arr.astype(src.dtype) if src.dtype.kind == "f" else arr
-    if src.dtype.kind == "f":
-        if not np.array_equal(back, src):
-            raise ValueError(f"value not exactly representable as {dtype}")
-    elif not np.array_equal(arr.astype(np.int64), src.astype(np.int64)):
-        raise ValueError(f"integer value not representable as {dtype}")
-    return arr
-
-
-def st_encode(tensors: Sequence[Tuple[str, str, object]], metadata: Dict[str, str]) -> bytes:
-    """tensors: (name, dtype, value) in any order. Data is laid out with 8-byte
-    dtypes first, then 4-byte ones (each group in the given order), so every
-    tensor is aligned to its element size (the header is padded to 8)."""
-    arrays = [(name, dt, _as_array(dt, v)) for name, dt, v in tensors]
-    order = sorted(range(len(arrays)), key=lambda i: (-_DTYPES[arrays[i][1]].itemsize, i))
-    header: Dict[str, object] = {}
-    if metadata:
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-            raise TypeError("metadata must map str to str")
-        header["__metadata__"] = dict(metadata)
-    chunks = []
-    off = 0
-    for i in order:
-        name, dt, arr = arrays[i]
-        if name in header or name == "__metadata__":
-            raise ValueError(f"duplicate tensor name {name}")
-        raw = arr.tobytes(order="C")
-        header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(raw)]}
-        chunks.append(raw)
-        off += len(raw)
-    hjson = json.dumps(header, separators=(",", ":")).encode("ascii")
-    hjson += b" " * ((-len(hjson)) % 8)
-    return struct.pack("<Q", len(hjson)) + hjson + b"".join(chunks)
-
-
-def st_decode(blob: bytes):
-    """Returns (tensors, metadata, names_in_file_order); tensors maps a name to
-    (dtype, numpy array). Validates the layout strictly."""
-    if len(blob) < 8:
-        raise ValueError("file too short")
-    (n,) = struct.unpack("<Q", blob[:8])
-    if n % 8 or 8 + n > len(blob):
-        raise ValueError(f"bad header length {n}")
-    header = json.loads(blob[8:8 + n].decode("ascii"))
-    data = blob[8 + n:]
-    meta = header.pop("__metadata__", {})
-    tensors = {}
-    spans = []
-    for name, info in header.items():
-        dt = info["dtype"]
-        shape = tuple(int(s) for s in info["shape"])
-        a, b = info["data_offsets"]
-        if dt not in _DTYPES:
-            raise ValueError(f"{name}: unsupported dtype {dt}")
-        count = int(np.prod(shape)) if shape else 1
-        if b - a != count * _DTYPES[dt].itemsize or not (0 <= a <= b <= len(data)):
-            raise ValueError(f"{name}: bad data_offsets {a},{b}")
-        arr = np.frombuffer(data, dtype=_DTYPES[dt], count=count, offset=a).reshape(shape).copy()
-        tensors[name] = (dt, arr)
-        spans.append((a, b, name))
-    spans.sort()
-    pos = 0
-    for a, b, name in spans:
-        if a != pos:
-            raise ValueError(f"{name}: hole or overlap at {pos}")
-        pos = b
-    if pos != len(data):
-        raise ValueError("trailing bytes after the last tensor")
-    return tensors, meta, [s[2] for s in spans]
-
-
-def st_write(path: pathlib.Path, tensors, metadata) -> int:
-    blob = st_encode(tensors, metadata)
-    path.write_bytes(blob)
-    return len(blob)
-
-
-def st_read(path: pathlib.Path):
-    return st_decode(path.read_bytes())
-
-
-# --------------------------------------------------------------------------
-# the seed and the (minimal) shape generalization
-# --------------------------------------------------------------------------
-def load_seed(seed_dir: pathlib.Path):
-    """Imports conv_lyapunov_snn.py from seed_dir and defines SimpleNet/VGGNet."""
-    global SEED, SimpleNet, VGGNet
-    path = pathlib.Path(seed_dir) / "conv_lyapunov_snn.py"
-    spec = importlib.util.spec_from_file_location("conv_lyapunov_snn", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    SEED = mod
-
-    class _SimpleNet(mod.ConvLyapunovSNN):
-        """The seed's ConvLyapunovSNN; only the input size is no longer 32x32:
-        fc's in_features and the membranes of _init_mem follow (height, width).
-        The membrane of block i has its conv output size, H >> i by W >> i."""
-
-        def __init__(self, height=32, width=32, **kw):
-            super().__init__(**kw)
-            L = self.num_layers
-            fc_in = self.channels[-1] * (height >> L) * (width >> L)
-            if fc_in != self.fc.in_features:
-                self.fc = nn.Linear(fc_in, self.fc.out_features)
-                nn.init.xavier_uniform_(self.fc.weight)
-                nn.init.zeros_(self.fc.bias)
-            self._hw = (height, width)
-
-        def _init_mem(self, batch_size, device, dtype):
-            H, W = self._hw
-            return [torch.zeros(batch_size, ch, H >> i, W >> i, device=device, dtype=dtype)
-                    for i, ch in enumerate(self.channels)]
-
-        def forward(self, x, *args, **kw):
-            self._hw = tuple(x.shape[-2:])
-            return super().forward(x, *args, **kw)
-
-    class _VGGNet(mod.VGGLyapunovSNN):
-        """The seed's VGGLyapunovSNN with fc1's in_features following the input
-        size (256 * (H >> 3) * (W >> 3)). The seed's own forward is only used
-        without the estimate: its hard-coded 32x32 zero membranes are replaced by
-        snnTorch's Leaky with zeros_like(input) when the shapes differ, which is
-        the same zero initial state, so its logits are exact at any size."""
-
-        def __init__(self, height=32, width=32, **kw):
-            super().__init__(**kw)
-            fc_in = 256 * (height >> 3) * (width >> 3)
-            if fc_in != self.fc1.in_features:
-                self.fc1 = nn.Linear(fc_in, self.fc1.out_features)
-                nn.init.xavier_uniform_(self.fc1.weight)
-                nn.init.zeros_(self.fc1.bias)
-
-    SimpleNet, VGGNet = _SimpleNet, _VGGNet
-    return mod
-
-
-def _keep_dtype(fn):
-    """snnTorch's fast sigmoid returns float32 spikes; cast back to the input's dtype."""
-    if getattr(fn, "_keeps_dtype", False):
-        return fn
-
-    def inner(x):
-        return fn(x).to(x.dtype)
-    inner._keeps_dtype = True
-    return inner
 
 
 # --------------------------------------------------------------------------
 # case configuration and model construction
 # --------------------------------------------------------------------------
-@dataclasses.dataclass
-class CaseConfig:
-    name: str
-    model: str                         # simple | vgg
-    in_channels: int
-    height: int
-    width: int
-    num_classes: int
-    batch: int
-    T: int
-    encoding: str                      # direct | none
-    lyapunov: bool
-    description: str
-    seed: int
-    channels: Tuple[int, ...] = (64, 128, 256)   # simple only
-    beta: Union[float, Tuple[float, ...]] = 0.9
-    threshold: Union[float, Tuple[float, ...]] = 1.0
-    lyap_eps: float = 1e-4
-    dropout: Optional[float] = None    # None: the seed's default for the model
-    encoding_gain: float = 1.0
-
-    def dropout_p(self):
-        if self.dropout is not None:
-            return self.dropout
-        return 0.2 if self.model == "simple" else 0.3
-
-
 CASES: List[CaseConfig] = [
     CaseConfig("simple_direct_lyap", "simple", 1, 8, 8, 10, batch=3, T=5, encoding="direct",
                lyapunov=True, channels=(4, 8), seed=1000,
@@ -308,50 +118,6 @@ CASES: List[CaseConfig] = [
 ]
 
 
-def _per_layer(v, n):
-    if isinstance(v, (tuple, list)):
-        if len(v) != n:
-            raise ValueError("per-layer value has the wrong length")
-        return list(v)
-    return [v] * n
-
-
-def build_model(cfg: CaseConfig, height=None, width=None) -> nn.Module:
-    """The seed model for cfg, float64, eval mode, spikes kept in float64.
-    Per-layer beta/threshold are written into the LIF buffers (float32-exact).
-    Initial weights come from the seed's own init under the global RNG."""
-    h = cfg.height if height is None else height
-    w = cfg.width if width is None else width
-    scalar_beta = cfg.beta if not isinstance(cfg.beta, (tuple, list)) else 0.9
-    scalar_thr = cfg.threshold if not isinstance(cfg.threshold, (tuple, list)) else 1.0
-    if cfg.model == "simple":
-        net = SimpleNet(height=h, width=w, in_channels=cfg.in_channels,
-                        num_classes=cfg.num_classes, channels=list(cfg.channels), T=cfg.T,
-                        beta=scalar_beta, threshold=scalar_thr, encoding=cfg.encoding,
-                        encoding_gain=cfg.encoding_gain, dropout=cfg.dropout_p())
-    elif cfg.model == "vgg":
-        net = VGGNet(height=h, width=w, in_channels=cfg.in_channels,
-                     num_classes=cfg.num_classes, T=cfg.T, beta=scalar_beta,
-                     threshold=scalar_thr, encoding=cfg.encoding, dropout=cfg.dropout_p())
-    else:
-        raise ValueError(cfg.model)
-    net = net.double().eval()
-    lifs = lif_modules(net)
-    for lif in lifs:
-        lif.spike_grad = _keep_dtype(lif.spike_grad)
-    for lif, b, t in zip(lifs, _per_layer(cfg.beta, len(lifs)), _per_layer(cfg.threshold, len(lifs))):
-        with torch.no_grad():
-            lif.beta.copy_(torch.tensor(b, dtype=torch.float32))
-            lif.threshold.copy_(torch.tensor(t, dtype=torch.float32))
-    return net
-
-
-def lif_modules(net) -> List[nn.Module]:
-    if isinstance(net, SEED.ConvLyapunovSNN):
-        return [b.lif for b in net.blocks]
-    return list(net.lifs) + [net.lif_fc]
-
-
 class Stage:
     """One LIF layer: cur = norm(pre(h)) (norm may be None), spk = lif(cur),
     h_next = post(spk)."""
@@ -367,7 +133,7 @@ class Stage:
 def net_stages(net) -> Tuple[List[Stage], nn.Module]:
     """The LIF layers of either seed model in forward order, and the readout."""
     ident = nn.Identity()
-    if isinstance(net, SEED.ConvLyapunovSNN):
+    if isinstance(net, seedmod.SEED.ConvLyapunovSNN):
         st = [Stage(b.conv, b.bn, b.lif, p) for b, p in zip(net.blocks, net.pools)]
         return st, net.fc
     st = []
@@ -383,7 +149,7 @@ def net_stages(net) -> Tuple[List[Stage], nn.Module]:
 
 
 def mem_shapes(net, B, H, W) -> List[Tuple[int, ...]]:
-    if isinstance(net, SEED.ConvLyapunovSNN):
+    if isinstance(net, seedmod.SEED.ConvLyapunovSNN):
         return [(B, ch, H >> i, W >> i) for i, ch in enumerate(net.channels)]
     return [(B, 64, H, W), (B, 64, H, W), (B, 128, H >> 1, W >> 1), (B, 128, H >> 1, W >> 1),
             (B, 256, H >> 2, W >> 2), (B, 256, H >> 2, W >> 2), (B, net.fc1.out_features)]
@@ -551,7 +317,7 @@ def compute_expected(net, cfg_lyap, lyap_eps, x, perturb, record=True):
         if rec is not None:
             rec.close()
     with torch.no_grad():
-        if isinstance(net, SEED.ConvLyapunovSNN):
+        if isinstance(net, seedmod.SEED.ConvLyapunovSNN):
             if cfg_lyap:
                 logits, lyap, _ = net(x, compute_lyapunov=True, lyap_eps=lyap_eps, init_perturb=perturb)
                 per = torch.stack([
@@ -566,7 +332,7 @@ def compute_expected(net, cfg_lyap, lyap_eps, x, perturb, record=True):
                 lyap, per = None, None
             _close(logits, ref_logits, 1e-12, "logits: seed vs benettin_forward")
         else:
-            seed_logits, _, _ = SEED.VGGLyapunovSNN.forward(net, x, compute_lyapunov=False)
+            seed_logits, _, _ = seedmod.SEED.VGGLyapunovSNN.forward(net, x, compute_lyapunov=False)
             _close(seed_logits, ref_logits, 0.0, "logits: seed VGG forward vs benettin_forward")
             logits, lyap, per = ref_logits, ref_lyap, ref_per
     out = {"logits": logits}
@@ -923,87 +689,6 @@ def check_case(out: pathlib.Path, name: str):
 # --------------------------------------------------------------------------
 SURROGATE_SLOPE = 25
 NBT_START = 5              # num_batches_tracked in the training model files (so `after` = 5 + calls)
-PHILOX_M0, PHILOX_M1 = 0xD2511F53, 0xCD9E8D57
-PHILOX_W0, PHILOX_W1 = 0x9E3779B9, 0xBB67AE85
-STREAM_DROPOUT = 2         # third counter word, as SNN_STREAM_DROPOUT in cl/philox.cl
-_M32 = 0xFFFFFFFF
-# Random123 kat_vectors, "philox4x32 10" (the same as tests/test_kernels.c)
-PHILOX_KAT = [
-    ((0, 0, 0, 0), (0, 0), (0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8)),
-    ((_M32, _M32, _M32, _M32), (_M32, _M32), (0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd)),
-    ((0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344), (0xa4093822, 0x299f31d0),
-     (0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1)),
-]
-
-
-def philox4x32_10(ctr, key) -> np.ndarray:
-    """Philox4x32-10 as in cl/philox.cl. ctr: (N, 4) words, key: (k0, k1).
-    Returns (N, 4) uint32."""
-    c = np.asarray(ctr, dtype=np.uint64).reshape(-1, 4)
-    c0, c1, c2, c3 = (c[:, i].copy() for i in range(4))
-    k0, k1 = int(key[0]) & _M32, int(key[1]) & _M32
-    m0, m1, mask = np.uint64(PHILOX_M0), np.uint64(PHILOX_M1), np.uint64(_M32)
-    for _ in range(10):
-        p0 = m0 * c0                      # < 2^64: exact in uint64
-        p1 = m1 * c2
-        c0, c1, c2, c3 = ((p1 >> np.uint64(32)) ^ c1 ^ np.uint64(k0), p1 & mask,
-                          (p0 >> np.uint64(32)) ^ c3 ^ np.uint64(k1), p0 & mask)
-        k0 = (k0 + PHILOX_W0) & _M32
-        k1 = (k1 + PHILOX_W1) & _M32
-    return np.stack([c0, c1, c2, c3], 1).astype(np.uint32)
-
-
-def _philox_scalar(ctr, key):
-    """Plain-integer Philox4x32-10, transcribed from cl/philox.cl."""
-    c0, c1, c2, c3 = ctr
-    k0, k1 = key
-    for _ in range(10):
-        p0, p1 = PHILOX_M0 * c0, PHILOX_M1 * c2
-        c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & _M32, (p0 >> 32) ^ c3 ^ k1, p0 & _M32
-        k0, k1 = (k0 + PHILOX_W0) & _M32, (k1 + PHILOX_W1) & _M32
-    return (c0, c1, c2, c3)
-
-
-def philox_self_test():
-    """Known-answer vectors (both implementations), and the vectorized dropout
-    mask against the scalar Philox element by element."""
-    for ctr, key, want in PHILOX_KAT:
-        got = tuple(int(v) for v in philox4x32_10([ctr], key)[0])
-        if got != want or _philox_scalar(ctr, key) != want:
-            raise AssertionError(f"philox KAT {ctr}: {[hex(v) for v in got]} != {[hex(v) for v in want]}")
-    B, Fn, p, seed = 3, 7, 0.25, 0x123456789abcdef
-    m = dropout_mask(B, Fn, p, seed)
-    thr, scale = dropout_threshold_scale(p)
-    if thr != 1 << 30 or scale != float(np.float32(4.0) / np.float32(3.0)):
-        raise AssertionError("dropout threshold/scale")
-    for i in range(B * Fn):
-        w = _philox_scalar((i >> 2, 0, STREAM_DROPOUT, 0), (seed & _M32, seed >> 32))[i & 3]
-        if m[i // Fn, i % Fn] != (scale if w >= thr else 0.0):
-            raise AssertionError(f"dropout mask element {i}")
-
-
-def dropout_threshold_scale(p: float) -> Tuple[int, float]:
-    """(threshold, scale) as snncl computes them in float32: an element is kept
-    iff its 32-bit word >= threshold = (uint64)(float32(p) * 2^32f); a kept
-    element is multiplied by float32(1) / (float32(1) - float32(p))."""
-    pf = np.float32(p)
-    thr = int(np.floor(pf * np.float32(4294967296.0)))
-    scale = float(np.float32(1.0) / (np.float32(1.0) - pf))
-    return thr, scale
-
-
-def dropout_mask(B: int, Fn: int, p: float, seed: int) -> np.ndarray:
-    """The (B, F) float64 mask: element i = b*F + j uses word (i & 3) of
-    Philox4x32-10(counter (i >> 2, 0, STREAM_DROPOUT, 0), key (seed lo, seed hi))."""
-    n = B * Fn
-    i = np.arange(n, dtype=np.uint64)
-    ctr = np.stack([i >> np.uint64(2), np.zeros(n, np.uint64), np.full(n, STREAM_DROPOUT, np.uint64),
-                    np.zeros(n, np.uint64)], 1)
-    words = philox4x32_10(ctr, (seed & _M32, (seed >> 32) & _M32))[np.arange(n), (i & np.uint64(3)).astype(np.int64)]
-    thr, scale = dropout_threshold_scale(p)
-    return np.where(words.astype(np.uint64) >= np.uint64(thr), scale, 0.0).reshape(B, Fn)
-
-
 class PhiloxDropout(nn.Module):
     """Replaces the seed's nn.Dropout in the dropout fixture: the mask is
     snncl's counter-based one (dropout_mask), applied in the input's dtype.
@@ -1229,7 +914,7 @@ def train_forward(net, tc: TrainCase, x, y, perturb, mode: str):
     eps = tc.cfg.lyap_eps
     per = None
     if mode == "seed":
-        if isinstance(net, SEED.ConvLyapunovSNN):
+        if isinstance(net, seedmod.SEED.ConvLyapunovSNN):
             if tc.lyap:
                 logits, ly, _ = net(x, compute_lyapunov=True, lyap_eps=eps, init_perturb=perturb)
             else:
@@ -1237,7 +922,7 @@ def train_forward(net, tc: TrainCase, x, y, perturb, mode: str):
         else:
             if tc.lyap:
                 raise ValueError("the seed's VGG estimate is a placeholder; use benettin")
-            logits, ly, _ = SEED.VGGLyapunovSNN.forward(net, x, compute_lyapunov=False)
+            logits, ly, _ = seedmod.SEED.VGGLyapunovSNN.forward(net, x, compute_lyapunov=False)
     elif mode == "benettin":
         logits, ly, per = benettin_forward(net, x, tc.lyap, eps, perturb)
     elif mode == "layerwise":

@@ -38,7 +38,7 @@ Exit status: 0 match, 1 mismatch or error, 2 bad command line.
 
 Needs torch and snntorch 0.9.4 (Debian's /usr/bin/python3 here) and the seed
 (<repo>/../shared/seed/conv_lyapunov_snn.py, or --seed-dir). Models are built by
-tools/gen_fixtures.py (its SimpleNet/VGGNet: the seed's classes at any input size).
+tools/snnpy/seed.py (its SimpleNet/VGGNet: the seed's classes at any input size).
 """
 import argparse
 import gzip
@@ -54,9 +54,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import gen_fixtures as gf  # noqa: E402
+from snnpy import seed as seedmod  # noqa: E402
+from snnpy.paths import REPO, default_seed_dir  # noqa: E402
+from snnpy.safetensors import st_read, st_write  # noqa: E402
 
-REPO = gf.REPO
 DEFAULT_SNNCL = REPO / "build" / "src" / "snncl"
 DEFAULT_DATA = pathlib.Path("/usr/share/datasets/fashion-mnist")
 FLOAT_DTYPES = ("F32", "F64")
@@ -91,7 +92,7 @@ def make_cfg(name, model, in_channels, height, width, num_classes, T, encoding, 
                           f"{height}x{width} is too small")
     elif height < 8 or width < 8:
         raise Failure(f"vgg pools three times: {height}x{width} is too small (at least 8x8)")
-    return gf.CaseConfig(name, model, in_channels, height, width, num_classes, batch=0, T=T,
+    return seedmod.CaseConfig(name, model, in_channels, height, width, num_classes, batch=0, T=T,
                          encoding=encoding, lyapunov=False, description="", seed=0,
                          channels=tuple(channels), beta=beta, threshold=threshold,
                          dropout=dropout, encoding_gain=encoding_gain)
@@ -110,7 +111,7 @@ def seed_constructor(cfg):
         cls = "VGGNet"
     if (cfg.height, cfg.width) != (32, 32):
         call += (f" -- the seed hard-codes 32x32 inputs; at {cfg.height}x{cfg.width} use "
-                 f"tools/gen_fixtures.py's {cls}(height={cfg.height}, width={cfg.width}, ...)")
+                 f"tools/snnpy/seed.py's {cls}(height={cfg.height}, width={cfg.width}, ...)")
     return call
 
 
@@ -153,7 +154,7 @@ def load_state(net, state, what):
 def read_snncl_model(path):
     """An snncl model or checkpoint file -> (cfg, float64 eval model, metadata)."""
     try:
-        tensors, meta, _ = gf.st_read(path)
+        tensors, meta, _ = st_read(path)
     except (OSError, ValueError) as e:
         raise Failure(f"{path}: not a readable safetensors file: {e}")
     optim = [k for k in tensors if k.startswith("optim.")]
@@ -191,7 +192,7 @@ def read_snncl_model(path):
     for k, n in (("in_channels", cfg.in_channels), ("num_classes", cfg.num_classes)):
         if k in meta and int(meta[k]) != n:
             raise Failure(f"{path}: metadata {k} = {meta[k]} but the tensors say {n}")
-    net = gf.build_model(cfg)
+    net = seedmod.build_model(cfg)
     load_state(net, {k: torch.from_numpy(a.copy()) for k, (_, a) in tensors.items()}, str(path))
     return cfg, net, meta
 
@@ -218,7 +219,7 @@ def write_snncl_model(path, cfg, net):
         else:
             entries.append((k, "I64", v.detach().long()))
     tmp = path.with_name(path.name + ".tmp")
-    gf.st_write(tmp, entries, snncl_metadata(cfg))
+    st_write(tmp, entries, snncl_metadata(cfg))
     os.replace(tmp, path)
     return worst
 
@@ -288,7 +289,7 @@ def make_batch(args, cfg):
         desc = f"{args.random} random images (uniform [0,1), seed {args.seed})"
     else:
         try:
-            t, _, _ = gf.st_read(pathlib.Path(source))
+            t, _, _ = st_read(pathlib.Path(source))
         except (OSError, ValueError) as e:
             raise Failure(f"{source}: not a readable safetensors file: {e}")
         if "input" not in t or t["input"][0] not in FLOAT_DTYPES:
@@ -320,7 +321,7 @@ def make_batch(args, cfg):
 def torch_forward(net, x, pre_encoded):
     """The seed's forward in eval mode; returns (logits, firing rate per LIF layer,
     per-sample min |mem - threshold| over every layer and step)."""
-    lifs = gf.lif_modules(net)
+    lifs = seedmod.lif_modules(net)
     B = x.shape[0]
     margin = torch.full((B,), math.inf, dtype=torch.float64)
     fired = [0.0] * len(lifs)
@@ -353,7 +354,7 @@ def torch_forward(net, x, pre_encoded):
 
 def run_snncl_infer(snncl, model_path, x, workdir, device):
     inp, out = pathlib.Path(workdir) / "input.safetensors", pathlib.Path(workdir) / "logits.safetensors"
-    gf.st_write(inp, [("input", "F32", x.float())], {})
+    st_write(inp, [("input", "F32", x.float())], {})
     cmd = [str(snncl), "infer", "--model", str(model_path), "--input", str(inp), "--output", str(out)]
     if device is not None:
         cmd += ["--device", device]
@@ -365,7 +366,7 @@ def run_snncl_infer(snncl, model_path, x, workdir, device):
         raise Failure(f"{' '.join(cmd)} timed out")
     if r.returncode != 0:
         raise Failure(f"{' '.join(cmd)} exited with {r.returncode}:\n{r.stdout}{r.stderr}".rstrip())
-    t, _, _ = gf.st_read(out)
+    t, _, _ = st_read(out)
     return torch.from_numpy(t["logits"][1].copy()).double()
 
 
@@ -428,7 +429,7 @@ def cmd_to_torch(args):
     print(f"{path}: {describe(cfg)}; loaded into the seed's model with load_state_dict(strict=True)")
     print(f"  PyTorch model: {seed_constructor(cfg)}")
     if args.save_pt:
-        dtypes = {k: dt for k, (dt, _) in gf.st_read(path)[0].items()}
+        dtypes = {k: dt for k, (dt, _) in st_read(path)[0].items()}
         state = {k: v.float() if dtypes[k] == "F32" else v.clone() for k, v in net.state_dict().items()}
         torch.save(state, args.save_pt)
         print(f"wrote {args.save_pt}: the state_dict ({len(state)} tensors, the file's dtypes)")
@@ -469,7 +470,7 @@ def cmd_from_torch(args):
                    beta=args.beta, threshold=args.threshold, dropout=args.dropout,
                    encoding_gain=args.encoding_gain)
     torch.manual_seed(args.init_seed)
-    net = gf.build_model(cfg)       # the seed's initialization (float32 values, held in float64)
+    net = seedmod.build_model(cfg)       # the seed's initialization (float32 values, held in float64)
     if state is not None:
         load_state(net, state, str(args.state_dict))
         origin = f"the state_dict of {args.state_dict}"
@@ -508,7 +509,7 @@ def main(argv=None):
         g.add_argument("--offset", type=int, default=0, help="first IDX image (default 0)")
         g.add_argument("--seed", type=int, default=0, help="seed of random images and of rate encoding")
         g.add_argument("--keep", metavar="DIR", help="keep snncl's input and output files in DIR")
-        p.add_argument("--seed-dir", type=pathlib.Path, default=gf.DEFAULT_SEED_DIR,
+        p.add_argument("--seed-dir", type=pathlib.Path, default=default_seed_dir(),
                        help="directory of the seed's conv_lyapunov_snn.py (default ../shared/seed)")
 
     p = sub.add_parser("to-torch", help="snncl model file -> the seed's PyTorch model (and compare)",
@@ -549,7 +550,7 @@ def main(argv=None):
         print(f"torch_interop: the seed is not at {seed_file} (give --seed-dir)", file=sys.stderr)
         return 1
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    gf.load_seed(args.seed_dir)
+    seedmod.load_seed(args.seed_dir)
     try:
         return args.func(args)
     except Failure as e:
