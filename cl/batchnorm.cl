@@ -5,7 +5,7 @@
 /* One work-group per (c, r): mean, 1/sqrt(var + 1e-5) (biased variance), the unbiased
  * variance for the running estimate, and the affine y = scale*z + shift that feeds the
  * LIF layer. Two passes over the block (mean, then squared deviations) for accuracy. */
-__kernel void bn_stats(__global const float *z, const uint C, const uint R, const uint M,
+__kernel void snn_k_bn_stats(__global const float *z, const uint C, const uint R, const uint M,
                        __global const float *gamma, __global const float *beta,
                        __global float *mean, __global float *rstd, __global float *var_unbiased,
                        __global float *scale, __global float *shift, __local float *scratch) {
@@ -36,7 +36,7 @@ __kernel void bn_stats(__global const float *z, const uint C, const uint R, cons
 /* Running statistics moved once per BatchNorm call, in the seed's call order: for each
  * step t, the reference trajectory then the perturbed one (p < P). Tables are (Pz, Tz, C);
  * Pz = 1 or Tz = 1 when trajectories or steps share one input (and so one statistic). */
-__kernel void bn_running_update(__global const float *mean, __global const float *var_unbiased,
+__kernel void snn_k_bn_running_update(__global const float *mean, __global const float *var_unbiased,
                                 __global float *running_mean, __global float *running_var,
                                 const uint C, const uint P, const uint T, const uint Pz,
                                 const uint Tz, const float momentum) {
@@ -59,7 +59,7 @@ __kernel void bn_running_update(__global const float *mean, __global const float
  *   dz = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat)).
  * z and the tables may be shared across trajectories (Pz = 1) or steps (Tz = 1).
  * partial (P*T, C, 2) receives sum(g) and sum(g * xhat) for the parameter gradients. */
-__kernel void bn_backward(__global float *g, __global const float *z, __global const float *mean,
+__kernel void snn_k_bn_backward(__global float *g, __global const float *z, __global const float *mean,
                           __global const float *rstd, __global const float *gamma, const uint C,
                           const uint P, const uint T, const uint Pz, const uint Tz, const uint M,
                           __global float *partial, __local float *scratch) {
@@ -89,7 +89,7 @@ __kernel void bn_backward(__global float *g, __global const float *z, __global c
 }
 
 /* d gamma[c] = sum over blocks of sum(g * xhat); d beta[c] = sum of sum(g). */
-__kernel void bn_param_grad(__global const float *partial, __global float *dgamma,
+__kernel void snn_k_bn_param_grad(__global const float *partial, __global float *dgamma,
                             __global float *dbeta, const uint C, const uint R) {
     const uint c = get_global_id(0);
     if (c >= C) return;
@@ -104,7 +104,7 @@ __kernel void bn_param_grad(__global const float *partial, __global float *dgamm
 
 /* out (C, X) = sum over r < R of in (C, R, X): a gradient summed over the trajectories
  * or steps that shared one input. */
-__kernel void sum_blocks(__global const float *in, __global float *out, const uint C, const uint R,
+__kernel void snn_k_sum_blocks(__global const float *in, __global float *out, const uint C, const uint R,
                          const uint X) {
     const uint i = get_global_id(0);
     if (i >= C * X) return;

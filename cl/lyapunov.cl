@@ -1,6 +1,6 @@
 /* The Benettin estimate from per-layer squared divergences sq (L, T, B):
  *   d[t,b] = sqrt(sum_l sq[l,t,b] + 1e-12);  lambda[b] = mean_t log(d[t,b]/eps + 1e-12) */
-__kernel void lyapunov_finish(__global const float *sq, __global float *lambda, const uint L,
+__kernel void snn_k_lyapunov_finish(__global const float *sq, __global float *lambda, const uint L,
                               const uint T, const uint B, const float eps) {
     const uint b = get_global_id(0);
     if (b >= B) return;
@@ -19,7 +19,7 @@ __kernel void lyapunov_finish(__global const float *sq, __global float *lambda, 
  *               / ((d + 1e-12 eps) d),   d = sqrt(sum_l sq[l,t,b] + 1e-12)
  * (d log(d/eps + 1e-12) / d diff = diff / ((d + 1e-12 eps) d)). out[0] = lambda.
  * A single work-item: the batch mean couples every sample, and B*T*L is small. */
-__kernel void lyapunov_grad(__global const float *sq, __global const float *lambda,
+__kernel void snn_k_lyapunov_grad(__global const float *sq, __global const float *lambda,
                             __global float *gdiv, __global float *out, const uint L, const uint T,
                             const uint B, const float eps, const float weight,
                             const float target) {

@@ -4,7 +4,7 @@
  * gradient by min(1, max_norm / (sqrt(sum norms) + 1e-6)) (max_norm 0: no clipping). */
 
 /* norms[slot] = sum of g^2 over one tensor; a single work-group. */
-__kernel void grad_sumsq(__global const float *g, const uint n, __global float *norms,
+__kernel void snn_k_grad_sumsq(__global const float *g, const uint n, __global float *norms,
                          const uint slot, __local float *scratch) {
     const uint lid = get_local_id(0), wg = get_local_size(0);
     float acc = 0.0f;
@@ -22,7 +22,7 @@ inline float clip_factor(__global const float *norms, const uint count, const fl
 }
 
 /* Adam (not AdamW): bc1 = 1 - beta1^step, bc2_sqrt = sqrt(1 - beta2^step). */
-__kernel void adam_update(__global float *param, __global const float *grad, __global float *m,
+__kernel void snn_k_adam_update(__global float *param, __global const float *grad, __global float *m,
                           __global float *v, const uint n, const float lr, const float beta1,
                           const float beta2, const float eps, const float weight_decay,
                           const float bc1, const float bc2_sqrt, __global const float *norms,
@@ -38,7 +38,7 @@ __kernel void adam_update(__global float *param, __global const float *grad, __g
 }
 
 /* SGD with momentum (dampening 0, not Nesterov); the first step starts the buffer at g. */
-__kernel void sgd_update(__global float *param, __global const float *grad, __global float *buf,
+__kernel void snn_k_sgd_update(__global float *param, __global const float *grad, __global float *buf,
                          const uint n, const float lr, const float momentum,
                          const float weight_decay, const uint first, __global const float *norms,
                          const uint num_norms, const float max_norm) {

@@ -1,6 +1,6 @@
 /* 2x2 average pooling, stride 2, flooring odd sizes (AvgPool2d(2)):
  * in (P, H, W) -> out (P, H/2, W/2) for P = channels * images planes. */
-__kernel void avgpool2x2(__global const float *in, __global float *out, const uint P, const uint H,
+__kernel void snn_k_avgpool2x2(__global const float *in, __global float *out, const uint P, const uint H,
                          const uint W) {
     const uint Ho = H / 2, Wo = W / 2;
     const uint i = get_global_id(0);

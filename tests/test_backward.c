@@ -1176,7 +1176,7 @@ END_TEST
 /* ----------------------------------------------------------------- dropout -- */
 
 /* Element i is kept when word (i & 3) of philox((i >> 2, 0, 2, 0), seed) >= p 2^32
- * (the rule of cl/readout.cl, stream 2 = dropout). */
+ * (the rule of cl/dropout.cl, stream 2 = dropout). */
 static int ref_dropout_keep(size_t i, float p, uint64_t seed) {
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     const uint32_t ctr[4] = {(uint32_t)(i >> 2), 0u, 2u, 0u};

@@ -90,7 +90,7 @@ START_TEST(test_philox_device_kat) {
         key.s[1] = v->key[1];
         size_t global[1] = {NB};
         ck_assert_snn_ok(snn_launch(
-            ctx, "philox_blocks", 1, global, NULL,
+            ctx, "snn_k_philox_blocks", 1, global, NULL,
             SNN_ARGS(SNN_ARG_MEM(out), ((snn_arg){sizeof ctr, &ctr}), ((snn_arg){sizeof key, &key}),
                      SNN_ARG_UINT(NB))));
         float *h = dev_download(ctx, out, words);
@@ -367,7 +367,7 @@ START_TEST(test_scale_to_channel_major) {
 }
 END_TEST
 
-/* The unit normal of element e (of a (B, C, HW) tensor), per cl/encode.cl, in double
+/* The unit normal of element e (of a (B, C, HW) tensor), per cl/perturb.cl, in double
  * from the same float uniforms. */
 static double ref_normal(uint64_t seed, unsigned layer, size_t e) {
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};

@@ -5,6 +5,7 @@
 #include "tune_db.h"
 
 #include "fault.h"
+#include "snn_constants.h"
 
 #include <clblast_c.h>
 #include <stdint.h>
@@ -37,8 +38,8 @@ static snn_status gemm_clblast(snn_context *ctx, int trans_a, int trans_b, size_
 
 /* ----------------------------------------------------------------- native -- */
 
-/* Blocking of cl/gemm.cl's kernels (must match GEMM_RM, GEMM_CW, GEMM_DI, GEMM_DJ). */
-enum { COLS_RM = 8, COLS_CW = 32, DOT_DI = 2, DOT_DJ = 8 };
+/* Blocking of cl/gemm.cl's kernels (snn_constants.h). */
+enum { COLS_RM = SNN_GEMM_RM, COLS_CW = SNN_GEMM_CW, DOT_DI = SNN_GEMM_DI, DOT_DJ = SNN_GEMM_DJ };
 
 /* Work-group shapes, measured with bench_gemm on PoCL 3.1 (2-core AVX-512): gemm_cols
  * one strip of 32 columns x 16 row blocks (the strip of B serves 128 rows while in
@@ -105,9 +106,9 @@ static snn_status native_cols(snn_context *ctx, size_t m, size_t n, size_t k, fl
                               size_t a_off, size_t a_si, size_t a_sp, cl_mem b, size_t b_off, size_t ldb,
                               float beta, cl_mem c, size_t c_off, size_t ldc) {
     size_t global[2], local[2];
-    SNN_TRY(launch_shape(ctx, "gemm_cols", ceil_div(n, COLS_CW), ceil_div(m, COLS_RM), COLS_L0, COLS_L1,
+    SNN_TRY(launch_shape(ctx, "snn_k_gemm_cols", ceil_div(n, COLS_CW), ceil_div(m, COLS_RM), COLS_L0, COLS_L1,
                          global, local));
-    return snn_launch(ctx, "gemm_cols", 2, global, local,
+    return snn_launch(ctx, "snn_k_gemm_cols", 2, global, local,
                       SNN_ARGS(SNN_ARG_UINT(m), SNN_ARG_UINT(n), SNN_ARG_UINT(0), SNN_ARG_UINT(k),
                                SNN_ARG_FLOAT(alpha), SNN_ARG_MEM(a), SNN_ARG_UINT(a_off),
                                SNN_ARG_UINT(a_si), SNN_ARG_UINT(a_sp), SNN_ARG_MEM(b),
@@ -119,9 +120,9 @@ static snn_status native_cols(snn_context *ctx, size_t m, size_t n, size_t k, fl
 static snn_status native_sum(snn_context *ctx, size_t m, size_t n, size_t slices, float alpha, cl_mem part,
                              float beta, cl_mem c, size_t c_off, size_t ldc) {
     size_t wg;
-    SNN_TRY(snn_kernel_wg(ctx, "gemm_sum", 64, &wg));
+    SNN_TRY(snn_kernel_wg(ctx, "snn_k_gemm_sum", 64, &wg));
     size_t global[2] = {ceil_div(n, wg) * wg, m}, local[2] = {wg, 1};
-    return snn_launch(ctx, "gemm_sum", 2, global, local,
+    return snn_launch(ctx, "snn_k_gemm_sum", 2, global, local,
                       SNN_ARGS(SNN_ARG_UINT(m), SNN_ARG_UINT(n), SNN_ARG_UINT(slices), SNN_ARG_FLOAT(alpha),
                                SNN_ARG_MEM(part), SNN_ARG_FLOAT(beta), SNN_ARG_MEM(c), SNN_ARG_UINT(c_off),
                                SNN_ARG_UINT(ldc)));
@@ -132,7 +133,7 @@ static snn_status native_dot(snn_context *ctx, size_t m, size_t n, size_t k, flo
                              size_t a_off, size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta,
                              cl_mem c, size_t c_off, size_t ldc) {
     size_t g2[2], l2[2];
-    SNN_TRY(launch_shape(ctx, "gemm_dot", ceil_div(m, DOT_DI), ceil_div(n, DOT_DJ), DOT_L0, DOT_L1, g2, l2));
+    SNN_TRY(launch_shape(ctx, "snn_k_gemm_dot", ceil_div(m, DOT_DI), ceil_div(n, DOT_DJ), DOT_L0, DOT_L1, g2, l2));
     const size_t groups = (g2[0] / l2[0]) * (g2[1] / l2[1]);
     const size_t want = DOT_MIN_GROUPS_PER_CU * (size_t)(ctx->info.compute_units ? ctx->info.compute_units : 1);
     size_t slices = 1, ks = k;
@@ -148,7 +149,7 @@ static snn_status native_dot(snn_context *ctx, size_t m, size_t n, size_t k, flo
     }
     if (slices <= 1) {
         size_t global[3] = {g2[0], g2[1], 1}, local[3] = {l2[0], l2[1], 1};
-        return snn_launch(ctx, "gemm_dot", 3, global, local,
+        return snn_launch(ctx, "snn_k_gemm_dot", 3, global, local,
                           SNN_ARGS(SNN_ARG_UINT(m), SNN_ARG_UINT(n), SNN_ARG_UINT(0), SNN_ARG_UINT(k),
                                    SNN_ARG_UINT(k), SNN_ARG_FLOAT(alpha), SNN_ARG_MEM(a),
                                    SNN_ARG_UINT(a_off), SNN_ARG_UINT(lda), SNN_ARG_MEM(b),
@@ -158,7 +159,7 @@ static snn_status native_dot(snn_context *ctx, size_t m, size_t n, size_t k, flo
     SNN_TRY(reserve_scratch(ctx, slices * m * n));
     cl_mem part = ctx->gemm.ws.mem;
     size_t global[3] = {g2[0], g2[1], slices}, local[3] = {l2[0], l2[1], 1};
-    SNN_TRY(snn_launch(ctx, "gemm_dot", 3, global, local,
+    SNN_TRY(snn_launch(ctx, "snn_k_gemm_dot", 3, global, local,
                        SNN_ARGS(SNN_ARG_UINT(m), SNN_ARG_UINT(n), SNN_ARG_UINT(0), SNN_ARG_UINT(k),
                                 SNN_ARG_UINT(ks), SNN_ARG_FLOAT(1.0f), SNN_ARG_MEM(a), SNN_ARG_UINT(a_off),
                                 SNN_ARG_UINT(lda), SNN_ARG_MEM(b), SNN_ARG_UINT(b_off), SNN_ARG_UINT(ldb),
@@ -175,9 +176,9 @@ static snn_status gemm_native(snn_context *ctx, int trans_a, int trans_b, size_t
     if (trans_b) { /* (1, 1): B (n x k) transposed into scratch (k x n) */
         SNN_TRY(reserve_scratch(ctx, k * n));
         size_t wg;
-        SNN_TRY(snn_kernel_wg(ctx, "gemm_transpose", 64, &wg));
+        SNN_TRY(snn_kernel_wg(ctx, "snn_k_gemm_transpose", 64, &wg));
         size_t global[2] = {ceil_div(k, wg) * wg, n}, local[2] = {wg, 1};
-        SNN_TRY(snn_launch(ctx, "gemm_transpose", 2, global, local,
+        SNN_TRY(snn_launch(ctx, "snn_k_gemm_transpose", 2, global, local,
                            SNN_ARGS(SNN_ARG_UINT(n), SNN_ARG_UINT(k), SNN_ARG_MEM(b), SNN_ARG_UINT(b_off),
                                     SNN_ARG_UINT(ldb), SNN_ARG_MEM(ctx->gemm.ws.mem), SNN_ARG_UINT(0),
                                     SNN_ARG_UINT(n))));

@@ -23,7 +23,7 @@ snn_status snn_op_conv3x3_strided(snn_context *ctx, cl_mem in, size_t C, size_t 
         const size_t count = N - n0 < chunk ? N - n0 : chunk;
         size_t global[2] = {count * H, C};
         /* im2col3x3's N is the channel stride in images */
-        SNN_TRY(snn_launch(ctx, "im2col3x3", 2, global, NULL,
+        SNN_TRY(snn_launch(ctx, "snn_k_im2col3x3", 2, global, NULL,
                            SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_MEM(ws->buf.mem), SNN_ARG_UINT(C),
                                     SNN_ARG_UINT(cstride), SNN_ARG_UINT(H), SNN_ARG_UINT(W),
                                     SNN_ARG_UINT(n0), SNN_ARG_UINT(count))));
@@ -66,10 +66,10 @@ snn_status snn_op_conv3x3_diff(snn_context *ctx, cl_mem in, size_t C, size_t cst
     SNN_TRY(snn_buffer_fill_zero(ctx, d->idx.mem, NP * is, N * is)); /* the per-image flags */
     size_t g1[1] = {NP};
     if (!premarked)
-        SNN_TRY(snn_launch(ctx, "diff_mark", 1, g1, NULL,
+        SNN_TRY(snn_launch(ctx, "snn_k_diff_mark", 1, g1, NULL,
                            SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_UINT(C), SNN_ARG_UINT(cstride * HW),
                                     SNN_ARG_UINT(p_off * HW), SNN_ARG_UINT(NP), SNN_ARG_MEM(d->mark.mem))));
-    SNN_TRY(snn_launch(ctx, "diff_select", 1, g1, NULL,
+    SNN_TRY(snn_launch(ctx, "snn_k_diff_select", 1, g1, NULL,
                        SNN_ARGS(SNN_ARG_MEM(d->mark.mem), SNN_ARG_UINT(N), SNN_ARG_UINT(H), SNN_ARG_UINT(W),
                                 SNN_ARG_MEM(d->idx.mem), SNN_ARG_MEM(d->list.mem), SNN_ARG_MEM(d->count.mem),
                                 SNN_ARG_UINT(max_slots))));
@@ -90,12 +90,12 @@ snn_status snn_op_conv3x3_diff(snn_context *ctx, cl_mem in, size_t C, size_t cst
     d->total_slots += n;
     if (n == 0) return SNN_OK; /* an empty launch is an error */
     size_t g2[1] = {n};
-    SNN_TRY(snn_launch(ctx, "diff_gather", 1, g2, NULL,
+    SNN_TRY(snn_launch(ctx, "snn_k_diff_gather", 1, g2, NULL,
                        SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_UINT(C), SNN_ARG_UINT(cstride * HW),
                                 SNN_ARG_UINT(p_off * HW), SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_MEM(d->list.mem),
                                 SNN_ARG_UINT(n), SNN_ARG_MEM(d->ent.mem), SNN_ARG_MEM(d->val.mem), SNN_ARG_MEM(d->nnz.mem))));
     size_t g3[2] = {n, Cout};
-    return snn_launch(ctx, "conv3x3_diff", 2, g3, NULL,
+    return snn_launch(ctx, "snn_k_conv3x3_diff", 2, g3, NULL,
                       SNN_ARGS(SNN_ARG_MEM(weight), SNN_ARG_UINT(K), SNN_ARG_UINT(Cout), SNN_ARG_MEM(d->ent.mem),
                                SNN_ARG_MEM(d->val.mem), SNN_ARG_MEM(d->nnz.mem), SNN_ARG_UINT(n), SNN_ARG_MEM(d->dx.mem)));
 }
@@ -113,7 +113,7 @@ snn_status snn_op_conv3x3_backward(snn_context *ctx, cl_mem in, size_t C, size_t
     for (size_t n0 = 0; n0 < N; n0 += chunk) {
         const size_t count = N - n0 < chunk ? N - n0 : chunk;
         size_t global[2] = {count * H, C};
-        SNN_TRY(snn_launch(ctx, "im2col3x3", 2, global, NULL,
+        SNN_TRY(snn_launch(ctx, "snn_k_im2col3x3", 2, global, NULL,
                            SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_MEM(ws->buf.mem), SNN_ARG_UINT(C),
                                     SNN_ARG_UINT(N), SNN_ARG_UINT(H), SNN_ARG_UINT(W),
                                     SNN_ARG_UINT(n0), SNN_ARG_UINT(count))));
@@ -125,7 +125,7 @@ snn_status snn_op_conv3x3_backward(snn_context *ctx, cl_mem in, size_t C, size_t
         SNN_TRY(snn_gemm(ctx, 1, 0, K, count * HW, Cout, 1.0f, weight, 0, K, dout, n0 * HW, N * HW, 0.0f,
                          ws2->buf.mem, 0, count * HW));
         size_t g2[2] = {count * H, C};
-        SNN_TRY(snn_launch(ctx, "col2im3x3", 2, g2, NULL,
+        SNN_TRY(snn_launch(ctx, "snn_k_col2im3x3", 2, g2, NULL,
                            SNN_ARGS(SNN_ARG_MEM(ws2->buf.mem), SNN_ARG_MEM(din), SNN_ARG_UINT(C), SNN_ARG_UINT(N),
                                     SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(n0),
                                     SNN_ARG_UINT(count))));

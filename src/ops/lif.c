@@ -5,18 +5,17 @@
 snn_status snn_op_lif_forward(snn_context *ctx, const snn_lif_args *a) {
     const size_t M = a->B * a->S;
     size_t global[2] = {M, a->G};
-    return snn_launch(ctx, "lif_forward", 2, global, NULL,
+    return snn_launch(ctx, a->record ? "snn_k_lif_forward_record" : "snn_k_lif_forward", 2, global, NULL,
                       SNN_ARGS(SNN_ARG_MEM(a->in), SNN_ARG_UINT(a->in_off), SNN_ARG_UINT(a->gstride),
                                SNN_ARG_UINT(a->tstride), SNN_ARG_MEM(a->scale), SNN_ARG_MEM(a->shift),
                                SNN_ARG_UINT(a->aff_tstride), SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr),
                                SNN_ARG_MEM(a->mem), SNN_ARG_MEM(a->spk), SNN_ARG_UINT(a->spk_gstride),
-                               SNN_ARG_UINT(a->G), SNN_ARG_UINT(M), SNN_ARG_UINT(a->T),
-                               SNN_ARG_UINT(a->record != 0)));
+                               SNN_ARG_UINT(a->G), SNN_ARG_UINT(M), SNN_ARG_UINT(a->T)));
 }
 
 snn_status snn_op_lif_forward_pool(snn_context *ctx, const snn_lif_args *a, size_t H, size_t W) {
     size_t global[2] = {a->B * (H / 2) * (W / 2), a->G};
-    return snn_launch(ctx, "lif_forward_pool", 2, global, NULL,
+    return snn_launch(ctx, "snn_k_lif_forward_pool", 2, global, NULL,
                       SNN_ARGS(SNN_ARG_MEM(a->in), SNN_ARG_UINT(a->in_off), SNN_ARG_UINT(a->gstride),
                                SNN_ARG_UINT(a->tstride), SNN_ARG_MEM(a->scale), SNN_ARG_MEM(a->shift),
                                SNN_ARG_UINT(a->aff_tstride), SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr),
@@ -25,51 +24,68 @@ snn_status snn_op_lif_forward_pool(snn_context *ctx, const snn_lif_args *a, size
                                SNN_ARG_UINT(a->T)));
 }
 
+/* The arguments every variant of snn_k_lif_lyapunov takes first. */
+#define LYAPUNOV_ARGS(a)                                                                                  \
+    SNN_ARG_MEM((a)->in), SNN_ARG_UINT((a)->in_off), SNN_ARG_UINT((a)->gstride), SNN_ARG_UINT((a)->tstride), \
+        SNN_ARG_UINT((a)->p_off), SNN_ARG_MEM((a)->scale), SNN_ARG_MEM((a)->shift),                       \
+        SNN_ARG_UINT((a)->aff_tstride), SNN_ARG_UINT((a)->aff_pstride), SNN_ARG_FLOAT((a)->beta),         \
+        SNN_ARG_FLOAT((a)->thr), SNN_ARG_FLOAT((a)->eps), SNN_ARG_MEM((a)->mem), SNN_ARG_MEM((a)->delta), \
+        SNN_ARG_MEM((a)->spk), SNN_ARG_UINT((a)->spk_gstride), SNN_ARG_UINT((a)->G), SNN_ARG_UINT((a)->S), \
+        SNN_ARG_UINT((a)->B), SNN_ARG_UINT((a)->T), SNN_ARG_UINT((a)->t0), SNN_ARG_MEM((a)->sq),          \
+        SNN_ARG_UINT((a)->sq_off)
+
 snn_status snn_op_lif_lyapunov(snn_context *ctx, const snn_lif_args *a) {
+    /* The variant by mode (cl/lif_lyapunov.cl): sparse input difference (eval), recorded
+     * membranes (training's backward), or spikes from dense inputs. */
+    const char *name = a->dmap ? "snn_k_lif_lyapunov_sparse"
+                       : a->record ? "snn_k_lif_lyapunov_record"
+                                   : "snn_k_lif_lyapunov";
     size_t wg;
-    SNN_TRY(snn_group_wg(ctx, "lif_lyapunov", 256, &wg));
+    SNN_TRY(snn_group_wg(ctx, name, 256, &wg));
     size_t global[1] = {a->B * wg}, local[1] = {wg};
-    const int sparse = a->dmap != NULL;
-    /* dense: any buffer stands in for the unread dmap and dx */
-    cl_mem dmap = sparse ? a->dmap : a->in, dx = sparse ? a->dx : a->in;
-    return snn_launch(ctx, "lif_lyapunov", 1, global, local,
-                      SNN_ARGS(SNN_ARG_MEM(a->in), SNN_ARG_UINT(a->in_off), SNN_ARG_UINT(a->gstride),
-                               SNN_ARG_UINT(a->tstride), SNN_ARG_UINT(a->p_off), SNN_ARG_MEM(a->scale),
-                               SNN_ARG_MEM(a->shift), SNN_ARG_UINT(a->aff_tstride),
-                               SNN_ARG_UINT(a->aff_pstride), SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr),
-                               SNN_ARG_FLOAT(a->eps), SNN_ARG_MEM(a->mem), SNN_ARG_MEM(a->delta),
-                               SNN_ARG_MEM(a->spk), SNN_ARG_UINT(a->spk_gstride), SNN_ARG_UINT(a->G),
-                               SNN_ARG_UINT(a->S), SNN_ARG_UINT(a->B), SNN_ARG_UINT(a->T),
-                               SNN_ARG_UINT(a->t0), SNN_ARG_MEM(a->sq), SNN_ARG_UINT(a->sq_off),
-                               SNN_ARG_UINT(a->record != 0),
-                               SNN_ARG_MEM(dmap), SNN_ARG_MEM(dx),
-                               SNN_ARG_UINT(a->dx_gstride), SNN_ARG_UINT(sparse),
-                               SNN_ARG_LOCAL(wg * sizeof(float))));
+    if (a->dmap)
+        return snn_launch(ctx, name, 1, global, local,
+                          SNN_ARGS(LYAPUNOV_ARGS(a), SNN_ARG_MEM(a->dmap), SNN_ARG_MEM(a->dx),
+                                   SNN_ARG_UINT(a->dx_gstride), SNN_ARG_LOCAL(wg * sizeof(float))));
+    return snn_launch(ctx, name, 1, global, local, SNN_ARGS(LYAPUNOV_ARGS(a), SNN_ARG_LOCAL(wg * sizeof(float))));
 }
 
+/* The arguments every variant of snn_k_lif_lyapunov_pool takes first. */
+#define LYAPUNOV_POOL_ARGS(a, H, W)                                                                       \
+    SNN_ARG_MEM((a)->in), SNN_ARG_UINT((a)->in_off), SNN_ARG_UINT((a)->gstride), SNN_ARG_UINT((a)->tstride), \
+        SNN_ARG_UINT((a)->p_off), SNN_ARG_MEM((a)->scale), SNN_ARG_MEM((a)->shift), SNN_ARG_FLOAT((a)->beta), \
+        SNN_ARG_FLOAT((a)->thr), SNN_ARG_FLOAT((a)->eps), SNN_ARG_MEM((a)->mem), SNN_ARG_MEM((a)->delta), \
+        SNN_ARG_MEM((a)->spk), SNN_ARG_UINT((a)->spk_gstride), SNN_ARG_UINT((a)->G), SNN_ARG_UINT((a)->B), \
+        SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT((a)->T), SNN_ARG_UINT((a)->t0), SNN_ARG_MEM((a)->sq), \
+        SNN_ARG_UINT((a)->sq_off)
+
 snn_status snn_op_lif_lyapunov_pool(snn_context *ctx, const snn_lif_args *a, size_t H, size_t W) {
+    static const char *const names[2][2] = {
+        {"snn_k_lif_lyapunov_pool", "snn_k_lif_lyapunov_pool_mark"},
+        {"snn_k_lif_lyapunov_pool_sparse", "snn_k_lif_lyapunov_pool_sparse_mark"}};
+    const int sparse = a->dmap != NULL, marking = a->mark != NULL;
+    const char *name = names[sparse][marking];
     size_t wg;
-    SNN_TRY(snn_group_wg(ctx, "lif_lyapunov_pool", 256, &wg));
+    SNN_TRY(snn_group_wg(ctx, name, 256, &wg));
     size_t global[1] = {a->B * wg}, local[1] = {wg};
-    const int sparse = a->dmap != NULL;
-    cl_mem dmap = sparse ? a->dmap : a->in, dx = sparse ? a->dx : a->in; /* unread when dense */
-    cl_mem mark = a->mark ? a->mark : a->in;                                /* unwritten without */
-    return snn_launch(ctx, "lif_lyapunov_pool", 1, global, local,
-                      SNN_ARGS(SNN_ARG_MEM(a->in), SNN_ARG_UINT(a->in_off), SNN_ARG_UINT(a->gstride),
-                               SNN_ARG_UINT(a->tstride), SNN_ARG_UINT(a->p_off), SNN_ARG_MEM(a->scale),
-                               SNN_ARG_MEM(a->shift), SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr),
-                               SNN_ARG_FLOAT(a->eps), SNN_ARG_MEM(a->mem), SNN_ARG_MEM(a->delta),
-                               SNN_ARG_MEM(a->spk), SNN_ARG_UINT(a->spk_gstride), SNN_ARG_UINT(a->G),
-                               SNN_ARG_UINT(a->B), SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(a->T),
-                               SNN_ARG_UINT(a->t0), SNN_ARG_MEM(a->sq), SNN_ARG_UINT(a->sq_off),
-                               SNN_ARG_MEM(dmap), SNN_ARG_MEM(dx), SNN_ARG_UINT(a->dx_gstride),
-                               SNN_ARG_UINT(sparse), SNN_ARG_MEM(mark), SNN_ARG_UINT(a->mark != NULL),
-                               SNN_ARG_LOCAL(wg * sizeof(float))));
+    const snn_arg scratch = SNN_ARG_LOCAL(wg * sizeof(float));
+    if (sparse && marking)
+        return snn_launch(ctx, name, 1, global, local,
+                          SNN_ARGS(LYAPUNOV_POOL_ARGS(a, H, W), SNN_ARG_MEM(a->dmap), SNN_ARG_MEM(a->dx),
+                                   SNN_ARG_UINT(a->dx_gstride), SNN_ARG_MEM(a->mark), scratch));
+    if (sparse)
+        return snn_launch(ctx, name, 1, global, local,
+                          SNN_ARGS(LYAPUNOV_POOL_ARGS(a, H, W), SNN_ARG_MEM(a->dmap), SNN_ARG_MEM(a->dx),
+                                   SNN_ARG_UINT(a->dx_gstride), scratch));
+    if (marking)
+        return snn_launch(ctx, name, 1, global, local,
+                          SNN_ARGS(LYAPUNOV_POOL_ARGS(a, H, W), SNN_ARG_MEM(a->mark), scratch));
+    return snn_launch(ctx, name, 1, global, local, SNN_ARGS(LYAPUNOV_POOL_ARGS(a, H, W), scratch));
 }
 
 snn_status snn_op_lif_backward(snn_context *ctx, const snn_lif_backward_args *a) {
     size_t global[2] = {a->B * a->S, a->G};
-    return snn_launch(ctx, "lif_backward", 2, global, NULL,
+    return snn_launch(ctx, "snn_k_lif_backward", 2, global, NULL,
                       SNN_ARGS(SNN_ARG_MEM(a->buf), SNN_ARG_MEM(a->gup), SNN_ARG_FLOAT(a->beta),
                                SNN_ARG_FLOAT(a->thr), SNN_ARG_UINT(a->G), SNN_ARG_UINT(a->S),
                                SNN_ARG_UINT(a->B), SNN_ARG_UINT(a->T), SNN_ARG_UINT(a->H),
@@ -78,9 +94,9 @@ snn_status snn_op_lif_backward(snn_context *ctx, const snn_lif_backward_args *a)
 
 snn_status snn_op_lif_lyapunov_backward(snn_context *ctx, const snn_lif_backward_args *a) {
     size_t wg;
-    SNN_TRY(snn_group_wg(ctx, "lif_lyapunov_backward", 256, &wg));
+    SNN_TRY(snn_group_wg(ctx, "snn_k_lif_lyapunov_backward", 256, &wg));
     size_t global[1] = {a->B * wg}, local[1] = {wg};
-    return snn_launch(ctx, "lif_lyapunov_backward", 1, global, local,
+    return snn_launch(ctx, "snn_k_lif_lyapunov_backward", 1, global, local,
                       SNN_ARGS(SNN_ARG_MEM(a->buf), SNN_ARG_MEM(a->gup), SNN_ARG_MEM(a->carry),
                                SNN_ARG_MEM(a->sq), SNN_ARG_UINT(a->sq_off), SNN_ARG_MEM(a->gdiv),
                                SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr), SNN_ARG_FLOAT(a->eps),
@@ -94,7 +110,7 @@ snn_status snn_op_lif_backward_fused(snn_context *ctx, const snn_lif_args *f, co
     if (f->T > SNN_LIF_FUSED_MAX_T)
         return snn_fail(SNN_ERR_INVALID_ARG, "lif_backward_fused: T = %zu exceeds %d", f->T, SNN_LIF_FUSED_MAX_T);
     size_t global[2] = {f->B * f->S, f->G};
-    return snn_launch(ctx, "lif_backward_fused", 2, global, NULL,
+    return snn_launch(ctx, "snn_k_lif_backward_fused", 2, global, NULL,
                       SNN_ARGS(SNN_ARG_MEM(f->in), SNN_ARG_UINT(f->in_off), SNN_ARG_UINT(f->gstride),
                                SNN_ARG_UINT(f->tstride), SNN_ARG_MEM(f->scale), SNN_ARG_MEM(f->shift),
                                SNN_ARG_UINT(f->aff_tstride), SNN_ARG_FLOAT(f->beta), SNN_ARG_FLOAT(f->thr),

@@ -5,6 +5,7 @@
 #define SNNCL_OPS_H
 
 #include "context.h"
+#include "snn_constants.h"
 
 /* Scratch memory that grows on demand; `limit` bounds what one op may ask for. */
 typedef struct snn_workspace {
@@ -22,7 +23,7 @@ static inline cl_uint2 snn_seed_key(uint64_t seed) {
     return key;
 }
 
-/* ---- encoding (cl/encode.cl, src/ops/encode.c) ---- */
+/* ---- encoding and the initial perturbation (cl/encode.cl, cl/perturb.cl, src/ops/encode.c) ---- */
 /* x (B, C, HW) -> out (C, T, B, HW) spikes for absolute steps t0 .. t0+T-1. */
 snn_status snn_op_encode_rate(snn_context *ctx, cl_mem x, cl_mem out, size_t B, size_t C, size_t HW,
                               size_t T, size_t t0, float gain, uint64_t seed);
@@ -47,7 +48,7 @@ snn_status snn_op_conv3x3_backward(snn_context *ctx, cl_mem in, size_t C, size_t
                                    cl_mem din, snn_workspace *ws, snn_workspace *ws2);
 
 /* conv3x3 of both trajectories of the Lyapunov estimate as the reference's plus a
- * sparse difference (cl/im2col.cl): the convolution is linear and the trajectories'
+ * sparse difference (cl/conv_diff.cl): the convolution is linear and the trajectories'
  * input spikes rarely differ. Buffers grow on demand and persist between calls. */
 typedef struct snn_conv_diff {
     snn_dbuf idx, mark, count, list, nnz; /* per pixel (idx: then a flag per image); the slot counter; per slot */
@@ -73,7 +74,7 @@ snn_status snn_conv_diff_marks(snn_context *ctx, snn_conv_diff *d, size_t NP, cl
 snn_status snn_op_conv3x3_strided(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t N, size_t H,
                                   size_t W, cl_mem weight, size_t Cout, cl_mem out, snn_workspace *ws);
 
-/* ---- LIF (cl/lif.cl, src/ops/lif.c) ---- */
+/* ---- LIF (cl/lif_forward.cl, cl/lif_lyapunov.cl, cl/lif_backward.cl, src/ops/lif.c) ---- */
 typedef struct snn_lif_args {
     cl_mem in;            /* conv/linear output */
     size_t in_off;        /* element offset of (g=0, t=0, m=0) */
@@ -113,7 +114,7 @@ snn_status snn_op_lif_forward_pool(snn_context *ctx, const snn_lif_args *a, size
  * spikes differ (in any group), as conv3x3_diff's first pass would. */
 snn_status snn_op_lif_lyapunov_pool(snn_context *ctx, const snn_lif_args *a, size_t H, size_t W);
 
-/* Backward through time of a LIF layer (cl/lif.cl). buf (G, P, T, B*S): recorded
+/* Backward through time of a LIF layer (cl/lif_backward.cl). buf (G, P, T, B*S): recorded
  * membranes (and raw deltas, P = 2) in, d loss / d current out. gup: gradient of the
  * layer's output (G, P, T, B, Ho, Wo), pooled 2x2 from H x W when pool is set. */
 typedef struct snn_lif_backward_args {
@@ -130,8 +131,7 @@ typedef struct snn_lif_backward_args {
 } snn_lif_backward_args;
 
 snn_status snn_op_lif_backward(snn_context *ctx, const snn_lif_backward_args *a);
-/* The largest T snn_op_lif_backward_fused takes (its membranes live in registers). */
-#define SNN_LIF_FUSED_MAX_T 32
+/* The largest T snn_op_lif_backward_fused takes: SNN_LIF_FUSED_MAX_T (snn_constants.h). */
 /* One trajectory's backward with the forward recomputed on the fly from f (the
  * forward's arguments: in, offsets, affine, beta, thr, G, S, B, T): no recorded
  * membranes needed. out gets d loss / d cur (G, T, B*S), or with sum_t its sum over
@@ -160,7 +160,7 @@ snn_status snn_op_sum_blocks(snn_context *ctx, cl_mem in, cl_mem out, size_t C, 
 /* in (P, H, W) -> out (P, H/2, W/2). */
 snn_status snn_op_avgpool2x2(snn_context *ctx, cl_mem in, cl_mem out, size_t P, size_t H, size_t W);
 
-/* ---- readout (cl/readout.cl, src/ops/readout.c) ---- */
+/* ---- readout (cl/spike_sum.cl, rows.cl, linear.cl, dropout.cl, softmax_xent.cl; src/ops/readout.c) ---- */
 /* sum (B, C*hw) += spikes (C, [T, B], hw) summed over T; channels gstride apart. */
 snn_status snn_op_spike_sum(snn_context *ctx, cl_mem in, cl_mem sum, size_t C, size_t T, size_t B,
                             size_t hw, size_t gstride);

@@ -1,0 +1,34 @@
+/* Constants shared by the host (src/) and the kernels (cl/), each in one place. Plain
+ * preprocessor definitions, valid in C and in OpenCL C: tools/embed_cl.py puts this
+ * file first in the program the kernels are built from, and host files include it. */
+#ifndef SNNCL_CONSTANTS_H
+#define SNNCL_CONSTANTS_H
+
+/* Philox4x32-10's multipliers and key increments (cl/philox.cl, src/core/rng.c). */
+#define SNN_PHILOX_M0 0xD2511F53u
+#define SNN_PHILOX_M1 0xCD9E8D57u
+#define SNN_PHILOX_W0 0x9E3779B9u
+#define SNN_PHILOX_W1 0xBB67AE85u
+
+/* Philox streams (the counter's third word) keep independent uses of one seed apart:
+ * rate encoding, the estimate's initial perturbation, dropout masks (kernels), and the
+ * host's generator (weight initialization, shuffles: src/core/rng.c). */
+#define SNN_STREAM_RATE 0u
+#define SNN_STREAM_NORMAL 1u
+#define SNN_STREAM_DROPOUT 2u
+#define SNN_STREAM_HOST 0xC0FFEEu
+
+/* Register blocking of the native GEMM kernels (cl/gemm.cl), by which src/core/gemm.c
+ * sizes their launches: snn_k_gemm_cols computes SNN_GEMM_RM rows x SNN_GEMM_CW
+ * columns (SNN_GEMM_CV float16 vectors) per work-item, snn_k_gemm_dot SNN_GEMM_DI x
+ * SNN_GEMM_DJ of C. */
+#define SNN_GEMM_RM 8
+#define SNN_GEMM_CV 2
+#define SNN_GEMM_CW (16 * SNN_GEMM_CV)
+#define SNN_GEMM_DI 2
+#define SNN_GEMM_DJ 8
+
+/* The largest T of snn_k_lif_backward_fused, whose membranes live in registers. */
+#define SNN_LIF_FUSED_MAX_T 32
+
+#endif
