@@ -90,21 +90,15 @@ int cli_parse(int argc, char **argv, int first, cli_option *opts, size_t nopts, 
 }
 
 /* " (default V)" from the option's value before parsing, so that help and behaviour
- * cannot disagree; nothing for flags, unset strings, zeros (whose meaning the help
- * text states) and help that states its default itself. */
+ * cannot disagree; nothing for flags, unset strings and help that states its default
+ * itself (what an unset or zero value means: "default all", "default 0: off"). */
 static void default_text(const cli_option *o, char *buf, size_t len) {
     if (o->kind == CLI_FLAG || strstr(o->help, "(default")) return;
     char v[64] = "";
     switch (o->kind) {
-    case CLI_INT:
-        if (*(const int *)o->dest) snprintf(v, sizeof v, "%d", *(const int *)o->dest);
-        break;
-    case CLI_FLOAT:
-        if (*(const float *)o->dest != 0.0f) snprintf(v, sizeof v, "%g", (double)*(const float *)o->dest);
-        break;
-    case CLI_U64:
-        if (*(const uint64_t *)o->dest) snprintf(v, sizeof v, "%" PRIu64, *(const uint64_t *)o->dest);
-        break;
+    case CLI_INT: snprintf(v, sizeof v, "%d", *(const int *)o->dest); break;
+    case CLI_FLOAT: snprintf(v, sizeof v, "%g", (double)*(const float *)o->dest); break;
+    case CLI_U64: snprintf(v, sizeof v, "%" PRIu64, *(const uint64_t *)o->dest); break;
     case CLI_STRING: {
         const char *sv = *(const char *const *)o->dest;
         if (sv && *sv) snprintf(v, sizeof v, "%s", sv);

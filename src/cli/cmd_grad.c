@@ -22,10 +22,10 @@ int cmd_grad(int argc, char **argv) {
         {"labels", CLI_STRING, &labels_path, "PATH", "tensor 'labels', int64 (B,)", 1, 0},
         {"output", CLI_STRING, &output_path, "PATH", "where to write loss, lyapunov and grad.<name>", 1, 0},
         {"lyap-weight", CLI_FLOAT, &tc.lyap_weight, "W", "weight of (lambda - target)^2 (default 0.1; 0: off)", 0, 0},
-        {"lyap-target", CLI_FLOAT, &tc.lyap_target, "T", "target exponent (default 0)", 0, 0},
-        {"lyap-eps", CLI_FLOAT, &tc.lyap_eps, "E", "perturbation size (default 1e-4)", 0, 0},
+        {"lyap-target", CLI_FLOAT, &tc.lyap_target, "T", "target exponent", 0, 0},
+        {"lyap-eps", CLI_FLOAT, &tc.lyap_eps, "E", "perturbation size", 0, 0},
         {"perturb", CLI_STRING, &perturb_path, "PATH", "initial perturbation perturb.0.. (default: drawn from --seed)", 0, 0},
-        {"seed", CLI_U64, &seed, "N", "seed for rate encoding, dropout and the perturbation (default 0)", 0, 0},
+        {"seed", CLI_U64, &seed, "N", "seed for rate encoding, dropout and the perturbation", 0, 0},
         {"device", CLI_STRING, &device, "N|NAME", "OpenCL device (default $SNNCL_DEVICE or 0)", 0, 0},
     };
     const size_t nopts = sizeof opts / sizeof opts[0];

@@ -35,9 +35,9 @@ int cmd_infer(int argc, char **argv) {
         {"input", CLI_STRING, &input_path, "PATH", "batch: tensor 'input', (B,C,H,W) or (B,T,C,H,W)", 1, 0},
         {"output", CLI_STRING, &output_path, "PATH", "where to write logits (and the estimate)", 1, 0},
         {"lyapunov", CLI_FLAG, &lyapunov, NULL, "also compute the largest Lyapunov exponent estimate", 0, 0},
-        {"lyap-eps", CLI_FLOAT, &fp.lyap_eps, "E", "perturbation size (default 1e-4)", 0, 0},
+        {"lyap-eps", CLI_FLOAT, &fp.lyap_eps, "E", "perturbation size", 0, 0},
         {"perturb", CLI_STRING, &perturb_path, "PATH", "initial perturbation perturb.0.. (default: drawn from --seed)", 0, 0},
-        {"seed", CLI_U64, &fp.seed, "N", "seed for rate encoding and the perturbation (default 0)", 0, 0},
+        {"seed", CLI_U64, &fp.seed, "N", "seed for rate encoding and the perturbation", 0, 0},
         {"device", CLI_STRING, &device, "N|NAME", "OpenCL device (default $SNNCL_DEVICE or 0)", 0, 0},
     };
     const size_t nopts = sizeof opts / sizeof opts[0];

@@ -45,10 +45,10 @@ int cmd_raster(int argc, char **argv) {
     cli_option opts[] = {
         {"model", CLI_STRING, &model_path, "PATH", "model (safetensors: state_dict names + metadata)", 1, 0},
         {"input", CLI_STRING, &input_path, "PATH", "batch: tensor 'input', (B,C,H,W) or (B,T,C,H,W)", 1, 0},
-        {"sample", CLI_INT, &sample, "N", "which sample of the batch (default 0)", 0, 0},
-        {"output", CLI_STRING, &output_path, "PATH", "picture, .png or .svg (default raster.png)", 0, 0},
-        {"neurons", CLI_INT, &max_neurons, "N", "at most N neurons per layer, evenly spaced (default 256)", 0, 0},
-        {"seed", CLI_U64, &fp.seed, "N", "seed for rate encoding (default 0)", 0, 0},
+        {"sample", CLI_INT, &sample, "N", "which sample of the batch", 0, 0},
+        {"output", CLI_STRING, &output_path, "PATH", "picture, .png or .svg", 0, 0},
+        {"neurons", CLI_INT, &max_neurons, "N", "at most N neurons per layer, evenly spaced", 0, 0},
+        {"seed", CLI_U64, &fp.seed, "N", "seed for rate encoding", 0, 0},
         {"device", CLI_STRING, &device, "N|NAME", "OpenCL device (default $SNNCL_DEVICE or 0)", 0, 0},
     };
     const size_t nopts = sizeof opts / sizeof opts[0];

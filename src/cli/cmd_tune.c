@@ -81,9 +81,9 @@ int cmd_tune(int argc, char **argv) {
     cli_option opts[] = {
         {"device", CLI_STRING, &device, "D", "device index or name substring (default: $SNNCL_DEVICE, else 0)", 0, 0},
         {"all-devices", CLI_FLAG, &all_devices, NULL, "tune every device in turn", 0, 0},
-        {"candidates", CLI_INT, &candidates, "N", "CLBlast Xgemm parameter sets to try besides its own (default 8)", 0, 0},
-        {"runs", CLI_INT, &runs, "N", "timed runs per product, median taken (default 3)", 0, 0},
-        {"cols", CLI_INT, &cols, "N", "columns of the largest products (default 8192)", 0, 0},
+        {"candidates", CLI_INT, &candidates, "N", "CLBlast Xgemm parameter sets to try besides its own", 0, 0},
+        {"runs", CLI_INT, &runs, "N", "timed runs per product, median taken", 0, 0},
+        {"cols", CLI_INT, &cols, "N", "columns of the largest products", 0, 0},
         {"dry-run", CLI_FLAG, &dry_run, NULL, "measure and print, store nothing", 0, 0},
         {"show", CLI_FLAG, &show_only, NULL, "print the stored tuning and exit", 0, 0},
         {"reset", CLI_FLAG, &reset, NULL, "delete the stored tuning (back to the device-type default)", 0, 0},
