@@ -529,7 +529,7 @@ typedef struct snn_step_stats {
 typedef struct snn_batch {
     const float *input;    /**< (B, C, H, W), or (B, T, C, H, W) when pre_encoded or encoding none */
     const int64_t *labels; /**< (B), each in [0, num_classes) */
-    int size;              /**< B >= 2 (BatchNorm needs more than one value per channel) */
+    int size;              /**< B >= 1; B = 1 only if every convolution's output is larger than 1x1 (BatchNorm needs more than one value per channel, as in PyTorch) */
     uint64_t seed;         /**< rate encoding, dropout mask and (without perturb) the perturbation */
     const float *const *perturb; /**< optional unit perturbation per LIF layer, as snn_forward_params */
     int pre_encoded;       /**< nonzero: input is already spikes, as snn_forward_params::pre_encoded */
@@ -682,7 +682,7 @@ typedef struct snn_run_position {
 /** A training run: a trainer stepping through a dataset epoch by epoch, exactly as
  *  `snncl train` does, so a C program can train, checkpoint and resume the same way:
  *  - epoch e visits the images in the order snn_dataset_order(ds, seed, e, ...), in
- *    batches of `batch` (a last batch of one image is left out: BatchNorm needs two);
+ *    batches of `batch` (the last one may be smaller);
  *  - the batch of global step k gets the seed snn_run_step_seed(seed, k) (its rate
  *    encoding, dropout mask and perturbation);
  *  - snn_run_checkpoint() holds the model, the optimizer state and the position, and
@@ -691,8 +691,8 @@ typedef struct snn_run_position {
  *  The trainer and the dataset must outlive the run. */
 typedef struct snn_run snn_run;
 
-/** Batches in an epoch of `images` images (0 when no batch of two can be made). For a
- *  cosine schedule, total_steps = epochs * this. */
+/** Batches in an epoch of `images` images: ceil(images / batch) (0 for no images or a
+ *  batch below 1). For a cosine schedule, total_steps = epochs * this. */
 SNN_API int snn_run_steps_per_epoch(size_t images, int batch);
 /** The seed of global step k of a run seeded with `seed` (a SplitMix64 mix of both). */
 SNN_API uint64_t snn_run_step_seed(uint64_t seed, int64_t global_step);

@@ -854,12 +854,30 @@ class TrainingTests(CliTestCase):
                 self.run_ok(["train", "--resume", self.path("part%s.ckpt.safetensors" % stop), "--quiet"])
                 self.assertEqual(self.model_bytes(full), self.model_bytes(part), "resumed run differs")
 
+    def test_train_batch_of_one(self):
+        """A batch of one trains (BatchNorm over the image alone, as in PyTorch), and so
+        does a last batch of one: 9 images in batches of 4 are 3 steps."""
+        data = self.path("data")
+        os.mkdir(data)
+        write_toy_mnist(data)
+        for batch, limit, steps in (("1", "3", 3), ("4", "9", 3)):
+            with self.subTest(batch=batch):
+                out, js = self.path("b%s.safetensors" % batch), self.path("b%s.jsonl" % batch)
+                args = self.train_args(data, out, "--limit", limit, "--no-eval", "--json", js)
+                args[args.index("--batch") + 1] = batch
+                args[args.index("--epochs") + 1] = "1"
+                self.run_ok(args)
+                with open(js) as f:
+                    rec = json.loads(f.read().splitlines()[-1])
+                self.assertEqual((rec["steps"], rec["images"]), (steps, int(limit)))
+                self.assertTrue(math.isfinite(rec["loss"]))
+
     def test_train_usage_errors(self):
         data = self.path("data")
         os.mkdir(data)
         write_toy_mnist(data)
         out = self.path("m.safetensors")
-        for flag, value, needle in (("--batch", "1", "--batch"), ("--encoding", "none", "--encoding"),
+        for flag, value, needle in (("--batch", "0", "--batch"), ("--encoding", "none", "--encoding"),
                                     ("--channels", "4,x", "--channels"), ("--optimizer", "lbfgs", "optimizer"),
                                     ("--schedule", "linear", "schedule"), ("--data", "imagenet", "imagenet"),
                                     ("--lr", "-1", "lr")):

@@ -804,6 +804,10 @@ TRAIN_CASES: List[TrainCase] = [
           "training: simple [4,8], 1x8x8, 10 classes, B=4 T=3, direct, dropout 0.25 with the "
           "Philox mask (seed 1234), lyap_weight 0, seed forward", channels=(4, 8), dropout=0.25,
           dropout_seed=1234),
+    _tcfg("train_simple_b1_lyap", "simple", 1, 8, 8, 10, 1, 4, "direct", 0.2, 18000,
+          "training: a batch of one (BatchNorm statistics over H*W alone, which PyTorch "
+          "accepts): simple [4,8], 1x8x8, 10 classes, B=1 T=4, direct, lyap_weight 0.2 "
+          "target 0 eps 1e-4, seed forward", channels=(4, 8)),
     _tcfg("train_vgg_direct_lyap", "vgg", 3, 8, 8, 10, 2, 3, "direct", 0.2, 15000,
           "training: vgg, 3x8x8, 10 classes, B=2 T=3, direct, lyap_weight 0.2 target 0.1 eps "
           "1e-3, Benettin estimate over all 7 LIF layers (benettin_forward)", lyap_target=0.1,

@@ -667,9 +667,9 @@ int cmd_train(int argc, char **argv) {
     int status = 1;
     if (o->resume && (status = restore_from_checkpoint(&r)) != 0) goto done;
     status = 2;
-    if (o->T < 1 || o->epochs < 0 || o->batch < 2 || o->eval_batch < 1 || o->limit < 0 || o->test_limit < 0 ||
+    if (o->T < 1 || o->epochs < 0 || o->batch < 1 || o->eval_batch < 1 || o->limit < 0 || o->test_limit < 0 ||
         o->checkpoint_every < 0 || o->max_steps < 0 || o->step_size < 1) {
-        fprintf(stderr, "snncl train: --T >= 1, --epochs >= 0, --batch >= 2, --eval-batch >= 1, --step-size >= 1 and "
+        fprintf(stderr, "snncl train: --T >= 1, --epochs >= 0, --batch >= 1, --eval-batch >= 1, --step-size >= 1 and "
                         "non-negative --limit, --test-limit, --checkpoint-every, --max-steps are required\n");
         goto done;
     }

@@ -33,10 +33,11 @@ uint64_t snn_run_step_seed(uint64_t seed, int64_t global_step) {
 }
 
 int snn_run_steps_per_epoch(size_t images, int batch) {
-    if (batch < 2 || images < 2) return 0;
+    if (batch < 1 || images < 1) return 0;
     const size_t b = (size_t)batch;
-    size_t steps = (images + b - 1) / b;
-    if (images % b == 1) steps--; /* a last batch of one image cannot use batch statistics */
+    /* Every image once; the last batch may be smaller, even one image (BatchNorm then
+     * normalizes over its image alone, as PyTorch's DataLoader and BatchNorm do). */
+    const size_t steps = (images + b - 1) / b;
     return steps > (size_t)INT32_MAX ? INT32_MAX : (int)steps;
 }
 
@@ -45,11 +46,9 @@ snn_status snn_run_create(snn_run **out, snn_trainer *tr, const snn_dataset *tra
     *out = NULL;
     SNN_REQUIRE_ARG("snn_run_create", tr);
     SNN_REQUIRE_ARG("snn_run_create", train);
-    if (batch < 2)
-        return snn_fail(SNN_ERR_INVALID_ARG, "snn_run_create: batch must be >= 2 (BatchNorm), got %d", batch);
+    if (batch < 1) return snn_fail(SNN_ERR_INVALID_ARG, "snn_run_create: batch must be >= 1, got %d", batch);
     const size_t n = snn_dataset_size(train);
-    if (snn_run_steps_per_epoch(n, batch) < 1)
-        return snn_fail(SNN_ERR_INVALID_ARG, "snn_run_create: the dataset's %zu images make no batch of two", n);
+    if (n < 1) return snn_fail(SNN_ERR_INVALID_ARG, "snn_run_create: the dataset is empty");
     int C, H, W;
     SNN_TRY(snn_dataset_shape(train, &C, &H, &W));
     snn_model_config cfg = tr->model->cfg;

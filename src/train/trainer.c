@@ -188,10 +188,21 @@ static snn_status check_batch(const snn_trainer *tr, const snn_batch *b, train_p
     if (!b->input) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->input is NULL", fn);
     if (!b->labels) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->labels is NULL", fn);
     const snn_model *m = tr->model;
-    if (b->size < 2)
-        return snn_fail(SNN_ERR_INVALID_ARG,
-                        "%s: batch->size must be >= 2 (BatchNorm needs more than one value per channel), got %d",
-                        fn, b->size);
+    if (b->size < 1) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->size must be >= 1, got %d", fn, b->size);
+    /* BatchNorm in training mode normalizes each channel over the batch and the image
+     * (B*H*W values): a batch of one is fine unless a layer's image is 1x1, which
+     * PyTorch refuses too ("Expected more than 1 value per channel when training").
+     * The seed's models pool every convolution's output, so a valid configuration has
+     * none at 1x1; a layer kind to come might. */
+    for (int i = 0; b->size == 1 && i < m->num_layers; i++) {
+        const snn_layer *l = &m->layer[i];
+        if (l->bn_mean && l->S < 2)
+            return snn_fail(SNN_ERR_INVALID_ARG,
+                            "%s: batch->size 1 leaves the BatchNorm of layer %d (%zux%zu) one value per channel "
+                            "(PyTorch: \"Expected more than 1 value per channel when training\"); use a batch "
+                            "of at least 2",
+                            fn, i, l->H, l->W);
+    }
     const int lyap = tr->cfg.lyap_weight > 0.0f;
     /* Before reading size labels: a size far beyond the device fails without touching them. */
     const double largest = largest_step_buffer(m, (double)b->size, lyap ? 2.0 : 1.0);
