@@ -367,6 +367,15 @@ SNN_API snn_status snn_model_lif_shape(const snn_model *model, int layer, int ba
  *  estimate's perturbed trajectory when `lyapunov` is nonzero. The nominal count that
  *  `snncl bench` divides by time for GFLOP/s (sparse paths do less work). */
 SNN_API snn_status snn_model_flops(const snn_model *model, int lyapunov, int training, double *flops);
+/** The Lyapunov estimate's floor: what the estimate of snn_model_forward() (with this
+ *  lyap_eps) is, in expectation over its N(0, 1) initial perturbation, for a network
+ *  in which no spike ever differs between the two trajectories, so that each layer's
+ *  difference only decays. Up to the estimate's 1e-12 guards it is
+ *  (ln sqrt(sum_l beta_l^2 N_l) + (T - 1) ln sqrt(sum_l beta_l^2)) / T,
+ *  N_l the neurons per sample of LIF layer l and beta_l its decay; with one beta,
+ *  (ln(beta sqrt(N)) + (T - 1)(ln(beta) + ln(L) / 2)) / T for N neurons in L layers.
+ *  What an estimate has above it comes from spikes that flip. */
+SNN_API snn_status snn_model_lyapunov_floor(const snn_model *model, float lyap_eps, double *floor);
 
 /** Options of an eval-mode forward pass; fill with snn_forward_params_default() first. */
 typedef struct snn_forward_params {

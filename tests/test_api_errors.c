@@ -562,6 +562,10 @@ START_TEST(test_model_flops) {
     double f = -1;
     ck_assert_fails(snn_model_flops(NULL, 0, 0, &f), SNN_ERR_INVALID_ARG);
     ck_assert_fails(snn_model_flops(m, 0, 0, NULL), SNN_ERR_INVALID_ARG);
+    double fl;
+    ck_assert_fails(snn_model_lyapunov_floor(NULL, 1e-4f, &fl), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_lyapunov_floor(m, 1e-4f, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_lyapunov_floor(m, -1.0f, &fl), SNN_ERR_INVALID_ARG);
     ck_assert_snn_ok(snn_model_flops(m, 0, 0, &f));
     ck_assert_double_eq(f, 2.0 * (4608 + 4 * 4608 + 160));
     ck_assert_snn_ok(snn_model_flops(m, 1, 0, &f));

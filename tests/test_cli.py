@@ -854,6 +854,35 @@ class TrainingTests(CliTestCase):
                 self.run_ok(["train", "--resume", self.path("part%s.ckpt.safetensors" % stop), "--quiet"])
                 self.assertEqual(self.model_bytes(full), self.model_bytes(part), "resumed run differs")
 
+    def test_lyapunov_floor_and_relative_target(self):
+        """The estimate's floor: reported by eval --lyapunov and in the training JSON, and
+        a target given relative to it (--lyap-target floor+D) resolves to floor + D."""
+        data = self.path("data")
+        os.mkdir(data)
+        write_toy_mnist(data)
+        out, js = self.path("f.safetensors"), self.path("f.jsonl")
+        args = self.train_args(data, out, "--no-eval", "--json", js, "--lyap-target", "floor+0.25")
+        args[args.index("--epochs") + 1] = "1"
+        stdout, _ = self.run_ok(args)
+        m = re.search(r"lyapunov target: ([0-9.]+) \(the estimate's floor ([0-9.]+) \+0.25\)", stdout)
+        self.assertIsNotNone(m, stdout)
+        target, floor = float(m.group(1)), float(m.group(2))
+        self.assertAlmostEqual(target, floor + 0.25, places=5)
+        with open(js) as f:
+            rec = json.loads(f.read().splitlines()[-1])
+        self.assertAlmostEqual(rec["lyapunov_floor"], floor, places=5)
+        # with no spike flipping, the estimate sits on the floor; training's is above it
+        self.assertGreaterEqual(rec["lyapunov"], floor - 1e-3)
+        ej = self.path("e.jsonl")
+        stdout, _ = self.run_ok(["eval", "--model", out, "--data", "mnist", "--data-dir", data, "--lyapunov",
+                                 "--json", ej, "--quiet"])
+        self.assertRegex(stdout, r"lyapunov: [0-9.]+ \(mean estimate; its floor, where no spike flips: %.6f\)" % floor)
+        with open(ej) as f:
+            self.assertAlmostEqual(json.loads(f.read().splitlines()[-1])["lyapunov_floor"], floor, places=5)
+        for bad in ("flor", "floor0.1", "floor+x", "1.5.2"):
+            with self.subTest(bad=bad):
+                self.assert_exit(self.train_args(data, out, "--lyap-target", bad), 2, "--lyap-target")
+
     def test_train_batch_of_one(self):
         """A batch of one trains (BatchNorm over the image alone, as in PyTorch), and so
         does a last batch of one: 9 images in batches of 4 are 3 steps."""

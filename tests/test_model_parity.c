@@ -576,6 +576,81 @@ START_TEST(test_record_errors) {
 }
 END_TEST
 
+/* The estimate's floor (snn_model_lyapunov_floor): with a threshold no membrane
+ * reaches, no spike flips, and with a perturbation of ones (|n_l|^2 = N_l exactly, the
+ * expectation the floor assumes) every sample's estimate is the floor. For one beta
+ * it is the closed form (ln(beta sqrt(N)) + (T-1)(ln beta + ln(L)/2)) / T. */
+static void check_floor(const char *kind, float beta) {
+    snn_model_config cfg;
+    ck_assert_snn_ok(snn_model_config_default(&cfg, kind));
+    cfg.in_channels = 2;
+    cfg.height = cfg.width = 8;
+    cfg.num_classes = 5;
+    cfg.T = 6;
+    cfg.beta = beta;
+    cfg.threshold = 1e9f; /* no spikes at all */
+    cfg.encoding = SNN_ENCODING_DIRECT;
+    if (strcmp(kind, "simple") == 0) {
+        cfg.num_blocks = 2;
+        cfg.channels[0] = 4;
+        cfg.channels[1] = 6;
+    } else {
+        cfg.channels[0] = 4;
+        cfg.channels[1] = 6;
+        cfg.channels[2] = 8;
+    }
+    snn_model *m;
+    ck_assert_snn_ok(snn_model_create(&m, test_context(), &cfg, 5));
+    const int B = 3, L = snn_model_num_lif_layers(m);
+    float **perturb = calloc((size_t)L, sizeof *perturb);
+    double N = 0;
+    for (int l = 0; l < L; l++) {
+        int ndim;
+        int64_t shape[4];
+        ck_assert_snn_ok(snn_model_lif_shape(m, l, B, &ndim, shape));
+        size_t n = 1;
+        for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
+        N += (double)n / B;
+        perturb[l] = malloc(n * sizeof(float));
+        for (size_t k = 0; k < n; k++) perturb[l][k] = 1.0f;
+    }
+    double floor_value = -1;
+    ck_assert_snn_ok(snn_model_lyapunov_floor(m, 1e-4f, &floor_value));
+    /* the closed form, up to the 1e-12 guards (relative 1e-12 / (eps^2 beta^2) per step) */
+    const double closed = (log(beta * sqrt(N)) + (cfg.T - 1) * (log(beta) + 0.5 * log((double)L))) / cfg.T;
+    ck_assert_msg(fabs(floor_value - closed) < 2e-4, "%s: floor %.9f, closed form %.9f", kind, floor_value, closed);
+    double big;
+    ck_assert_snn_ok(snn_model_lyapunov_floor(m, 1e-1f, &big)); /* guards negligible at eps 0.1 */
+    ck_assert_msg(fabs(big - closed) < 1e-9, "%s: floor at eps 0.1 %.12f, closed form %.12f", kind, big, closed);
+    test_rng r;
+    test_rng_seed(&r, 17);
+    const size_t nx = (size_t)B * 2 * 64;
+    float *x = malloc(nx * sizeof(float)), logits[3 * 5], lam[3], mean;
+    test_fill_uniform(&r, x, nx, 0.0f, 1.0f);
+    snn_forward_params fp;
+    snn_forward_params_default(&fp);
+    fp.lyapunov = 1;
+    fp.perturb = (const float *const *)perturb;
+    ck_assert_snn_ok(snn_model_forward(m, x, B, &fp, logits, &mean, lam));
+    for (int b = 0; b < B; b++)
+        ck_assert_msg(fabs(lam[b] - floor_value) < 2e-6, "%s sample %d: estimate %.7f, floor %.7f", kind, b,
+                      (double)lam[b], floor_value);
+    printf("%s, beta %.2f: floor %.6f, estimates %.6f %.6f %.6f\n", kind, (double)beta, floor_value, (double)lam[0],
+           (double)lam[1], (double)lam[2]);
+    for (int l = 0; l < L; l++) free(perturb[l]);
+    free(perturb);
+    free(x);
+    double bad;
+    ck_assert_snn_status(snn_model_lyapunov_floor(NULL, 1e-4f, &bad), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_model_lyapunov_floor(m, 0.0f, &bad), SNN_ERR_INVALID_ARG);
+    snn_model_free(m);
+}
+
+START_TEST(test_floor_simple) { check_floor("simple", 0.9f); }
+END_TEST
+START_TEST(test_floor_vgg) { check_floor("vgg", 0.7f); }
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("model_parity");
     TCase *tc = tcase_create("seed");
@@ -598,6 +673,8 @@ int main(void) {
     tcase_add_test(tc2, test_drawn_perturbation);
     tcase_add_test(tc2, test_sparse_perturbed_fixtures);
     tcase_add_test(tc2, test_sparse_perturbed_random);
+    tcase_add_test(tc2, test_floor_simple);
+    tcase_add_test(tc2, test_floor_vgg);
     suite_add_tcase(s, tc2);
     TCase *tc3 = tcase_create("record");
     tcase_set_timeout(tc3, 600);

@@ -99,7 +99,13 @@ int cmd_eval(int argc, char **argv) {
     }
     printf("evaluated %zu images in %.1f s (%.0f images/s)\n", r.images, r.seconds,
            r.seconds > 0 ? (double)r.images / r.seconds : 0.0);
-    if (lyapunov) printf("lyapunov: %.6f (mean estimate)\n", r.lyapunov);
+    double floor_value = 0;
+    if (lyapunov && (st = snn_model_lyapunov_floor(model, eps, &floor_value)) != SNN_OK) {
+        cli_report("the estimate's floor", st);
+        goto done;
+    }
+    if (lyapunov)
+        printf("lyapunov: %.6f (mean estimate; its floor, where no spike flips: %.6f)\n", r.lyapunov, floor_value);
     if (json) {
         FILE *f = fopen(json, "a");
         if (!f) {
@@ -108,7 +114,7 @@ int cmd_eval(int argc, char **argv) {
         }
         fprintf(f, "{\"split\": \"%s\", \"images\": %zu, \"correct\": %zu, \"accuracy\": %.6f", split, r.images,
                 r.correct, r.accuracy);
-        if (lyapunov) fprintf(f, ", \"lyapunov\": %.6f", r.lyapunov);
+        if (lyapunov) fprintf(f, ", \"lyapunov\": %.6f, \"lyapunov_floor\": %.6f", r.lyapunov, floor_value);
         fprintf(f, ", \"seconds\": %.3f}\n", r.seconds);
         if (fclose(f) != 0) {
             fprintf(stderr, "snncl eval: writing %s failed\n", json);

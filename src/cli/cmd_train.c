@@ -21,6 +21,7 @@
  * "cli.<name>" so --resume continues with the same settings. */
 typedef struct train_opts {
     const char *model, *init, *channels, *encoding, *data, *data_dir, *out, *checkpoint, *resume, *device, *json, *plot;
+    const char *lyap_target_text; /* a number, or "floor", "floor+D", "floor-D" (lyap_target resolves it) */
     const char *optimizer, *schedule;
     int T, epochs, batch, eval_batch, limit, test_limit, checkpoint_every, max_steps, no_eval, quiet;
     float beta, threshold, gain, dropout, lyap_weight, lyap_target, lyap_eps;
@@ -37,6 +38,7 @@ typedef struct train_run {
     snn_model *model;
     snn_trainer *tr;
     snn_run *run; /* the position (epoch, step, sums), the batches and their seeds */
+    double lyap_floor; /* the estimate's floor for this model and --lyap-eps */
     snn_dataset *train, *test;
     snn_safetensors *resume;
     char ckpt_path[4096];
@@ -268,6 +270,28 @@ static int make_model(train_run *r) {
     return 0;
 }
 
+/* --lyap-target: a number, or relative to the estimate's floor for this model and
+ * --lyap-eps ("floor", "floor+0.1", "floor-0.05"), into r->o.lyap_target. */
+static int resolve_lyap_target(train_run *r) {
+    const char *text = r->o.lyap_target_text;
+    double base = 0.0;
+    if (strncmp(text, "floor", 5) == 0) {
+        base = r->lyap_floor;
+        text += 5;
+    }
+    char *end = NULL;
+    const double offset = *text ? strtod(text, &end) : 0.0;
+    const int relative = text != r->o.lyap_target_text;
+    if ((*text && (*end || end == text || !isfinite(offset))) || (relative && *text && *text != '+' && *text != '-')) {
+        fprintf(stderr, "snncl train: --lyap-target must be a number, floor, floor+D or floor-D, got '%s'\n",
+                r->o.lyap_target_text);
+        return 1;
+    }
+    r->o.lyap_target = (float)(base + offset);
+    if (relative) printf("lyapunov target: %.6f (the estimate's floor %.6f %+g)\n", (double)r->o.lyap_target, base, offset);
+    return 0;
+}
+
 static int make_trainer(train_run *r) {
     snn_train_config tc;
     snn_train_config_default(&tc);
@@ -287,6 +311,13 @@ static int make_trainer(train_run *r) {
     tc.gamma = r->o.gamma;
     tc.grad_clip = r->o.clip;
     tc.lyap_weight = r->o.lyap_weight;
+    snn_status fs = snn_model_lyapunov_floor(r->model, r->o.lyap_eps, &r->lyap_floor);
+    if (fs == SNN_ERR_INVALID_ARG) {
+        fprintf(stderr, "snncl train: --lyap-eps: %s\n", snn_last_error());
+        return 2;
+    }
+    if (fs != SNN_OK) return cli_report("the estimate's floor", fs);
+    if (resolve_lyap_target(r) != 0) return 2;
     tc.lyap_target = r->o.lyap_target;
     tc.lyap_eps = r->o.lyap_eps;
     if (tc.total_steps < 1) tc.total_steps = 1;
@@ -531,10 +562,11 @@ static int train(train_run *r) {
             }
             fprintf(f,
                     "{\"epoch\": %d, \"steps\": %lld, \"images\": %lld, \"loss\": %.6f, \"cross_entropy\": %.6f, "
-                    "\"train_accuracy\": %.6f, \"lyapunov\": %.6f, \"lr\": %.6g, \"seconds\": %.3f, "
+                    "\"train_accuracy\": %.6f, \"lyapunov\": %.6f, \"lyapunov_floor\": %.6f, \"lr\": %.6g, "
+                    "\"seconds\": %.3f, "
                     "\"images_per_s\": %.1f, \"peak_device_mb\": %.1f",
                     s.epoch + 1, (long long)s.steps, (long long)s.seen, s.loss / seen, s.cross_entropy / seen,
-                    (double)s.correct / seen, s.lyapunov / seen, (double)snn_trainer_next_lr(r->tr), seconds, seconds > 0 ? imgs / seconds : 0.0,
+                    (double)s.correct / seen, s.lyapunov / seen, r->lyap_floor, (double)snn_trainer_next_lr(r->tr), seconds, seconds > 0 ? imgs / seconds : 0.0,
                     peak_mb(r));
             if (have_eval) fprintf(f, ", \"test_accuracy\": %.6f", ev.accuracy);
             fprintf(f, "}\n");
@@ -592,7 +624,7 @@ int cmd_train(int argc, char **argv) {
                       .out = "model.safetensors", .optimizer = snn_optimizer_name(tdef.optimizer),
                       .schedule = snn_schedule_name(tdef.schedule), .T = mdef.T, .epochs = 2, .batch = 64,
                       .eval_batch = 256, .beta = mdef.beta, .threshold = mdef.threshold, .gain = mdef.encoding_gain,
-                      .dropout = -1.0f, .lyap_weight = tdef.lyap_weight, .lyap_target = tdef.lyap_target,
+                      .dropout = -1.0f, .lyap_weight = tdef.lyap_weight, .lyap_target = tdef.lyap_target, .lyap_target_text = "0",
                       .lyap_eps = tdef.lyap_eps, .lr = tdef.lr, .beta1 = tdef.beta1, .beta2 = tdef.beta2,
                       .adam_eps = tdef.adam_eps, .momentum = tdef.momentum, .weight_decay = tdef.weight_decay,
                       .gamma = tdef.gamma, .step_size = (int)tdef.step_size, .clip = tdef.grad_clip};
@@ -607,7 +639,8 @@ int cmd_train(int argc, char **argv) {
         {"dropout", CLI_FLOAT, &o->dropout, "P", "dropout before the readout (default 0.2 simple, 0.3 vgg)", 0, 0},
         {"init", CLI_STRING, &o->init, "PATH", "start from this model instead of a fresh initialization", 0, 0},
         {"lyap-weight", CLI_FLOAT, &o->lyap_weight, "W", "weight of (lambda - target)^2; 0: off", 0, 0},
-        {"lyap-target", CLI_FLOAT, &o->lyap_target, "L", "target Lyapunov exponent", 0, 0},
+        {"lyap-target", CLI_STRING, &o->lyap_target_text, "L|floor+D",
+         "target Lyapunov exponent: a number, or relative to the estimate's floor (floor, floor+0.1)", 0, 0},
         {"lyap-eps", CLI_FLOAT, &o->lyap_eps, "E", "perturbation size", 0, 0},
         {"optimizer", CLI_STRING, &o->optimizer, "adam|sgd", "optimizer", 0, 0},
         {"lr", CLI_FLOAT, &o->lr, "LR", "learning rate", 0, 0},

@@ -1,6 +1,8 @@
-/* What the layer plan says about cost: the FLOPs of a forward pass or a training step
- * (snncl bench's GFLOP/s) and the matrix products of a training step (the shapes
- * snncl tune times). Both walk model->layer, as the passes themselves do. */
+/* What the layer plan says beyond the passes themselves: the FLOPs of a forward pass
+ * or a training step (snncl bench's GFLOP/s), the Lyapunov estimate's floor, and the
+ * matrix products of a training step (the shapes snncl tune times). Each walks
+ * model->layer, as the passes do. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +32,35 @@ snn_status snn_model_flops(const snn_model *m, int lyapunov, int training, doubl
     fwd += readout;
     bwd += 2.0 * readout;
     *flops = 2.0 * (fwd + (training ? bwd : 0.0));
+    return SNN_OK;
+}
+
+snn_status snn_model_lyapunov_floor(const snn_model *m, float lyap_eps, double *floor_out) {
+    SNN_REQUIRE_ARG("snn_model_lyapunov_floor", m);
+    SNN_REQUIRE_ARG("snn_model_lyapunov_floor", floor_out);
+    if (!(lyap_eps > 0.0f) || !isfinite(lyap_eps))
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_lyapunov_floor: lyap_eps must be positive and finite, got %g",
+                        (double)lyap_eps);
+    if (m->num_layers > SNN_MAX_LAYERS) return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_lyapunov_floor: model");
+    /* Where no spike flips, each layer's difference only decays by its beta. The
+     * estimate's own steps (cl/lyapunov.cl, the per-layer renormalization of
+     * cl/lif_lyapunov.cl, and the seed's 1e-12 guards) on the squared norms alone: the
+     * initial perturbation is eps times N(0, 1) vectors, |n_l|^2 = N_l in expectation. */
+    const double eps = (double)lyap_eps;
+    double norm_sq[SNN_MAX_LAYERS];
+    for (int l = 0; l < m->num_layers; l++)
+        norm_sq[l] = eps * eps * (double)m->layer[l].G * (double)m->layer[l].S;
+    double acc = 0.0;
+    for (int t = 0; t < m->cfg.T; t++) {
+        double total = 0.0;
+        for (int l = 0; l < m->num_layers; l++) {
+            const double b = snn_model_lif_beta(m, l), s = b * b * norm_sq[l];
+            total += s;
+            norm_sq[l] = eps * eps * s / (s + 1e-12); /* renormalized to eps */
+        }
+        acc += log(sqrt(total + 1e-12) / eps + 1e-12);
+    }
+    *floor_out = acc / (double)m->cfg.T;
     return SNN_OK;
 }
 
