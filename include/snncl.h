@@ -508,7 +508,11 @@ typedef struct snn_train_config {
     float lyap_weight;             /**< 0.1; 0 skips the perturbed trajectory */
     float lyap_target;             /**< 0.0 */
     float lyap_eps;                /**< 1e-4 */
-    uint8_t reserved[64];          /**< zero (room for future fields without breaking the ABI) */
+    /** 0: the regularizer has its full weight from the first update. N > 0: a linear
+     *  warm-up, update k (from 0) uses lyap_weight * min(1, (k + 1) / N), so the
+     *  network can learn the task before its dynamics are pulled toward the target. */
+    int64_t lyap_warmup;
+    uint8_t reserved[56];          /**< zero (room for future fields without breaking the ABI) */
 } snn_train_config;
 
 /** Sets the seed's training defaults (the comments of ::snn_train_config). The cosine
@@ -526,7 +530,7 @@ SNN_API snn_status snn_schedule_parse(const char *name, snn_schedule *out);
 
 /** The figures of one training step (on the batch, before the update). */
 typedef struct snn_step_stats {
-    float loss;           /**< cross_entropy + lyap_weight * (lyapunov - lyap_target)^2 */
+    float loss;           /**< cross_entropy + w * (lyapunov - lyap_target)^2, w this update's lyap_weight (after lyap_warmup) */
     float cross_entropy;  /**< mean over the batch */
     float lyapunov;       /**< batch mean of the estimate (0 when lyap_weight is 0) */
     int correct;          /**< samples whose largest logit is the label */

@@ -1393,6 +1393,7 @@ static void tc_clip(snn_train_config *c) { c->grad_clip = -1.0f; }
 static void tc_lyap_weight(snn_train_config *c) { c->lyap_weight = NAN; }
 static void tc_lyap_target(snn_train_config *c) { c->lyap_target = INFINITY; }
 static void tc_lyap_eps(snn_train_config *c) { c->lyap_eps = 0.0f; }
+static void tc_lyap_warmup(snn_train_config *c) { c->lyap_warmup = -2; }
 static void tc_optimizer(snn_train_config *c) { c->optimizer = (snn_optimizer)5; }
 static void tc_schedule(snn_train_config *c) { c->schedule = (snn_schedule)-1; }
 
@@ -1401,7 +1402,7 @@ static const bad_train_config bad_train_configs[] = {
     {tc_adam_eps, "adam_eps"}, {tc_momentum, "momentum"}, {tc_decay, "weight_decay"},  {tc_cosine, "total_steps"},
     {tc_step_size, "step_size"}, {tc_gamma, "gamma"},     {tc_clip, "grad_clip"},      {tc_lyap_weight, "lyap_weight"},
     {tc_lyap_target, "lyap_target"}, {tc_lyap_eps, "lyap_eps"}, {tc_optimizer, "optimizer"},
-    {tc_schedule, "schedule"},
+    {tc_schedule, "schedule"}, {tc_lyap_warmup, "lyap_warmup"},
 };
 
 START_TEST(test_bad_trainer_create) {

@@ -384,6 +384,55 @@ START_TEST(determinism_and_resume) {
 }
 END_TEST
 
+/* The regularizer's warm-up: with lyap_warmup 4, update k uses lyap_weight (k+1)/4, so
+ * the first update's gradients and loss are those of a trainer with a quarter of the
+ * weight and no warm-up (0.5 * 1/4 = 0.125 exactly: bit for bit), and from the fourth
+ * update on those of the full weight. */
+START_TEST(lyap_warmup) {
+    train_case c;
+    case_open(&c, "train_simple_direct_lyap", "grad");
+    snn_batch b = case_batch(&c);
+    float *g[3];
+    snn_step_stats s[3];
+    const float weights[3] = {0.5f, 0.125f, 0.5f};
+    const int64_t warmups[3] = {4, 0, 0};
+    for (int k = 0; k < 3; k++) {
+        snn_model *m;
+        ck_assert_snn_ok(snn_model_from_safetensors(&m, test_context(), c.model_file));
+        snn_train_config tc = case_config(&c, weights[k]);
+        tc.lyap_warmup = warmups[k];
+        snn_trainer *tr;
+        ck_assert_snn_ok(snn_trainer_create(&tr, m, &tc));
+        ck_assert_snn_ok(snn_trainer_gradients(tr, &b, &s[k]));
+        const char *name;
+        int ndim;
+        int64_t shape[4];
+        size_t count;
+        ck_assert_snn_ok(snn_trainer_grad_info(tr, 0, &name, &ndim, shape, &count));
+        g[k] = malloc(count * sizeof(float));
+        ck_assert_snn_ok(snn_trainer_read_grad(tr, 0, g[k]));
+        if (k == 0) {
+            /* after three updates the warm-up's fourth has the full weight */
+            for (int u = 0; u < 3; u++) ck_assert_snn_ok(snn_trainer_step(tr, &b, NULL));
+            snn_step_stats late;
+            ck_assert_snn_ok(snn_trainer_gradients(tr, &b, &late));
+            const double dl = (double)late.lyapunov - (double)c.lyap_target;
+            ck_assert_msg(fabs((double)late.loss - ((double)late.cross_entropy + 0.5 * dl * dl)) < 1e-5,
+                          "fourth update: loss %.7f, ce %.7f, lyapunov %.7f", (double)late.loss,
+                          (double)late.cross_entropy, (double)late.lyapunov);
+        }
+        ck_assert_int_eq(memcmp(g[k], g[0], count * sizeof(float)) == 0, k != 2);
+        snn_trainer_free(tr);
+        snn_model_free(m);
+    }
+    ck_assert_msg(s[0].loss == s[1].loss, "warm-up loss %.9g, quarter weight %.9g", (double)s[0].loss,
+                  (double)s[1].loss);
+    ck_assert(s[2].loss > s[0].loss); /* the full weight counts the regularizer fourfold */
+    for (int k = 0; k < 3; k++) free(g[k]);
+    case_close(&c);
+}
+END_TEST
+
 /* ------------------------------------------------------------ training runs -- */
 
 /* An IDX pair of n random 8x8 images with labels 0..4 (tmp_path); its dataset. */
@@ -587,6 +636,7 @@ static Suite *suite(void) {
     tcase_add_test(st, steps_adam_lyap);
     tcase_add_test(st, determinism_and_resume);
     tcase_add_test(st, run_resume_exact);
+    tcase_add_test(st, lyap_warmup);
     tcase_add_test(st, run_refuses_non_finite_checkpoint);
     suite_add_tcase(s, st);
     return s;

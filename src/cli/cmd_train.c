@@ -26,7 +26,7 @@ typedef struct train_opts {
     int T, epochs, batch, eval_batch, limit, test_limit, checkpoint_every, max_steps, no_eval, quiet;
     float beta, threshold, gain, dropout, lyap_weight, lyap_target, lyap_eps;
     float lr, beta1, beta2, adam_eps, momentum, weight_decay, gamma, clip;
-    int step_size;
+    int step_size, lyap_warmup;
     uint64_t seed;
 } train_opts;
 
@@ -320,6 +320,7 @@ static int make_trainer(train_run *r) {
     if (resolve_lyap_target(r) != 0) return 2;
     tc.lyap_target = r->o.lyap_target;
     tc.lyap_eps = r->o.lyap_eps;
+    tc.lyap_warmup = r->o.lyap_warmup;
     if (tc.total_steps < 1) tc.total_steps = 1;
     snn_status st = snn_trainer_create(&r->tr, r->model, &tc);
     if (st == SNN_ERR_INVALID_ARG) {
@@ -642,6 +643,8 @@ int cmd_train(int argc, char **argv) {
         {"lyap-target", CLI_STRING, &o->lyap_target_text, "L|floor+D",
          "target Lyapunov exponent: a number, or relative to the estimate's floor (floor, floor+0.1)", 0, 0},
         {"lyap-eps", CLI_FLOAT, &o->lyap_eps, "E", "perturbation size", 0, 0},
+        {"lyap-warmup", CLI_INT, &o->lyap_warmup, "N", "raise the regularizer's weight linearly over the first N steps",
+         0, 0},
         {"optimizer", CLI_STRING, &o->optimizer, "adam|sgd", "optimizer", 0, 0},
         {"lr", CLI_FLOAT, &o->lr, "LR", "learning rate", 0, 0},
         {"beta1", CLI_FLOAT, &o->beta1, "B1", "Adam beta1", 0, 0},
@@ -701,9 +704,9 @@ int cmd_train(int argc, char **argv) {
     if (o->resume && (status = restore_from_checkpoint(&r)) != 0) goto done;
     status = 2;
     if (o->T < 1 || o->epochs < 0 || o->batch < 1 || o->eval_batch < 1 || o->limit < 0 || o->test_limit < 0 ||
-        o->checkpoint_every < 0 || o->max_steps < 0 || o->step_size < 1) {
+        o->checkpoint_every < 0 || o->max_steps < 0 || o->step_size < 1 || o->lyap_warmup < 0) {
         fprintf(stderr, "snncl train: --T >= 1, --epochs >= 0, --batch >= 1, --eval-batch >= 1, --step-size >= 1 and "
-                        "non-negative --limit, --test-limit, --checkpoint-every, --max-steps are required\n");
+                        "non-negative --limit, --test-limit, --checkpoint-every, --max-steps, --lyap-warmup are required\n");
         goto done;
     }
     plot_format plot_fmt;

@@ -235,7 +235,7 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
     if (P == 2) {
         SNN_TRY(snn_op_lyapunov_finish(ctx, tr->sq.mem, tr->lambda.mem, p->L, T, B, p->eps));
         SNN_TRY(snn_op_lyapunov_grad(ctx, tr->sq.mem, tr->lambda.mem, tr->gdiv.mem, tr->lyap_out.mem, p->L, T, B,
-                                     p->eps, tr->cfg.lyap_weight, tr->cfg.lyap_target));
+                                     p->eps, p->lyap_weight, tr->cfg.lyap_target));
     }
     return SNN_OK;
 }

@@ -53,6 +53,7 @@ typedef struct train_plan {
     size_t B, T, P, L, K;
     snn_encoding encoding;  /* of the input as given (none when pre-encoded) */
     float eps;
+    float lyap_weight;      /* this update's weight of the regularizer (after any warm-up) */
 } train_plan;
 
 /* Forward and backward of one batch: gradients into tr->train[i].grad, running

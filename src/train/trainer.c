@@ -88,6 +88,7 @@ static snn_status check_config(const snn_train_config *c) {
     REQUIRE(isfinite(c->lyap_weight) && c->lyap_weight >= 0.0f, "lyap_weight must be >= 0, got %g",
             (double)c->lyap_weight);
     REQUIRE(isfinite(c->lyap_target), "lyap_target must be finite, got %g", (double)c->lyap_target);
+    REQUIRE(c->lyap_warmup >= 0, "lyap_warmup must be >= 0, got %lld", (long long)c->lyap_warmup);
     REQUIRE(c->lyap_weight == 0.0f || (isfinite(c->lyap_eps) && c->lyap_eps > 0.0f),
             "lyap_eps must be a positive number, got %g", (double)c->lyap_eps);
 #undef REQUIRE
@@ -227,6 +228,11 @@ static snn_status check_batch(const snn_trainer *tr, const snn_batch *b, train_p
     p->K = (size_t)m->cfg.num_classes;
     p->encoding = b->pre_encoded ? SNN_ENCODING_NONE : m->cfg.encoding;
     p->eps = tr->cfg.lyap_eps;
+    /* the regularizer's weight for this update (snn_train_config.lyap_warmup) */
+    const int64_t warm = tr->cfg.lyap_warmup;
+    p->lyap_weight = warm > 0 && tr->steps_done + 1 < warm
+                         ? (float)((double)tr->cfg.lyap_weight * (double)(tr->steps_done + 1) / (double)warm)
+                         : tr->cfg.lyap_weight;
     return SNN_OK;
 }
 
@@ -287,7 +293,7 @@ static snn_status read_stats(snn_trainer *tr, const train_plan *p, snn_step_stat
         memset(out, 0, sizeof *out);
         out->cross_entropy = (float)ce;
         out->lyapunov = *lyap;
-        out->loss = (float)(ce + (p->P == 2 ? (double)tr->cfg.lyap_weight * dl * dl : 0.0));
+        out->loss = (float)(ce + (p->P == 2 ? (double)p->lyap_weight * dl * dl : 0.0));
         out->correct = (int)ok;
         out->grad_norm = (float)sqrt(sq);
     }
