@@ -883,6 +883,36 @@ class TrainingTests(CliTestCase):
             with self.subTest(bad=bad):
                 self.assert_exit(self.train_args(data, out, "--lyap-target", bad), 2, "--lyap-target")
 
+    def test_eval_noise_and_longer_T(self):
+        """eval --noise SIGMA adds reproducible Gaussian noise to the pixels (0: none),
+        --T N runs the model over N steps; both are recorded in the JSON line."""
+        data = self.path("data")
+        os.mkdir(data)
+        write_toy_mnist(data)
+        out = self.path("n.safetensors")
+        args = self.train_args(data, out, "--no-eval")
+        args[args.index("--epochs") + 1] = "1"
+        self.run_ok(args)
+
+        def ev(*extra):
+            js = self.path("e%d.jsonl" % len(os.listdir(self.tmp)))
+            self.run_ok(["eval", "--model", out, "--data", "mnist", "--data-dir", data, "--json", js, "--quiet"]
+                        + list(extra))
+            with open(js) as f:
+                return json.loads(f.read().splitlines()[-1])
+
+        plain, zero = ev(), ev("--noise", "0")
+        self.assertEqual((plain["correct"], plain["noise"], plain["T"]), (zero["correct"], 0, 3))
+        noisy, again = ev("--noise", "2", "--seed", "7"), ev("--noise", "2", "--seed", "7")
+        self.assertEqual(noisy["correct"], again["correct"])
+        self.assertEqual(noisy["noise"], 2)
+        self.assertLess(noisy["accuracy"], plain["accuracy"] + 1e-9)
+        longer = ev("--T", "6")
+        self.assertEqual(longer["T"], 6)
+        for flag, value in (("--noise", "-1"), ("--noise", "nan"), ("--T", "-2")):
+            with self.subTest(flag=flag, value=value):
+                self.assert_exit(["eval", "--model", out, "--data", "mnist", "--data-dir", data, flag, value], 2, flag)
+
     def test_train_batch_of_one(self):
         """A batch of one trains (BatchNorm over the image alone, as in PyTorch), and so
         does a last batch of one: 9 images in batches of 4 are 3 steps."""

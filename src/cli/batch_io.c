@@ -18,6 +18,11 @@ void cli_batch_free(cli_batch *b) {
 }
 
 snn_status cli_open_model(const char *device, const char *model_path, snn_context **ctx, snn_model **model) {
+    return cli_open_model_T(device, model_path, 0, ctx, model);
+}
+
+snn_status cli_open_model_T(const char *device, const char *model_path, int T, snn_context **ctx,
+                            snn_model **model) {
     snn_context_params cp;
     snn_context_params_default(&cp);
     cp.device = device;
@@ -28,7 +33,19 @@ snn_status cli_open_model(const char *device, const char *model_path, snn_contex
         cli_report("opening the device", st);
         return st;
     }
-    if ((st = snn_model_load(model, *ctx, model_path)) != SNN_OK) {
+    if (T > 0) {
+        /* The same parameters over another number of steps: T is the file's metadata. */
+        snn_safetensors *file = NULL;
+        char steps[32];
+        snprintf(steps, sizeof steps, "%d", T);
+        st = snn_safetensors_read(&file, model_path);
+        if (st == SNN_OK) st = snn_safetensors_meta_set(file, "T", steps);
+        if (st == SNN_OK) st = snn_model_from_safetensors(model, *ctx, file);
+        snn_safetensors_free(file);
+    } else {
+        st = snn_model_load(model, *ctx, model_path);
+    }
+    if (st != SNN_OK) {
         cli_report("loading the model", st);
         snn_context_free(*ctx);
         *ctx = NULL;

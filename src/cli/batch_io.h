@@ -18,6 +18,9 @@ void cli_batch_free(cli_batch *b);
 /* Opens the device (NULL: $SNNCL_DEVICE or 0) and loads a model; on failure reports it
  * and returns SNN_ERR_* with *ctx and *model freed and NULL. */
 snn_status cli_open_model(const char *device, const char *model_path, snn_context **ctx, snn_model **model);
+/* The same with the model run over T steps instead of its file's (T <= 0: the file's). */
+snn_status cli_open_model_T(const char *device, const char *model_path, int T, snn_context **ctx,
+                            snn_model **model);
 /* Tensor 'input' of path, checked against the model. Prints its own message for a
  * missing tensor or a wrong shape (and returns that status). */
 snn_status cli_read_input(const char *cmd, cli_batch *b, const char *path, const snn_model_config *cfg);

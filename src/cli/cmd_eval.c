@@ -45,8 +45,8 @@ int cli_check_model_fits(const char *cmd, const snn_model_config *cfg, const snn
 int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *data = "fashion-mnist", *dir = NULL, *split = "test", *device = NULL,
                *json = NULL;
-    int batch = 256, limit = 0, lyapunov = 0, quiet = 0;
-    float eps = 1e-4f;
+    int batch = 256, limit = 0, lyapunov = 0, quiet = 0, steps = 0;
+    float eps = 1e-4f, noise = 0.0f;
     uint64_t seed = 0;
     cli_option opts[] = {
         {"model", CLI_STRING, &model_path, "PATH", "model or checkpoint (safetensors)", 1, 0},
@@ -57,7 +57,9 @@ int cmd_eval(int argc, char **argv) {
         {"limit", CLI_INT, &limit, "N", "only the first N images (0: all)", 0, 0},
         {"lyapunov", CLI_FLAG, &lyapunov, NULL, "also report the mean Lyapunov estimate", 0, 0},
         {"lyap-eps", CLI_FLOAT, &eps, "E", "perturbation size", 0, 0},
-        {"seed", CLI_U64, &seed, "N", "seed for rate encoding and the perturbation", 0, 0},
+        {"seed", CLI_U64, &seed, "N", "seed for rate encoding, the perturbation and --noise", 0, 0},
+        {"noise", CLI_FLOAT, &noise, "SIGMA", "add Gaussian noise of this deviation to every pixel before encoding", 0, 0},
+        {"T", CLI_INT, &steps, "N", "run the model over N time steps instead of its own (0: its own)", 0, 0},
         {"device", CLI_STRING, &device, "N|NAME", "OpenCL device (default $SNNCL_DEVICE or 0)", 0, 0},
         {"json", CLI_STRING, &json, "PATH", "also write the result as one JSON line to PATH", 0, 0},
         {"quiet", CLI_FLAG, &quiet, NULL, "no progress display", 0, 0},
@@ -76,8 +78,10 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "snncl eval: %s (see snncl eval --help)\n", err);
         return 2;
     }
-    if (batch < 1 || limit < 0 || !(eps > 0.0f) || (strcmp(split, "test") != 0 && strcmp(split, "train") != 0)) {
-        fprintf(stderr, "snncl eval: --batch must be >= 1, --limit >= 0, --lyap-eps > 0, --split test|train\n");
+    if (batch < 1 || limit < 0 || !(eps > 0.0f) || !(noise >= 0.0f) || steps < 0 ||
+        (strcmp(split, "test") != 0 && strcmp(split, "train") != 0)) {
+        fprintf(stderr, "snncl eval: --batch must be >= 1, --limit >= 0, --lyap-eps > 0, --noise >= 0, --T >= 0, "
+                        "--split test|train\n");
         return 2;
     }
     snn_context *ctx = NULL;
@@ -87,13 +91,13 @@ int cmd_eval(int argc, char **argv) {
     int status = cli_load_split("eval", data, dir, strcmp(split, "train") == 0, (size_t)limit, &ds);
     if (status) goto done;
     status = 1;
-    if ((st = cli_open_model(device, model_path, &ctx, &model)) != SNN_OK) goto done;
+    if ((st = cli_open_model_T(device, model_path, steps, &ctx, &model)) != SNN_OK) goto done;
     snn_model_config cfg;
     snn_model_get_config(model, &cfg);
     if ((status = cli_check_model_fits("eval", &cfg, ds)) != 0) goto done;
     status = 1;
     cli_eval_result r;
-    if ((st = cli_evaluate(model, ds, batch, seed, lyapunov, eps, !quiet, NULL, &r)) != SNN_OK) {
+    if ((st = cli_evaluate(model, ds, batch, seed, lyapunov, eps, noise, !quiet, NULL, &r)) != SNN_OK) {
         cli_report("evaluating", st);
         goto done;
     }
@@ -112,8 +116,9 @@ int cmd_eval(int argc, char **argv) {
             fprintf(stderr, "snncl eval: cannot open %s for writing\n", json);
             goto done;
         }
-        fprintf(f, "{\"split\": \"%s\", \"images\": %zu, \"correct\": %zu, \"accuracy\": %.6f", split, r.images,
-                r.correct, r.accuracy);
+        fprintf(f, "{\"split\": \"%s\", \"images\": %zu, \"correct\": %zu, \"accuracy\": %.6f, \"T\": %d, "
+                   "\"noise\": %g",
+                split, r.images, r.correct, r.accuracy, cfg.T, (double)noise);
         if (lyapunov) fprintf(f, ", \"lyapunov\": %.6f, \"lyapunov_floor\": %.6f", r.lyapunov, floor_value);
         fprintf(f, ", \"seconds\": %.3f}\n", r.seconds);
         if (fclose(f) != 0) {

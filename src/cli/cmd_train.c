@@ -544,7 +544,7 @@ static int train(train_run *r) {
         fflush(stdout);
         have_eval = 0;
         if (!r->o.no_eval) {
-            if ((st = cli_evaluate(r->model, r->test, r->o.eval_batch, r->o.seed, 0, r->o.lyap_eps, !r->o.quiet,
+            if ((st = cli_evaluate(r->model, r->test, r->o.eval_batch, r->o.seed, 0, r->o.lyap_eps, 0.0f, !r->o.quiet,
                                    &stop_signal, &ev)) != SNN_OK)
                 return cli_report("evaluating", st);
             /* The position stays "every step of the epoch done": a resumed run evaluates
@@ -597,7 +597,7 @@ static int train(train_run *r) {
     }
     printf("saved %s (checkpoint %s); peak device memory %.0f MB\n", r->o.out, r->ckpt_path, peak_mb(r));
     if (!have_eval && !r->o.no_eval) {
-        if ((st = cli_evaluate(r->model, r->test, r->o.eval_batch, r->o.seed, 0, r->o.lyap_eps, !r->o.quiet,
+        if ((st = cli_evaluate(r->model, r->test, r->o.eval_batch, r->o.seed, 0, r->o.lyap_eps, 0.0f, !r->o.quiet,
                                &stop_signal, &ev)) != SNN_OK)
             return cli_report("evaluating", st);
         have_eval = !ev.interrupted;

@@ -1,13 +1,35 @@
 /* Test-set evaluation. */
 #include "evaluate.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "progress.h"
 
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t x = (*s += 0x9E3779B97F4A7C15ull);
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* x[0..n) += sigma * N(0, 1), Box-Muller on SplitMix64 seeded by (seed, image). */
+static void add_noise(float *x, size_t n, float sigma, uint64_t seed, uint64_t image) {
+    uint64_t s = seed ^ (image * 0xD1B54A32D192ED03ull);
+    const double two_pi = 6.283185307179586;
+    for (size_t i = 0; i < n; i += 2) {
+        const double u1 = ((double)(splitmix64(&s) >> 11) + 1.0) * 0x1p-53; /* (0, 1] */
+        const double u2 = (double)(splitmix64(&s) >> 11) * 0x1p-53;
+        const double r = sqrt(-2.0 * log(u1));
+        x[i] += (float)(sigma * r * cos(two_pi * u2));
+        if (i + 1 < n) x[i + 1] += (float)(sigma * r * sin(two_pi * u2));
+    }
+}
+
 snn_status cli_evaluate(snn_model *model, const snn_dataset *ds, int batch, uint64_t seed, int lyapunov,
-                        float lyap_eps, int show_progress, volatile sig_atomic_t *stop, cli_eval_result *out) {
+                        float lyap_eps, float noise, int show_progress, volatile sig_atomic_t *stop,
+                        cli_eval_result *out) {
     snn_model_config cfg;
     snn_status st = snn_model_get_config(model, &cfg);
     if (st != SNN_OK) return st;
@@ -40,6 +62,7 @@ snn_status cli_evaluate(snn_model *model, const snn_dataset *ds, int batch, uint
         const size_t b = n - first < (size_t)batch ? n - first : (size_t)batch;
         for (size_t i = 0; i < b; i++) idx[i] = (uint32_t)(first + i);
         if ((st = snn_dataset_gather(ds, idx, b, x, labels)) != SNN_OK) break;
+        for (size_t i = 0; noise > 0.0f && i < b; i++) add_noise(x + i * per, per, noise, seed, first + i);
         fp.seed = seed + first; /* rate encoding differs per batch, reproducibly */
         float lyap = 0;
         if ((st = snn_model_forward(model, x, (int)b, &fp, logits, &lyap, NULL)) != SNN_OK) break;

@@ -14,9 +14,12 @@ typedef struct cli_eval_result {
     int interrupted; /* *stop became non-zero: the figures cover only part of ds */
 } cli_eval_result;
 
-/* Runs every image of ds in order, batch at a time. show_progress: draw a bar. stop
+/* Runs every image of ds in order, batch at a time. noise > 0 adds noise * N(0, 1) to
+ * every pixel (after the dataset's normalization, before encoding; not clipped), drawn
+ * from `seed` and the image's index, so runs repeat. show_progress: draw a bar. stop
  * (NULL: none) is looked at between batches, so a signal handler can end the run early. */
 snn_status cli_evaluate(snn_model *model, const snn_dataset *ds, int batch, uint64_t seed, int lyapunov,
-                        float lyap_eps, int show_progress, volatile sig_atomic_t *stop, cli_eval_result *out);
+                        float lyap_eps, float noise, int show_progress, volatile sig_atomic_t *stop,
+                        cli_eval_result *out);
 
 #endif
