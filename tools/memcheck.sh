@@ -50,7 +50,7 @@ cases=(
     "1|infer --model corrupt.safetensors --input $input --output y2.safetensors"
     "1|eval --model m.safetensors --data mnist --data-dir nowhere"
     "2|infer --model $model --input $input --output y2.safetensors --lyap-eps x"
-    "2|${train[*]} --batch 1 --out m2.safetensors"
+    "2|${train[*]} --lyap-warmup -1 --out m2.safetensors"
     "2|bench --mode backward"
 )
 
