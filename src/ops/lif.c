@@ -34,22 +34,6 @@ snn_status snn_op_lif_forward_pool(snn_context *ctx, const snn_lif_args *a, size
         SNN_ARG_UINT((a)->B), SNN_ARG_UINT((a)->T), SNN_ARG_UINT((a)->t0), SNN_ARG_MEM((a)->sq),          \
         SNN_ARG_UINT((a)->sq_off)
 
-snn_status snn_op_lif_lyapunov(snn_context *ctx, const snn_lif_args *a) {
-    /* The variant by mode (cl/lif_lyapunov.cl): sparse input difference (eval), recorded
-     * membranes (training's backward), or spikes from dense inputs. */
-    const char *name = a->dmap ? "snn_k_lif_lyapunov_sparse"
-                       : a->record ? "snn_k_lif_lyapunov_record"
-                                   : "snn_k_lif_lyapunov";
-    size_t wg;
-    SNN_TRY(snn_group_wg(ctx, name, 256, &wg));
-    size_t global[1] = {a->B * wg}, local[1] = {wg};
-    if (a->dmap)
-        return snn_launch(ctx, name, 1, global, local,
-                          SNN_ARGS(LYAPUNOV_ARGS(a), SNN_ARG_MEM(a->dmap), SNN_ARG_MEM(a->dx),
-                                   SNN_ARG_UINT(a->dx_gstride), SNN_ARG_LOCAL(wg * sizeof(float))));
-    return snn_launch(ctx, name, 1, global, local, SNN_ARGS(LYAPUNOV_ARGS(a), SNN_ARG_LOCAL(wg * sizeof(float))));
-}
-
 /* The arguments every variant of snn_k_lif_lyapunov_pool takes first. */
 #define LYAPUNOV_POOL_ARGS(a, H, W)                                                                       \
     SNN_ARG_MEM((a)->in), SNN_ARG_UINT((a)->in_off), SNN_ARG_UINT((a)->gstride), SNN_ARG_UINT((a)->tstride), \
@@ -59,28 +43,45 @@ snn_status snn_op_lif_lyapunov(snn_context *ctx, const snn_lif_args *a) {
         SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT((a)->T), SNN_ARG_UINT((a)->t0), SNN_ARG_MEM((a)->sq), \
         SNN_ARG_UINT((a)->sq_off)
 
+/* Launches a two-trajectory LIF variant, one work-group per sample: the variant's
+ * common arguments, then the sparse difference's (dmap, dx, dx_gstride) and the
+ * pooled spikes' mark when it takes them, then the group's scratch. */
+static snn_status launch_lyapunov(snn_context *ctx, const char *name, const snn_lif_args *a, const snn_arg *common,
+                                  int ncommon, int sparse, int marking) {
+    size_t wg;
+    SNN_TRY(snn_group_wg(ctx, name, 256, &wg));
+    size_t global[1] = {a->B * wg}, local[1] = {wg};
+    snn_arg args[32];
+    int n = 0;
+    for (int i = 0; i < ncommon; i++) args[n++] = common[i];
+    const cl_uint dx_gstride = (cl_uint)a->dx_gstride;
+    if (sparse) {
+        args[n++] = SNN_ARG_MEM(a->dmap);
+        args[n++] = SNN_ARG_MEM(a->dx);
+        args[n++] = (snn_arg){sizeof dx_gstride, &dx_gstride};
+    }
+    if (marking) args[n++] = SNN_ARG_MEM(a->mark);
+    args[n++] = SNN_ARG_LOCAL(wg * sizeof(float));
+    return snn_launch(ctx, name, 1, global, local, n, args);
+}
+
+snn_status snn_op_lif_lyapunov(snn_context *ctx, const snn_lif_args *a) {
+    /* The variant by mode (cl/lif_lyapunov.cl): sparse input difference (eval), recorded
+     * membranes (training's backward), or spikes from dense inputs. */
+    const char *name = a->dmap ? "snn_k_lif_lyapunov_sparse"
+                       : a->record ? "snn_k_lif_lyapunov_record"
+                                   : "snn_k_lif_lyapunov";
+    const snn_arg common[] = {LYAPUNOV_ARGS(a)};
+    return launch_lyapunov(ctx, name, a, common, (int)SNN_ARRAY_LEN(common), a->dmap != NULL, 0);
+}
+
 snn_status snn_op_lif_lyapunov_pool(snn_context *ctx, const snn_lif_args *a, size_t H, size_t W) {
     static const char *const names[2][2] = {
         {"snn_k_lif_lyapunov_pool", "snn_k_lif_lyapunov_pool_mark"},
         {"snn_k_lif_lyapunov_pool_sparse", "snn_k_lif_lyapunov_pool_sparse_mark"}};
     const int sparse = a->dmap != NULL, marking = a->mark != NULL;
-    const char *name = names[sparse][marking];
-    size_t wg;
-    SNN_TRY(snn_group_wg(ctx, name, 256, &wg));
-    size_t global[1] = {a->B * wg}, local[1] = {wg};
-    const snn_arg scratch = SNN_ARG_LOCAL(wg * sizeof(float));
-    if (sparse && marking)
-        return snn_launch(ctx, name, 1, global, local,
-                          SNN_ARGS(LYAPUNOV_POOL_ARGS(a, H, W), SNN_ARG_MEM(a->dmap), SNN_ARG_MEM(a->dx),
-                                   SNN_ARG_UINT(a->dx_gstride), SNN_ARG_MEM(a->mark), scratch));
-    if (sparse)
-        return snn_launch(ctx, name, 1, global, local,
-                          SNN_ARGS(LYAPUNOV_POOL_ARGS(a, H, W), SNN_ARG_MEM(a->dmap), SNN_ARG_MEM(a->dx),
-                                   SNN_ARG_UINT(a->dx_gstride), scratch));
-    if (marking)
-        return snn_launch(ctx, name, 1, global, local,
-                          SNN_ARGS(LYAPUNOV_POOL_ARGS(a, H, W), SNN_ARG_MEM(a->mark), scratch));
-    return snn_launch(ctx, name, 1, global, local, SNN_ARGS(LYAPUNOV_POOL_ARGS(a, H, W), scratch));
+    const snn_arg common[] = {LYAPUNOV_POOL_ARGS(a, H, W)};
+    return launch_lyapunov(ctx, names[sparse][marking], a, common, (int)SNN_ARRAY_LEN(common), sparse, marking);
 }
 
 snn_status snn_op_lif_backward(snn_context *ctx, const snn_lif_backward_args *a) {
