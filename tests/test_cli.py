@@ -879,7 +879,7 @@ class TrainingTests(CliTestCase):
         self.assertRegex(stdout, r"lyapunov: [0-9.]+ \(mean estimate; its floor, where no spike flips: %.6f\)" % floor)
         with open(ej) as f:
             self.assertAlmostEqual(json.loads(f.read().splitlines()[-1])["lyapunov_floor"], floor, places=5)
-        for bad in ("flor", "floor0.1", "floor+x", "1.5.2"):
+        for bad in ("flor", "floor0.1", "floor+x", "1.5.2", "", "floor+"):
             with self.subTest(bad=bad):
                 self.assert_exit(self.train_args(data, out, "--lyap-target", bad), 2, "--lyap-target")
 

@@ -273,20 +273,20 @@ static int make_model(train_run *r) {
 /* --lyap-target: a number, or relative to the estimate's floor for this model and
  * --lyap-eps ("floor", "floor+0.1", "floor-0.05"), into r->o.lyap_target. */
 static int resolve_lyap_target(train_run *r) {
-    const char *text = r->o.lyap_target_text;
-    double base = 0.0;
-    if (strncmp(text, "floor", 5) == 0) {
-        base = r->lyap_floor;
-        text += 5;
-    }
-    char *end = NULL;
-    const double offset = *text ? strtod(text, &end) : 0.0;
-    const int relative = text != r->o.lyap_target_text;
-    if ((*text && (*end || end == text || !isfinite(offset))) || (relative && *text && *text != '+' && *text != '-')) {
-        fprintf(stderr, "snncl train: --lyap-target must be a number, floor, floor+D or floor-D, got '%s'\n",
-                r->o.lyap_target_text);
+    /* NULL: a checkpoint that stored the option empty */
+    const char *text = r->o.lyap_target_text ? r->o.lyap_target_text : "";
+    const int relative = strncmp(text, "floor", 5) == 0;
+    const char *num = relative ? text + 5 : text;
+    char *end = (char *)num;
+    const double offset = *num ? strtod(num, &end) : 0.0;
+    /* a number; or floor, optionally followed by a signed number */
+    const int well_formed = relative ? !*num || ((*num == '+' || *num == '-') && end != num && !*end)
+                                     : *num && end != num && !*end;
+    if (!well_formed || !isfinite(offset)) {
+        fprintf(stderr, "snncl train: --lyap-target must be a number, floor, floor+D or floor-D, got '%s'\n", text);
         return 1;
     }
+    const double base = relative ? r->lyap_floor : 0.0;
     r->o.lyap_target = (float)(base + offset);
     if (relative) printf("lyapunov target: %.6f (the estimate's floor %.6f %+g)\n", (double)r->o.lyap_target, base, offset);
     return 0;
