@@ -16,14 +16,16 @@ _CODES = {"F32": ("f", 4), "F64": ("d", 8), "I64": ("q", 8)}
 
 
 class Tensor:
-    """One tensor: dtype name, shape list and little-endian raw bytes."""
+    """One tensor: dtype name, shape list and little-endian raw bytes (and, when read
+    from a file, the offset of its bytes in the data section)."""
 
-    def __init__(self, dtype, shape, data):
+    def __init__(self, dtype, shape, data, offset=None):
         if dtype not in _CODES:
             raise ValueError("unsupported dtype %r" % dtype)
         self.dtype = dtype
         self.shape = [int(s) for s in shape]
         self.data = bytes(data)
+        self.offset = offset
         if len(self.data) != self.count() * _CODES[dtype][1]:
             raise ValueError("%d bytes for %s %s" % (len(self.data), dtype, self.shape))
 
@@ -77,7 +79,7 @@ def decode(blob, what="safetensors"):
         begin, end = e["data_offsets"]
         if not 0 <= begin <= end <= len(data):
             raise ValueError("%s: tensor %s: bad data_offsets %r" % (what, name, e["data_offsets"]))
-        tensors[name] = Tensor(e["dtype"], e["shape"], data[begin:end])
+        tensors[name] = Tensor(e["dtype"], e["shape"], data[begin:end], begin)
     return tensors, meta
 
 
@@ -142,40 +144,24 @@ def st_encode(tensors, metadata) -> bytes:
 
 def st_decode(blob: bytes):
     """Returns (tensors, metadata, names_in_file_order); tensors maps a name to
-    (dtype, numpy array). Validates the layout strictly."""
+    (dtype, numpy array). decode() on top of a strict layout: a header padded to 8
+    bytes, and the tensors' bytes back to back, covering the data exactly."""
     np = _np()
     dts = _dtypes()
-    if len(blob) < 8:
-        raise ValueError("file too short")
-    (n,) = struct.unpack("<Q", blob[:8])
-    if n % 8 or 8 + n > len(blob):
-        raise ValueError(f"bad header length {n}")
-    header = json.loads(blob[8:8 + n].decode("ascii"))
-    data = blob[8 + n:]
-    meta = header.pop("__metadata__", {})
-    tensors = {}
-    spans = []
-    for name, info in header.items():
-        dt = info["dtype"]
-        shape = tuple(int(s) for s in info["shape"])
-        a, b = info["data_offsets"]
-        if dt not in dts:
-            raise ValueError(f"{name}: unsupported dtype {dt}")
-        count = int(np.prod(shape)) if shape else 1
-        if b - a != count * dts[dt].itemsize or not (0 <= a <= b <= len(data)):
-            raise ValueError(f"{name}: bad data_offsets {a},{b}")
-        arr = np.frombuffer(data, dtype=dts[dt], count=count, offset=a).reshape(shape).copy()
-        tensors[name] = (dt, arr)
-        spans.append((a, b, name))
-    spans.sort()
+    header_len = struct.unpack("<Q", blob[:8])[0] if len(blob) >= 8 else 0
+    if header_len % 8:
+        raise ValueError(f"bad header length {header_len}")
+    tensors, meta = decode(blob)
     pos = 0
-    for a, b, name in spans:
-        if a != pos:
+    for name, t in tensors.items():  # in file order
+        if t.offset != pos:
             raise ValueError(f"{name}: hole or overlap at {pos}")
-        pos = b
-    if pos != len(data):
+        pos += len(t.data)
+    if pos != len(blob) - 8 - header_len:
         raise ValueError("trailing bytes after the last tensor")
-    return tensors, meta, [s[2] for s in spans]
+    arrays = {name: (t.dtype, np.frombuffer(t.data, dtype=dts[t.dtype]).reshape(t.shape).copy())
+              for name, t in tensors.items()}
+    return arrays, meta or {}, list(tensors)
 
 
 def st_write(path: pathlib.Path, tensors, metadata) -> int:
