@@ -51,14 +51,21 @@ snn_status snn_file_begin(snn_file **out, const char *path) {
 
 FILE *snn_file_stream(snn_file *f) { return f ? f->stream : NULL; }
 
+/* The directory holding path into dir ("." for a bare name); returns path's last
+ * component. */
+static const char *split_dir(const char *path, char *dir, size_t len) {
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, len, ".");
+    else
+        snprintf(dir, len, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    return slash ? slash + 1 : path;
+}
+
 /* Best effort: makes the rename durable by syncing the directory holding path. */
 static void sync_parent_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
     char dir[4096];
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else
-        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    split_dir(path, dir, sizeof dir);
     const int fd = open(dir, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
     (void)fsync(fd);
@@ -91,13 +98,8 @@ void snn_file_abort(snn_file *f) {
 
 int snn_file_remove_stale(const char *path) {
     if (!path || !path[0]) return 0;
-    const char *slash = strrchr(path, '/');
     char dir[4096];
-    const char *base = slash ? slash + 1 : path;
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else
-        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    const char *base = split_dir(path, dir, sizeof dir);
     const size_t blen = strlen(base);
     DIR *d = opendir(dir);
     if (!d) return 0;
