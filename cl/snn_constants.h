@@ -18,15 +18,31 @@
 #define SNN_STREAM_DROPOUT 2u
 #define SNN_STREAM_HOST 0xC0FFEEu
 
-/* Register blocking of the native GEMM kernels (cl/gemm.cl), by which src/core/gemm.c
- * sizes their launches: snn_k_gemm_cols computes SNN_GEMM_RM rows x SNN_GEMM_CW
- * columns (SNN_GEMM_CV float16 vectors) per work-item, snn_k_gemm_dot SNN_GEMM_DI x
- * SNN_GEMM_DJ of C. */
+/* Register blocking of the native GEMM kernels (cl/gemm.cl): snn_k_gemm_cols computes
+ * SNN_GEMM_RM rows x SNN_GEMM_CW columns (SNN_GEMM_CV float16 vectors) per work-item,
+ * snn_k_gemm_dot SNN_GEMM_DI x SNN_GEMM_DJ of C. They follow the device's
+ * vector registers: src/core/gemm.c chooses them when the program is built (passing
+ * -D options) and sizes the launches by its choice; these are the defaults. */
+#ifndef SNN_GEMM_RM
 #define SNN_GEMM_RM 8
+#endif
+#ifndef SNN_GEMM_CV
 #define SNN_GEMM_CV 2
+#endif
 #define SNN_GEMM_CW (16 * SNN_GEMM_CV)
+#ifndef SNN_GEMM_DI
 #define SNN_GEMM_DI 2
+#endif
+#ifndef SNN_GEMM_DJ
 #define SNN_GEMM_DJ 8
+#endif
+
+/* The sparse convolutions (cl/conv_sparse.cl): output channels per work-item of
+ * snn_k_conv3x3_sparse (SNN_SPARSE_CV float16 vectors), and pixels per work-item of
+ * the nonzero count. */
+#define SNN_SPARSE_CV 4
+#define SNN_SPARSE_CW (16 * SNN_SPARSE_CV)
+#define SNN_SPARSE_COUNT_PIXELS 256
 
 /* The largest T of snn_k_lif_backward_fused, whose membranes live in registers. */
 #define SNN_LIF_FUSED_MAX_T 32

@@ -907,8 +907,8 @@ START_TEST(test_conv3x3_backward) {
             if (chunk > N) chunk = N;
             const size_t allowed = chunk * per_image / sizeof(float), ws_len = allowed + 23;
             /* Workspaces handed over sentinel-filled with room beyond what the op may use. */
-            snn_workspace ws = {{dev_sentinel(ctx, ws_len), ws_len * sizeof(float)}, limits[li]};
-            snn_workspace ws2 = {{dev_sentinel(ctx, ws_len), ws_len * sizeof(float)}, limits[li]};
+            snn_workspace ws = {.buf = {dev_sentinel(ctx, ws_len), ws_len * sizeof(float)}, .limit = limits[li]};
+            snn_workspace ws2 = {.buf = {dev_sentinel(ctx, ws_len), ws_len * sizeof(float)}, .limit = limits[li]};
             /* outputs start as NaN everywhere: dweight's first chunk (beta = 0) and col2im
              * must not read them */
             cl_mem dweight = dev_sentinel(ctx, n_w + pad), din = with_din ? dev_sentinel(ctx, n_in + pad) : NULL;

@@ -491,7 +491,7 @@ START_TEST(test_conv3x3) {
         {2, 3, 1, 9, 3}, {4, 5, 7, 5, 1}, {7, 2, 11, 13, 9},
     };
     /* One workspace kept across shapes (grows on demand), small limit. */
-    snn_workspace shared = {{NULL, 0}, 4096};
+    snn_workspace shared = {.limit = 4096};
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
         const size_t C = shapes[k].C, N = shapes[k].N, H = shapes[k].H, W = shapes[k].W,
                      Cout = shapes[k].Cout;
@@ -504,7 +504,7 @@ START_TEST(test_conv3x3) {
         /* chunk of 1 image, a few KB, 2 images (N = 3: chunks 2 + 1), everything at once */
         const size_t limits[] = {1, 4096, 2 * per_image, (size_t)1 << 26, 0};
         for (size_t li = 0; li < sizeof limits / sizeof limits[0]; li++) {
-            snn_workspace own = {{NULL, 0}, limits[li]};
+            snn_workspace own = {.limit = limits[li]};
             snn_workspace *ws = limits[li] ? &own : &shared;
             /* A small limit: hand the op a sentinel-filled workspace with room beyond
              * max(limit, one image), which it must not touch. */
@@ -539,6 +539,112 @@ START_TEST(test_conv3x3) {
         snn_buffer_release(&wd);
     }
     snn_workspace_release(&shared);
+}
+END_TEST
+
+/* ------------------------------------------------------ sparse convolutions -- */
+
+/* Pooled spikes at a density: 0 with probability 1 - density, else 1/4 .. 1. */
+static float *pooled_spikes(test_rng *r, size_t n, float density) {
+    float *x = host_alloc(n);
+    for (size_t i = 0; i < n; i++)
+        x[i] = test_rng_uniform(r, 0.0f, 1.0f) < density ? (float)(1 + test_rng_u32(r) % 4) / 4.0f : 0.0f;
+    return x;
+}
+
+/* dw (Cout, C, 3, 3) = sum over pixels of dout (Cout, N, H, W) times the input under
+ * each tap; din (C, N, H, W) = the adjoint of the convolution applied to dout. */
+static void ref_conv3x3_grads(const float *in, const float *w, const float *dout, double *dw, double *din, size_t C,
+                              size_t N, size_t H, size_t W, size_t Cout) {
+    for (size_t co = 0; co < Cout; co++)
+        for (size_t n = 0; n < N; n++)
+            for (size_t y = 0; y < H; y++)
+                for (size_t x = 0; x < W; x++) {
+                    const double g = dout[((co * N + n) * H + y) * W + x];
+                    for (size_t c = 0; c < C; c++)
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++) {
+                                const long sy = (long)y + ky - 1, sx = (long)x + kx - 1;
+                                if (sy < 0 || sy >= (long)H || sx < 0 || sx >= (long)W) continue;
+                                const size_t wi = ((co * C + c) * 3 + (size_t)ky) * 3 + (size_t)kx;
+                                const size_t xi = ((c * N + n) * H + (size_t)sy) * W + (size_t)sx;
+                                dw[wi] += g * in[xi];
+                                din[xi] += g * w[wi];
+                            }
+                }
+}
+
+/* The sparse path of snn_op_conv3x3 and snn_op_conv3x3_backward (both kernel forms)
+ * against plain references on pooled spikes at densities 0, low and 1; at a threshold
+ * of 0 the same inputs must take the dense path, and agree too. */
+START_TEST(test_conv3x3_sparse) {
+    snn_context *ctx = test_context();
+    const float saved_density = ctx->sparse_density;
+    const int saved_lane = ctx->sparse_lane;
+    test_rng r;
+    test_rng_seed(&r, 77);
+    const struct {
+        size_t C, N, H, W, Cout;
+    } shapes[] = {{5, 3, 5, 7, 6}, {16, 2, 6, 6, 70}, {3, 4, 1, 9, 9}, {9, 3, 4, 5, 1}};
+    const float densities[] = {0.0f, 0.05f, 1.0f};
+    for (size_t k = 0; k < SNN_ARRAY_LEN(shapes); k++)
+        for (size_t d = 0; d < SNN_ARRAY_LEN(densities); d++)
+            for (int mode = 0; mode < 3; mode++) { /* vector kernels, lane kernels, dense */
+                const size_t C = shapes[k].C, N = shapes[k].N, H = shapes[k].H, W = shapes[k].W,
+                             Cout = shapes[k].Cout, pad = 17;
+                const size_t n_in = C * N * H * W, n_w = Cout * C * 9, n_out = Cout * N * H * W;
+                float *in = pooled_spikes(&r, n_in, densities[d]);
+                float *w = random_array(&r, n_w, -1.0f, 1.0f), *dout = random_array(&r, n_out, -1.0f, 1.0f);
+                double *want = host_alloc_d(n_out), *want_dw = host_alloc_d(n_w), *want_din = host_alloc_d(n_in);
+                ref_conv3x3(in, w, want, C, N, H, W, Cout);
+                ref_conv3x3_grads(in, w, dout, want_dw, want_din, C, N, H, W, Cout);
+                ctx->sparse_density = mode == 2 ? 0.0f : 1.0f;
+                ctx->sparse_lane = mode == 1;
+                cl_mem ind = dev_upload(ctx, in, n_in), wd = dev_upload(ctx, w, n_w), gd = dev_upload(ctx, dout, n_out);
+                cl_mem out = dev_sentinel(ctx, n_out + pad), dw = dev_sentinel(ctx, n_w + pad);
+                cl_mem din = dev_sentinel(ctx, n_in + pad);
+                /* two images per chunk: the weight gradient adds chunks up */
+                snn_workspace ws = {.limit = 2 * C * 9 * H * W * sizeof(float)}, ws2 = ws;
+                ck_assert_snn_ok(snn_op_conv3x3(ctx, ind, C, N, H, W, wd, Cout, out, &ws));
+                ck_assert_snn_ok(snn_op_conv3x3_backward(ctx, ind, C, N, H, W, wd, Cout, gd, dw, din, &ws, &ws2));
+                char what[200];
+                snprintf(what, sizeof what, "conv3x3 %s C=%zu N=%zu H=%zu W=%zu Cout=%zu density=%.2f",
+                         mode == 0 ? "sparse" : mode == 1 ? "sparse lane" : "dense", C, N, H, W, Cout,
+                         (double)densities[d]);
+                const unsigned long chunks = 2 * ((N + 1) / 2); /* forward and backward */
+                expect_msg(mode == 2 ? ws.sparse.dense_chunks == chunks && ws.sparse.sparse_chunks == 0
+                                     : ws.sparse.sparse_chunks == chunks && ws.sparse.dense_chunks == 0,
+                           "%s: %lu sparse and %lu dense chunks", what, ws.sparse.sparse_chunks,
+                           ws.sparse.dense_chunks);
+                float *got = dev_download(ctx, out, n_out + pad), *gdw = dev_download(ctx, dw, n_w + pad);
+                float *gdin = dev_download(ctx, din, n_in + pad);
+                char w2[240];
+                /* sums of at most C*9 (forward) or N*H*W (weight) products of O(1) values */
+                snprintf(w2, sizeof w2, "%s out", what);
+                assert_close(got, want, n_out, 1.0, 1e-5, w2);
+                assert_sentinel(got, n_out, n_out + pad, w2);
+                snprintf(w2, sizeof w2, "%s dW", what);
+                assert_close(gdw, want_dw, n_w, 1.0, 1e-5, w2);
+                assert_sentinel(gdw, n_w, n_w + pad, w2);
+                snprintf(w2, sizeof w2, "%s dx", what);
+                assert_close(gdin, want_din, n_in, 1.0, 1e-5, w2);
+                assert_sentinel(gdin, n_in, n_in + pad, w2);
+                free(got);
+                free(gdw);
+                free(gdin);
+                snn_workspace_release(&ws);
+                snn_workspace_release(&ws2);
+                cl_mem *bufs[] = {&ind, &wd, &gd, &out, &dw, &din};
+                for (size_t b = 0; b < SNN_ARRAY_LEN(bufs); b++) snn_buffer_release(bufs[b]);
+                free(in);
+                free(w);
+                free(dout);
+                free(want);
+                free(want_dw);
+                free(want_din);
+            }
+    ctx->sparse_density = saved_density;
+    ctx->sparse_lane = saved_lane;
 }
 END_TEST
 
@@ -1625,6 +1731,7 @@ static Suite *kernels_suite(void) {
     tcase_add_test(tcase(s, "scale_to_channel_major"), test_scale_to_channel_major);
     tcase_add_test(tcase(s, "normal_channel_major"), test_normal_channel_major);
     tcase_add_test(gemm_tcase(s, "conv3x3"), test_conv3x3);
+    tcase_add_test(tcase(s, "conv3x3_sparse"), test_conv3x3_sparse);
 
     tc = tcase(s, "lif_forward");
     tcase_add_test(tc, test_lif_forward);

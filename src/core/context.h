@@ -9,7 +9,8 @@
 #include "cl_errors.h"
 #include "internal.h"
 
-#define SNN_MAX_KERNELS 64
+#define SNN_MAX_KERNELS 96
+#define SNN_MAX_DENSITY_STATS 16
 
 /* Which code computes snn_gemm (src/core/gemm.h). */
 typedef enum snn_gemm_impl {
@@ -55,6 +56,23 @@ struct snn_context {
     int profile;
     double profile_seconds[SNN_MAX_KERNELS + 1];
     unsigned long profile_calls[SNN_MAX_KERNELS + 1];
+    /* ... and the input density of the convolutions, per input shape (C, H, W): which
+     * path each chunk took and the fraction of nonzero inputs. */
+    struct snn_density_stat {
+        size_t C, H, W;
+        double nonzero, total;
+        unsigned long sparse, dense;
+    } density[SNN_MAX_DENSITY_STATS];
+    int num_density;
+    /* Convolution chunks whose fraction of nonzero inputs is at most this take the
+     * sparse path (src/ops/conv.c; 0: never). Set from the device type when the
+     * context is made; tests set it to force a path. */
+    float sparse_density;
+#define SNN_SPARSE_DENSITY_CPU 0.25f /* bench_conv: where the two paths cost the same */
+#define SNN_SPARSE_DENSITY_GPU 0.1f /* not measured yet: no GPU at hand */
+    /* The sparse kernels' form: one work-item per output value (`_lane`, GPUs) or per
+     * block of outputs in vector registers (CPUs). From the device type; tests flip it. */
+    int sparse_lane;
     /* Read and written by gemm.c only (gemm.h is its interface): the implementation in
      * use, what SNN_GEMM_AUTO means here (the stored tuning, else the device-type
      * default), why, and the native path's scratch (split reductions, transposed
@@ -64,6 +82,7 @@ struct snn_context {
         snn_gemm_impl auto_impl;
         const char *reason; /* "SNNCL_GEMM", "snncl tune" or "device-type default" */
         snn_dbuf ws;
+        unsigned cols_rm, cols_cv, dot_di, dot_dj; /* register blocking, built into the program */
     } gemm;
 };
 
@@ -74,6 +93,8 @@ void snn_profile_stop(snn_context *ctx, int slot, double start);
 
 /* The per-kernel time table of SNNCL_PROFILE, to stderr (when the context is freed). */
 void snn_profile_report(const snn_context *ctx);
+/* Adds a convolution chunk's density to the profile (when profiling). */
+void snn_profile_density(snn_context *ctx, size_t C, size_t H, size_t W, double nonzero, double total, int sparse);
 
 /* Drops one reference to a context's memory counts (the context's or a buffer's). */
 void snn_mem_count_unref(struct snn_mem_count *m);

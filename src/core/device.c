@@ -195,9 +195,10 @@ static snn_status build_program(snn_context *ctx, const char *extra_options) {
     SNN_TRY(snn_cl_check(err, "clCreateProgramWithSource"));
 
     /* Options follow the device: OpenCL C 1.2 semantics, fp64 only where present. */
-    char options[1024];
-    snprintf(options, sizeof options, "-cl-std=CL1.2%s %s",
-             ctx->info.has_fp64 ? " -DSNN_HAS_FP64=1" : "", extra_options ? extra_options : "");
+    char options[1024], gemm[128];
+    snn_gemm_build_options(ctx, gemm, sizeof gemm);
+    snprintf(options, sizeof options, "-cl-std=CL1.2%s%s %s", ctx->info.has_fp64 ? " -DSNN_HAS_FP64=1" : "", gemm,
+             extra_options ? extra_options : "");
     err = clBuildProgram(ctx->program, 1, &ctx->device, options, NULL, NULL);
     if (err != CL_SUCCESS) {
         size_t log_len = 0;
@@ -258,6 +259,8 @@ snn_status snn_context_create(snn_context **out, const snn_context_params *param
     fill_info(&ref, index, &ctx->info);
     const char *prof = getenv("SNNCL_PROFILE");
     ctx->profile = prof && *prof && strcmp(prof, "0") != 0;
+    ctx->sparse_density = ctx->info.type == SNN_DEVICE_CPU ? SNN_SPARSE_DENSITY_CPU : SNN_SPARSE_DENSITY_GPU;
+    ctx->sparse_lane = ctx->info.type != SNN_DEVICE_CPU;
 
     snn_status st;
     cl_int err;

@@ -14,6 +14,11 @@ snn_status snn_gemm(snn_context *ctx, int trans_a, int trans_b, size_t m, size_t
                     float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
                     size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
 
+/* Chooses the native kernels' register blocking for the context's device and writes
+ * the program build options that set it (called once by snn_context_create, before
+ * the program is built). */
+void snn_gemm_build_options(snn_context *ctx, char *options, size_t size);
+
 /* Chooses the context's implementation (called once by snn_context_create):
  * $SNNCL_GEMM=clblast|native forces one; otherwise the device's stored tuning
  * (src/core/tune.h, written by `snncl tune`; SNNCL_TUNING=0 ignores it), else

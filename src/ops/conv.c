@@ -1,10 +1,90 @@
-/* 3x3 convolution as im2col + one GEMM per chunk of images. */
+/* 3x3 convolution per chunk of images: im2col + one GEMM, or on sparse inputs (spikes)
+ * the products of the nonzero inputs only (cl/conv_sparse.cl). */
 #include <stdlib.h>
 
 #include "gemm.h"
 #include "ops.h"
 
-void snn_workspace_release(snn_workspace *ws) { snn_dbuf_release(&ws->buf); }
+void snn_workspace_release(snn_workspace *ws) {
+    snn_dbuf_release(&ws->buf);
+    snn_sparse_scratch *s = &ws->sparse;
+    snn_dbuf *all[] = {&s->part, &s->cnt, &s->ch, &s->val, &s->trans};
+    for (size_t i = 0; i < SNN_ARRAY_LEN(all); i++) snn_dbuf_release(all[i]);
+}
+
+static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+/* Images per chunk: as many im2col columns as fit in the workspace's limit, at least one. */
+static size_t chunk_images(const snn_workspace *ws, size_t per_image, size_t N) {
+    size_t chunk = ws->limit / per_image;
+    if (chunk < 1) chunk = 1;
+    return chunk > N ? N : chunk;
+}
+
+/* Whether the chunk of NPc pixels at element off (channels cstride elements apart)
+ * takes the sparse path: counts its nonzero inputs on the device and reads the
+ * count back (waits for the queue); never when ctx->sparse_density is 0. */
+static snn_status choose_sparse(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t off, size_t H,
+                                size_t W, size_t NPc, snn_sparse_scratch *s, int *sparse) {
+    *sparse = 0;
+    if (ctx->sparse_density <= 0.0f) {
+        s->dense_chunks++;
+        return SNN_OK;
+    }
+    const size_t groups = (NPc + SNN_SPARSE_COUNT_PIXELS - 1) / SNN_SPARSE_COUNT_PIXELS;
+    SNN_TRY(snn_dbuf_reserve(ctx, &s->part, groups * sizeof(cl_uint)));
+    size_t g[1] = {groups};
+    SNN_TRY(snn_launch(ctx, "snn_k_nonzero_count", 1, g, NULL,
+                       SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_UINT(C), SNN_ARG_UINT(cstride), SNN_ARG_UINT(off),
+                                SNN_ARG_UINT(NPc), SNN_ARG_MEM(s->part.mem))));
+    cl_uint *part = malloc(groups * sizeof *part);
+    if (!part) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "nonzero counts");
+    snn_status st = snn_buffer_read(ctx, s->part.mem, 0, groups * sizeof *part, part);
+    double nonzero = 0;
+    for (size_t i = 0; st == SNN_OK && i < groups; i++) nonzero += part[i];
+    free(part);
+    SNN_TRY(st);
+    const double total = (double)C * (double)NPc;
+    *sparse = nonzero <= (double)ctx->sparse_density * total;
+    if (*sparse)
+        s->sparse_chunks++;
+    else
+        s->dense_chunks++;
+    snn_profile_density(ctx, C, H, W, nonzero, total, *sparse);
+    return SNN_OK;
+}
+
+/* dst (n, Rp) = src (R, ld) columns off .. off+n-1 transposed, zero rows R .. Rp-1. */
+static snn_status transpose_pad(snn_context *ctx, cl_mem src, size_t R, size_t ld, size_t off, size_t n,
+                                size_t Rp, snn_dbuf *dst) {
+    SNN_TRY(snn_dbuf_reserve(ctx, dst, n * Rp * sizeof(float)));
+    size_t g[1] = {(n + 7) / 8};
+    return snn_launch(ctx, "snn_k_transpose_pad", 1, g, NULL,
+                      SNN_ARGS(SNN_ARG_MEM(src), SNN_ARG_UINT(R), SNN_ARG_UINT(ld), SNN_ARG_UINT(off),
+                               SNN_ARG_UINT(n), SNN_ARG_MEM(dst->mem), SNN_ARG_UINT(Rp)));
+}
+
+/* One chunk of snn_op_conv3x3_strided on the sparse path; s->trans holds the weights
+ * transposed (K, Rp). */
+static snn_status conv_sparse_chunk(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t off,
+                                    size_t NPc, size_t H, size_t W, size_t Cout, size_t Rp, cl_mem out,
+                                    size_t ldo, snn_sparse_scratch *s) {
+    SNN_TRY(snn_dbuf_reserve(ctx, &s->cnt, NPc * sizeof(cl_uint)));
+    SNN_TRY(snn_dbuf_reserve(ctx, &s->ch, NPc * C * sizeof(cl_uint)));
+    SNN_TRY(snn_dbuf_reserve(ctx, &s->val, NPc * C * sizeof(float)));
+    size_t g1[1] = {NPc};
+    SNN_TRY(snn_launch(ctx, "snn_k_spike_lists", 1, g1, NULL,
+                       SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_UINT(C), SNN_ARG_UINT(cstride), SNN_ARG_UINT(off),
+                                SNN_ARG_UINT(NPc), SNN_ARG_MEM(s->cnt.mem), SNN_ARG_MEM(s->ch.mem),
+                                SNN_ARG_MEM(s->val.mem))));
+    const int lane = ctx->sparse_lane;
+    size_t g2[2] = {lane ? Cout : NPc, lane ? NPc : Rp / SNN_SPARSE_CW};
+    return snn_launch(ctx, lane ? "snn_k_conv3x3_sparse_lane" : "snn_k_conv3x3_sparse", 2, g2, NULL,
+                      SNN_ARGS(SNN_ARG_MEM(s->cnt.mem), SNN_ARG_MEM(s->ch.mem), SNN_ARG_MEM(s->val.mem),
+                               SNN_ARG_UINT(C), SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(NPc),
+                               SNN_ARG_MEM(s->trans.mem), SNN_ARG_UINT(Rp), SNN_ARG_UINT(Cout), SNN_ARG_MEM(out),
+                               SNN_ARG_UINT(off), SNN_ARG_UINT(ldo)));
+}
 
 snn_status snn_op_conv3x3(snn_context *ctx, cl_mem in, size_t C, size_t N, size_t H, size_t W,
                           cl_mem weight, size_t Cout, cl_mem out, snn_workspace *ws) {
@@ -13,14 +93,22 @@ snn_status snn_op_conv3x3(snn_context *ctx, cl_mem in, size_t C, size_t N, size_
 
 snn_status snn_op_conv3x3_strided(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t N, size_t H,
                                   size_t W, cl_mem weight, size_t Cout, cl_mem out, snn_workspace *ws) {
-    const size_t HW = H * W, K = C * 9;
+    const size_t HW = H * W, K = C * 9, Rp = round_up(Cout, SNN_SPARSE_CW);
     const size_t per_image = K * HW * sizeof(float);
-    size_t chunk = ws->limit / per_image;
-    if (chunk < 1) chunk = 1;
-    if (chunk > N) chunk = N;
-    SNN_TRY(snn_dbuf_reserve(ctx, &ws->buf, chunk * per_image));
+    const size_t chunk = chunk_images(ws, per_image, N);
+    int weights_transposed = 0;
     for (size_t n0 = 0; n0 < N; n0 += chunk) {
         const size_t count = N - n0 < chunk ? N - n0 : chunk;
+        int sparse;
+        SNN_TRY(choose_sparse(ctx, in, C, cstride * HW, n0 * HW, H, W, count * HW, &ws->sparse, &sparse));
+        if (sparse) {
+            if (!weights_transposed) SNN_TRY(transpose_pad(ctx, weight, Cout, K, 0, K, Rp, &ws->sparse.trans));
+            weights_transposed = 1;
+            SNN_TRY(conv_sparse_chunk(ctx, in, C, cstride * HW, n0 * HW, count * HW, H, W, Cout, Rp, out, N * HW,
+                                      &ws->sparse));
+            continue;
+        }
+        SNN_TRY(snn_dbuf_reserve(ctx, &ws->buf, chunk * per_image));
         size_t global[2] = {count * H, C};
         /* im2col3x3's N is the channel stride in images */
         SNN_TRY(snn_launch(ctx, "snn_k_im2col3x3", 2, global, NULL,
@@ -100,26 +188,53 @@ snn_status snn_op_conv3x3_diff(snn_context *ctx, cl_mem in, size_t C, size_t cst
                                SNN_ARG_MEM(d->val.mem), SNN_ARG_MEM(d->nnz.mem), SNN_ARG_UINT(n), SNN_ARG_MEM(d->dx.mem)));
 }
 
+/* One chunk's weight gradient on the sparse path from gt, its output gradient as
+ * pixel rows (NPc, Rp). */
+static snn_status wgrad_sparse_chunk(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t off, size_t NPc,
+                                     size_t H, size_t W, size_t Cout, size_t Rp, cl_mem gt, float beta,
+                                     cl_mem dweight) {
+    if (ctx->sparse_lane) {
+        size_t g[2] = {Cout, C};
+        return snn_launch(ctx, "snn_k_conv3x3_wgrad_sparse_lane", 2, g, NULL,
+                          SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_UINT(C), SNN_ARG_UINT(cstride), SNN_ARG_UINT(off),
+                                   SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(NPc), SNN_ARG_MEM(gt),
+                                   SNN_ARG_UINT(Rp), SNN_ARG_UINT(Cout), SNN_ARG_FLOAT(beta), SNN_ARG_MEM(dweight)));
+    }
+    size_t g[1] = {C}, l[1] = {1};
+    return snn_launch(ctx, "snn_k_conv3x3_wgrad_sparse", 1, g, l,
+                      SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_UINT(C), SNN_ARG_UINT(cstride), SNN_ARG_UINT(off),
+                               SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(NPc), SNN_ARG_MEM(gt), SNN_ARG_UINT(Rp),
+                               SNN_ARG_UINT(Cout), SNN_ARG_FLOAT(beta), SNN_ARG_MEM(dweight),
+                               SNN_ARG_LOCAL(9 * Rp * sizeof(float))));
+}
+
 snn_status snn_op_conv3x3_backward(snn_context *ctx, cl_mem in, size_t C, size_t N, size_t H,
                                    size_t W, cl_mem weight, size_t Cout, cl_mem dout, cl_mem dweight,
                                    cl_mem din, snn_workspace *ws, snn_workspace *ws2) {
-    const size_t HW = H * W, K = C * 9;
+    const size_t HW = H * W, K = C * 9, Rp = round_up(Cout, 8);
     const size_t per_image = K * HW * sizeof(float);
-    size_t chunk = ws->limit / per_image;
-    if (chunk < 1) chunk = 1;
-    if (chunk > N) chunk = N;
-    SNN_TRY(snn_dbuf_reserve(ctx, &ws->buf, chunk * per_image));
+    const size_t chunk = chunk_images(ws, per_image, N);
     if (din) SNN_TRY(snn_dbuf_reserve(ctx, &ws2->buf, chunk * per_image));
     for (size_t n0 = 0; n0 < N; n0 += chunk) {
         const size_t count = N - n0 < chunk ? N - n0 : chunk;
-        size_t global[2] = {count * H, C};
-        SNN_TRY(snn_launch(ctx, "snn_k_im2col3x3", 2, global, NULL,
-                           SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_MEM(ws->buf.mem), SNN_ARG_UINT(C),
-                                    SNN_ARG_UINT(N), SNN_ARG_UINT(H), SNN_ARG_UINT(W),
-                                    SNN_ARG_UINT(n0), SNN_ARG_UINT(count))));
-        /* dweight (Cout, K) (+)= dout[:, chunk] (Cout, count*HW) x col^T (count*HW, K) */
-        SNN_TRY(snn_gemm(ctx, 0, 1, Cout, K, count * HW, 1.0f, dout, n0 * HW, N * HW, ws->buf.mem, 0,
-                         count * HW, n0 == 0 ? 0.0f : 1.0f, dweight, 0, K));
+        int sparse;
+        SNN_TRY(choose_sparse(ctx, in, C, N * HW, n0 * HW, H, W, count * HW, &ws->sparse, &sparse));
+        if (sparse) {
+            /* dweight (+)= products of the chunk's nonzero inputs with its output gradient, as pixel rows */
+            SNN_TRY(transpose_pad(ctx, dout, Cout, N * HW, n0 * HW, count * HW, Rp, &ws->sparse.trans));
+            SNN_TRY(wgrad_sparse_chunk(ctx, in, C, N * HW, n0 * HW, count * HW, H, W, Cout, Rp,
+                                       ws->sparse.trans.mem, n0 == 0 ? 0.0f : 1.0f, dweight));
+        } else {
+            SNN_TRY(snn_dbuf_reserve(ctx, &ws->buf, chunk * per_image));
+            size_t global[2] = {count * H, C};
+            SNN_TRY(snn_launch(ctx, "snn_k_im2col3x3", 2, global, NULL,
+                               SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_MEM(ws->buf.mem), SNN_ARG_UINT(C),
+                                        SNN_ARG_UINT(N), SNN_ARG_UINT(H), SNN_ARG_UINT(W),
+                                        SNN_ARG_UINT(n0), SNN_ARG_UINT(count))));
+            /* dweight (Cout, K) (+)= dout[:, chunk] (Cout, count*HW) x col^T (count*HW, K) */
+            SNN_TRY(snn_gemm(ctx, 0, 1, Cout, K, count * HW, 1.0f, dout, n0 * HW, N * HW, ws->buf.mem, 0,
+                             count * HW, n0 == 0 ? 0.0f : 1.0f, dweight, 0, K));
+        }
         if (!din) continue;
         /* dcol (K, count*HW) = weight^T (K, Cout) x dout[:, chunk] */
         SNN_TRY(snn_gemm(ctx, 1, 0, K, count * HW, Cout, 1.0f, weight, 0, K, dout, n0 * HW, N * HW, 0.0f,

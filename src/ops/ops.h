@@ -7,10 +7,20 @@
 #include "context.h"
 #include "snn_constants.h"
 
-/* Scratch memory that grows on demand; `limit` bounds what one op may ask for. */
+/* The sparse convolutions' buffers (cl/conv_sparse.cl), grown on demand: a chunk's
+ * nonzero counts and per-pixel channel lists, the transposed weights or output
+ * gradient. Sized per chunk like the im2col columns, and smaller than them. */
+typedef struct snn_sparse_scratch {
+    snn_dbuf part, cnt, ch, val, trans;
+    unsigned long sparse_chunks, dense_chunks; /* which path the chunks took: for tests */
+} snn_sparse_scratch;
+
+/* Scratch memory that grows on demand; `limit` bounds what one op may ask for (the
+ * im2col columns of a chunk of images; the sparse path's buffers stay below it). */
 typedef struct snn_workspace {
     snn_dbuf buf;
     size_t limit;
+    snn_sparse_scratch sparse;
 } snn_workspace;
 
 void snn_workspace_release(snn_workspace *ws);
@@ -37,7 +47,10 @@ snn_status snn_op_normal(snn_context *ctx, cl_mem out, size_t B, size_t C, size_
 snn_status snn_op_scale_to_channel_major(snn_context *ctx, cl_mem in, cl_mem out, size_t B, size_t C,
                                          size_t HW, float scale);
 
-/* ---- convolution (cl/im2col.cl + GEMM, src/ops/conv.c) ---- */
+/* ---- convolution (cl/im2col.cl + GEMM, cl/conv_sparse.cl; src/ops/conv.c) ---- */
+/* Each chunk of images takes the sparse path (products of nonzero inputs only) when
+ * the fraction of its inputs that are nonzero is at most ctx->sparse_density, else
+ * im2col + GEMM; counting the nonzeros reads one number per chunk back (waits). */
 /* out (Cout, N, H, W) = conv3x3(in (C, N, H, W), weight (Cout, C, 3, 3)), stride 1, pad 1. */
 snn_status snn_op_conv3x3(snn_context *ctx, cl_mem in, size_t C, size_t N, size_t H, size_t W,
                           cl_mem weight, size_t Cout, cl_mem out, snn_workspace *ws);
