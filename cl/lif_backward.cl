@@ -48,16 +48,18 @@ __kernel void snn_k_lif_backward(__global float *buf, __global const float *gup,
  * lif_forward (same rounding, same spikes). Writes d loss / d cur[t] to
  * out[(g*T + t)*M + m], or with sum_t its sum over t to out[g*M + m] (when every step
  * shares one input, as under direct encoding, only the sum is needed downstream). */
-__kernel void snn_k_lif_backward_fused(__global const float *in, const uint in_off, const uint gstride,
-                                 const uint tstride, __global const float *scale,
-                                 __global const float *shift, const uint aff_tstride,
-                                 const float beta, const float thr, __global const float *gup,
-                                 __global float *out, const uint G, const uint S, const uint B,
-                                 const uint T, const uint H, const uint W, const uint pool,
-                                 const uint sum_t) {
-    const uint m = get_global_id(0), g = get_global_id(1);
+#define LIF_BACKWARD_FUSED_ARGS                                                                   \
+    __global const float *in, const uint in_off, const uint gstride, const uint tstride,          \
+        __global const float *scale, __global const float *shift, const uint aff_tstride,        \
+        const float beta, const float thr, __global const float *gup, __global float *out,       \
+        const uint G, const uint S, const uint B, const uint T, const uint H, const uint W,      \
+        const uint pool, const uint sum_t
+#define LIF_BACKWARD_FUSED_PASS \
+    in, in_off, gstride, tstride, scale, shift, aff_tstride, beta, thr, gup, out, G, S, B, T, H, W, pool, sum_t
+
+/* One neuron (g, m) of lif_backward_fused. */
+inline void lif_backward_fused_one(LIF_BACKWARD_FUSED_ARGS, const uint g, const uint m) {
     const uint M = B * S;
-    if (m >= M || g >= G) return;
     const uint b = m / S, s = m % S;
     __global const float *x = in + in_off + (size_t)g * gstride + m;
     float mem[SNN_LIF_FUSED_MAX_T];
@@ -78,6 +80,55 @@ __kernel void snn_k_lif_backward_fused(__global const float *in, const uint in_o
             out[((size_t)g * T + t) * M + m] = gm;
     }
     if (sum_t) out[(size_t)g * M + m] = total;
+}
+
+__kernel void snn_k_lif_backward_fused(LIF_BACKWARD_FUSED_ARGS) {
+    const uint m = get_global_id(0), g = get_global_id(1);
+    if (m < B * S && g < G) lif_backward_fused_one(LIF_BACKWARD_FUSED_PASS, g, m);
+}
+
+/* The same for 8 consecutive neurons m0 .. m0+7 per work-item, m0 = 8 get_global_id(0),
+ * as float8 (for CPU runtimes, which run a work-item's loops as written: the lanes
+ * make them vector code). The expressions are lif_forward's, so the recomputed
+ * membranes and spikes are the forward's bit for bit. A partial block at the end
+ * runs neuron by neuron. */
+__kernel void snn_k_lif_backward_fused_vec8(LIF_BACKWARD_FUSED_ARGS) {
+    const uint m0 = get_global_id(0) * 8, g = get_global_id(1), M = B * S;
+    if (m0 >= M || g >= G) return;
+    if (m0 + 8 > M) {
+        for (uint m = m0; m < M; m++) lif_backward_fused_one(LIF_BACKWARD_FUSED_PASS, g, m);
+        return;
+    }
+    __global const float *x = in + in_off + (size_t)g * gstride + m0;
+    float8 mem[SNN_LIF_FUSED_MAX_T];
+    float8 v = (float8)(0.0f);
+    for (uint t = 0; t < T; t++) {
+        const uint k = g + t * aff_tstride;
+        const float8 reset = select((float8)(0.0f), (float8)(thr), v > (float8)(thr));
+        v = beta * v + (scale[k] * vload8(0, x + (size_t)t * tstride) + shift[k]) - reset;
+        mem[t] = v;
+    }
+    uint lb[8], ls[8];
+    for (uint q = 0; q < 8; q++) {
+        lb[q] = (m0 + q) / S;
+        ls[q] = (m0 + q) % S;
+    }
+    float8 gm = (float8)(0.0f), total = (float8)(0.0f);
+    for (uint t = T; t-- > 0;) {
+        float up[8];
+        if (pool) {
+            for (uint q = 0; q < 8; q++) up[q] = lif_upstream(gup, g, 0, t, lb[q], ls[q], 1, T, B, H, W, 1);
+        } else {
+            vstore8(vload8(0, gup + ((size_t)g * T + t) * M + m0), 0, up);
+        }
+        const float8 sv = 1.0f + 25.0f * fabs(mem[t] - thr);
+        gm = vload8(0, up) * (1.0f / (sv * sv)) + beta * gm;
+        if (sum_t)
+            total += gm;
+        else
+            vstore8(gm, 0, out + ((size_t)g * T + t) * M + m0);
+    }
+    if (sum_t) vstore8(total, 0, out + (size_t)g * M + m0);
 }
 
 /* Backward through time of both trajectories and the per-layer renormalization.

@@ -299,6 +299,31 @@ START_TEST(test_lif_backward) {
     check_scaled(recorded, mem, n, 0.0, 1e-5, what);
     assert_sentinel(recorded, n, n + pad, what);
 
+    /* The fused op (forward recomputed from the currents) in both of its forms, per
+     * step and summed over the steps, against the same reference. */
+    const int saved_lane = ctx->lane_kernels;
+    double *want_sum = host_alloc_d(G * M);
+    for (size_t g = 0; g < G; g++)
+        for (size_t t = 0; t < T; t++)
+            for (size_t m = 0; m < M; m++) want_sum[g * M + m] += want[(g * T + t) * M + m];
+    for (int lane = 0; lane < 2; lane++)
+        for (int sum_t = 0; sum_t < 2; sum_t++) {
+            ctx->lane_kernels = lane;
+            const size_t n_out = sum_t ? G * M : n;
+            cl_mem fo = dev_sentinel(ctx, n_out + pad);
+            f.record = 0;
+            ck_assert_snn_ok(snn_op_lif_backward_fused(ctx, &f, &a, fo, sum_t));
+            float *gf = dev_download(ctx, fo, n_out + pad);
+            snprintf(what, sizeof what, "lif_backward_fused%s%s G=%zu B=%zu H=%zu W=%zu T=%zu pool=%d",
+                     lane ? " (lane)" : "", sum_t ? " sum_t" : "", G, B, H, W, T, lc->pool);
+            check_scaled(gf, sum_t ? want_sum : want, n_out, 0.0, 1e-4, what);
+            assert_sentinel(gf, n_out, n_out + pad, what);
+            free(gf);
+            snn_buffer_release(&fo);
+        }
+    ctx->lane_kernels = saved_lane;
+    free(want_sum);
+
     free(recorded);
     free(memf);
     free(cur);

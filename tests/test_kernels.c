@@ -580,7 +580,7 @@ static void ref_conv3x3_grads(const float *in, const float *w, const float *dout
 START_TEST(test_conv3x3_sparse) {
     snn_context *ctx = test_context();
     const float saved_density = ctx->sparse_density;
-    const int saved_lane = ctx->sparse_lane;
+    const int saved_lane = ctx->lane_kernels;
     test_rng r;
     test_rng_seed(&r, 77);
     const struct {
@@ -599,7 +599,7 @@ START_TEST(test_conv3x3_sparse) {
                 ref_conv3x3(in, w, want, C, N, H, W, Cout);
                 ref_conv3x3_grads(in, w, dout, want_dw, want_din, C, N, H, W, Cout);
                 ctx->sparse_density = mode == 2 ? 0.0f : 1.0f;
-                ctx->sparse_lane = mode == 1;
+                ctx->lane_kernels = mode == 1;
                 cl_mem ind = dev_upload(ctx, in, n_in), wd = dev_upload(ctx, w, n_w), gd = dev_upload(ctx, dout, n_out);
                 cl_mem out = dev_sentinel(ctx, n_out + pad), dw = dev_sentinel(ctx, n_w + pad);
                 cl_mem din = dev_sentinel(ctx, n_in + pad);
@@ -644,7 +644,7 @@ START_TEST(test_conv3x3_sparse) {
                 free(want_din);
             }
     ctx->sparse_density = saved_density;
-    ctx->sparse_lane = saved_lane;
+    ctx->lane_kernels = saved_lane;
 }
 END_TEST
 

@@ -70,9 +70,10 @@ struct snn_context {
     float sparse_density;
 #define SNN_SPARSE_DENSITY_CPU 0.25f /* bench_conv: where the two paths cost the same */
 #define SNN_SPARSE_DENSITY_GPU 0.1f /* not measured yet: no GPU at hand */
-    /* The sparse kernels' form: one work-item per output value (`_lane`, GPUs) or per
-     * block of outputs in vector registers (CPUs). From the device type; tests flip it. */
-    int sparse_lane;
+    /* Kernels with two forms (the sparse convolutions, the fused LIF backward) use
+     * the GPU's, one work-item per output value, rather than the CPU's, a block of
+     * outputs in vector registers per work-item. From the device type; tests flip it. */
+    int lane_kernels;
     /* Read and written by gemm.c only (gemm.h is its interface): the implementation in
      * use, what SNN_GEMM_AUTO means here (the stored tuning, else the device-type
      * default), why, and the native path's scratch (split reductions, transposed

@@ -260,7 +260,7 @@ snn_status snn_context_create(snn_context **out, const snn_context_params *param
     const char *prof = getenv("SNNCL_PROFILE");
     ctx->profile = prof && *prof && strcmp(prof, "0") != 0;
     ctx->sparse_density = ctx->info.type == SNN_DEVICE_CPU ? SNN_SPARSE_DENSITY_CPU : SNN_SPARSE_DENSITY_GPU;
-    ctx->sparse_lane = ctx->info.type != SNN_DEVICE_CPU;
+    ctx->lane_kernels = ctx->info.type != SNN_DEVICE_CPU;
 
     snn_status st;
     cl_int err;

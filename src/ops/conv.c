@@ -77,7 +77,7 @@ static snn_status conv_sparse_chunk(snn_context *ctx, cl_mem in, size_t C, size_
                        SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_UINT(C), SNN_ARG_UINT(cstride), SNN_ARG_UINT(off),
                                 SNN_ARG_UINT(NPc), SNN_ARG_MEM(s->cnt.mem), SNN_ARG_MEM(s->ch.mem),
                                 SNN_ARG_MEM(s->val.mem))));
-    const int lane = ctx->sparse_lane;
+    const int lane = ctx->lane_kernels;
     size_t g2[2] = {lane ? Cout : NPc, lane ? NPc : Rp / SNN_SPARSE_CW};
     return snn_launch(ctx, lane ? "snn_k_conv3x3_sparse_lane" : "snn_k_conv3x3_sparse", 2, g2, NULL,
                       SNN_ARGS(SNN_ARG_MEM(s->cnt.mem), SNN_ARG_MEM(s->ch.mem), SNN_ARG_MEM(s->val.mem),
@@ -193,7 +193,7 @@ snn_status snn_op_conv3x3_diff(snn_context *ctx, cl_mem in, size_t C, size_t cst
 static snn_status wgrad_sparse_chunk(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t off, size_t NPc,
                                      size_t H, size_t W, size_t Cout, size_t Rp, cl_mem gt, float beta,
                                      cl_mem dweight) {
-    if (ctx->sparse_lane) {
+    if (ctx->lane_kernels) {
         size_t g[2] = {Cout, C};
         return snn_launch(ctx, "snn_k_conv3x3_wgrad_sparse_lane", 2, g, NULL,
                           SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_UINT(C), SNN_ARG_UINT(cstride), SNN_ARG_UINT(off),

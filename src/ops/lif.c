@@ -110,8 +110,10 @@ snn_status snn_op_lif_backward_fused(snn_context *ctx, const snn_lif_args *f, co
                                      cl_mem out, int sum_t) {
     if (f->T > SNN_LIF_FUSED_MAX_T)
         return snn_fail(SNN_ERR_INVALID_ARG, "lif_backward_fused: T = %zu exceeds %d", f->T, SNN_LIF_FUSED_MAX_T);
-    size_t global[2] = {f->B * f->S, f->G};
-    return snn_launch(ctx, "snn_k_lif_backward_fused", 2, global, NULL,
+    /* CPUs: 8 neurons per work-item in vector registers (1.5x faster on PoCL). */
+    const int vec = !ctx->lane_kernels;
+    size_t global[2] = {vec ? (f->B * f->S + 7) / 8 : f->B * f->S, f->G};
+    return snn_launch(ctx, vec ? "snn_k_lif_backward_fused_vec8" : "snn_k_lif_backward_fused", 2, global, NULL,
                       SNN_ARGS(SNN_ARG_MEM(f->in), SNN_ARG_UINT(f->in_off), SNN_ARG_UINT(f->gstride),
                                SNN_ARG_UINT(f->tstride), SNN_ARG_MEM(f->scale), SNN_ARG_MEM(f->shift),
                                SNN_ARG_UINT(f->aff_tstride), SNN_ARG_FLOAT(f->beta), SNN_ARG_FLOAT(f->thr),
