@@ -1,8 +1,11 @@
-/* Training curves and spike rasters with cairo (see plot.h). */
+/* Training curves and spike rasters with cairo (see plot.h). Built without cairo
+ * (meson option `plots`), the two writers refuse with a message instead. */
 #include "plot.h"
 
+#if SNNCL_HAVE_CAIRO
 #include <cairo-svg.h>
 #include <cairo.h>
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -33,6 +36,19 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
     va_end(ap);
 }
 
+#if !SNNCL_HAVE_CAIRO
+int plot_training_write(const char *path, const plot_training *d, char *err, size_t errlen) {
+    (void)d;
+    set_err(err, errlen, "%s: this snncl was built without cairo, so it draws no pictures", path ? path : "(null)");
+    return -1;
+}
+
+int plot_raster_write(const char *path, const plot_raster *d, char *err, size_t errlen) {
+    (void)d;
+    set_err(err, errlen, "%s: this snncl was built without cairo, so it draws no pictures", path ? path : "(null)");
+    return -1;
+}
+#else
 typedef struct sink {
     FILE *f;
     int failed;
@@ -616,3 +632,4 @@ int plot_raster_write(const char *path, const plot_raster *d, char *err, size_t 
     for (int i = 0; i < d->num_layers; i++) h += panel_h(d, &d->layers[i]) + PANEL_GAP;
     return write_figure(path, RASTER_W, h + 6, draw_raster, d, err, errlen);
 }
+#endif
