@@ -91,3 +91,16 @@ __kernel void snn_k_conv3x3_diff(__global const float *weight, const uint K, con
     for (uint e = 0; e < n; e++) acc += w[ent[base + e]] * val[base + e];
     dx[(size_t)co * count + k] = acc;
 }
+
+/* The perturbed trajectory's convolution output from the reference's and the sparse
+ * difference (training, where BatchNorm needs it whole): z (Cout, ..) with channels
+ * zstride apart, the reference's N*H*W pixels first and the perturbed ones p_off
+ * further: zp[i] = z[i] + dx[co*slots + idx[i]] where pixel i has a slot, else z[i]. */
+__kernel void snn_k_diff_apply(__global float *z, const uint zstride, const uint p_off, const uint NP,
+                         __global const int *idx, __global const float *dx, const uint slots, const uint Cout) {
+    const uint i = get_global_id(0), co = get_global_id(1);
+    if (i >= NP || co >= Cout) return;
+    __global float *zc = z + (size_t)co * zstride;
+    const int k = idx[i];
+    zc[p_off + i] = k >= 0 ? zc[i] + dx[(size_t)co * slots + (uint)k] : zc[i];
+}

@@ -13,17 +13,24 @@
  * row are contiguous vectors), `_lane` for GPUs (one work-item per output value, the
  * output channel in dimension 0, so neighbouring lanes read neighbouring floats). */
 
-/* partial[w] = number of nonzero inputs among pixels w*SNN_SPARSE_COUNT_PIXELS ..
- * (+SNN_SPARSE_COUNT_PIXELS - 1) of the chunk, over all channels. */
+/* The input value the weight-gradient scan sees: the input, or with p_off > 0 the
+ * difference between the input p_off elements further (the perturbed trajectory's)
+ * and it. */
+inline float sparse_input(__global const float *src, const uint i, const uint p_off) {
+    return p_off ? src[i + p_off] - src[i] : src[i];
+}
+
+/* partial[w] = number of nonzero inputs (sparse_input) among pixels
+ * w*SNN_SPARSE_COUNT_PIXELS .. (+SNN_SPARSE_COUNT_PIXELS - 1) of the chunk, over all channels. */
 __kernel void snn_k_nonzero_count(__global const float *in, const uint C, const uint cstride, const uint off,
-                                  const uint NPc, __global uint *partial) {
+                                  const uint p_off, const uint NPc, __global uint *partial) {
     const uint w = get_global_id(0), i0 = w * SNN_SPARSE_COUNT_PIXELS;
     if (i0 >= NPc) return;
     const uint i1 = min(i0 + (uint)SNN_SPARSE_COUNT_PIXELS, NPc);
     uint n = 0;
     for (uint c = 0; c < C; c++) {
         __global const float *src = in + off + (size_t)c * cstride;
-        for (uint i = i0; i < i1; i++) n += src[i] != 0.0f;
+        for (uint i = i0; i < i1; i++) n += sparse_input(src, i, p_off) != 0.0f;
     }
     partial[w] = n;
 }
@@ -123,7 +130,7 @@ __kernel void snn_k_conv3x3_sparse_lane(__global const uint *cnt, __global const
 }
 
 /* Weight gradient over a chunk: dw (Cout, C*9) = beta * dw + sum over the chunk's
- * nonzero inputs v of channel c at pixel (img, y, x) and taps (ky, kx) whose output
+ * nonzero inputs v (sparse_input: the input, or a difference of two) of channel c at pixel (img, y, x) and taps (ky, kx) whose output
  * pixel (y - ky + 1, x - kx + 1) lies inside the image of v * gt[that pixel, co].
  * gt (NPc, Rp) from transpose_pad of the output gradient (Rp a multiple of 8).
  * One work-item per input channel c, work-groups of one: it scans channel c's inputs
@@ -131,7 +138,7 @@ __kernel void snn_k_conv3x3_sparse_lane(__global const uint *cnt, __global const
  * (9, Rp) accumulators in local memory (acc: 9 * Rp floats), which stay in cache.
  * beta == 0 never reads dw. */
 __kernel void snn_k_conv3x3_wgrad_sparse(__global const float *in, const uint C, const uint cstride,
-                                         const uint off, const uint H, const uint W, const uint NPc,
+                                         const uint off, const uint p_off, const uint H, const uint W, const uint NPc,
                                          __global const float *gt, const uint Rp, const uint Cout,
                                          const float beta, __global float *dw, __local float *acc) {
     const uint c = get_global_id(0);
@@ -140,7 +147,7 @@ __kernel void snn_k_conv3x3_wgrad_sparse(__global const float *in, const uint C,
     for (uint k = 0; k < 9 * Rp; k++) acc[k] = 0.0f;
     __global const float *src = in + off + (size_t)c * cstride;
     for (uint i = 0; i < NPc; i++) {
-        const float v = src[i];
+        const float v = sparse_input(src, i, p_off);
         if (v == 0.0f) continue;
         const uint img = i / HW, y = (i % HW) / W, x = i % W;
         for (uint ky = 0; ky < 3; ky++) {
@@ -166,7 +173,7 @@ __kernel void snn_k_conv3x3_wgrad_sparse(__global const float *in, const uint C,
 
 /* The same, one output channel per work-item: (co, c) = (get_global_id(0), get_global_id(1)). */
 __kernel void snn_k_conv3x3_wgrad_sparse_lane(__global const float *in, const uint C, const uint cstride,
-                                              const uint off, const uint H, const uint W, const uint NPc,
+                                              const uint off, const uint p_off, const uint H, const uint W, const uint NPc,
                                               __global const float *gt, const uint Rp, const uint Cout,
                                               const float beta, __global float *dw) {
     const uint co = get_global_id(0), c = get_global_id(1);
@@ -176,7 +183,7 @@ __kernel void snn_k_conv3x3_wgrad_sparse_lane(__global const float *in, const ui
     for (int t = 0; t < 9; t++) acc[t] = 0.0f;
     __global const float *src = in + off + (size_t)c * cstride;
     for (uint i = 0; i < NPc; i++) {
-        const float v = src[i];
+        const float v = sparse_input(src, i, p_off);
         if (v == 0.0f) continue;
         const uint img = i / HW, y = (i % HW) / W, x = i % W;
         for (uint ky = 0; ky < 3; ky++) {

@@ -85,3 +85,11 @@ void assert_bits_equal(const float *got, const float *want, size_t n, const char
         expect_msg(bits_of(got[i]) == bits_of(want[i]), "%s: element %zu is %.9g, expected %.9g", what, i,
                    (double)got[i], (double)want[i]);
 }
+
+cl_mem dev_upload_padded(snn_context *ctx, const float *h, size_t n, size_t pad) {
+    float *p = sentinel_array(n + pad);
+    memcpy(p, h, n * sizeof(float));
+    cl_mem m = dev_upload(ctx, p, n + pad);
+    free(p);
+    return m;
+}

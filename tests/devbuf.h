@@ -25,6 +25,8 @@ void assert_sentinel(const float *h, size_t from, size_t to, const char *what);
 float *sentinel_array(size_t n);
 float *random_array(test_rng *r, size_t n, float lo, float hi);
 cl_mem dev_upload(snn_context *ctx, const float *h, size_t n);
+/* h's n floats followed by pad sentinels. */
+cl_mem dev_upload_padded(snn_context *ctx, const float *h, size_t n, size_t pad);
 /* A device buffer of n floats holding the sentinel pattern. */
 cl_mem dev_sentinel(snn_context *ctx, size_t n);
 /* Reads n floats (blocking; the queue is in order, so earlier kernels have finished). */

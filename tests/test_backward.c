@@ -51,14 +51,6 @@ static float *to_float(const double *x, size_t n) {
 }
 
 /* n floats of h followed by pad sentinel floats. */
-static cl_mem dev_upload_padded(snn_context *ctx, const float *h, size_t n, size_t pad) {
-    float *p = sentinel_array(n + pad);
-    memcpy(p, h, n * sizeof(float));
-    cl_mem m = dev_upload(ctx, p, n + pad);
-    free(p);
-    return m;
-}
-
 static cl_mem dev_const(snn_context *ctx, size_t n, float v) {
     float *h = host_alloc(n);
     for (size_t i = 0; i < n; i++) h[i] = v;

@@ -649,6 +649,80 @@ START_TEST(test_conv3x3_sparse) {
 }
 END_TEST
 
+/* The weight gradient of the convolution of a difference of two trajectories' inputs
+ * (training with the estimate), both kernel forms, against the plain reference on the
+ * difference; a dense difference is refused, leaving the gradient untouched. */
+START_TEST(test_conv3x3_wgrad_diff) {
+    snn_context *ctx = test_context();
+    const float saved_density = ctx->sparse_density;
+    const int saved_lane = ctx->lane_kernels;
+    test_rng r;
+    test_rng_seed(&r, 78);
+    const struct {
+        size_t C, N, H, W, Cout;
+    } shapes[] = {{5, 3, 5, 7, 6}, {16, 2, 6, 6, 70}};
+    for (size_t k = 0; k < SNN_ARRAY_LEN(shapes); k++)
+        for (int mode = 0; mode < 4; mode++) { /* vector, lane, vector accumulating, a dense difference */
+            const size_t C = shapes[k].C, N = shapes[k].N, H = shapes[k].H, W = shapes[k].W, Cout = shapes[k].Cout;
+            const size_t HW = H * W, n_img = C * N * HW, n_w = Cout * C * 9, n_out = Cout * N * HW, pad = 17;
+            /* (C, 2, N, H, W): the reference images, then the perturbed ones */
+            float *ref = pooled_spikes(&r, n_img, 0.3f), *x = host_alloc(2 * n_img), *diff = host_alloc(n_img);
+            for (size_t c = 0; c < C; c++)
+                for (size_t i = 0; i < N * HW; i++) {
+                    const float a = ref[c * N * HW + i];
+                    const int flip = mode == 3 || test_rng_uniform(&r, 0.0f, 1.0f) < 0.03f;
+                    const float b = flip ? (float)(test_rng_u32(&r) % 5) / 4.0f : a;
+                    x[(c * 2) * N * HW + i] = a;
+                    x[(c * 2 + 1) * N * HW + i] = b;
+                    diff[c * N * HW + i] = b - a;
+                }
+            float *w = random_array(&r, n_w, -1.0f, 1.0f), *dout = random_array(&r, n_out, -1.0f, 1.0f);
+            float *start = random_array(&r, n_w, -1.0f, 1.0f);
+            double *want = host_alloc_d(n_w), *unused = host_alloc_d(n_img);
+            ref_conv3x3_grads(diff, w, dout, want, unused, C, N, H, W, Cout);
+            const int accumulate = mode == 2;
+            if (accumulate)
+                for (size_t i = 0; i < n_w; i++) want[i] += start[i];
+            ctx->sparse_density = 0.25f;
+            ctx->lane_kernels = mode == 1;
+            cl_mem xd = dev_upload(ctx, x, 2 * n_img), gd = dev_upload(ctx, dout, n_out);
+            cl_mem dw = accumulate ? dev_upload_padded(ctx, start, n_w, pad) : dev_sentinel(ctx, n_w + pad);
+            snn_workspace ws = {.limit = 2 * C * 9 * HW * sizeof(float)};
+            int dense = -1;
+            ck_assert_snn_ok(snn_op_conv3x3_wgrad_diff(ctx, (snn_images){xd, 2 * N, 0}, N, C, N, H, W, Cout,
+                                                       (snn_images){gd, N, 0}, dw, accumulate ? 1.0f : 0.0f, &ws,
+                                                       &dense));
+            char what[200];
+            snprintf(what, sizeof what, "conv3x3_wgrad_diff mode %d C=%zu N=%zu H=%zu W=%zu Cout=%zu", mode, C, N, H,
+                     W, Cout);
+            float *got = dev_download(ctx, dw, n_w + pad);
+            if (mode == 3) {
+                expect_msg(dense == 1, "%s: a dense difference was not refused", what);
+                assert_sentinel(got, 0, n_w + pad, what);
+            } else {
+                expect_msg(dense == 0, "%s: refused a sparse difference", what);
+                assert_close(got, want, n_w, 1.0, 1e-5, what);
+                assert_sentinel(got, n_w, n_w + pad, what);
+            }
+            free(got);
+            snn_workspace_release(&ws);
+            snn_buffer_release(&xd);
+            snn_buffer_release(&gd);
+            snn_buffer_release(&dw);
+            free(ref);
+            free(x);
+            free(diff);
+            free(w);
+            free(dout);
+            free(start);
+            free(want);
+            free(unused);
+        }
+    ctx->sparse_density = saved_density;
+    ctx->lane_kernels = saved_lane;
+}
+END_TEST
+
 /* --------------------------------------------------------------------- LIF -- */
 
 /* Host views of the buffers an snn_lif_args names. */
@@ -1733,6 +1807,7 @@ static Suite *kernels_suite(void) {
     tcase_add_test(tcase(s, "normal_channel_major"), test_normal_channel_major);
     tcase_add_test(gemm_tcase(s, "conv3x3"), test_conv3x3);
     tcase_add_test(gemm_tcase(s, "conv3x3_sparse"), test_conv3x3_sparse);
+    tcase_add_test(tcase(s, "conv3x3_wgrad_diff"), test_conv3x3_wgrad_diff);
 
     tc = tcase(s, "lif_forward");
     tcase_add_test(tc, test_lif_forward);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "testutil.h"
+#include "train.h"
 
 #define GRAD_TOL 1e-3
 #define LOSS_TOL 1e-5
@@ -251,6 +252,74 @@ static void check_gradients(const char *name) {
     free(loss);
     free(ce);
 }
+
+/* With the estimate, training convolves the perturbed trajectory as the reference's
+ * plus a sparse difference and splits the weight gradient (src/train/backprop.c):
+ * the same loss and gradients, up to float rounding, as the full GEMMs over both
+ * trajectories (model->dense_perturbed), and that path really taken (in some layers:
+ * where too many pixels differ, a layer falls back on its own). */
+static size_t grad_count(const snn_trainer *tr, int i) {
+    size_t n = 0;
+    ck_assert_snn_ok(snn_trainer_grad_info(tr, i, NULL, NULL, NULL, &n));
+    return n;
+}
+
+static void check_sparse_perturbed(const char *name) {
+    double *g[2] = {NULL, NULL};
+    float loss[2], lyap[2];
+    size_t total = 0;
+    for (int dense = 0; dense < 2; dense++) {
+        train_case c;
+        case_open(&c, name, "grad");
+        c.model->dense_perturbed = dense;
+        snn_train_config tc = case_config(&c, c.lyap_weight);
+        snn_trainer *tr;
+        ck_assert_snn_ok(snn_trainer_create(&tr, c.model, &tc));
+        snn_batch b = case_batch(&c);
+        snn_step_stats s;
+        ck_assert_snn_ok(snn_trainer_gradients(tr, &b, &s));
+        loss[dense] = s.loss;
+        lyap[dense] = s.lyapunov;
+        if (!dense)
+            ck_assert_msg(tr->diff.sparse_calls > 0 && tr->diff.wgrad_sparse > 0,
+                          "%s: the sparse perturbed path was not taken (%zu/%zu forward, %zu/%zu weight gradients)",
+                          name, tr->diff.sparse_calls, tr->diff.dense_calls, tr->diff.wgrad_sparse,
+                          tr->diff.wgrad_dense);
+        total = 0;
+        for (int i = 0; i < snn_trainer_num_grads(tr); i++) total += grad_count(tr, i);
+        g[dense] = malloc(total * sizeof(double));
+        size_t at = 0;
+        for (int i = 0; i < snn_trainer_num_grads(tr); i++) {
+            const size_t n = grad_count(tr, i);
+            float *f = malloc(n * sizeof(float));
+            ck_assert_snn_ok(snn_trainer_read_grad(tr, i, f));
+            for (size_t k = 0; k < n; k++) g[dense][at++] = f[k];
+            free(f);
+        }
+        snn_trainer_free(tr);
+        case_close(&c);
+    }
+    double err = 0, scale = 0;
+    for (size_t k = 0; k < total; k++) {
+        err = fmax(err, fabs(g[0][k] - g[1][k]));
+        scale = fmax(scale, fabs(g[1][k]));
+    }
+    printf("%s: sparse perturbed path vs full GEMMs: loss %.7f vs %.7f, lyapunov %.7f vs %.7f, gradients %.2e "
+           "of their largest\n",
+           name, (double)loss[0], (double)loss[1], (double)lyap[0], (double)lyap[1], err / scale);
+    ck_assert_msg(fabs((double)loss[0] - loss[1]) <= 1e-6 * fabs((double)loss[1]), "%s: losses differ", name);
+    /* the regularizer's gradient is a difference of two backward passes: float32 keeps
+     * about 3 digits of it (see LYAP_GRAD_TOL) */
+    ck_assert_msg(err <= 1e-3 * scale, "%s: gradients differ by %.3g of their largest", name, err / scale);
+    free(g[0]);
+    free(g[1]);
+}
+
+START_TEST(sparse_perturbed_simple) { check_sparse_perturbed("train_simple_direct_lyap"); }
+END_TEST
+
+START_TEST(sparse_perturbed_vgg) { check_sparse_perturbed("train_vgg_direct_lyap"); }
+END_TEST
 
 START_TEST(grad_simple_direct) { check_gradients("train_simple_direct"); }
 END_TEST
@@ -629,6 +698,8 @@ static Suite *suite(void) {
     tcase_add_test(g, grad_simple_dropout);
     tcase_add_test(g, grad_simple_b1_lyap);
     tcase_add_test(g, grad_vgg_direct_lyap);
+    tcase_add_test(g, sparse_perturbed_simple);
+    tcase_add_test(g, sparse_perturbed_vgg);
     suite_add_tcase(s, g);
     TCase *st = tcase_create("steps");
     tcase_add_test(st, steps_sgd_clip);

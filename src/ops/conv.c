@@ -22,10 +22,11 @@ static size_t chunk_images(const snn_workspace *ws, size_t per_image, size_t N) 
 }
 
 /* Whether the chunk of NPc pixels at element off (channels cstride elements apart)
- * takes the sparse path: counts its nonzero inputs on the device and reads the
- * count back (waits for the queue); never when ctx->sparse_density is 0. */
-static snn_status choose_sparse(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t off, size_t H,
-                                size_t W, size_t NPc, snn_sparse_scratch *s, int *sparse) {
+ * takes the sparse path: counts its nonzero inputs (with p_off > 0, of the difference
+ * between the pixels p_off further and these) on the device and reads the count back
+ * (waits for the queue); never when ctx->sparse_density is 0. */
+static snn_status choose_sparse(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t off, size_t p_off,
+                                size_t H, size_t W, size_t NPc, snn_sparse_scratch *s, int *sparse) {
     *sparse = 0;
     if (ctx->sparse_density <= 0.0f) {
         s->dense_chunks++;
@@ -36,7 +37,7 @@ static snn_status choose_sparse(snn_context *ctx, cl_mem in, size_t C, size_t cs
     size_t g[1] = {groups};
     SNN_TRY(snn_launch(ctx, "snn_k_nonzero_count", 1, g, NULL,
                        SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_UINT(C), SNN_ARG_UINT(cstride), SNN_ARG_UINT(off),
-                                SNN_ARG_UINT(NPc), SNN_ARG_MEM(s->part.mem))));
+                                SNN_ARG_UINT(p_off), SNN_ARG_UINT(NPc), SNN_ARG_MEM(s->part.mem))));
     cl_uint *part = malloc(groups * sizeof *part);
     if (!part) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "nonzero counts");
     snn_status st = snn_buffer_read(ctx, s->part.mem, 0, groups * sizeof *part, part);
@@ -68,7 +69,7 @@ static snn_status transpose_pad(snn_context *ctx, cl_mem src, size_t R, size_t l
  * transposed (K, Rp). */
 static snn_status conv_sparse_chunk(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t off,
                                     size_t NPc, size_t H, size_t W, size_t Cout, size_t Rp, cl_mem out,
-                                    size_t ldo, snn_sparse_scratch *s) {
+                                    size_t out_off, size_t ldo, snn_sparse_scratch *s) {
     SNN_TRY(snn_dbuf_reserve(ctx, &s->cnt, NPc * sizeof(cl_uint)));
     SNN_TRY(snn_dbuf_reserve(ctx, &s->ch, NPc * C * sizeof(cl_uint)));
     SNN_TRY(snn_dbuf_reserve(ctx, &s->val, NPc * C * sizeof(float)));
@@ -83,41 +84,48 @@ static snn_status conv_sparse_chunk(snn_context *ctx, cl_mem in, size_t C, size_
                       SNN_ARGS(SNN_ARG_MEM(s->cnt.mem), SNN_ARG_MEM(s->ch.mem), SNN_ARG_MEM(s->val.mem),
                                SNN_ARG_UINT(C), SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(NPc),
                                SNN_ARG_MEM(s->trans.mem), SNN_ARG_UINT(Rp), SNN_ARG_UINT(Cout), SNN_ARG_MEM(out),
-                               SNN_ARG_UINT(off), SNN_ARG_UINT(ldo)));
+                               SNN_ARG_UINT(out_off), SNN_ARG_UINT(ldo)));
 }
 
 snn_status snn_op_conv3x3(snn_context *ctx, cl_mem in, size_t C, size_t N, size_t H, size_t W,
                           cl_mem weight, size_t Cout, cl_mem out, snn_workspace *ws) {
-    return snn_op_conv3x3_strided(ctx, in, C, N, N, H, W, weight, Cout, out, ws);
+    return snn_op_conv3x3_at(ctx, (snn_images){in, N, 0}, C, N, H, W, weight, Cout, (snn_images){out, N, 0}, ws);
 }
 
 snn_status snn_op_conv3x3_strided(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t N, size_t H,
                                   size_t W, cl_mem weight, size_t Cout, cl_mem out, snn_workspace *ws) {
+    return snn_op_conv3x3_at(ctx, (snn_images){in, cstride, 0}, C, N, H, W, weight, Cout, (snn_images){out, N, 0},
+                             ws);
+}
+
+snn_status snn_op_conv3x3_at(snn_context *ctx, snn_images in, size_t C, size_t N, size_t H, size_t W,
+                             cl_mem weight, size_t Cout, snn_images out, snn_workspace *ws) {
     const size_t HW = H * W, K = C * 9, Rp = round_up(Cout, SNN_SPARSE_CW);
     const size_t per_image = K * HW * sizeof(float);
     const size_t chunk = chunk_images(ws, per_image, N);
     int weights_transposed = 0;
     for (size_t n0 = 0; n0 < N; n0 += chunk) {
         const size_t count = N - n0 < chunk ? N - n0 : chunk;
+        const size_t in0 = in.off + n0, out0 = out.off + n0; /* the chunk's first image in each */
         int sparse;
-        SNN_TRY(choose_sparse(ctx, in, C, cstride * HW, n0 * HW, H, W, count * HW, &ws->sparse, &sparse));
+        SNN_TRY(choose_sparse(ctx, in.mem, C, in.cstride * HW, in0 * HW, 0, H, W, count * HW, &ws->sparse, &sparse));
         if (sparse) {
             if (!weights_transposed) SNN_TRY(transpose_pad(ctx, weight, Cout, K, 0, K, Rp, &ws->sparse.trans));
             weights_transposed = 1;
-            SNN_TRY(conv_sparse_chunk(ctx, in, C, cstride * HW, n0 * HW, count * HW, H, W, Cout, Rp, out, N * HW,
-                                      &ws->sparse));
+            SNN_TRY(conv_sparse_chunk(ctx, in.mem, C, in.cstride * HW, in0 * HW, count * HW, H, W, Cout, Rp, out.mem,
+                                      out0 * HW, out.cstride * HW, &ws->sparse));
             continue;
         }
         SNN_TRY(snn_dbuf_reserve(ctx, &ws->buf, chunk * per_image));
         size_t global[2] = {count * H, C};
-        /* im2col3x3's N is the channel stride in images */
+        /* im2col3x3's N is the channel stride in images, its n0 the first image */
         SNN_TRY(snn_launch(ctx, "snn_k_im2col3x3", 2, global, NULL,
-                           SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_MEM(ws->buf.mem), SNN_ARG_UINT(C),
-                                    SNN_ARG_UINT(cstride), SNN_ARG_UINT(H), SNN_ARG_UINT(W),
-                                    SNN_ARG_UINT(n0), SNN_ARG_UINT(count))));
-        /* out[:, n0*HW : (n0+count)*HW] = weight (Cout, K) x col (K, count*HW) */
+                           SNN_ARGS(SNN_ARG_MEM(in.mem), SNN_ARG_MEM(ws->buf.mem), SNN_ARG_UINT(C),
+                                    SNN_ARG_UINT(in.cstride), SNN_ARG_UINT(H), SNN_ARG_UINT(W),
+                                    SNN_ARG_UINT(in0), SNN_ARG_UINT(count))));
+        /* out images out0 .. out0+count-1 = weight (Cout, K) x col (K, count*HW) */
         SNN_TRY(snn_gemm(ctx, 0, 0, Cout, count * HW, K, 1.0f, weight, 0, K, ws->buf.mem, 0, count * HW,
-                         0.0f, out, n0 * HW, N * HW));
+                         0.0f, out.mem, out0 * HW, out.cstride * HW));
     }
     return SNN_OK;
 }
@@ -176,6 +184,7 @@ snn_status snn_op_conv3x3_diff(snn_context *ctx, cl_mem in, size_t C, size_t cst
     *dense = 0;
     d->slots = n;
     d->total_slots += n;
+    d->sparse_calls++;
     if (n == 0) return SNN_OK; /* an empty launch is an error */
     size_t g2[1] = {n};
     SNN_TRY(snn_launch(ctx, "snn_k_diff_gather", 1, g2, NULL,
@@ -189,61 +198,108 @@ snn_status snn_op_conv3x3_diff(snn_context *ctx, cl_mem in, size_t C, size_t cst
 }
 
 /* One chunk's weight gradient on the sparse path from gt, its output gradient as
- * pixel rows (NPc, Rp). */
-static snn_status wgrad_sparse_chunk(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t off, size_t NPc,
-                                     size_t H, size_t W, size_t Cout, size_t Rp, cl_mem gt, float beta,
-                                     cl_mem dweight) {
+ * pixel rows (NPc, Rp); of the input difference (pixels p_off further minus these)
+ * when p_off > 0. */
+static snn_status wgrad_sparse_chunk(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t off,
+                                     size_t p_off, size_t NPc, size_t H, size_t W, size_t Cout, size_t Rp,
+                                     cl_mem gt, float beta, cl_mem dweight) {
     if (ctx->lane_kernels) {
         size_t g[2] = {Cout, C};
         return snn_launch(ctx, "snn_k_conv3x3_wgrad_sparse_lane", 2, g, NULL,
                           SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_UINT(C), SNN_ARG_UINT(cstride), SNN_ARG_UINT(off),
-                                   SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(NPc), SNN_ARG_MEM(gt),
-                                   SNN_ARG_UINT(Rp), SNN_ARG_UINT(Cout), SNN_ARG_FLOAT(beta), SNN_ARG_MEM(dweight)));
+                                   SNN_ARG_UINT(p_off), SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(NPc),
+                                   SNN_ARG_MEM(gt), SNN_ARG_UINT(Rp), SNN_ARG_UINT(Cout), SNN_ARG_FLOAT(beta),
+                                   SNN_ARG_MEM(dweight)));
     }
     size_t g[1] = {C}, l[1] = {1};
     return snn_launch(ctx, "snn_k_conv3x3_wgrad_sparse", 1, g, l,
                       SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_UINT(C), SNN_ARG_UINT(cstride), SNN_ARG_UINT(off),
-                               SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(NPc), SNN_ARG_MEM(gt), SNN_ARG_UINT(Rp),
-                               SNN_ARG_UINT(Cout), SNN_ARG_FLOAT(beta), SNN_ARG_MEM(dweight),
+                               SNN_ARG_UINT(p_off), SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(NPc), SNN_ARG_MEM(gt),
+                               SNN_ARG_UINT(Rp), SNN_ARG_UINT(Cout), SNN_ARG_FLOAT(beta), SNN_ARG_MEM(dweight),
                                SNN_ARG_LOCAL(9 * Rp * sizeof(float))));
+}
+
+snn_status snn_op_conv3x3_diff_apply(snn_context *ctx, const snn_conv_diff *d, cl_mem z, size_t zstride,
+                                     size_t p_off, size_t NP, size_t Cout) {
+    size_t g[2] = {NP, Cout};
+    return snn_launch(ctx, "snn_k_diff_apply", 2, g, NULL,
+                      SNN_ARGS(SNN_ARG_MEM(z), SNN_ARG_UINT(zstride), SNN_ARG_UINT(p_off), SNN_ARG_UINT(NP),
+                               SNN_ARG_MEM(d->idx.mem), SNN_ARG_MEM(d->dx.mem), SNN_ARG_UINT(d->slots),
+                               SNN_ARG_UINT(Cout)));
 }
 
 snn_status snn_op_conv3x3_backward(snn_context *ctx, cl_mem in, size_t C, size_t N, size_t H,
                                    size_t W, cl_mem weight, size_t Cout, cl_mem dout, cl_mem dweight,
                                    cl_mem din, snn_workspace *ws, snn_workspace *ws2) {
+    const snn_images none = {NULL, 0, 0};
+    return snn_op_conv3x3_backward_at(ctx, (snn_images){in, N, 0}, C, N, H, W, weight, Cout, (snn_images){dout, N, 0},
+                                      dweight, 0.0f, din ? (snn_images){din, N, 0} : none, ws, ws2);
+}
+
+snn_status snn_op_conv3x3_backward_at(snn_context *ctx, snn_images in, size_t C, size_t N, size_t H, size_t W,
+                                      cl_mem weight, size_t Cout, snn_images dout, cl_mem dweight, float beta,
+                                      snn_images din, snn_workspace *ws, snn_workspace *ws2) {
     const size_t HW = H * W, K = C * 9, Rp = round_up(Cout, 8);
     const size_t per_image = K * HW * sizeof(float);
     const size_t chunk = chunk_images(ws, per_image, N);
-    if (din) SNN_TRY(snn_dbuf_reserve(ctx, &ws2->buf, chunk * per_image));
+    if (din.mem) SNN_TRY(snn_dbuf_reserve(ctx, &ws2->buf, chunk * per_image));
     for (size_t n0 = 0; n0 < N; n0 += chunk) {
         const size_t count = N - n0 < chunk ? N - n0 : chunk;
-        int sparse;
-        SNN_TRY(choose_sparse(ctx, in, C, N * HW, n0 * HW, H, W, count * HW, &ws->sparse, &sparse));
-        if (sparse) {
+        const size_t in0 = in.off + n0, g0 = dout.off + n0; /* the chunk's first image in each */
+        const float b = n0 == 0 ? beta : 1.0f;
+        int sparse = 0;
+        if (dweight)
+            SNN_TRY(choose_sparse(ctx, in.mem, C, in.cstride * HW, in0 * HW, 0, H, W, count * HW, &ws->sparse,
+                                  &sparse));
+        if (dweight && sparse) {
             /* dweight (+)= products of the chunk's nonzero inputs with its output gradient, as pixel rows */
-            SNN_TRY(transpose_pad(ctx, dout, Cout, N * HW, n0 * HW, count * HW, Rp, &ws->sparse.trans));
-            SNN_TRY(wgrad_sparse_chunk(ctx, in, C, N * HW, n0 * HW, count * HW, H, W, Cout, Rp,
-                                       ws->sparse.trans.mem, n0 == 0 ? 0.0f : 1.0f, dweight));
-        } else {
+            SNN_TRY(transpose_pad(ctx, dout.mem, Cout, dout.cstride * HW, g0 * HW, count * HW, Rp, &ws->sparse.trans));
+            SNN_TRY(wgrad_sparse_chunk(ctx, in.mem, C, in.cstride * HW, in0 * HW, 0, count * HW, H, W, Cout, Rp,
+                                       ws->sparse.trans.mem, b, dweight));
+        } else if (dweight) {
             SNN_TRY(snn_dbuf_reserve(ctx, &ws->buf, chunk * per_image));
             size_t global[2] = {count * H, C};
             SNN_TRY(snn_launch(ctx, "snn_k_im2col3x3", 2, global, NULL,
-                               SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_MEM(ws->buf.mem), SNN_ARG_UINT(C),
-                                        SNN_ARG_UINT(N), SNN_ARG_UINT(H), SNN_ARG_UINT(W),
-                                        SNN_ARG_UINT(n0), SNN_ARG_UINT(count))));
-            /* dweight (Cout, K) (+)= dout[:, chunk] (Cout, count*HW) x col^T (count*HW, K) */
-            SNN_TRY(snn_gemm(ctx, 0, 1, Cout, K, count * HW, 1.0f, dout, n0 * HW, N * HW, ws->buf.mem, 0,
-                             count * HW, n0 == 0 ? 0.0f : 1.0f, dweight, 0, K));
+                               SNN_ARGS(SNN_ARG_MEM(in.mem), SNN_ARG_MEM(ws->buf.mem), SNN_ARG_UINT(C),
+                                        SNN_ARG_UINT(in.cstride), SNN_ARG_UINT(H), SNN_ARG_UINT(W),
+                                        SNN_ARG_UINT(in0), SNN_ARG_UINT(count))));
+            /* dweight (Cout, K) (+)= dout chunk (Cout, count*HW) x col^T (count*HW, K) */
+            SNN_TRY(snn_gemm(ctx, 0, 1, Cout, K, count * HW, 1.0f, dout.mem, g0 * HW, dout.cstride * HW, ws->buf.mem,
+                             0, count * HW, b, dweight, 0, K));
         }
-        if (!din) continue;
-        /* dcol (K, count*HW) = weight^T (K, Cout) x dout[:, chunk] */
-        SNN_TRY(snn_gemm(ctx, 1, 0, K, count * HW, Cout, 1.0f, weight, 0, K, dout, n0 * HW, N * HW, 0.0f,
-                         ws2->buf.mem, 0, count * HW));
+        if (!din.mem) continue;
+        /* dcol (K, count*HW) = weight^T (K, Cout) x dout chunk */
+        SNN_TRY(snn_gemm(ctx, 1, 0, K, count * HW, Cout, 1.0f, weight, 0, K, dout.mem, g0 * HW, dout.cstride * HW,
+                         0.0f, ws2->buf.mem, 0, count * HW));
         size_t g2[2] = {count * H, C};
         SNN_TRY(snn_launch(ctx, "snn_k_col2im3x3", 2, g2, NULL,
-                           SNN_ARGS(SNN_ARG_MEM(ws2->buf.mem), SNN_ARG_MEM(din), SNN_ARG_UINT(C), SNN_ARG_UINT(N),
-                                    SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(n0),
-                                    SNN_ARG_UINT(count))));
+                           SNN_ARGS(SNN_ARG_MEM(ws2->buf.mem), SNN_ARG_MEM(din.mem), SNN_ARG_UINT(C),
+                                    SNN_ARG_UINT(din.cstride), SNN_ARG_UINT(H), SNN_ARG_UINT(W),
+                                    SNN_ARG_UINT(din.off + n0), SNN_ARG_UINT(count))));
+    }
+    return SNN_OK;
+}
+
+snn_status snn_op_conv3x3_wgrad_diff(snn_context *ctx, snn_images in, size_t p_off, size_t C, size_t N, size_t H,
+                                     size_t W, size_t Cout, snn_images dout, cl_mem dweight, float beta,
+                                     snn_workspace *ws, int *dense) {
+    const size_t HW = H * W, K = C * 9, Rp = round_up(Cout, 8);
+    const size_t chunk = chunk_images(ws, K * HW * sizeof(float), N);
+    *dense = 0;
+    /* All chunks are checked first: the caller's fallback recomputes everything. */
+    for (size_t n0 = 0; n0 < N && !*dense; n0 += chunk) {
+        const size_t count = N - n0 < chunk ? N - n0 : chunk;
+        int sparse;
+        SNN_TRY(choose_sparse(ctx, in.mem, C, in.cstride * HW, (in.off + n0) * HW, p_off * HW, H, W, count * HW,
+                              &ws->sparse, &sparse));
+        *dense = !sparse;
+    }
+    for (size_t n0 = 0; n0 < N && !*dense; n0 += chunk) {
+        const size_t count = N - n0 < chunk ? N - n0 : chunk;
+        SNN_TRY(transpose_pad(ctx, dout.mem, Cout, dout.cstride * HW, (dout.off + n0) * HW, count * HW, Rp,
+                              &ws->sparse.trans));
+        SNN_TRY(wgrad_sparse_chunk(ctx, in.mem, C, in.cstride * HW, (in.off + n0) * HW, p_off * HW, count * HW, H, W,
+                                   Cout, Rp, ws->sparse.trans.mem, n0 == 0 ? beta : 1.0f, dweight));
     }
     return SNN_OK;
 }

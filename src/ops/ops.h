@@ -51,14 +51,36 @@ snn_status snn_op_scale_to_channel_major(snn_context *ctx, cl_mem in, cl_mem out
 /* Each chunk of images takes the sparse path (products of nonzero inputs only) when
  * the fraction of its inputs that are nonzero is at most ctx->sparse_density, else
  * im2col + GEMM; counting the nonzeros reads one number per chunk back (waits). */
+/* Images in a channel-major buffer: channel c of image n at mem[((c*cstride + off + n) * H*W)]
+ * (channels cstride images apart, from image off). */
+typedef struct snn_images {
+    cl_mem mem;
+    size_t cstride, off;
+} snn_images;
+
 /* out (Cout, N, H, W) = conv3x3(in (C, N, H, W), weight (Cout, C, 3, 3)), stride 1, pad 1. */
 snn_status snn_op_conv3x3(snn_context *ctx, cl_mem in, size_t C, size_t N, size_t H, size_t W,
                           cl_mem weight, size_t Cout, cl_mem out, snn_workspace *ws);
+/* The same on N images of in written to N images of out, each as laid out. */
+snn_status snn_op_conv3x3_at(snn_context *ctx, snn_images in, size_t C, size_t N, size_t H, size_t W,
+                             cl_mem weight, size_t Cout, snn_images out, snn_workspace *ws);
 /* Gradients of that convolution from dout (Cout, N, H, W): dweight (Cout, C, 3, 3) is
  * written; din (C, N, H, W), if not NULL, too. ws2 holds the input-gradient columns. */
 snn_status snn_op_conv3x3_backward(snn_context *ctx, cl_mem in, size_t C, size_t N, size_t H,
                                    size_t W, cl_mem weight, size_t Cout, cl_mem dout, cl_mem dweight,
                                    cl_mem din, snn_workspace *ws, snn_workspace *ws2);
+/* The same on laid-out images: dweight = beta * dweight + the gradient (beta 0 or 1;
+ * dweight NULL: none); din (its mem NULL: none) written. */
+snn_status snn_op_conv3x3_backward_at(snn_context *ctx, snn_images in, size_t C, size_t N, size_t H, size_t W,
+                                      cl_mem weight, size_t Cout, snn_images dout, cl_mem dweight, float beta,
+                                      snn_images din, snn_workspace *ws, snn_workspace *ws2);
+/* dweight = beta * dweight + the weight gradient of the convolution of the input
+ * difference (the N images p_off further in in's buffer minus in's) with dout, on
+ * the sparse path only: when any chunk's difference is denser than
+ * ctx->sparse_density, *dense = 1 and nothing is computed (reads counts back). */
+snn_status snn_op_conv3x3_wgrad_diff(snn_context *ctx, snn_images in, size_t p_off, size_t C, size_t N, size_t H,
+                                     size_t W, size_t Cout, snn_images dout, cl_mem dweight, float beta,
+                                     snn_workspace *ws, int *dense);
 
 /* conv3x3 of both trajectories of the Lyapunov estimate as the reference's plus a
  * sparse difference (cl/conv_diff.cl): the convolution is linear and the trajectories'
@@ -68,6 +90,8 @@ typedef struct snn_conv_diff {
     snn_dbuf ent, val, dx;                /* the slots' nonzero input differences; their output */
     size_t slots;                       /* slots of the last call: dx is (Cout, slots) */
     size_t total_slots, dense_calls;    /* over all calls: what tests and profiling look at */
+    size_t sparse_calls;                /* calls that took the sparse path */
+    size_t wgrad_sparse, wgrad_dense;   /* training's weight gradients (src/train/backprop.c) by path */
 } snn_conv_diff;
 
 void snn_conv_diff_release(snn_conv_diff *d);
@@ -81,6 +105,11 @@ void snn_conv_diff_release(snn_conv_diff *d);
 snn_status snn_op_conv3x3_diff(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t p_off, size_t N,
                                size_t H, size_t W, cl_mem weight, size_t Cout, size_t max_slots,
                                int premarked, snn_conv_diff *d, int *dense);
+/* After snn_op_conv3x3_diff chose the sparse path: the perturbed output from the
+ * reference's, z (Cout, ...) channels zstride elements apart, the reference's N*H*W
+ * pixels first and the perturbed ones p_off elements further (cl/conv_diff.cl). */
+snn_status snn_op_conv3x3_diff_apply(snn_context *ctx, const snn_conv_diff *d, cl_mem z, size_t zstride,
+                                     size_t p_off, size_t NP, size_t Cout);
 /* d->mark for NP input pixels, zeroed, for a producer of the input to flag (*mark). */
 snn_status snn_conv_diff_marks(snn_context *ctx, snn_conv_diff *d, size_t NP, cl_mem *mark);
 /* snn_op_conv3x3 on N images of in whose channels lie cstride images apart. */

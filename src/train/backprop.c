@@ -180,6 +180,60 @@ static snn_status upload_batch(snn_trainer *tr, const train_plan *p, const snn_b
     return snn_op_to_channel_major(ctx, tr->input.mem, in0, B, in_T, 0, in_T, C0, HW0);
 }
 
+/* z = conv(in) over d.Nz images; with two trajectories (both in in, the perturbed
+ * ones d.Nz / 2 images after the reference's), the perturbed half as the reference's
+ * plus the sparse difference where that is sparse enough. */
+static snn_status conv_forward(snn_trainer *tr, const snn_layer *c, cl_mem in, layer_dims d, cl_mem z) {
+    snn_context *ctx = tr->ctx;
+    const size_t HW = d.HW;
+    if (d.Pz == 1 || tr->model->dense_perturbed)
+        return snn_op_conv3x3(ctx, in, c->cin, d.Nz, c->H, c->W, c->weight->dev, c->cout, z, &tr->ws);
+    const size_t NB = d.Nz / 2; /* images per trajectory */
+    const snn_images ref_in = {in, d.Nz, 0}, ref_out = {z, d.Nz, 0};
+    SNN_TRY(snn_op_conv3x3_at(ctx, ref_in, c->cin, NB, c->H, c->W, c->weight->dev, c->cout, ref_out, &tr->ws));
+    /* ent and val (slots x 9*cin each) within the workspace's limit, as in eval */
+    const size_t slots = NB * HW / 16, fit = tr->ws.limit / (c->cin * 9 * 2 * sizeof(float));
+    int dense;
+    SNN_TRY(snn_op_conv3x3_diff(ctx, in, c->cin, d.Nz, NB, NB, c->H, c->W, c->weight->dev, c->cout,
+                                slots < fit ? slots : fit, 0, &tr->diff, &dense));
+    if (dense)
+        return snn_op_conv3x3_at(ctx, (snn_images){in, d.Nz, NB}, c->cin, NB, c->H, c->W, c->weight->dev, c->cout,
+                                 (snn_images){z, d.Nz, NB}, &tr->ws);
+    return snn_op_conv3x3_diff_apply(ctx, &tr->diff, z, d.Nz * HW, NB * HW, NB * HW, c->cout);
+}
+
+/* The convolution's gradients from dz (Cout, Pz, Tz, B, H, W): the weight's, and the
+ * input's into din (NULL: none). With two trajectories, when their inputs differ
+ * sparsely: the weight gradient as (dY + dY_p) X^T + dY_p (X_p - X)^T, the sum of
+ * the gradients put into z (no longer needed: BatchNorm's backward has run). */
+static snn_status conv_backward(snn_trainer *tr, const snn_layer *c, cl_mem in, layer_dims d, cl_mem dz,
+                                cl_mem z, cl_mem dweight, cl_mem din) {
+    snn_context *ctx = tr->ctx;
+    const snn_images none = {NULL, 0, 0};
+    if (d.Pz == 2 && !tr->model->dense_perturbed) {
+        const size_t NB = d.Nz / 2;
+        int dense;
+        SNN_TRY(snn_op_conv3x3_wgrad_diff(ctx, (snn_images){in, d.Nz, 0}, NB, c->cin, NB, c->H, c->W, c->cout,
+                                          (snn_images){dz, d.Nz, NB}, dweight, 0.0f, &tr->ws, &dense));
+        if (dense)
+            tr->diff.wgrad_dense++;
+        else
+            tr->diff.wgrad_sparse++;
+        if (!dense) {
+            SNN_TRY(snn_op_sum_blocks(ctx, dz, z, c->cout, 2, NB * d.HW));
+            SNN_TRY(snn_op_conv3x3_backward_at(ctx, (snn_images){in, d.Nz, 0}, c->cin, NB, c->H, c->W, c->weight->dev,
+                                               c->cout, (snn_images){z, NB, 0}, dweight, 1.0f, none, &tr->ws,
+                                               &tr->ws2));
+            if (!din) return SNN_OK;
+            return snn_op_conv3x3_backward_at(ctx, (snn_images){in, d.Nz, 0}, c->cin, d.Nz, c->H, c->W,
+                                              c->weight->dev, c->cout, (snn_images){dz, d.Nz, 0}, NULL, 0.0f,
+                                              (snn_images){din, d.Nz, 0}, &tr->ws, &tr->ws2);
+        }
+    }
+    return snn_op_conv3x3_backward(ctx, in, c->cin, d.Nz, c->H, c->W, c->weight->dev, c->cout, dz, dweight, din,
+                                   &tr->ws, &tr->ws2);
+}
+
 static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch *batch) {
     snn_model *m = tr->model;
     snn_context *ctx = tr->ctx;
@@ -202,7 +256,7 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
         }
         layer_dims d = dims_of(m, p, i);
         cl_mem z = z_buffer(tr, i);
-        SNN_TRY(snn_op_conv3x3(ctx, l->in.mem, c->cin, d.Nz, c->H, c->W, c->weight->dev, c->cout, z, &tr->ws));
+        SNN_TRY(conv_forward(tr, c, l->in.mem, d, z));
         SNN_TRY(snn_op_bn_stats(ctx, z, c->cout, d.Pz * d.Tz, B * d.HW, c->bn_weight->dev,
                                 c->bn_bias->dev, l->mean.mem, l->rstd.mem, l->var_unbiased.mem, l->scale.mem,
                                 l->shift.mem));
@@ -334,8 +388,7 @@ static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch
             dz = z;
         }
         cl_mem din = i > 0 ? tr->gup[1 - cur].mem : NULL;
-        SNN_TRY(snn_op_conv3x3_backward(ctx, l->in.mem, c->cin, d.Nz, c->H, c->W, c->weight->dev, c->cout, dz,
-                                        GRAD(c->weight), din, &tr->ws, &tr->ws2));
+        SNN_TRY(conv_backward(tr, c, l->in.mem, d, dz, z, GRAD(c->weight), din));
         cur = 1 - cur;
     }
     return SNN_OK;

@@ -133,6 +133,7 @@ void snn_trainer_free(snn_trainer *tr) {
     for (size_t k = 0; k < SNN_ARRAY_LEN(all); k++) snn_dbuf_release(all[k]);
     snn_workspace_release(&tr->ws);
     snn_workspace_release(&tr->ws2);
+    snn_conv_diff_release(&tr->diff);
     free(tr);
 }
 
