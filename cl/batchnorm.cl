@@ -13,15 +13,11 @@ __kernel void snn_k_bn_stats(__global const float *z, const uint C, const uint R
     const uint c = get_group_id(0) / R, r = get_group_id(0) % R;
     const uint lid = get_local_id(0), wg = get_local_size(0);
     __global const float *x = z + ((size_t)c * R + r) * M;
-    snn_ksum acc = {0.0f, 0.0f};
-    for (uint i = lid; i < M; i += wg) snn_ksum_add(&acc, x[i]);
-    const float mu = snn_group_sum(acc.sum, scratch) / (float)M;
-    snn_ksum sq = {0.0f, 0.0f};
-    for (uint i = lid; i < M; i += wg) {
-        const float d = x[i] - mu;
-        snn_ksum_add(&sq, d * d);
-    }
-    const float ss = snn_group_sum(sq.sum, scratch);
+    float acc, sq;
+    SNN_KSUM_STRIDED(acc, lid, wg, M, x[i]);
+    const float mu = snn_group_sum(acc, scratch) / (float)M;
+    SNN_KSUM_STRIDED(sq, lid, wg, M, (x[i] - mu) * (x[i] - mu));
+    const float ss = snn_group_sum(sq, scratch);
     if (lid == 0) {
         const float var = ss / (float)M;
         const float rs = 1.0f / sqrt(var + 1e-5f);
@@ -72,14 +68,11 @@ __kernel void snn_k_bn_backward(__global float *g, __global const float *z, __gl
     __global float *gb = g + (size_t)blk * M;
     __global const float *zb = z + ((size_t)c * Pz * Tz + rz) * M;
     const float mu = mean[k], rs = rstd[k];
-    snn_ksum a1 = {0.0f, 0.0f}, a2 = {0.0f, 0.0f};
-    for (uint i = lid; i < M; i += wg) {
-        const float gi = gb[i];
-        snn_ksum_add(&a1, gi);
-        snn_ksum_add(&a2, gi * ((zb[i] - mu) * rs));
-    }
-    const float s1 = snn_group_sum(a1.sum, scratch);
-    const float s2 = snn_group_sum(a2.sum, scratch);
+    float a1, a2;
+    SNN_KSUM_STRIDED(a1, lid, wg, M, gb[i]);
+    SNN_KSUM_STRIDED(a2, lid, wg, M, gb[i] * ((zb[i] - mu) * rs));
+    const float s1 = snn_group_sum(a1, scratch);
+    const float s2 = snn_group_sum(a2, scratch);
     const float m1 = s1 / (float)M, m2 = s2 / (float)M, f = gamma[c] * rs;
     for (uint i = lid; i < M; i += wg) gb[i] = f * (gb[i] - m1 - ((zb[i] - mu) * rs) * m2);
     if (lid == 0) {

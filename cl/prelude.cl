@@ -34,3 +34,25 @@ inline void snn_ksum_add(snn_ksum *k, const float x) {
     k->comp = (t - k->sum) - y;
     k->sum = t;
 }
+
+/* The compensated sum of EXPR (an expression of the index i) over i = lid, lid + wg,
+ * .. < M into the float `out`, in four independent chains: one chain's four dependent
+ * operations per element would make a long sum latency-bound (3.5x slower than a
+ * plain sum on PoCL); four in flight hide that. */
+#define SNN_KSUM_STRIDED(out, lid, wg, M, EXPR)                                        \
+    do {                                                                              \
+        snn_ksum k0_ = {0.0f, 0.0f}, k1_ = k0_, k2_ = k0_, k3_ = k0_;                  \
+        uint i = (lid);                                                               \
+        for (; i + 3 * (wg) < (M); i += 4 * (wg)) {                                   \
+            snn_ksum_add(&k0_, (EXPR));                                               \
+            i += (wg);                                                                \
+            snn_ksum_add(&k1_, (EXPR));                                               \
+            i += (wg);                                                                \
+            snn_ksum_add(&k2_, (EXPR));                                               \
+            i += (wg);                                                                \
+            snn_ksum_add(&k3_, (EXPR));                                               \
+            i -= 3 * (wg);                                                            \
+        }                                                                             \
+        for (; i < (M); i += (wg)) snn_ksum_add(&k0_, (EXPR));                        \
+        (out) = (k0_.sum + k1_.sum) + (k2_.sum + k3_.sum);                            \
+    } while (0)

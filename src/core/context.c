@@ -44,22 +44,27 @@ void snn_profile_report(const snn_context *ctx) {
         fprintf(stderr, "  convolution inputs (sparse path at density <= %.2f):\n", (double)ctx->sparse_density);
     for (int i = 0; i < ctx->num_density; i++) {
         const struct snn_density_stat *d = &ctx->density[i];
-        fprintf(stderr, "    %4zu x %3zux%-3zu  density %.4f  chunks: %lu sparse, %lu dense\n", d->C, d->H, d->W,
-                d->total > 0 ? d->nonzero / d->total : 0.0, d->sparse, d->dense);
+        fprintf(stderr, "    %4zu x %3zux%-3zu  density %.4f  chunks: %lu sparse, %lu dense%s\n", d->C, d->H, d->W,
+                d->total > 0 ? d->nonzero / d->total : 0.0, d->sparse, d->dense,
+                d->difference ? "  (difference of the trajectories)" : "");
     }
 }
 
-void snn_profile_density(snn_context *ctx, size_t C, size_t H, size_t W, double nonzero, double total, int sparse) {
+void snn_profile_density(snn_context *ctx, size_t C, size_t H, size_t W, int difference, double nonzero,
+                         double total, int sparse) {
     if (!ctx->profile) return;
     struct snn_density_stat *d = NULL;
     for (int i = 0; i < ctx->num_density && !d; i++)
-        if (ctx->density[i].C == C && ctx->density[i].H == H && ctx->density[i].W == W) d = &ctx->density[i];
+        if (ctx->density[i].C == C && ctx->density[i].H == H && ctx->density[i].W == W &&
+            ctx->density[i].difference == difference)
+            d = &ctx->density[i];
     if (!d) {
         if (ctx->num_density == SNN_MAX_DENSITY_STATS) return; /* more shapes than any model has */
         d = &ctx->density[ctx->num_density++];
         d->C = C;
         d->H = H;
         d->W = W;
+        d->difference = difference;
     }
     d->nonzero += nonzero;
     d->total += total;

@@ -60,6 +60,7 @@ struct snn_context {
      * path each chunk took and the fraction of nonzero inputs. */
     struct snn_density_stat {
         size_t C, H, W;
+        int difference; /* of the two trajectories' inputs (training's weight gradient) */
         double nonzero, total;
         unsigned long sparse, dense;
     } density[SNN_MAX_DENSITY_STATS];
@@ -95,7 +96,8 @@ void snn_profile_stop(snn_context *ctx, int slot, double start);
 /* The per-kernel time table of SNNCL_PROFILE, to stderr (when the context is freed). */
 void snn_profile_report(const snn_context *ctx);
 /* Adds a convolution chunk's density to the profile (when profiling). */
-void snn_profile_density(snn_context *ctx, size_t C, size_t H, size_t W, double nonzero, double total, int sparse);
+void snn_profile_density(snn_context *ctx, size_t C, size_t H, size_t W, int difference, double nonzero,
+                         double total, int sparse);
 
 /* Drops one reference to a context's memory counts (the context's or a buffer's). */
 void snn_mem_count_unref(struct snn_mem_count *m);

@@ -51,7 +51,7 @@ static snn_status choose_sparse(snn_context *ctx, cl_mem in, size_t C, size_t cs
         s->sparse_chunks++;
     else
         s->dense_chunks++;
-    snn_profile_density(ctx, C, H, W, nonzero, total, *sparse);
+    snn_profile_density(ctx, C, H, W, p_off > 0, nonzero, total, *sparse);
     return SNN_OK;
 }
 
