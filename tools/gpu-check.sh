@@ -91,7 +91,7 @@ grep -E '^ *[0-9]+/[0-9]+ ' "$OUT/tests.log"
 grep -E '^(Ok|Fail|Timeout|Skipped):' "$OUT/tests.log"
 
 step "snncl tune"
-SNNCL_CACHE_DIR=$OUT/tune timeout 90 $snncl tune --candidates 8 2>&1 | tee "$OUT/tune.log"
+SNNCL_CACHE_DIR=$OUT/tune timeout 150 $snncl tune --candidates 4 2>&1 | tee "$OUT/tune.log"
 
 step "snncl bench --all-devices"
 budget=${BUDGET:-420}
@@ -107,10 +107,11 @@ done
 
 step "table (images/s)"
 python3 - "$OUT/bench.jsonl" <<'EOF'
-import json, sys
+import json, os, sys
 rows = {}
 modes = ["forward", "forward-lyapunov", "train", "train-lyapunov"]
-for line in open(sys.argv[1]) if len(sys.argv) > 1 else []:
+path = sys.argv[1]
+for line in open(path) if os.path.exists(path) else []:
     r = json.loads(line)
     key = (r.get("device", "?"), r.get("model"), r.get("input"), r.get("T"), r.get("encoding"))
     rows.setdefault(key, {})[r.get("mode")] = r
