@@ -129,10 +129,33 @@ __kernel void snn_k_conv3x3_sparse_lane(__global const uint *cnt, __global const
     out[out_off + (size_t)co * ldo + i] = acc;
 }
 
-/* Weight gradient over a chunk: dw (Cout, C*9) = beta * dw + sum over the chunk's
- * nonzero inputs v (sparse_input: the input, or a difference of two) of channel c at pixel (img, y, x) and taps (ky, kx) whose output
- * pixel (y - ky + 1, x - kx + 1) lies inside the image of v * gt[that pixel, co].
- * gt (NPc, Rp) from transpose_pad of the output gradient (Rp a multiple of 8).
+/* The weight gradient's scan: visits channel c's nonzero inputs v (sparse_input) in
+ * ascending pixel order and, for each, every tap t = ky*3 + kx whose output pixel p
+ * (y - ky + 1, x - kx + 1 in the same image, within the chunk) lies inside the image,
+ * with v, t and p in scope. */
+#define SPARSE_SCAN_BEGIN                                                               \
+    const uint HW = H * W;                                                              \
+    __global const float *src = in + off + (size_t)c * cstride;                         \
+    for (uint i = 0; i < NPc; i++) {                                                    \
+        const float v = sparse_input(src, i, p_off);                                    \
+        if (v == 0.0f) continue;                                                        \
+        const uint img = i / HW, y = (i % HW) / W, x = i % W;                           \
+        for (uint ky = 0; ky < 3; ky++) {                                               \
+            const int oy = (int)y - (int)ky + 1;                                        \
+            if (oy < 0 || oy >= (int)H) continue;                                       \
+            for (uint kx = 0; kx < 3; kx++) {                                           \
+                const int ox = (int)x - (int)kx + 1;                                    \
+                if (ox < 0 || ox >= (int)W) continue;                                   \
+                const uint t = ky * 3 + kx;                                             \
+                const size_t p = (size_t)img * HW + (uint)oy * W + (uint)ox;
+#define SPARSE_SCAN_END \
+    }                   \
+    }                   \
+    }
+
+/* Weight gradient over a chunk: dw (Cout, C*9) = beta * dw + the sum over the visits
+ * of SPARSE_SCAN of v * gt[p, co], gt (NPc, Rp) from transpose_pad of the output
+ * gradient (Rp a multiple of 8).
  * One work-item per input channel c, work-groups of one: it scans channel c's inputs
  * once, in ascending pixel order, and adds each nonzero's 9 gradient rows into its
  * (9, Rp) accumulators in local memory (acc: 9 * Rp floats), which stay in cache.
@@ -143,25 +166,13 @@ __kernel void snn_k_conv3x3_wgrad_sparse(__global const float *in, const uint C,
                                          const float beta, __global float *dw, __local float *acc) {
     const uint c = get_global_id(0);
     if (c >= C) return;
-    const uint HW = H * W, nb = Rp / 8;
+    const uint nb = Rp / 8;
     for (uint k = 0; k < 9 * Rp; k++) acc[k] = 0.0f;
-    __global const float *src = in + off + (size_t)c * cstride;
-    for (uint i = 0; i < NPc; i++) {
-        const float v = sparse_input(src, i, p_off);
-        if (v == 0.0f) continue;
-        const uint img = i / HW, y = (i % HW) / W, x = i % W;
-        for (uint ky = 0; ky < 3; ky++) {
-            const int oy = (int)y - (int)ky + 1;
-            if (oy < 0 || oy >= (int)H) continue;
-            for (uint kx = 0; kx < 3; kx++) {
-                const int ox = (int)x - (int)kx + 1;
-                if (ox < 0 || ox >= (int)W) continue;
-                __global const float *g = gt + ((size_t)img * HW + (uint)oy * W + (uint)ox) * Rp;
-                __local float *a = acc + (ky * 3 + kx) * Rp;
-                for (uint b = 0; b < nb; b++) vstore8(fma((float8)(v), vload8(b, g), vload8(b, a)), b, a);
-            }
-        }
-    }
+    SPARSE_SCAN_BEGIN
+    __global const float *g = gt + p * Rp;
+    __local float *a = acc + t * Rp;
+    for (uint b = 0; b < nb; b++) vstore8(fma((float8)(v), vload8(b, g), vload8(b, a)), b, a);
+    SPARSE_SCAN_END
     const uint K = C * 9;
     for (uint co = 0; co < Cout; co++)
         for (uint t = 0; t < 9; t++) {
@@ -178,25 +189,11 @@ __kernel void snn_k_conv3x3_wgrad_sparse_lane(__global const float *in, const ui
                                               const float beta, __global float *dw) {
     const uint co = get_global_id(0), c = get_global_id(1);
     if (co >= Cout || c >= C) return;
-    const uint HW = H * W;
     float acc[9];
     for (int t = 0; t < 9; t++) acc[t] = 0.0f;
-    __global const float *src = in + off + (size_t)c * cstride;
-    for (uint i = 0; i < NPc; i++) {
-        const float v = sparse_input(src, i, p_off);
-        if (v == 0.0f) continue;
-        const uint img = i / HW, y = (i % HW) / W, x = i % W;
-        for (uint ky = 0; ky < 3; ky++) {
-            const int oy = (int)y - (int)ky + 1;
-            if (oy < 0 || oy >= (int)H) continue;
-            for (uint kx = 0; kx < 3; kx++) {
-                const int ox = (int)x - (int)kx + 1;
-                if (ox < 0 || ox >= (int)W) continue;
-                const size_t p = (size_t)img * HW + (uint)oy * W + (uint)ox;
-                acc[ky * 3 + kx] = fma(v, gt[p * Rp + co], acc[ky * 3 + kx]);
-            }
-        }
-    }
+    SPARSE_SCAN_BEGIN
+    acc[t] = fma(v, gt[p * Rp + co], acc[t]);
+    SPARSE_SCAN_END
     __global float *d = dw + (size_t)co * C * 9 + c * 9;
     for (int t = 0; t < 9; t++) d[t] = beta == 0.0f ? acc[t] : acc[t] + beta * d[t];
 }

@@ -87,6 +87,20 @@ static snn_status conv_sparse_chunk(snn_context *ctx, cl_mem in, size_t C, size_
                                SNN_ARG_UINT(out_off), SNN_ARG_UINT(ldo)));
 }
 
+/* ws->buf (grown to at least bytes, a whole chunk's) = the im2col columns (C*9,
+ * count*H*W) of images first .. first+count-1 of in (first counts from the buffer's
+ * start: in.off already added). */
+static snn_status im2col_chunk(snn_context *ctx, snn_images in, size_t C, size_t H, size_t W, size_t first,
+                               size_t count, size_t bytes, snn_workspace *ws) {
+    SNN_TRY(snn_dbuf_reserve(ctx, &ws->buf, bytes));
+    size_t global[2] = {count * H, C};
+    /* im2col3x3's N is the channel stride in images, its n0 the first image */
+    return snn_launch(ctx, "snn_k_im2col3x3", 2, global, NULL,
+                      SNN_ARGS(SNN_ARG_MEM(in.mem), SNN_ARG_MEM(ws->buf.mem), SNN_ARG_UINT(C),
+                               SNN_ARG_UINT(in.cstride), SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(first),
+                               SNN_ARG_UINT(count)));
+}
+
 snn_status snn_op_conv3x3(snn_context *ctx, cl_mem in, size_t C, size_t N, size_t H, size_t W,
                           cl_mem weight, size_t Cout, cl_mem out, snn_workspace *ws) {
     return snn_op_conv3x3_at(ctx, (snn_images){in, N, 0}, C, N, H, W, weight, Cout, (snn_images){out, N, 0}, ws);
@@ -116,13 +130,7 @@ snn_status snn_op_conv3x3_at(snn_context *ctx, snn_images in, size_t C, size_t N
                                       out0 * HW, out.cstride * HW, &ws->sparse));
             continue;
         }
-        SNN_TRY(snn_dbuf_reserve(ctx, &ws->buf, chunk * per_image));
-        size_t global[2] = {count * H, C};
-        /* im2col3x3's N is the channel stride in images, its n0 the first image */
-        SNN_TRY(snn_launch(ctx, "snn_k_im2col3x3", 2, global, NULL,
-                           SNN_ARGS(SNN_ARG_MEM(in.mem), SNN_ARG_MEM(ws->buf.mem), SNN_ARG_UINT(C),
-                                    SNN_ARG_UINT(in.cstride), SNN_ARG_UINT(H), SNN_ARG_UINT(W),
-                                    SNN_ARG_UINT(in0), SNN_ARG_UINT(count))));
+        SNN_TRY(im2col_chunk(ctx, in, C, H, W, in0, count, chunk * per_image, ws));
         /* out images out0 .. out0+count-1 = weight (Cout, K) x col (K, count*HW) */
         SNN_TRY(snn_gemm(ctx, 0, 0, Cout, count * HW, K, 1.0f, weight, 0, K, ws->buf.mem, 0, count * HW,
                          0.0f, out.mem, out0 * HW, out.cstride * HW));
@@ -197,24 +205,28 @@ snn_status snn_op_conv3x3_diff(snn_context *ctx, cl_mem in, size_t C, size_t cst
                                SNN_ARG_MEM(d->val.mem), SNN_ARG_MEM(d->nnz.mem), SNN_ARG_UINT(n), SNN_ARG_MEM(d->dx.mem)));
 }
 
-/* One chunk's weight gradient on the sparse path from gt, its output gradient as
- * pixel rows (NPc, Rp); of the input difference (pixels p_off further minus these)
- * when p_off > 0. */
-static snn_status wgrad_sparse_chunk(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t off,
-                                     size_t p_off, size_t NPc, size_t H, size_t W, size_t Cout, size_t Rp,
-                                     cl_mem gt, float beta, cl_mem dweight) {
+/* One chunk's weight gradient on the sparse path, count images from in's image in0
+ * and dout's image g0 (both counted from the buffer's start), of the input difference
+ * (pixels p_off further minus these) when p_off > 0: the output gradient goes to
+ * pixel rows (ws->sparse.trans), then the scan kernel. */
+static snn_status wgrad_sparse_chunk(snn_context *ctx, snn_images in, size_t in0, size_t p_off, size_t C,
+                                     size_t count, size_t H, size_t W, size_t Cout, snn_images dout, size_t g0,
+                                     float beta, cl_mem dweight, snn_workspace *ws) {
+    const size_t HW = H * W, Rp = round_up(Cout, 8), cstride = in.cstride * HW, off = in0 * HW, NPc = count * HW;
+    SNN_TRY(transpose_pad(ctx, dout.mem, Cout, dout.cstride * HW, g0 * HW, NPc, Rp, &ws->sparse.trans));
+    cl_mem gt = ws->sparse.trans.mem;
     if (ctx->lane_kernels) {
         size_t g[2] = {Cout, C};
         return snn_launch(ctx, "snn_k_conv3x3_wgrad_sparse_lane", 2, g, NULL,
                           SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_UINT(C), SNN_ARG_UINT(cstride), SNN_ARG_UINT(off),
-                                   SNN_ARG_UINT(p_off), SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(NPc),
+                                   SNN_ARG_UINT(p_off * HW), SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(NPc),
                                    SNN_ARG_MEM(gt), SNN_ARG_UINT(Rp), SNN_ARG_UINT(Cout), SNN_ARG_FLOAT(beta),
                                    SNN_ARG_MEM(dweight)));
     }
     size_t g[1] = {C}, l[1] = {1};
     return snn_launch(ctx, "snn_k_conv3x3_wgrad_sparse", 1, g, l,
                       SNN_ARGS(SNN_ARG_MEM(in), SNN_ARG_UINT(C), SNN_ARG_UINT(cstride), SNN_ARG_UINT(off),
-                               SNN_ARG_UINT(p_off), SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(NPc), SNN_ARG_MEM(gt),
+                               SNN_ARG_UINT(p_off * HW), SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT(NPc), SNN_ARG_MEM(gt),
                                SNN_ARG_UINT(Rp), SNN_ARG_UINT(Cout), SNN_ARG_FLOAT(beta), SNN_ARG_MEM(dweight),
                                SNN_ARG_LOCAL(9 * Rp * sizeof(float))));
 }
@@ -239,7 +251,7 @@ snn_status snn_op_conv3x3_backward(snn_context *ctx, cl_mem in, size_t C, size_t
 snn_status snn_op_conv3x3_backward_at(snn_context *ctx, snn_images in, size_t C, size_t N, size_t H, size_t W,
                                       cl_mem weight, size_t Cout, snn_images dout, cl_mem dweight, float beta,
                                       snn_images din, snn_workspace *ws, snn_workspace *ws2) {
-    const size_t HW = H * W, K = C * 9, Rp = round_up(Cout, 8);
+    const size_t HW = H * W, K = C * 9;
     const size_t per_image = K * HW * sizeof(float);
     const size_t chunk = chunk_images(ws, per_image, N);
     if (din.mem) SNN_TRY(snn_dbuf_reserve(ctx, &ws2->buf, chunk * per_image));
@@ -247,25 +259,19 @@ snn_status snn_op_conv3x3_backward_at(snn_context *ctx, snn_images in, size_t C,
         const size_t count = N - n0 < chunk ? N - n0 : chunk;
         const size_t in0 = in.off + n0, g0 = dout.off + n0; /* the chunk's first image in each */
         const float b = n0 == 0 ? beta : 1.0f;
-        int sparse = 0;
-        if (dweight)
+        if (dweight) {
+            int sparse;
             SNN_TRY(choose_sparse(ctx, in.mem, C, in.cstride * HW, in0 * HW, 0, H, W, count * HW, &ws->sparse,
                                   &sparse));
-        if (dweight && sparse) {
-            /* dweight (+)= products of the chunk's nonzero inputs with its output gradient, as pixel rows */
-            SNN_TRY(transpose_pad(ctx, dout.mem, Cout, dout.cstride * HW, g0 * HW, count * HW, Rp, &ws->sparse.trans));
-            SNN_TRY(wgrad_sparse_chunk(ctx, in.mem, C, in.cstride * HW, in0 * HW, 0, count * HW, H, W, Cout, Rp,
-                                       ws->sparse.trans.mem, b, dweight));
-        } else if (dweight) {
-            SNN_TRY(snn_dbuf_reserve(ctx, &ws->buf, chunk * per_image));
-            size_t global[2] = {count * H, C};
-            SNN_TRY(snn_launch(ctx, "snn_k_im2col3x3", 2, global, NULL,
-                               SNN_ARGS(SNN_ARG_MEM(in.mem), SNN_ARG_MEM(ws->buf.mem), SNN_ARG_UINT(C),
-                                        SNN_ARG_UINT(in.cstride), SNN_ARG_UINT(H), SNN_ARG_UINT(W),
-                                        SNN_ARG_UINT(in0), SNN_ARG_UINT(count))));
-            /* dweight (Cout, K) (+)= dout chunk (Cout, count*HW) x col^T (count*HW, K) */
-            SNN_TRY(snn_gemm(ctx, 0, 1, Cout, K, count * HW, 1.0f, dout.mem, g0 * HW, dout.cstride * HW, ws->buf.mem,
-                             0, count * HW, b, dweight, 0, K));
+            if (sparse) {
+                /* dweight (+)= products of the chunk's nonzero inputs with its output gradient */
+                SNN_TRY(wgrad_sparse_chunk(ctx, in, in0, 0, C, count, H, W, Cout, dout, g0, b, dweight, ws));
+            } else {
+                SNN_TRY(im2col_chunk(ctx, in, C, H, W, in0, count, chunk * per_image, ws));
+                /* dweight (Cout, K) (+)= dout chunk (Cout, count*HW) x col^T (count*HW, K) */
+                SNN_TRY(snn_gemm(ctx, 0, 1, Cout, K, count * HW, 1.0f, dout.mem, g0 * HW, dout.cstride * HW,
+                                 ws->buf.mem, 0, count * HW, b, dweight, 0, K));
+            }
         }
         if (!din.mem) continue;
         /* dcol (K, count*HW) = weight^T (K, Cout) x dout chunk */
@@ -283,7 +289,7 @@ snn_status snn_op_conv3x3_backward_at(snn_context *ctx, snn_images in, size_t C,
 snn_status snn_op_conv3x3_wgrad_diff(snn_context *ctx, snn_images in, size_t p_off, size_t C, size_t N, size_t H,
                                      size_t W, size_t Cout, snn_images dout, cl_mem dweight, float beta,
                                      snn_workspace *ws, int *dense) {
-    const size_t HW = H * W, K = C * 9, Rp = round_up(Cout, 8);
+    const size_t HW = H * W, K = C * 9;
     const size_t chunk = chunk_images(ws, K * HW * sizeof(float), N);
     *dense = 0;
     /* All chunks are checked first: the caller's fallback recomputes everything. */
@@ -296,10 +302,8 @@ snn_status snn_op_conv3x3_wgrad_diff(snn_context *ctx, snn_images in, size_t p_o
     }
     for (size_t n0 = 0; n0 < N && !*dense; n0 += chunk) {
         const size_t count = N - n0 < chunk ? N - n0 : chunk;
-        SNN_TRY(transpose_pad(ctx, dout.mem, Cout, dout.cstride * HW, (dout.off + n0) * HW, count * HW, Rp,
-                              &ws->sparse.trans));
-        SNN_TRY(wgrad_sparse_chunk(ctx, in.mem, C, in.cstride * HW, (in.off + n0) * HW, p_off * HW, count * HW, H, W,
-                                   Cout, Rp, ws->sparse.trans.mem, n0 == 0 ? beta : 1.0f, dweight));
+        SNN_TRY(wgrad_sparse_chunk(ctx, in, in.off + n0, p_off, C, count, H, W, Cout, dout, dout.off + n0,
+                                   n0 == 0 ? beta : 1.0f, dweight, ws));
     }
     return SNN_OK;
 }
