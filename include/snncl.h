@@ -105,6 +105,11 @@ SNN_API const char *snn_status_name(snn_status status);
 /** The detailed message of the last failed call on this thread; "" if none. The
  * string belongs to the thread and is overwritten by its next failure. */
 SNN_API const char *snn_last_error(void);
+/** The OpenCL error code (CL_OUT_OF_RESOURCES, ...) or CLBlast status code behind this
+ * thread's last failure, when it was a failed OpenCL or CLBlast call (SNN_ERR_OPENCL,
+ * SNN_ERR_GEMM, or SNN_ERR_OUT_OF_MEMORY from the device); 0 when the last failure was
+ * of another kind or there was none. CLBlast's codes above -1000 are OpenCL's. */
+SNN_API int snn_last_cl_error(void);
 
 /** Run-time version, to compare with #SNNCL_VERSION_STRING at compile time. */
 SNN_API const char *snn_version(void);
@@ -140,7 +145,9 @@ typedef enum snn_device_type {
 
 /** What snncl knows of an OpenCL device, as the OpenCL queries report it. */
 typedef struct snn_device_info {
-    int index;                /**< position in snncl's list of all devices */
+    /** position in snncl's list of all devices (-1: a device given to
+     *  snn_context_create_cl() that the list lacks, such as a sub-device) */
+    int index;
     int platform_index;       /**< position of its platform among all platforms */
     char name[256];           /**< device name */
     char vendor[256];         /**< device vendor */

@@ -28,7 +28,7 @@ pc=$(find "$prefix" -name snncl.pc -print -quit)
 PKG_CONFIG_PATH=$(dirname "$pc")
 export PKG_CONFIG_PATH
 libdir=$(pkg-config --variable=libdir snncl)
-for f in "$prefix/include/snncl.h" "$prefix/bin/snncl" "$libdir/libsnncl.a" "$libdir/libsnncl.so"; do
+for f in "$prefix/include/snncl.h" "$prefix/include/snncl_opencl.h" "$prefix/bin/snncl" "$libdir/libsnncl.a" "$libdir/libsnncl.so"; do
     [ -e "$f" ] || { echo "not installed: $f" >&2; exit 1; }
 done
 ls -l "$libdir"/libsnncl*
@@ -54,10 +54,10 @@ cc $CFLAGS examples/train_tiny.c -o "$tmp/train_tiny_static" $(pkg-config --cfla
 if ldd "$tmp/train_tiny_static" | grep -q libsnncl; then echo "train_tiny_static loads libsnncl.so" >&2; exit 1; fi
 echo "ok"
 
-step "the header from C++"
+step "the headers from C++"
 if command -v c++ >/dev/null; then
     # shellcheck disable=SC2046
-    printf '#include <snncl.h>\nint main() { return snn_status_str(SNN_OK)[0] == 0; }\n' |
+    printf '#include <snncl_opencl.h>\nint main() { return snn_context_get_cl(NULL, NULL, NULL, NULL) == SNN_OK; }\n' |
         c++ -x c++ -Wall -Wextra -Werror - -o "$tmp/cxx" $(pkg-config --cflags --libs snncl) -Wl,-rpath,"$libdir"
     "$tmp/cxx"
     echo "ok"

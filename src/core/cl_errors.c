@@ -34,5 +34,5 @@ snn_status snn_cl_check(cl_int err, const char *what) {
                      err == CL_OUT_OF_RESOURCES || err == CL_INVALID_BUFFER_SIZE)
                         ? SNN_ERR_OUT_OF_MEMORY
                         : SNN_ERR_OPENCL;
-    return snn_fail(st, "%s failed: %s (%d)", what, snn_cl_error_name(err), (int)err);
+    return snn_fail_cl(st, (int)err, "%s failed: %s (%d)", what, snn_cl_error_name(err), (int)err);
 }

@@ -1,5 +1,6 @@
 /* Devices and the context's life cycle: enumeration and selection, the program built
- * from cl/, the GEMM's setup (snn_device_*, snn_context_create/free and friends). */
+ * from cl/, the GEMM's setup (snn_device_*, snn_context_create/free and friends),
+ * contexts on the caller's OpenCL objects (snn_context_create_cl, snncl_opencl.h). */
 #include <CL/cl_ext.h>
 
 #include <ctype.h>
@@ -11,6 +12,7 @@
 #include "context.h"
 #include "fault.h"
 #include "gemm.h"
+#include "snncl_opencl.h"
 
 /* ------------------------------------------------------------ enumeration -- */
 
@@ -224,6 +226,51 @@ void snn_context_params_default(snn_context_params *params) {
     if (params) memset(params, 0, sizeof *params);
 }
 
+/* A context for ref's device, with the knobs that follow the device type and the
+ * environment; its OpenCL context and queue are for the caller to set. */
+static snn_status context_alloc(snn_context **out, const device_ref *ref, int index) {
+    snn_context *ctx = calloc(1, sizeof *ctx);
+    if (ctx) ctx->mem = calloc(1, sizeof *ctx->mem);
+    if (!ctx || !ctx->mem) {
+        free(ctx);
+        return snn_fail(SNN_ERR_OUT_OF_MEMORY, "context");
+    }
+    ctx->mem->refs = 1; /* the context's */
+    ctx->platform = ref->platform;
+    ctx->device = ref->device;
+    fill_info(ref, index, &ctx->info);
+    const char *prof = getenv("SNNCL_PROFILE");
+    ctx->profile = prof && *prof && strcmp(prof, "0") != 0;
+    ctx->sparse_density = ctx->info.type == SNN_DEVICE_CPU ? SNN_SPARSE_DENSITY_CPU : SNN_SPARSE_DENSITY_GPU;
+    ctx->lane_kernels = ctx->info.type != SNN_DEVICE_CPU;
+    *out = ctx;
+    /* Tests arm device faults for the whole process through the environment. */
+    return snn_fault_from_env();
+}
+
+static snn_status make_queue(snn_context *ctx) {
+    cl_int err;
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    /* The 1.2 entry point, present on every runtime we target. */
+    ctx->queue = clCreateCommandQueue(ctx->cl, ctx->device, 0, &err);
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+    return snn_cl_check(err, "clCreateCommandQueue");
+}
+
+/* The rest of opening, once the OpenCL context and queue are set: the program and
+ * the GEMM's setup. */
+static snn_status context_build(snn_context *ctx, const snn_context_params *params) {
+    SNN_TRY(build_program(ctx, params->build_options));
+    SNN_TRY(snn_gemm_setup(ctx));
+    snn_log(SNN_LOG_INFO, "using device %d: %s (%s)", ctx->info.index, ctx->info.name, ctx->info.platform);
+    return SNN_OK;
+}
+
 snn_status snn_context_create(snn_context **out, const snn_context_params *params) {
     if (!out) return snn_fail(SNN_ERR_INVALID_ARG, "snn_context_create: out is NULL");
     *out = NULL;
@@ -247,46 +294,110 @@ snn_status snn_context_create(snn_context **out, const snn_context_params *param
     snn_status selected = select_device(sel, &ref, &index);
     if (selected != SNN_OK) return snn_fail_context(selected, "snn_context_create: %s", source);
 
-    snn_context *ctx = calloc(1, sizeof *ctx);
-    if (ctx) ctx->mem = calloc(1, sizeof *ctx->mem);
-    if (!ctx || !ctx->mem) {
-        free(ctx);
-        return snn_fail(SNN_ERR_OUT_OF_MEMORY, "context");
-    }
-    ctx->mem->refs = 1; /* the context's */
-    ctx->platform = ref.platform;
-    ctx->device = ref.device;
-    fill_info(&ref, index, &ctx->info);
-    const char *prof = getenv("SNNCL_PROFILE");
-    ctx->profile = prof && *prof && strcmp(prof, "0") != 0;
-    ctx->sparse_density = ctx->info.type == SNN_DEVICE_CPU ? SNN_SPARSE_DENSITY_CPU : SNN_SPARSE_DENSITY_GPU;
-    ctx->lane_kernels = ctx->info.type != SNN_DEVICE_CPU;
-
+    snn_context *ctx = NULL;
     snn_status st;
     cl_int err;
-    /* Tests arm device faults for the whole process through the environment. */
-    SNN_CHECK_GOTO(st, snn_fault_from_env(), fail);
+    SNN_CHECK_GOTO(st, context_alloc(&ctx, &ref, index), fail);
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ref.platform, 0};
     ctx->cl = clCreateContext(props, 1, &ref.device, NULL, NULL, &err);
     SNN_CHECK_GOTO(st, snn_cl_check(err, "clCreateContext"), fail);
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-#endif
-    /* The 1.2 entry point, present on every runtime we target. */
-    ctx->queue = clCreateCommandQueue(ctx->cl, ref.device, 0, &err);
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
-    SNN_CHECK_GOTO(st, snn_cl_check(err, "clCreateCommandQueue"), fail);
-    SNN_CHECK_GOTO(st, build_program(ctx, params->build_options), fail);
-    SNN_CHECK_GOTO(st, snn_gemm_setup(ctx), fail);
-    snn_log(SNN_LOG_INFO, "using device %d: %s (%s)", index, ctx->info.name, ctx->info.platform);
+    SNN_CHECK_GOTO(st, make_queue(ctx), fail);
+    SNN_CHECK_GOTO(st, context_build(ctx, params), fail);
     *out = ctx;
     return SNN_OK;
 fail:
     snn_context_free(ctx);
     return st;
+}
+
+/* Whether device is one of context's devices. */
+static snn_status device_in_context(cl_context context, cl_device_id device) {
+    cl_uint n = 0;
+    SNN_TRY(snn_cl_check(clGetContextInfo(context, CL_CONTEXT_NUM_DEVICES, sizeof n, &n, NULL),
+                         "snn_context_create_cl: clGetContextInfo(CL_CONTEXT_NUM_DEVICES)"));
+    cl_device_id devs[64];
+    if (n > 64) n = 64;
+    SNN_TRY(snn_cl_check(clGetContextInfo(context, CL_CONTEXT_DEVICES, n * sizeof *devs, devs, NULL),
+                         "snn_context_create_cl: clGetContextInfo(CL_CONTEXT_DEVICES)"));
+    for (cl_uint i = 0; i < n; i++)
+        if (devs[i] == device) return SNN_OK;
+    return snn_fail(SNN_ERR_INVALID_ARG, "snn_context_create_cl: the device is not one of the context's %u device%s",
+                    n, n == 1 ? "" : "s");
+}
+
+/* The caller's queue must belong to the context and device and run in order. */
+static snn_status check_queue(cl_command_queue queue, cl_context context, cl_device_id device) {
+    cl_context qc = NULL;
+    cl_device_id qd = NULL;
+    cl_command_queue_properties props = 0;
+    SNN_TRY(snn_cl_check(clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, sizeof qc, &qc, NULL),
+                         "snn_context_create_cl: clGetCommandQueueInfo(CL_QUEUE_CONTEXT)"));
+    SNN_TRY(snn_cl_check(clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof qd, &qd, NULL),
+                         "snn_context_create_cl: clGetCommandQueueInfo(CL_QUEUE_DEVICE)"));
+    SNN_TRY(snn_cl_check(clGetCommandQueueInfo(queue, CL_QUEUE_PROPERTIES, sizeof props, &props, NULL),
+                         "snn_context_create_cl: clGetCommandQueueInfo(CL_QUEUE_PROPERTIES)"));
+    if (qc != context) return snn_fail(SNN_ERR_INVALID_ARG, "snn_context_create_cl: the queue is of another context");
+    if (qd != device) return snn_fail(SNN_ERR_INVALID_ARG, "snn_context_create_cl: the queue is of another device");
+    if (props & CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE)
+        return snn_fail(SNN_ERR_INVALID_ARG,
+                        "snn_context_create_cl: the queue executes out of order; snncl needs an in-order queue");
+    return SNN_OK;
+}
+
+snn_status snn_context_create_cl(snn_context **out, cl_context context, cl_device_id device, cl_command_queue queue,
+                                 const snn_context_params *params) {
+    SNN_REQUIRE_ARG("snn_context_create_cl", out);
+    *out = NULL;
+    SNN_REQUIRE_ARG("snn_context_create_cl", context);
+    SNN_REQUIRE_ARG("snn_context_create_cl", device);
+    snn_context_params defaults;
+    if (!params) {
+        snn_context_params_default(&defaults);
+        params = &defaults;
+    }
+    SNN_TRY(device_in_context(context, device));
+    if (queue) SNN_TRY(check_queue(queue, context, device));
+
+    /* Its index among snn_device_get_info's devices, if it is one of them (-1: a
+     * sub-device, or a platform the ICD loader does not list). */
+    device_ref refs[MAX_DEVICES], ref = {NULL, device, -1};
+    int n = 0, index = -1;
+    SNN_TRY(list_devices(refs, MAX_DEVICES, &n));
+    for (int i = 0; i < n && i < MAX_DEVICES; i++)
+        if (refs[i].device == device) {
+            ref = refs[i];
+            index = i;
+        }
+    if (!ref.platform)
+        SNN_TRY(snn_cl_check(clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof ref.platform, &ref.platform, NULL),
+                             "snn_context_create_cl: clGetDeviceInfo(CL_DEVICE_PLATFORM)"));
+
+    snn_context *ctx = NULL;
+    snn_status st;
+    SNN_CHECK_GOTO(st, context_alloc(&ctx, &ref, index), fail);
+    SNN_CHECK_GOTO(st, snn_cl_check(clRetainContext(context), "clRetainContext"), fail);
+    ctx->cl = context;
+    if (queue) {
+        SNN_CHECK_GOTO(st, snn_cl_check(clRetainCommandQueue(queue), "clRetainCommandQueue"), fail);
+        ctx->queue = queue;
+    } else {
+        SNN_CHECK_GOTO(st, make_queue(ctx), fail);
+    }
+    SNN_CHECK_GOTO(st, context_build(ctx, params), fail);
+    *out = ctx;
+    return SNN_OK;
+fail:
+    snn_context_free(ctx);
+    return st;
+}
+
+snn_status snn_context_get_cl(const snn_context *ctx, cl_context *context, cl_device_id *device,
+                              cl_command_queue *queue) {
+    SNN_REQUIRE_ARG("snn_context_get_cl", ctx);
+    if (context) *context = ctx->cl;
+    if (device) *device = ctx->device;
+    if (queue) *queue = ctx->queue;
+    return SNN_OK;
 }
 
 void snn_context_free(snn_context *ctx) {

@@ -26,13 +26,13 @@ static snn_status gemm_clblast(snn_context *ctx, int trans_a, int trans_b, size_
                          trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda, b,
                          b_off, ldb, beta, c, c_off, ldc, &ctx->queue, NULL);
     if (s != CLBlastSuccess)
-        return snn_fail(s == CLBlastOpenCLOutOfResources || s == CLBlastOpenCLOutOfHostMemory ||
-                                s == CLBlastTempBufferAllocFailure
-                            ? SNN_ERR_OUT_OF_MEMORY
-                            : SNN_ERR_GEMM,
-                        "CLBlastSgemm(%zu x %zu x %zu, ta=%d, tb=%d) failed with status %d (%s)", m, n, k,
-                        trans_a, trans_b, (int)s,
-                        (int)s > -1000 ? snn_cl_error_name((cl_int)s) : "CLBlast's own code");
+        return snn_fail_cl(s == CLBlastOpenCLOutOfResources || s == CLBlastOpenCLOutOfHostMemory ||
+                                   s == CLBlastTempBufferAllocFailure
+                               ? SNN_ERR_OUT_OF_MEMORY
+                               : SNN_ERR_GEMM,
+                           (int)s, "CLBlastSgemm(%zu x %zu x %zu, ta=%d, tb=%d) failed with status %d (%s)", m, n,
+                           k, trans_a, trans_b, (int)s,
+                           (int)s > -1000 ? snn_cl_error_name((cl_int)s) : "CLBlast's own code");
     snn_profile_stop(ctx, SNN_PROFILE_GEMM, t0);
     return SNN_OK;
 }
@@ -317,7 +317,7 @@ snn_status snn_gemm_apply_xgemm(snn_context *ctx, const size_t xgemm[SNN_XGEMM_P
                                                     SNN_XGEMM_PARAMS, (const char **)snn_xgemm_param_names,
                                                     xgemm);
     if (s != CLBlastSuccess)
-        return snn_fail(SNN_ERR_GEMM, "CLBlast rejected the Xgemm parameters (status %d)", (int)s);
+        return snn_fail_cl(SNN_ERR_GEMM, (int)s, "CLBlast rejected the Xgemm parameters (status %d)", (int)s);
     return SNN_OK;
 }
 

@@ -14,6 +14,11 @@
  * returns status, so failures read `return snn_fail(SNN_ERR_SHAPE, "...", ...);`. */
 snn_status snn_fail(snn_status status, const char *fmt, ...) SNN_PRINTF(2, 3);
 
+/* snn_fail for a failed OpenCL or CLBlast call: also records its code for
+ * snn_last_cl_error() (snn_fail and snn_clear_error reset it to 0; snn_fail_context
+ * keeps it, since it only adds context to the same failure). */
+snn_status snn_fail_cl(snn_status status, int code, const char *fmt, ...) SNN_PRINTF(3, 4);
+
 /* Prefixes the current last-error message with context ("loading model: ..."). */
 snn_status snn_fail_context(snn_status status, const char *fmt, ...) SNN_PRINTF(2, 3);
 

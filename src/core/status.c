@@ -30,16 +30,33 @@ const char *snn_status_name(snn_status status) {
 const char *snn_version(void) { return SNNCL_VERSION_STRING; }
 
 static _Thread_local char last_error[4096];
+static _Thread_local int last_cl_code; /* the OpenCL/CLBlast code behind it, 0 if none */
 
 const char *snn_last_error(void) { return last_error; }
 
-void snn_clear_error(void) { last_error[0] = '\0'; }
+int snn_last_cl_error(void) { return last_cl_code; }
+
+void snn_clear_error(void) {
+    last_error[0] = '\0';
+    last_cl_code = 0;
+}
+
+snn_status snn_fail_cl(snn_status status, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    last_cl_code = code;
+    snn_log(SNN_LOG_DEBUG, "%s: %s", snn_status_name(status), last_error);
+    return status;
+}
 
 snn_status snn_fail(snn_status status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
+    last_cl_code = 0;
     snn_log(SNN_LOG_DEBUG, "%s: %s", snn_status_name(status), last_error);
     return status;
 }

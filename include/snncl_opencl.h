@@ -1,0 +1,52 @@
+/**
+ * @file snncl_opencl.h
+ * @brief snncl inside an OpenCL program: contexts on the caller's OpenCL objects.
+ *
+ * A program that already uses OpenCL hands snncl its own `cl_context`, device and
+ * (optionally) command queue, so that snncl's work and the program's run on the
+ * same queue, in order, without copies between contexts. snncl.h stays free of
+ * OpenCL types; this header adds the functions that need them.
+ *
+ * **References.** snncl retains what it is given (clRetainContext,
+ * clRetainCommandQueue) and releases only those references in snn_context_free():
+ * the caller keeps, and releases, its own. The handles snn_context_get_cl() returns
+ * are borrowed: valid while the snncl context lives; retain them to keep them longer.
+ *
+ * **Ordering.** snncl enqueues its work on the context's queue, which must execute
+ * in order: work the caller enqueues before an snncl call runs before it, and work
+ * enqueued after runs after. Calls that return results in host memory wait for them.
+ *
+ * **Threads.** As for any snn_context: one thread at a time per context (and so per
+ * queue, from snncl's side); different contexts may be used from different threads.
+ */
+#ifndef SNNCL_OPENCL_H
+#define SNNCL_OPENCL_H
+
+#include <CL/cl.h>
+
+#include "snncl.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Makes a context on the caller's OpenCL objects: `device` must be one of
+ *  `context`'s devices; `queue` (NULL: snncl makes its own on that context and
+ *  device) must belong to both and execute in order (no
+ *  CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE); SNN_ERR_INVALID_ARG says which does not.
+ *  Builds snncl's kernels for the device as snn_context_create() does;
+ *  `params->device` is ignored (the device is given), `params` may be NULL. */
+SNN_API snn_status snn_context_create_cl(snn_context **out, cl_context context, cl_device_id device,
+                                         cl_command_queue queue, const snn_context_params *params);
+
+/** The context's OpenCL objects (borrowed, see the file's notes): any of the three
+ *  pointers may be NULL when that one is not wanted. For a context made by
+ *  snn_context_create(), these are the ones snncl made. */
+SNN_API snn_status snn_context_get_cl(const snn_context *ctx, cl_context *context, cl_device_id *device,
+                                      cl_command_queue *queue);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
