@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
             fp.seed = (uint64_t)(r + 2);
             double t0 = now_ms();
             if (train) {
-                snn_batch b = {x, labels, batch, (uint64_t)(r + 2), NULL, 0};
+                snn_batch b = {.input = x, .labels = labels, .size = batch, .seed = (uint64_t)(r + 2)};
                 if ((st = snn_trainer_step(tr, &b, NULL))) return fail("training step", st);
             } else if ((st = snn_model_forward(model, x, batch, &fp, logits, &lyap_value, NULL))) {
                 return fail("forward", st);

@@ -74,7 +74,7 @@ int main(int argc, char **argv) {
     for (int step = 0; step < STEPS; step++) {
         /* The seed draws the rate encoding, the dropout mask and the initial
          * perturbation; with the same seeds a run repeats bit for bit. */
-        snn_batch batch = {images, labels, B, (uint64_t)step, NULL, 0};
+        snn_batch batch = {.input = images, .labels = labels, .size = B, .seed = (uint64_t)step};
         snn_step_stats s;
         CHECK(snn_trainer_step(tr, &batch, &s));
         printf("step %2d: loss %.4f (cross-entropy %.4f, lyapunov %+.4f), %2d/%d correct\n", step + 1,

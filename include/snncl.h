@@ -164,7 +164,12 @@ typedef struct snn_device_info {
     size_t max_work_group_size; /**< largest work-group */
     int has_fp64;              /**< nonzero if the device supports double precision */
     int has_fp16;              /**< nonzero if the device supports half precision */
+    uint8_t reserved[64];      /**< zero (room for future fields without breaking the ABI) */
 } snn_device_info;
+
+/** Zeroes every field (NULL is fine). The functions that describe a device fill all of
+ * it; this is for callers that keep one before it is filled. */
+SNN_API void snn_device_info_init(snn_device_info *info);
 
 /** Number of OpenCL devices on all platforms (0 is not an error). */
 SNN_API snn_status snn_device_count(int *count);
@@ -543,7 +548,11 @@ typedef struct snn_step_stats {
     int correct;          /**< samples whose largest logit is the label */
     float lr;             /**< learning rate used by the update (0 for snn_trainer_gradients) */
     float grad_norm;      /**< global L2 norm of the gradient before clipping */
+    uint8_t reserved[32]; /**< zero (room for future fields without breaking the ABI) */
 } snn_step_stats;
+
+/** Zeroes every field (NULL is fine). */
+SNN_API void snn_step_stats_init(snn_step_stats *stats);
 
 /** One batch of a training step. */
 typedef struct snn_batch {
@@ -553,7 +562,14 @@ typedef struct snn_batch {
     uint64_t seed;         /**< rate encoding, dropout mask and (without perturb) the perturbation */
     const float *const *perturb; /**< optional unit perturbation per LIF layer, as snn_forward_params */
     int pre_encoded;       /**< nonzero: input is already spikes, as snn_forward_params::pre_encoded */
+    uint8_t reserved[32];  /**< zero (room for future fields without breaking the ABI) */
 } snn_batch;
+
+/** Zeroes every field, the reserved bytes included (NULL is fine). Start every batch
+ * from it, or from a designated initializer (`{.input = x, .labels = y, .size = B}`),
+ * which zeroes the rest: a later snncl that gives the reserved bytes a meaning then
+ * reads zeros there, and the code still compiles when fields are added. */
+SNN_API void snn_batch_init(snn_batch *batch);
 
 /** Trains a model in place: BatchNorm uses batch statistics and moves its running
  * estimates, dropout is active, gradients come from backpropagation through time with

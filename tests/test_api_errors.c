@@ -1591,6 +1591,31 @@ START_TEST(test_two_trainers_one_model) {
 }
 END_TEST
 
+/* The structs that can grow have reserved bytes and an init that zeroes all of them;
+ * NULL is fine. */
+START_TEST(test_struct_inits) {
+    snn_batch b;
+    snn_step_stats st;
+    snn_device_info di;
+    memset(&b, 0xff, sizeof b);
+    memset(&st, 0xff, sizeof st);
+    memset(&di, 0xff, sizeof di);
+    snn_batch_init(&b);
+    snn_step_stats_init(&st);
+    snn_device_info_init(&di);
+    static const unsigned char zero[sizeof di];
+    ck_assert_int_eq(memcmp(&b, zero, sizeof b), 0);
+    ck_assert_int_eq(memcmp(&st, zero, sizeof st), 0);
+    ck_assert_int_eq(memcmp(&di, zero, sizeof di), 0);
+    ck_assert_uint_ge(sizeof b.reserved, 32);
+    ck_assert_uint_ge(sizeof st.reserved, 32);
+    ck_assert_uint_ge(sizeof di.reserved, 64);
+    snn_batch_init(NULL);
+    snn_step_stats_init(NULL);
+    snn_device_info_init(NULL);
+}
+END_TEST
+
 /* Every public function of the public headers is called in one of the test sources
  * (this file, and test_opencl.c for snncl_opencl.h), so a new function cannot arrive
  * without a bad-argument test. Both lists (':'-separated paths) come from the build
@@ -1725,6 +1750,7 @@ static Suite *api_errors_suite(void) {
     tcase_add_test(tc, test_bad_trainer_state);
     tcase_add_test(tc, test_two_trainers_one_model);
     tcase_add_test(tc, test_every_public_function_covered);
+    tcase_add_test(tc, test_struct_inits);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("files");

@@ -64,7 +64,7 @@ static void *work(void *arg) {
     tc.schedule = SNN_SCHEDULE_CONSTANT;
     TRY(snn_trainer_create(&tr, m, &tc));
     for (int k = 0; k < STEPS; k++) {
-        const snn_batch batch = {x, labels, B, j->seed + (uint64_t)k, NULL, 0};
+        const snn_batch batch = {.input = x, .labels = labels, .size = B, .seed = j->seed + (uint64_t)k};
         snn_step_stats s;
         TRY(snn_trainer_step(tr, &batch, &s));
         j->loss[k] = s.loss;

@@ -123,7 +123,8 @@ static void case_close(train_case *c) {
 }
 
 static snn_batch case_batch(const train_case *c) {
-    snn_batch b = {c->input, c->labels, c->batch, c->seed, (const float *const *)c->perturb, c->pre_encoded};
+    snn_batch b = {.input = c->input, .labels = c->labels, .size = c->batch, .seed = c->seed,
+                   .perturb = (const float *const *)c->perturb, .pre_encoded = c->pre_encoded};
     return b;
 }
 

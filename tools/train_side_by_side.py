@@ -55,12 +55,13 @@ class TrainConfig(ctypes.Structure):   # snn_train_config (include/snncl.h)
 class Batch(ctypes.Structure):         # snn_batch
     _fields_ = [("input", ctypes.POINTER(ctypes.c_float)), ("labels", ctypes.POINTER(ctypes.c_int64)),
                 ("size", ctypes.c_int), ("seed", ctypes.c_uint64),
-                ("perturb", ctypes.c_void_p), ("pre_encoded", ctypes.c_int)]
+                ("perturb", ctypes.c_void_p), ("pre_encoded", ctypes.c_int), ("reserved", ctypes.c_uint8 * 32)]
 
 
 class StepStats(ctypes.Structure):     # snn_step_stats
     _fields_ = [("loss", ctypes.c_float), ("cross_entropy", ctypes.c_float), ("lyapunov", ctypes.c_float),
-                ("correct", ctypes.c_int), ("lr", ctypes.c_float), ("grad_norm", ctypes.c_float)]
+                ("correct", ctypes.c_int), ("lr", ctypes.c_float), ("grad_norm", ctypes.c_float),
+                ("reserved", ctypes.c_uint8 * 32)]
 
 
 SCHEDULE_CONSTANT = 0

@@ -66,7 +66,7 @@ static snn_status time_mode(snn_context *ctx, snn_model *model, int mode, const 
     for (int r = -warmup; r < runs && st == SNN_OK; r++) {
         const double t0 = cli_now();
         if (train) {
-            snn_batch b = {x, labels, batch, (uint64_t)(r + 100), NULL, 0};
+            snn_batch b = {.input = x, .labels = labels, .size = batch, .seed = (uint64_t)(r + 100)};
             st = snn_trainer_step(tr, &b, NULL);
         } else {
             fp.seed = (uint64_t)(r + 100);

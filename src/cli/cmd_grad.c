@@ -81,7 +81,8 @@ int cmd_grad(int argc, char **argv) {
         cli_report("setting up training", st);
         goto done;
     }
-    snn_batch batch = {b.x, b.labels, b.batch, seed, (const float *const *)b.perturb, b.pre_encoded};
+    snn_batch batch = {.input = b.x, .labels = b.labels, .size = b.batch, .seed = seed,
+                       .perturb = (const float *const *)b.perturb, .pre_encoded = b.pre_encoded};
     snn_step_stats s;
     if ((st = snn_trainer_gradients(tr, &batch, &s)) != SNN_OK) {
         cli_report("computing gradients", st);

@@ -104,6 +104,10 @@ static void fill_info(const device_ref *ref, int index, snn_device_info *info) {
     info->has_fp16 = strstr(ext, "cl_khr_fp16") != NULL;
 }
 
+void snn_device_info_init(snn_device_info *info) {
+    if (info) memset(info, 0, sizeof *info);
+}
+
 snn_status snn_device_get_info(int index, snn_device_info *info) {
     device_ref refs[MAX_DEVICES];
     int n = 0;

@@ -108,7 +108,8 @@ snn_status snn_run_step(snn_run *run, snn_step_stats *stats) {
     const size_t B = (size_t)run->batch, first = (size_t)p->step * B;
     const size_t b = run->images - first < B ? run->images - first : B;
     SNN_TRY(snn_dataset_gather(run->ds, run->order + first, b, run->x, run->labels));
-    const snn_batch batch = {run->x, run->labels, (int)b, snn_run_step_seed(run->seed, p->global_step), NULL, 0};
+    const snn_batch batch = {.input = run->x, .labels = run->labels, .size = (int)b,
+                             .seed = snn_run_step_seed(run->seed, p->global_step)};
     snn_step_stats s;
     SNN_TRY(snn_trainer_step(run->tr, &batch, &s));
     p->step++;

@@ -331,6 +331,14 @@ snn_status snn_trainer_gradients(snn_trainer *tr, const snn_batch *batch, snn_st
     return run_step(tr, batch, stats, 0);
 }
 
+void snn_batch_init(snn_batch *batch) {
+    if (batch) memset(batch, 0, sizeof *batch);
+}
+
+void snn_step_stats_init(snn_step_stats *stats) {
+    if (stats) memset(stats, 0, sizeof *stats);
+}
+
 int snn_trainer_num_grads(const snn_trainer *tr) { return tr ? tr->num_train : 0; }
 
 snn_status snn_trainer_grad_info(const snn_trainer *tr, int i, const char **name, int *ndim,
