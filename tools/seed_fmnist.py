@@ -47,6 +47,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--limit", type=int, default=0, help="train on the first N images only (0: all)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -57,6 +58,8 @@ def main():
                             encoding=args.encoding, dropout=args.dropout)
     x_train, y_train = load(args.data_dir, "train")
     x_test, y_test = load(args.data_dir, "test")
+    if args.limit > 0:
+        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
     steps = args.epochs * ((len(y_train) + args.batch - 1) // args.batch)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
@@ -89,7 +92,7 @@ def main():
         for k in range(0, len(y_test), 256):
             logits, _, _ = net(x_test[k:k + 256])
             correct += int((logits.argmax(1) == y_test[k:k + 256]).sum())
-    print(f"training {train_time:.0f} s ({args.epochs * len(y_train) / train_time:.0f} images/s)")
+    print(f"training {train_time:.1f} s ({args.epochs * len(y_train) / train_time:.0f} images/s)")
     print(f"test accuracy: {correct / len(y_test):.4f}")
     return 0
 
