@@ -194,18 +194,26 @@ static void check_running_stats(train_case *c) {
     snn_safetensors_free(st);
 }
 
+/* A trainer for the case's model at lyap_weight, and the gradients of the case's batch
+ * (its perturbation only with the estimate) into *s. */
+static snn_trainer *case_gradients(train_case *c, float lyap_weight, snn_step_stats *s) {
+    snn_train_config tc = case_config(c, lyap_weight);
+    snn_trainer *tr;
+    ck_assert_snn_ok(snn_trainer_create(&tr, c->model, &tc));
+    snn_batch b = case_batch(c);
+    if (lyap_weight == 0.0f) b.perturb = NULL;
+    ck_assert_snn_ok(snn_trainer_gradients(tr, &b, s));
+    return tr;
+}
+
 /* One gradient fixture: loss, gradients, running statistics; and with the estimate,
  * the cross-entropy part of the gradient alone. */
 static void check_gradients(const char *name) {
     train_case c;
     case_open(&c, name, "grad");
     const int lyap = c.lyap_weight > 0.0f;
-    snn_train_config tc = case_config(&c, c.lyap_weight);
-    snn_trainer *tr;
-    ck_assert_snn_ok(snn_trainer_create(&tr, c.model, &tc));
-    snn_batch b = case_batch(&c);
     snn_step_stats s;
-    ck_assert_snn_ok(snn_trainer_gradients(tr, &b, &s));
+    snn_trainer *tr = case_gradients(&c, c.lyap_weight, &s);
     double *loss = tensor_f64(c.ref, "loss", NULL), *ce = tensor_f64(c.ref, "cross_entropy", NULL);
     const double loss_err = fabs((double)s.loss - loss[0]) / fabs(loss[0]);
     const double ce_err = fabs((double)s.cross_entropy - ce[0]) / fabs(ce[0]);
@@ -234,11 +242,7 @@ static void check_gradients(const char *name) {
     if (lyap) {
         case_open(&c, name, "grad");
         if (snn_safetensors_find(c.ref, "grad_ce.fc.bias") || snn_safetensors_find(c.ref, "grad_ce.fc2.bias")) {
-            tc = case_config(&c, 0.0f);
-            ck_assert_snn_ok(snn_trainer_create(&tr, c.model, &tc));
-            b = case_batch(&c);
-            b.perturb = NULL;
-            ck_assert_snn_ok(snn_trainer_gradients(tr, &b, &s));
+            tr = case_gradients(&c, 0.0f, &s);
             ck_assert_msg(fabs((double)s.cross_entropy - ce[0]) / fabs(ce[0]) <= LOSS_TOL, "%s: CE-only loss", name);
             for (int i = 0; i < snn_trainer_num_grads(tr); i++) {
                 const char *pname;
@@ -273,12 +277,8 @@ static void check_sparse_perturbed(const char *name) {
         train_case c;
         case_open(&c, name, "grad");
         c.model->dense_perturbed = dense;
-        snn_train_config tc = case_config(&c, c.lyap_weight);
-        snn_trainer *tr;
-        ck_assert_snn_ok(snn_trainer_create(&tr, c.model, &tc));
-        snn_batch b = case_batch(&c);
         snn_step_stats s;
-        ck_assert_snn_ok(snn_trainer_gradients(tr, &b, &s));
+        snn_trainer *tr = case_gradients(&c, c.lyap_weight, &s);
         loss[dense] = s.loss;
         lyap[dense] = s.lyapunov;
         if (!dense)

@@ -266,13 +266,37 @@ static snn_status make_queue(snn_context *ctx) {
     return snn_cl_check(err, "clCreateCommandQueue");
 }
 
-/* The rest of opening, once the OpenCL context and queue are set: the program and
- * the GEMM's setup. */
-static snn_status context_build(snn_context *ctx, const snn_context_params *params) {
-    SNN_TRY(build_program(ctx, params->build_options));
-    SNN_TRY(snn_gemm_setup(ctx));
+/* Opens a context on ref's device: on the caller's OpenCL context and queue when given
+ * (retained; snn_context_free releases only these references), else on new ones; then
+ * builds the program and sets up the GEMM. */
+static snn_status context_open(snn_context **out, const device_ref *ref, int index, cl_context given,
+                               cl_command_queue queue, const snn_context_params *params) {
+    snn_context *ctx = NULL;
+    snn_status st;
+    SNN_CHECK_GOTO(st, context_alloc(&ctx, ref, index), fail);
+    if (given) {
+        SNN_CHECK_GOTO(st, snn_cl_check(clRetainContext(given), "clRetainContext"), fail);
+        ctx->cl = given;
+    } else {
+        cl_int err;
+        cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ref->platform, 0};
+        ctx->cl = clCreateContext(props, 1, &ref->device, NULL, NULL, &err);
+        SNN_CHECK_GOTO(st, snn_cl_check(err, "clCreateContext"), fail);
+    }
+    if (queue) {
+        SNN_CHECK_GOTO(st, snn_cl_check(clRetainCommandQueue(queue), "clRetainCommandQueue"), fail);
+        ctx->queue = queue;
+    } else {
+        SNN_CHECK_GOTO(st, make_queue(ctx), fail);
+    }
+    SNN_CHECK_GOTO(st, build_program(ctx, params->build_options), fail);
+    SNN_CHECK_GOTO(st, snn_gemm_setup(ctx), fail);
     snn_log(SNN_LOG_INFO, "using device %d: %s (%s)", ctx->info.index, ctx->info.name, ctx->info.platform);
+    *out = ctx;
     return SNN_OK;
+fail:
+    snn_context_free(ctx);
+    return st;
 }
 
 snn_status snn_context_create(snn_context **out, const snn_context_params *params) {
@@ -298,20 +322,7 @@ snn_status snn_context_create(snn_context **out, const snn_context_params *param
     snn_status selected = select_device(sel, &ref, &index);
     if (selected != SNN_OK) return snn_fail_context(selected, "snn_context_create: %s", source);
 
-    snn_context *ctx = NULL;
-    snn_status st;
-    cl_int err;
-    SNN_CHECK_GOTO(st, context_alloc(&ctx, &ref, index), fail);
-    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ref.platform, 0};
-    ctx->cl = clCreateContext(props, 1, &ref.device, NULL, NULL, &err);
-    SNN_CHECK_GOTO(st, snn_cl_check(err, "clCreateContext"), fail);
-    SNN_CHECK_GOTO(st, make_queue(ctx), fail);
-    SNN_CHECK_GOTO(st, context_build(ctx, params), fail);
-    *out = ctx;
-    return SNN_OK;
-fail:
-    snn_context_free(ctx);
-    return st;
+    return context_open(out, &ref, index, NULL, NULL, params);
 }
 
 /* Whether device is one of context's devices. */
@@ -376,23 +387,7 @@ snn_status snn_context_create_cl(snn_context **out, cl_context context, cl_devic
         SNN_TRY(snn_cl_check(clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof ref.platform, &ref.platform, NULL),
                              "snn_context_create_cl: clGetDeviceInfo(CL_DEVICE_PLATFORM)"));
 
-    snn_context *ctx = NULL;
-    snn_status st;
-    SNN_CHECK_GOTO(st, context_alloc(&ctx, &ref, index), fail);
-    SNN_CHECK_GOTO(st, snn_cl_check(clRetainContext(context), "clRetainContext"), fail);
-    ctx->cl = context;
-    if (queue) {
-        SNN_CHECK_GOTO(st, snn_cl_check(clRetainCommandQueue(queue), "clRetainCommandQueue"), fail);
-        ctx->queue = queue;
-    } else {
-        SNN_CHECK_GOTO(st, make_queue(ctx), fail);
-    }
-    SNN_CHECK_GOTO(st, context_build(ctx, params), fail);
-    *out = ctx;
-    return SNN_OK;
-fail:
-    snn_context_free(ctx);
-    return st;
+    return context_open(out, &ref, index, context, queue, params);
 }
 
 snn_status snn_context_get_cl(const snn_context *ctx, cl_context *context, cl_device_id *device,

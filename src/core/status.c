@@ -41,23 +41,27 @@ void snn_clear_error(void) {
     last_cl_code = 0;
 }
 
+/* Records a failure's message and the OpenCL/CLBlast code behind it (0: none). */
+static snn_status record_failure(snn_status status, int code, const char *fmt, va_list ap) {
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    last_cl_code = code;
+    snn_log(SNN_LOG_DEBUG, "%s: %s", snn_status_name(status), last_error);
+    return status;
+}
+
 snn_status snn_fail_cl(snn_status status, int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    record_failure(status, code, fmt, ap);
     va_end(ap);
-    last_cl_code = code;
-    snn_log(SNN_LOG_DEBUG, "%s: %s", snn_status_name(status), last_error);
     return status;
 }
 
 snn_status snn_fail(snn_status status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    record_failure(status, 0, fmt, ap);
     va_end(ap);
-    last_cl_code = 0;
-    snn_log(SNN_LOG_DEBUG, "%s: %s", snn_status_name(status), last_error);
     return status;
 }
 
