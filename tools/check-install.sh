@@ -42,7 +42,10 @@ for ex in devices classify train_tiny lyapunov; do
     # -lm: classify computes a softmax; rpath: the prefix is not on the loader's path.
     # shellcheck disable=SC2046,SC2086
     cc $CFLAGS "examples/$ex.c" -o "$tmp/$ex" $(pkg-config --cflags --libs snncl) -lm -Wl,-rpath,"$libdir"
-    ldd "$tmp/$ex" | grep -q "libsnncl.so.* => $libdir/" || { echo "$ex does not load $libdir's libsnncl" >&2; exit 1; }
+    # The output is captured before matching: with pipefail, `ldd | grep -q` fails at
+    # random when grep exits before ldd has finished writing (SIGPIPE).
+    deps=$(ldd "$tmp/$ex")
+    grep "libsnncl.so.* => $libdir/" <<<"$deps" >/dev/null || { echo "$ex does not load $libdir's libsnncl" >&2; exit 1; }
 done
 echo "ok"
 
@@ -51,7 +54,8 @@ static_libs=$(pkg-config --static --libs snncl)
 # shellcheck disable=SC2046,SC2086
 cc $CFLAGS examples/train_tiny.c -o "$tmp/train_tiny_static" $(pkg-config --cflags snncl) \
     ${static_libs/-lsnncl/-l:libsnncl.a}
-if ldd "$tmp/train_tiny_static" | grep -q libsnncl; then echo "train_tiny_static loads libsnncl.so" >&2; exit 1; fi
+deps=$(ldd "$tmp/train_tiny_static")
+if grep libsnncl <<<"$deps" >/dev/null; then echo "train_tiny_static loads libsnncl.so" >&2; exit 1; fi
 echo "ok"
 
 step "the headers from C++"

@@ -38,7 +38,7 @@ done
 # Configure: a new directory with clang, or switch an existing clang one to -Dfuzz=true.
 if [ ! -f "$build/build.ninja" ]; then
     CC=${CC:-clang} meson setup "$build" "$root" -Dfuzz=true
-elif ! meson introspect --buildoptions "$build" | grep -q '"name": "fuzz", "value": true'; then
+elif ! grep '"name": "fuzz", "value": true' <<<"$(meson introspect --buildoptions "$build")" >/dev/null; then
     meson configure "$build" -Dfuzz=true
 fi
 ninja -C "$build" ${FUZZ_NINJA_JOBS:+-j "$FUZZ_NINJA_JOBS"} "${targets[@]/#/fuzz/}"

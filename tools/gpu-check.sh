@@ -54,7 +54,7 @@ fi
 # ---- the vendor's OpenCL driver: an ICD file for the loader when none names it
 if [ -z "$(ls /etc/OpenCL/vendors/*.icd 2>/dev/null)" ]; then
     lib=$(ls /usr/lib/x86_64-linux-gnu/libnvidia-opencl.so.1 /usr/local/nvidia/lib64/libnvidia-opencl.so.1 \
-          /usr/lib64/libnvidia-opencl.so.1 2>/dev/null | head -1)
+          /usr/lib64/libnvidia-opencl.so.1 2>/dev/null | head -1 || true)  # ls fails on the missing ones
     if [ -n "$lib" ]; then
         mkdir -p /tmp/snncl-icd && echo "$lib" >/tmp/snncl-icd/nvidia.icd
         export OCL_ICD_VENDORS=/tmp/snncl-icd
@@ -75,7 +75,7 @@ ninja -C build-gpu >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1
 snncl=build-gpu/src/snncl
 $snncl devices | tee "$OUT/devices.txt"
 # The first GPU's index, for SNNCL_DEVICE (the tests use the default device).
-gpu=$($snncl devices 2>/dev/null | awk -v want="${GPU_CHECK_TYPE:-GPU}" '/^\[[0-9]+\]/ {i = substr($1, 2, length($1) - 2)} $1 == "type:" && $2 == want {print i; exit}')
+gpu=$(awk -v want="${GPU_CHECK_TYPE:-GPU}" '/^\[[0-9]+\]/ {i = substr($1, 2, length($1) - 2)} $1 == "type:" && $2 == want {print i; exit}' "$OUT/devices.txt")
 if [ -z "$gpu" ]; then
     echo "no GPU among the OpenCL devices: nothing more to check" >&2
     exit 1
