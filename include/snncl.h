@@ -194,11 +194,33 @@ typedef struct snn_context_params {
      * "-cl-fast-relaxed-math", which is NOT recommended: spikes are threshold
      * comparisons). */
     const char *build_options;
-    uint8_t reserved[64]; /**< zero (room for future fields without breaking the ABI) */
+    /** Matrix products: NULL or "" means $SNNCL_GEMM if set, else "auto" (a stored
+     * `snncl tune` result for this device, else the device type's default);
+     * "native" or "clblast" force one. snn_context_gemm_info() says which is used. */
+    const char *gemm;
+    /** Where tuning files live: NULL or "" means $SNNCL_CACHE_DIR, else
+     * $XDG_CACHE_HOME/snncl, else $HOME/.cache/snncl. */
+    const char *tuning_dir;
+    /** Nonzero: read no environment variable (SNNCL_DEVICE, SNNCL_GEMM, SNNCL_TUNING,
+     * SNNCL_PROFILE, SNNCL_CACHE_DIR, XDG_CACHE_HOME, HOME): only these fields count,
+     * and a tuning file is used only where tuning_dir names its directory. */
+    int ignore_environment;
+    /** Nonzero: every convolution takes the dense path, whatever its input's density.
+     * The sparse paths (the CPU default) choose per chunk of images by counting the
+     * chunk's nonzero inputs on the device and reading the count back, so a call
+     * waits for the device inside; dense-only calls never do (see snncl_opencl.h). */
+    int dense_only;
+    /** Nonzero: a stored tuning's CLBlast Xgemm parameters are handed to CLBlast
+     * (CLBlastOverrideParameters). CLBlast keeps them per device for the whole
+     * process, so they also change the program's own CLBlast calls on that device:
+     * off by default; the snncl command line turns it on. */
+    int clblast_tuning;
+    uint8_t reserved[40]; /**< zero (room for future fields without breaking the ABI) */
 } snn_context_params;
 
-/** Sets every field to its default: all zero, that is the default device and no
- * extra build options. */
+/** Sets every field to its default: all zero, that is the default device, no
+ * extra build options, the environment read, sparse paths where the device gains
+ * from them and CLBlast's own parameters. */
 SNN_API void snn_context_params_default(snn_context_params *params);
 /** Opens the selected device and builds snncl's kernels for it (SNN_ERR_NO_DEVICE,
  * SNN_ERR_BUILD with the build log on failure). params may be NULL for the defaults. */

@@ -55,9 +55,9 @@ START_TEST(test_stored_choice_applies) {
     assert_reason(ctx, "device-type default");
     snn_tuning t = opposite_tuning(ctx), back;
     char path[1200];
-    ck_assert_snn_ok(snn_tune_save(&ctx->info, &t, path, sizeof path));
+    ck_assert_snn_ok(snn_tune_save(ctx, &t, path, sizeof path));
     int found = 0;
-    ck_assert_snn_ok(snn_tune_load(&ctx->info, &back, &found));
+    ck_assert_snn_ok(snn_tune_load(ctx, &back, &found));
     ck_assert_int_eq(found, 1);
     ck_assert_int_eq(back.impl, t.impl);
     ck_assert_int_eq(back.has_xgemm, 0);
@@ -100,14 +100,22 @@ START_TEST(test_xgemm_round_trip) {
     memcpy(t.xgemm, p, sizeof p);
     t.has_xgemm = 1;
     char path[1200];
-    ck_assert_snn_ok(snn_tune_save(&ctx->info, &t, path, sizeof path));
+    ck_assert_snn_ok(snn_tune_save(ctx, &t, path, sizeof path));
     int found = 0;
-    ck_assert_snn_ok(snn_tune_load(&ctx->info, &back, &found));
+    ck_assert_snn_ok(snn_tune_load(ctx, &back, &found));
     ck_assert_int_eq(found, 1);
     ck_assert_int_eq(back.has_xgemm, 1);
     ck_assert_mem_eq(back.xgemm, p, sizeof p);
     snn_context_free(ctx);
-    ctx = fresh_context(); /* CLBlast accepts the parameters: the choice is applied */
+    /* CLBlast's parameters are process-wide: applied only on request, and then the
+     * stored choice stands; without them, the faster of native and CLBlast's own. */
+    ctx = fresh_context();
+    ck_assert_int_eq(snn_gemm_get_impl(ctx), t.native_s <= t.clblast_default_s ? SNN_GEMM_NATIVE : SNN_GEMM_CLBLAST);
+    snn_context_free(ctx);
+    snn_context_params cp;
+    snn_context_params_default(&cp);
+    cp.clblast_tuning = 1;
+    ck_assert_snn_ok(snn_context_create(&ctx, &cp)); /* CLBlast accepts the parameters */
     ck_assert_int_eq(snn_gemm_get_impl(ctx), t.impl);
     snn_context_free(ctx);
 }
@@ -131,7 +139,7 @@ START_TEST(test_bad_files_ignored) {
     snn_context *ctx = fresh_context();
     const snn_gemm_impl def = snn_gemm_default_impl(ctx);
     char path[1200], text[4096];
-    ck_assert_snn_ok(snn_tune_path(&ctx->info, path, sizeof path));
+    ck_assert_snn_ok(snn_tune_path(ctx, path, sizeof path));
     const char *body = bad_files[_i];
     const snn_device_info *d = &ctx->info;
     if (_i == 4)
@@ -153,12 +161,69 @@ START_TEST(test_bad_files_ignored) {
     write_bytes(path, body, strlen(body));
     snn_tuning t;
     int found = 1;
-    ck_assert_int_eq(snn_tune_load(&ctx->info, &t, &found), SNN_ERR_FORMAT);
+    ck_assert_int_eq(snn_tune_load(ctx, &t, &found), SNN_ERR_FORMAT);
     ck_assert_int_eq(found, 0);
     snn_context_free(ctx);
     ctx = fresh_context();
     ck_assert_int_eq(snn_gemm_get_impl(ctx), def);
     snn_context_free(ctx);
+}
+END_TEST
+
+/* snn_context_params instead of the environment: gemm overrides SNNCL_GEMM,
+ * ignore_environment reads none of it, tuning_dir says where the tuning is. */
+START_TEST(test_context_params) {
+    use_cache_dir("params");
+    const char *dir = tmp_path("params");
+    snn_context *ctx = fresh_context();
+    const snn_gemm_impl def = snn_gemm_default_impl(ctx);
+    const char *other = def == SNN_GEMM_NATIVE ? "clblast" : "native";
+    snn_tuning t = opposite_tuning(ctx);
+    char path[1200];
+    ck_assert_snn_ok(snn_tune_save(ctx, &t, path, sizeof path));
+    snn_context_free(ctx);
+
+    snn_context_params cp;
+    snn_context_params_default(&cp);
+    cp.gemm = snn_gemm_impl_name(def);
+    ck_assert_int_eq(setenv("SNNCL_GEMM", other, 1), 0);
+    ck_assert_snn_ok(snn_context_create(&ctx, &cp)); /* the field wins over the file and SNNCL_GEMM */
+    ck_assert_int_eq(snn_gemm_get_impl(ctx), def);
+    assert_reason(ctx, "params->gemm");
+    snn_context_free(ctx);
+
+    snn_context_params_default(&cp);
+    cp.ignore_environment = 1; /* neither SNNCL_GEMM nor the file in $SNNCL_CACHE_DIR */
+    ck_assert_snn_ok(snn_context_create(&ctx, &cp));
+    ck_assert_int_eq(snn_gemm_get_impl(ctx), def);
+    assert_reason(ctx, "device-type default");
+    snn_tune_result r;
+    int found = 1;
+    ck_assert_snn_status(snn_tune_stored(ctx, &r, &found), SNN_ERR_IO); /* no directory to look in */
+    snn_context_free(ctx);
+    cp.tuning_dir = dir; /* the file, named explicitly */
+    ck_assert_snn_ok(snn_context_create(&ctx, &cp));
+    ck_assert_int_eq(snn_gemm_get_impl(ctx), t.impl);
+    assert_reason(ctx, "snncl tune");
+    ck_assert_snn_ok(snn_tune_stored(ctx, &r, &found));
+    ck_assert_int_eq(found, 1);
+    ck_assert_str_eq(r.path, path);
+    snn_context_free(ctx);
+    unsetenv("SNNCL_GEMM");
+
+    snn_context_params_default(&cp);
+    cp.gemm = "cublas";
+    ctx = (snn_context *)&cp; /* must be reset to NULL */
+    ck_assert_snn_status(snn_context_create(&ctx, &cp), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(ctx);
+    ck_assert_ptr_nonnull(strstr(snn_last_error(), "params->gemm"));
+    char long_dir[1100];
+    memset(long_dir, 'd', sizeof long_dir - 1);
+    long_dir[sizeof long_dir - 1] = '\0';
+    snn_context_params_default(&cp);
+    cp.tuning_dir = long_dir;
+    ck_assert_snn_status(snn_context_create(&ctx, &cp), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(snn_last_error(), "tuning_dir"));
 }
 END_TEST
 
@@ -266,6 +331,7 @@ int main(void) {
     tcase_add_test(tc, test_shapes);
     tcase_add_test(tc, test_stored_choice_applies);
     tcase_add_test(tc, test_xgemm_round_trip);
+    tcase_add_test(tc, test_context_params);
     tcase_add_loop_test(tc, test_bad_files_ignored, 0, (int)(sizeof bad_files / sizeof bad_files[0]));
     tcase_add_test(tc, test_measure);
     tcase_add_test(tc, test_public_tune);

@@ -26,6 +26,7 @@ snn_status cli_open_model_T(const char *device, const char *model_path, int T, s
     snn_context_params cp;
     snn_context_params_default(&cp);
     cp.device = device;
+    cp.clblast_tuning = 1; /* the whole process is snncl: its tuning may be process-wide */
     *ctx = NULL;
     *model = NULL;
     snn_status st = snn_context_create(ctx, &cp);

@@ -149,6 +149,7 @@ int cmd_bench(int argc, char **argv) {
         char index[16];
         snprintf(index, sizeof index, "%d", d);
         cp.device = all_devices ? index : device;
+        cp.clblast_tuning = 1; /* the whole process is snncl: its tuning may be process-wide */
         snn_context *ctx = NULL;
         if ((st = snn_context_create(&ctx, &cp)) != SNN_OK) {
             status = cli_report("opening the device", st);

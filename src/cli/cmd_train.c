@@ -733,6 +733,7 @@ int cmd_train(int argc, char **argv) {
     snn_context_params cp;
     snn_context_params_default(&cp);
     cp.device = o->device;
+    cp.clblast_tuning = 1; /* the whole process is snncl: its tuning may be process-wide */
     snn_status st;
     if ((st = snn_context_create(&r.ctx, &cp)) != SNN_OK) {
         cli_report("opening the device", st);

@@ -40,6 +40,7 @@ static int tune_device(const char *device, const snn_tune_params *tp, int show_o
     snn_context_params cp;
     snn_context_params_default(&cp);
     cp.device = device;
+    cp.clblast_tuning = 1; /* the whole process is snncl: its tuning may be process-wide */
     snn_context *ctx = NULL;
     snn_status st = snn_context_create(&ctx, &cp);
     if (st != SNN_OK) return cli_report("opening the device", st);

@@ -69,6 +69,16 @@ struct snn_context {
      * sparse path (src/ops/conv.c; 0: never). Set from the device type when the
      * context is made; tests set it to force a path. */
     float sparse_density;
+    /* snn_context_params.dense_only: no density-dependent path at all (also not the
+     * estimate's sparse differences), so that no call waits for the device inside. */
+    int dense_only;
+    /* snn_context_params.ignore_environment == 0 */
+    int use_env;
+    /* snn_context_params.tuning_dir ("": the default of tune_db.c) */
+    char tuning_dir[1024];
+    /* Blocking transfers and waits, counted for the profile: a pass that should not
+     * wait for the device shows none (snn_buffer_read/write, snn_context_finish). */
+    unsigned long host_reads, host_writes, host_waits;
 #define SNN_SPARSE_DENSITY_CPU 0.25f /* bench_conv: where the two paths cost the same */
 #define SNN_SPARSE_DENSITY_GPU 0.1f /* not measured yet: no GPU at hand */
     /* Kernels with two forms (the sparse convolutions, the fused LIF backward) use

@@ -232,7 +232,8 @@ void snn_context_params_default(snn_context_params *params) {
 
 /* A context for ref's device, with the knobs that follow the device type and the
  * environment; its OpenCL context and queue are for the caller to set. */
-static snn_status context_alloc(snn_context **out, const device_ref *ref, int index) {
+static snn_status context_alloc(snn_context **out, const device_ref *ref, int index,
+                                const snn_context_params *params) {
     snn_context *ctx = calloc(1, sizeof *ctx);
     if (ctx) ctx->mem = calloc(1, sizeof *ctx->mem);
     if (!ctx || !ctx->mem) {
@@ -243,13 +244,27 @@ static snn_status context_alloc(snn_context **out, const device_ref *ref, int in
     ctx->platform = ref->platform;
     ctx->device = ref->device;
     fill_info(ref, index, &ctx->info);
-    const char *prof = getenv("SNNCL_PROFILE");
+    ctx->use_env = !params->ignore_environment;
+    const char *prof = ctx->use_env ? getenv("SNNCL_PROFILE") : NULL;
     ctx->profile = prof && *prof && strcmp(prof, "0") != 0;
-    ctx->sparse_density = ctx->info.type == SNN_DEVICE_CPU ? SNN_SPARSE_DENSITY_CPU : SNN_SPARSE_DENSITY_GPU;
+    ctx->dense_only = params->dense_only != 0;
+    ctx->sparse_density = ctx->dense_only                   ? 0.0f
+                          : ctx->info.type == SNN_DEVICE_CPU ? SNN_SPARSE_DENSITY_CPU
+                                                             : SNN_SPARSE_DENSITY_GPU;
+    if (params->tuning_dir && *params->tuning_dir) {
+        const size_t n = strlen(params->tuning_dir);
+        if (n >= sizeof ctx->tuning_dir) {
+            free(ctx->mem);
+            free(ctx);
+            return snn_fail(SNN_ERR_INVALID_ARG, "params->tuning_dir is longer than %zu characters",
+                            sizeof ctx->tuning_dir - 1);
+        }
+        memcpy(ctx->tuning_dir, params->tuning_dir, n + 1);
+    }
     ctx->lane_kernels = ctx->info.type != SNN_DEVICE_CPU;
     *out = ctx;
     /* Tests arm device faults for the whole process through the environment. */
-    return snn_fault_from_env();
+    return ctx->use_env ? snn_fault_from_env() : SNN_OK;
 }
 
 static snn_status make_queue(snn_context *ctx) {
@@ -273,7 +288,7 @@ static snn_status context_open(snn_context **out, const device_ref *ref, int ind
                                cl_command_queue queue, const snn_context_params *params) {
     snn_context *ctx = NULL;
     snn_status st;
-    SNN_CHECK_GOTO(st, context_alloc(&ctx, ref, index), fail);
+    SNN_CHECK_GOTO(st, context_alloc(&ctx, ref, index, params), fail);
     if (given) {
         SNN_CHECK_GOTO(st, snn_cl_check(clRetainContext(given), "clRetainContext"), fail);
         ctx->cl = given;
@@ -290,7 +305,7 @@ static snn_status context_open(snn_context **out, const device_ref *ref, int ind
         SNN_CHECK_GOTO(st, make_queue(ctx), fail);
     }
     SNN_CHECK_GOTO(st, build_program(ctx, params->build_options), fail);
-    SNN_CHECK_GOTO(st, snn_gemm_setup(ctx), fail);
+    SNN_CHECK_GOTO(st, snn_gemm_setup(ctx, params->gemm, params->clblast_tuning), fail);
     snn_log(SNN_LOG_INFO, "using device %d: %s (%s)", ctx->info.index, ctx->info.name, ctx->info.platform);
     *out = ctx;
     return SNN_OK;
@@ -308,7 +323,7 @@ snn_status snn_context_create(snn_context **out, const snn_context_params *param
         params = &defaults;
     }
     const char *sel = params->device, *source = "params->device";
-    if (!sel || !*sel) {
+    if ((!sel || !*sel) && !params->ignore_environment) {
         sel = getenv("SNNCL_DEVICE");
         source = "$SNNCL_DEVICE";
     }

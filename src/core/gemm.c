@@ -266,46 +266,59 @@ snn_status snn_gemm_set_impl(snn_context *ctx, snn_gemm_impl impl) {
 snn_gemm_impl snn_gemm_get_impl(const snn_context *ctx) { return ctx->gemm.impl; }
 
 /* The stored tuning of this device (tune.h), if any: its implementation becomes what
- * AUTO means, and its Xgemm parameters go to CLBlast (used for every product when
- * CLBlast is chosen, and for operands too large for the native kernels otherwise).
- * A bad or foreign file is reported and ignored: the defaults still work. */
-static void apply_stored_tuning(snn_context *ctx) {
+ * AUTO means; with clblast_tuning its Xgemm parameters go to CLBlast (used for every
+ * product when CLBlast is chosen, and for operands too large for the native kernels
+ * otherwise). Without them, AUTO compares the native kernels with CLBlast's own
+ * parameters, as the tuner measured both. A bad or foreign file is reported and
+ * ignored: the defaults still work. */
+static void apply_stored_tuning(snn_context *ctx, int clblast_tuning) {
     snn_tuning t;
     int found = 0;
     char path[1200] = "";
-    snn_tune_path(&ctx->info, path, sizeof path);
-    if (snn_tune_load(&ctx->info, &t, &found) != SNN_OK) {
+    if (snn_tune_path(ctx, path, sizeof path) != SNN_OK) { /* no directory to look in */
+        snn_clear_error();
+        return;
+    }
+    if (snn_tune_load(ctx, &t, &found) != SNN_OK) {
         snn_log(SNN_LOG_WARN, "ignoring the GEMM tuning: %s (run `snncl tune` again)", snn_last_error());
         snn_clear_error();
         return;
     }
     if (!found) return;
-    if (t.has_xgemm && snn_gemm_apply_xgemm(ctx, t.xgemm) != SNN_OK) {
+    if (t.has_xgemm && clblast_tuning && snn_gemm_apply_xgemm(ctx, t.xgemm) != SNN_OK) {
         snn_log(SNN_LOG_WARN, "ignoring the GEMM tuning %s: %s", path, snn_last_error());
         snn_clear_error();
         return;
     }
     ctx->gemm.auto_impl = t.impl;
+    if (t.has_xgemm && !clblast_tuning && t.native_s > 0 && t.clblast_default_s > 0)
+        ctx->gemm.auto_impl = t.native_s <= t.clblast_default_s ? SNN_GEMM_NATIVE : SNN_GEMM_CLBLAST;
     ctx->gemm.reason = "snncl tune";
 }
 
-snn_status snn_gemm_setup(snn_context *ctx) {
+snn_status snn_gemm_setup(snn_context *ctx, const char *gemm, int clblast_tuning) {
     ctx->gemm.auto_impl = snn_gemm_default_impl(ctx);
     ctx->gemm.reason = "device-type default";
-    const char *tuning = getenv("SNNCL_TUNING");
-    if (!tuning || strcmp(tuning, "0") != 0) apply_stored_tuning(ctx);
+    const char *tuning = ctx->use_env ? getenv("SNNCL_TUNING") : NULL;
+    if (!tuning || strcmp(tuning, "0") != 0) apply_stored_tuning(ctx, clblast_tuning);
+    const char *source = "params->gemm";
+    if ((!gemm || !*gemm) && ctx->use_env) {
+        gemm = getenv("SNNCL_GEMM");
+        source = "SNNCL_GEMM";
+    }
     snn_gemm_impl impl = SNN_GEMM_AUTO;
-    const char *env = getenv("SNNCL_GEMM");
-    if (env && *env) {
-        if (strcmp(env, "clblast") == 0)
+    if (gemm && *gemm) {
+        if (strcmp(gemm, "clblast") == 0)
             impl = SNN_GEMM_CLBLAST;
-        else if (strcmp(env, "native") == 0)
+        else if (strcmp(gemm, "native") == 0)
             impl = SNN_GEMM_NATIVE;
-        else if (strcmp(env, "auto") != 0)
-            snn_log(SNN_LOG_WARN, "SNNCL_GEMM=%s is not clblast, native or auto; using the default", env);
+        else if (strcmp(gemm, "auto") != 0 && source[0] == 'p')
+            return snn_fail(SNN_ERR_INVALID_ARG, "params->gemm is '%s', not clblast, native or auto", gemm);
+        else if (strcmp(gemm, "auto") != 0)
+            snn_log(SNN_LOG_WARN, "SNNCL_GEMM=%s is not clblast, native or auto; using the default", gemm);
     }
     SNN_TRY(snn_gemm_set_impl(ctx, impl));
-    if (impl != SNN_GEMM_AUTO) ctx->gemm.reason = "SNNCL_GEMM";
+    if (impl != SNN_GEMM_AUTO) ctx->gemm.reason = source;
     snn_log(SNN_LOG_INFO, "GEMM: %s (%s)", snn_gemm_impl_name(ctx->gemm.impl), ctx->gemm.reason);
     return SNN_OK;
 }

@@ -19,11 +19,12 @@ snn_status snn_gemm(snn_context *ctx, int trans_a, int trans_b, size_t m, size_t
  * the program is built). */
 void snn_gemm_build_options(snn_context *ctx, char *options, size_t size);
 
-/* Chooses the context's implementation (called once by snn_context_create):
- * $SNNCL_GEMM=clblast|native forces one; otherwise the device's stored tuning
- * (src/core/tune.h, written by `snncl tune`; SNNCL_TUNING=0 ignores it), else
- * snn_gemm_default_impl. A stored tuning also applies its CLBlast parameters. */
-snn_status snn_gemm_setup(snn_context *ctx);
+/* Chooses the context's implementation (called once by snn_context_create): `gemm`
+ * ("clblast", "native", "auto"; NULL or "": $SNNCL_GEMM where the context reads the
+ * environment) forces one; otherwise the device's stored tuning (src/core/tune.h,
+ * written by `snncl tune`; SNNCL_TUNING=0 ignores it), else snn_gemm_default_impl.
+ * With clblast_tuning, a stored tuning also hands its parameters to CLBlast. */
+snn_status snn_gemm_setup(snn_context *ctx, const char *gemm, int clblast_tuning);
 
 /* The implementation a device gets without $SNNCL_GEMM or a tuning: native on CPUs,
  * CLBlast elsewhere. */

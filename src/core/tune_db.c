@@ -19,8 +19,16 @@ static uint64_t fnv1a(uint64_t h, const char *s) {
     return (h ^ '\n') * 0x100000001b3ull;
 }
 
-static snn_status cache_dir(char *buf, size_t len) {
-    const char *dir = getenv("SNNCL_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+static snn_status cache_dir(const snn_context *ctx, char *buf, size_t len) {
+    const char *dir = ctx->tuning_dir, *xdg = NULL, *home = NULL;
+    if (!*dir && !ctx->use_env)
+        return snn_fail(SNN_ERR_IO, "no tuning directory: the context ignores the environment and "
+                                    "snn_context_params.tuning_dir is empty");
+    if (!*dir) {
+        dir = getenv("SNNCL_CACHE_DIR");
+        xdg = getenv("XDG_CACHE_HOME");
+        home = getenv("HOME");
+    }
     int n;
     if (dir && *dir)
         n = snprintf(buf, len, "%s", dir);
@@ -34,9 +42,10 @@ static snn_status cache_dir(char *buf, size_t len) {
     return SNN_OK;
 }
 
-snn_status snn_tune_path(const snn_device_info *info, char *buf, size_t len) {
+snn_status snn_tune_path(const snn_context *ctx, char *buf, size_t len) {
+    const snn_device_info *info = &ctx->info;
     char dir[1024];
-    SNN_TRY(cache_dir(dir, sizeof dir));
+    SNN_TRY(cache_dir(ctx, dir, sizeof dir));
     uint64_t h = 0xcbf29ce484222325ull;
     h = fnv1a(h, info->platform);
     h = fnv1a(h, info->name);
@@ -106,10 +115,11 @@ done:
     return st;
 }
 
-snn_status snn_tune_load(const snn_device_info *info, snn_tuning *t, int *found) {
+snn_status snn_tune_load(const snn_context *ctx, snn_tuning *t, int *found) {
+    const snn_device_info *info = &ctx->info;
     *found = 0;
     char path[1200];
-    SNN_TRY(snn_tune_path(info, path, sizeof path));
+    SNN_TRY(snn_tune_path(ctx, path, sizeof path));
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (errno == ENOENT) return SNN_OK;
@@ -137,8 +147,9 @@ static snn_status make_dirs(char *path) {
     return SNN_OK;
 }
 
-snn_status snn_tune_save(const snn_device_info *info, const snn_tuning *t, char *path, size_t len) {
-    SNN_TRY(snn_tune_path(info, path, len));
+snn_status snn_tune_save(const snn_context *ctx, const snn_tuning *t, char *path, size_t len) {
+    const snn_device_info *info = &ctx->info;
+    SNN_TRY(snn_tune_path(ctx, path, len));
     SNN_TRY(make_dirs(path));
     cJSON *root = cJSON_CreateObject();
     if (!root) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "tuning JSON");

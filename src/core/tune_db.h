@@ -19,17 +19,19 @@ typedef struct snn_tuning {
     int candidates_tried, candidates_failed;
 } snn_tuning;
 
-/* The device's tuning file: <dir>/tune-<16 hex digits>.json, the digits a hash of the
- * platform, device name, driver version and snncl version (a new driver or release
- * re-tunes). dir: $SNNCL_CACHE_DIR, else $XDG_CACHE_HOME/snncl, else $HOME/.cache/snncl. */
-snn_status snn_tune_path(const snn_device_info *info, char *buf, size_t len);
+/* The context's device's tuning file: <dir>/tune-<16 hex digits>.json, the digits a
+ * hash of the platform, device name, driver version and snncl version (a new driver or
+ * release re-tunes). dir: snn_context_params.tuning_dir, else (where the context reads
+ * the environment) $SNNCL_CACHE_DIR, $XDG_CACHE_HOME/snncl or $HOME/.cache/snncl;
+ * SNN_ERR_IO when there is none. */
+snn_status snn_tune_path(const snn_context *ctx, char *buf, size_t len);
 
 /* Reads the device's tuning file. *found = 0 (and SNN_OK) when there is none;
  * SNN_ERR_FORMAT for a file that is not a tuning of this device. */
-snn_status snn_tune_load(const snn_device_info *info, snn_tuning *t, int *found);
+snn_status snn_tune_load(const snn_context *ctx, snn_tuning *t, int *found);
 
 /* Writes the tuning file (temporary file and rename, creating the directory); path
  * receives where. */
-snn_status snn_tune_save(const snn_device_info *info, const snn_tuning *t, char *path, size_t len);
+snn_status snn_tune_save(const snn_context *ctx, const snn_tuning *t, char *path, size_t len);
 
 #endif

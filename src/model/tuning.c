@@ -61,8 +61,8 @@ snn_status snn_tune(snn_context *ctx, const snn_tune_params *params, snn_tune_re
     snn_tuning t;
     SNN_TRY(snn_tune_run(ctx, &o, &t));
     to_result(&t, out);
-    if (p.store) return snn_tune_save(&ctx->info, &t, out->path, sizeof out->path);
-    return snn_tune_path(&ctx->info, out->path, sizeof out->path);
+    if (p.store) return snn_tune_save(ctx, &t, out->path, sizeof out->path);
+    return snn_tune_path(ctx, out->path, sizeof out->path);
 }
 
 snn_status snn_tune_stored(const snn_context *ctx, snn_tune_result *out, int *found) {
@@ -71,9 +71,9 @@ snn_status snn_tune_stored(const snn_context *ctx, snn_tune_result *out, int *fo
     SNN_REQUIRE_ARG("snn_tune_stored", found);
     memset(out, 0, sizeof *out);
     *found = 0;
-    SNN_TRY(snn_tune_path(&ctx->info, out->path, sizeof out->path));
+    SNN_TRY(snn_tune_path(ctx, out->path, sizeof out->path));
     snn_tuning t;
-    SNN_TRY(snn_tune_load(&ctx->info, &t, found));
+    SNN_TRY(snn_tune_load(ctx, &t, found));
     if (*found) to_result(&t, out);
     return SNN_OK;
 }
@@ -81,7 +81,7 @@ snn_status snn_tune_stored(const snn_context *ctx, snn_tune_result *out, int *fo
 snn_status snn_tune_forget(const snn_context *ctx, char *path, size_t len) {
     SNN_REQUIRE_ARG("snn_tune_forget", ctx);
     char where[1200];
-    SNN_TRY(snn_tune_path(&ctx->info, where, sizeof where));
+    SNN_TRY(snn_tune_path(ctx, where, sizeof where));
     if (path && len) snprintf(path, len, "%s", where);
     if (unlink(where) != 0 && errno != ENOENT)
         return snn_fail(SNN_ERR_IO, "cannot remove %s: %s", where, strerror(errno));
