@@ -18,6 +18,18 @@
  *
  * **Threads.** As for any snn_context: one thread at a time per context (and so per
  * queue, from snncl's side); different contexts may be used from different threads.
+ *
+ * **Device buffers and events.** The `_cl` calls take `cl_mem` buffers of the
+ * context's OpenCL context, with offsets counted in elements (as CLBlast's C API
+ * does), and an OpenCL wait list: they enqueue their work after the listed events and
+ * return without waiting; `*event` (when not NULL) completes with the call's work and
+ * is the caller's to release. Until then the input must not change and the outputs
+ * must not be read, unless on the context's queue (which runs in order). A call
+ * never copies through host memory; it waits for the device inside only where
+ * the context's density-dependent paths read a count back (create the context with
+ * snn_context_params::dense_only to rule that out; SNNCL_PROFILE counts every wait),
+ * where host arrays are handed in (params->perturb), and once after training, when
+ * a model's parameters come back from its trainer.
  */
 #ifndef SNNCL_OPENCL_H
 #define SNNCL_OPENCL_H
@@ -44,6 +56,19 @@ SNN_API snn_status snn_context_create_cl(snn_context **out, cl_context context, 
  *  snn_context_create(), these are the ones snncl made. */
 SNN_API snn_status snn_context_get_cl(const snn_context *ctx, cl_context *context, cl_device_id *device,
                                       cl_command_queue *queue);
+
+/** snn_model_forward() on device buffers: the batch from `input` (floats from
+ *  element input_offset, laid out as snn_model_forward() takes them), the logits
+ *  (B, num_classes) to `logits` from element logits_offset and, with
+ *  params->lyapunov, each sample's estimate to `lyap_per_sample` (NULL: not wanted).
+ *  Enqueued after the `num_wait` events of `wait_list`; `event` (may be NULL)
+ *  receives an event that completes with the call's work. The results equal
+ *  snn_model_forward()'s bit for bit. An input at offset 0 is read in place;
+ *  elsewhere it is copied once on the device. */
+SNN_API snn_status snn_model_forward_cl(snn_model *model, cl_mem input, size_t input_offset, int batch,
+                                        const snn_forward_params *params, cl_mem logits, size_t logits_offset,
+                                        cl_mem lyap_per_sample, size_t lyap_offset, cl_uint num_wait,
+                                        const cl_event *wait_list, cl_event *event);
 
 #ifdef __cplusplus
 }

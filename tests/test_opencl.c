@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "context.h"
 #include "fault.h"
 #include "snncl_opencl.h"
 #include "testutil.h"
@@ -179,6 +180,160 @@ START_TEST(test_refusals) {
 }
 END_TEST
 
+/* The small model of small_forward, made on ctx. */
+static snn_model *small_model(snn_context *ctx) {
+    snn_model_config cfg;
+    ck_assert_snn_ok(snn_model_config_default(&cfg, "simple"));
+    cfg.channels[0] = 4;
+    cfg.channels[1] = 8;
+    cfg.num_blocks = 2;
+    cfg.in_channels = 1;
+    cfg.height = cfg.width = 8;
+    cfg.T = 3;
+    snn_model *m = NULL;
+    ck_assert_snn_ok(snn_model_create(&m, ctx, &cfg, 42));
+    return m;
+}
+
+static cl_mem make_buffer(cl_context c, size_t floats, const float *init) {
+    cl_int err;
+    cl_mem b = clCreateBuffer(c, CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0), floats * sizeof(float),
+                              (void *)init, &err);
+    ck_assert_int_eq(err, CL_SUCCESS);
+    return b;
+}
+
+static void read_floats(cl_command_queue q, cl_mem b, size_t offset, size_t n, float *out) {
+    ck_assert_int_eq(clEnqueueReadBuffer(q, b, CL_TRUE, offset * sizeof(float), n * sizeof(float), out, 0, NULL, NULL),
+                     CL_SUCCESS);
+}
+
+enum { B = 3, IN = 64, K = 10 };
+
+/* snn_model_forward_cl on the test's buffers, at offsets, equals snn_model_forward bit
+ * for bit, on a context with sparse paths (snncl's default) and a dense-only one. */
+START_TEST(test_forward_on_device_buffers) {
+    own_cl o;
+    own_cl_open(&o);
+    float x[B * IN];
+    test_rng r;
+    test_rng_seed(&r, 11);
+    test_fill_uniform(&r, x, B * IN, 0.0f, 1.0f);
+    for (int dense = 0; dense < 2; dense++) {
+        snn_context_params cp;
+        snn_context_params_default(&cp);
+        cp.dense_only = dense;
+        snn_context *ctx = NULL;
+        ck_assert_snn_ok(snn_context_create_cl(&ctx, o.context, o.device, o.queue, &cp));
+        snn_model *m = small_model(ctx);
+        snn_forward_params fp;
+        snn_forward_params_default(&fp);
+        fp.lyapunov = 1;
+        fp.seed = 5;
+        float want[B * K], want_lyap[B], mean;
+        ck_assert_snn_ok(snn_model_forward(m, x, B, &fp, want, &mean, want_lyap));
+
+        /* the batch at offset 5 of a larger buffer, and at offset 0 of its own */
+        float padded[5 + B * IN + 7];
+        memset(padded, 0, sizeof padded);
+        memcpy(padded + 5, x, sizeof x);
+        cl_mem in_off = make_buffer(o.context, SNN_ARRAY_LEN(padded), padded);
+        cl_mem in0 = make_buffer(o.context, B * IN, x);
+        cl_mem logits = make_buffer(o.context, 2 + B * K, NULL), lyap = make_buffer(o.context, 1 + B, NULL);
+        for (int at0 = 0; at0 < 2; at0++) {
+            cl_event done = NULL;
+            ck_assert_snn_ok(snn_model_forward_cl(m, at0 ? in0 : in_off, at0 ? 0 : 5, B, &fp, logits, 2, lyap, 1, 0,
+                                                  NULL, &done));
+            ck_assert_ptr_nonnull(done);
+            ck_assert_int_eq(clWaitForEvents(1, &done), CL_SUCCESS);
+            clReleaseEvent(done);
+            float got[B * K], got_lyap[B];
+            read_floats(o.queue, logits, 2, B * K, got);
+            read_floats(o.queue, lyap, 1, B, got_lyap);
+            ck_assert_msg(memcmp(got, want, sizeof got) == 0, "logits differ from snn_model_forward (dense_only %d)",
+                          dense);
+            ck_assert_msg(memcmp(got_lyap, want_lyap, sizeof got_lyap) == 0,
+                          "estimates differ from snn_model_forward (dense_only %d)", dense);
+        }
+        if (dense) {
+            /* Held back by an event of the caller's: the call returns at once, and neither
+             * it nor its work waits for the device or copies through the host. */
+            cl_int err;
+            cl_event gate = clCreateUserEvent(o.context, &err);
+            ck_assert_int_eq(err, CL_SUCCESS);
+            const unsigned long reads = ctx->host_reads, writes = ctx->host_writes, waits = ctx->host_waits;
+            cl_event done = NULL;
+            ck_assert_snn_ok(snn_model_forward_cl(m, in0, 0, B, &fp, logits, 0, NULL, 0, 1, &gate, &done));
+            ck_assert_uint_eq(ctx->host_reads, reads);
+            ck_assert_uint_eq(ctx->host_writes, writes);
+            ck_assert_uint_eq(ctx->host_waits, waits);
+            cl_int status = CL_COMPLETE;
+            ck_assert_int_eq(clGetEventInfo(done, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL),
+                             CL_SUCCESS);
+            ck_assert_int_ne(status, CL_COMPLETE); /* the gate is still closed */
+            ck_assert_int_eq(clSetUserEventStatus(gate, CL_COMPLETE), CL_SUCCESS);
+            ck_assert_int_eq(clWaitForEvents(1, &done), CL_SUCCESS);
+            float got[B * K];
+            read_floats(o.queue, logits, 0, B * K, got);
+            ck_assert_msg(memcmp(got, want, sizeof got) == 0, "logits after the gate differ");
+            clReleaseEvent(done);
+            clReleaseEvent(gate);
+        }
+        clReleaseMemObject(in_off);
+        clReleaseMemObject(in0);
+        clReleaseMemObject(logits);
+        clReleaseMemObject(lyap);
+        snn_model_free(m);
+        snn_context_free(ctx);
+    }
+    own_cl_close(&o);
+}
+END_TEST
+
+/* Device buffers that cannot serve are refused with the reason, before any work. */
+START_TEST(test_forward_cl_refusals) {
+    own_cl o, other;
+    own_cl_open(&o);
+    own_cl_open(&other);
+    snn_context *ctx = NULL;
+    ck_assert_snn_ok(snn_context_create_cl(&ctx, o.context, o.device, o.queue, NULL));
+    snn_model *m = small_model(ctx);
+    cl_mem in = make_buffer(o.context, B * IN, NULL), out = make_buffer(o.context, B * K, NULL);
+    cl_mem foreign = make_buffer(other.context, B * IN, NULL);
+    cl_event done = (cl_event)&o; /* must become NULL on failure */
+    ck_assert_snn_status(snn_model_forward_cl(m, in, 1, B, NULL, out, 0, NULL, 0, 0, NULL, &done),
+                         SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(done);
+    ck_assert_ptr_nonnull(strstr(snn_last_error(), "input holds"));
+    ck_assert_snn_status(snn_model_forward_cl(m, in, 0, B, NULL, out, 1, NULL, 0, 0, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(snn_last_error(), "logits holds"));
+    ck_assert_snn_status(snn_model_forward_cl(m, foreign, 0, B, NULL, out, 0, NULL, 0, 0, NULL, NULL),
+                         SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(snn_last_error(), "another OpenCL context"));
+    ck_assert_snn_status(snn_model_forward_cl(m, NULL, 0, B, NULL, out, 0, NULL, 0, 0, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_model_forward_cl(m, in, 0, B, NULL, NULL, 0, NULL, 0, 0, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_model_forward_cl(m, in, 0, 0, NULL, out, 0, NULL, 0, 0, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_model_forward_cl(NULL, in, 0, B, NULL, out, 0, NULL, 0, 0, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_model_forward_cl(m, in, 0, B, NULL, out, 0, NULL, 0, 1, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(snn_last_error(), "wait_list"));
+    snn_forward_params fp;
+    snn_forward_params_default(&fp);
+    fp.lyapunov = 1;
+    ck_assert_snn_status(snn_model_forward_cl(m, in, 0, B, &fp, out, 0, in, B * IN, 0, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(snn_last_error(), "lyap_per_sample"));
+    /* and it still works */
+    ck_assert_snn_ok(snn_model_forward_cl(m, in, 0, B, NULL, out, 0, NULL, 0, 0, NULL, NULL));
+    ck_assert_snn_ok(snn_context_finish(ctx));
+    clReleaseMemObject(in);
+    clReleaseMemObject(out);
+    clReleaseMemObject(foreign);
+    snn_model_free(m);
+    snn_context_free(ctx);
+    own_cl_close(&other);
+    own_cl_close(&o);
+}
+END_TEST
+
 START_TEST(test_last_cl_error) {
     snn_context *ctx = test_context();
     float logits[20], lyap;
@@ -215,6 +370,8 @@ int main(void) {
     tcase_add_test(tc, test_references_given_back);
     tcase_add_test(tc, test_refusals);
     tcase_add_test(tc, test_last_cl_error);
+    tcase_add_test(tc, test_forward_on_device_buffers);
+    tcase_add_test(tc, test_forward_cl_refusals);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

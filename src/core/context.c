@@ -40,6 +40,8 @@ void snn_profile_report(const snn_context *ctx) {
                 ctx->profile_seconds[best], total > 0 ? 100.0 * ctx->profile_seconds[best] / total : 0.0,
                 ctx->profile_calls[best]);
     }
+    fprintf(stderr, "  host synchronizations: %lu blocking reads, %lu blocking writes, %lu waits for the queue\n",
+            ctx->host_reads, ctx->host_writes, ctx->host_waits);
     if (ctx->num_density)
         fprintf(stderr, "  convolution inputs (sparse path at density <= %.2f):\n", (double)ctx->sparse_density);
     for (int i = 0; i < ctx->num_density; i++) {
@@ -261,6 +263,7 @@ snn_status snn_buffer_write(snn_context *ctx, cl_mem mem, size_t offset, size_t 
     if (bytes == 0) return SNN_OK;
     cl_int err = snn_fault_hit(SNN_FAULT_LAUNCH);
     if (err == CL_SUCCESS) err = clEnqueueWriteBuffer(ctx->queue, mem, CL_TRUE, offset, bytes, src, 0, NULL, NULL);
+    ctx->host_writes++;
     return snn_cl_check(err, "clEnqueueWriteBuffer");
 }
 
@@ -268,7 +271,60 @@ snn_status snn_buffer_read(snn_context *ctx, cl_mem mem, size_t offset, size_t b
     if (bytes == 0) return SNN_OK;
     cl_int err = snn_fault_hit(SNN_FAULT_READ);
     if (err == CL_SUCCESS) err = clEnqueueReadBuffer(ctx->queue, mem, CL_TRUE, offset, bytes, dst, 0, NULL, NULL);
+    ctx->host_reads++;
     return snn_cl_check(err, "clEnqueueReadBuffer");
+}
+
+/* ---------------------------------------------------- the caller's buffers -- */
+
+snn_status snn_caller_buffer(const snn_context *ctx, cl_mem mem, size_t offset, size_t bytes, const char *fn,
+                             const char *what) {
+    if (!mem) return snn_fail(SNN_ERR_INVALID_ARG, "%s: %s is NULL", fn, what);
+    cl_context owner = NULL;
+    size_t size = 0;
+    cl_int err = clGetMemObjectInfo(mem, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
+    if (err == CL_SUCCESS) err = clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof size, &size, NULL);
+    if (err != CL_SUCCESS)
+        return snn_fail_cl(SNN_ERR_INVALID_ARG, err, "%s: %s is not a usable buffer (%s)", fn, what,
+                           snn_cl_error_name(err));
+    if (owner != ctx->cl)
+        return snn_fail(SNN_ERR_INVALID_ARG, "%s: %s belongs to another OpenCL context than the snncl context's",
+                        fn, what);
+    if (offset > size || bytes > size - offset)
+        return snn_fail(SNN_ERR_INVALID_ARG,
+                        "%s: %s holds %zu bytes; %zu bytes from byte offset %zu are needed", fn, what, size, bytes,
+                        offset);
+    return SNN_OK;
+}
+
+snn_status snn_wait_list_check(cl_uint n, const cl_event *events, const char *fn) {
+    if ((n > 0) != (events != NULL))
+        return snn_fail(SNN_ERR_INVALID_ARG, "%s: num_wait is %u but wait_list is %s", fn, n,
+                        events ? "not NULL" : "NULL");
+    for (cl_uint i = 0; i < n; i++)
+        if (!events[i]) return snn_fail(SNN_ERR_INVALID_ARG, "%s: wait_list[%u] is NULL", fn, i);
+    return SNN_OK;
+}
+
+snn_status snn_enqueue_wait(snn_context *ctx, cl_uint n, const cl_event *events) {
+    if (n == 0) return SNN_OK;
+    /* In an in-order queue, what follows a barrier starts after it completes. */
+    return snn_cl_check(clEnqueueBarrierWithWaitList(ctx->queue, n, events, NULL), "clEnqueueBarrierWithWaitList");
+}
+
+snn_status snn_enqueue_marker(snn_context *ctx, cl_event *event) {
+    if (!event) return SNN_OK;
+    *event = NULL;
+    return snn_cl_check(clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, event), "clEnqueueMarkerWithWaitList");
+}
+
+snn_status snn_buffer_copy(snn_context *ctx, cl_mem src, size_t src_offset, cl_mem dst, size_t dst_offset,
+                           size_t bytes) {
+    if (bytes == 0) return SNN_OK;
+    cl_int err = snn_fault_hit(SNN_FAULT_LAUNCH);
+    if (err == CL_SUCCESS)
+        err = clEnqueueCopyBuffer(ctx->queue, src, dst, src_offset, dst_offset, bytes, 0, NULL, NULL);
+    return snn_cl_check(err, "clEnqueueCopyBuffer");
 }
 
 snn_status snn_buffer_fill_zero(snn_context *ctx, cl_mem mem, size_t offset, size_t bytes) {

@@ -147,6 +147,20 @@ void snn_buffer_release(cl_mem *mem);
 snn_status snn_dbuf_reserve(snn_context *ctx, snn_dbuf *b, size_t bytes);
 void snn_dbuf_release(snn_dbuf *b);
 
+/* A buffer the caller hands in (snncl_opencl.h): SNN_ERR_INVALID_ARG naming `what`
+ * unless it belongs to ctx's OpenCL context and holds bytes from byte offset. */
+snn_status snn_caller_buffer(const snn_context *ctx, cl_mem mem, size_t offset, size_t bytes, const char *fn,
+                             const char *what);
+/* A wait list as OpenCL takes it: n > 0 exactly when events is not NULL, none NULL. */
+snn_status snn_wait_list_check(cl_uint n, const cl_event *events, const char *fn);
+/* Work enqueued after this starts once the n events have completed. */
+snn_status snn_enqueue_wait(snn_context *ctx, cl_uint n, const cl_event *events);
+/* *event (when event is not NULL) completes when everything enqueued so far has. */
+snn_status snn_enqueue_marker(snn_context *ctx, cl_event *event);
+/* Device-side copy, not waited for. */
+snn_status snn_buffer_copy(snn_context *ctx, cl_mem src, size_t src_offset, cl_mem dst, size_t dst_offset,
+                           size_t bytes);
+
 snn_status snn_buffer_write(snn_context *ctx, cl_mem mem, size_t offset, size_t bytes,
                             const void *src);
 snn_status snn_buffer_read(snn_context *ctx, cl_mem mem, size_t offset, size_t bytes, void *dst);

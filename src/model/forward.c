@@ -17,6 +17,7 @@
 
 #include "fault.h"
 #include "model.h"
+#include "snncl_opencl.h"
 
 void snn_forward_params_default(snn_forward_params *params) {
     if (!params) return;
@@ -30,6 +31,7 @@ typedef struct forward_plan {
     snn_encoding encoding;      /* the model's, or none for pre-encoded input */
     size_t act_step, conv_step; /* elements per time step of the chunk buffers */
     size_t readout;             /* features summed over time and fed to the last linear layer */
+    cl_mem input;               /* the batch: model's buffer, or the caller's (snncl_opencl.h) */
 } forward_plan;
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
@@ -89,11 +91,11 @@ static snn_status plan_forward(const snn_model *m, size_t B, const snn_forward_p
     return SNN_OK;
 }
 
-static snn_status reserve_buffers(snn_model *m, const forward_plan *p, size_t input_elems) {
+/* The pass's buffers but the input's (the caller's may serve). */
+static snn_status reserve_buffers(snn_model *m, const forward_plan *p) {
     snn_context *ctx = m->ctx;
     snn_forward_buffers *f = &m->fwd;
     const size_t fs = sizeof(float);
-    SNN_TRY(snn_dbuf_reserve(ctx, &f->input, input_elems * fs));
     SNN_TRY(snn_dbuf_reserve(ctx, &f->act, p->act_step * p->Tc * fs));
     SNN_TRY(snn_dbuf_reserve(ctx, &f->spk, p->act_step * p->Tc * fs));
     SNN_TRY(snn_dbuf_reserve(ctx, &f->conv, p->conv_step * p->Tc * fs));
@@ -179,6 +181,7 @@ static snn_status tap_spikes(snn_model *m, const forward_plan *p, const snn_spik
     if (err == CL_SUCCESS)
         err = clEnqueueReadBufferRect(m->ctx->queue, spk, CL_TRUE, origin, host_origin, region, p->B * S * fs,
                                       gstride * fs, S * fs, Tn * S * fs, h, 0, NULL, NULL);
+    m->ctx->host_reads++;
     snn_status st = snn_cl_check(err, "clEnqueueReadBufferRect (spike record)");
     if (st == SNN_OK) {
         uint8_t *out = tap->out[layer];
@@ -236,9 +239,9 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
     const size_t C0 = (size_t)cfg->in_channels, HW0 = (size_t)cfg->height * (size_t)cfg->width;
 
     if (enc == SNN_ENCODING_RATE)
-        SNN_TRY(snn_op_encode_rate(ctx, f->input.mem, f->act.mem, B, C0, HW0, Tn, t0, cfg->encoding_gain, fp->seed));
+        SNN_TRY(snn_op_encode_rate(ctx, p->input, f->act.mem, B, C0, HW0, Tn, t0, cfg->encoding_gain, fp->seed));
     else if (enc == SNN_ENCODING_NONE)
-        SNN_TRY(snn_op_to_channel_major(ctx, f->input.mem, f->act.mem, B, p->T, t0, Tn, C0, HW0));
+        SNN_TRY(snn_op_to_channel_major(ctx, p->input, f->act.mem, B, p->T, t0, Tn, C0, HW0));
 
     int premarked = 0; /* the last LIF pass flagged the next convolution's differing inputs */
     for (int i = 0; i < m->num_layers; i++) {
@@ -327,6 +330,60 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
     return snn_op_spike_sum(ctx, f->act.mem, f->sum.mem, last->G, Tn, B, last->out_hw, P * Tn * B * last->out_hw);
 }
 
+/* The checks every form of the pass makes; *params is replaced by defaults if NULL. */
+static snn_status forward_check(const snn_model *m, int batch, const snn_forward_params **params,
+                                snn_forward_params *defaults, const char *fn) {
+    if (!m) return snn_fail(SNN_ERR_INVALID_ARG, "%s: model is NULL", fn);
+    if (batch < 1) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch must be >= 1, got %d", fn, batch);
+    if (!*params) {
+        snn_forward_params_default(defaults);
+        *params = defaults;
+    }
+    const snn_forward_params *fp = *params;
+    if (fp->lyapunov && !(fp->lyap_eps > 0.0f && isfinite(fp->lyap_eps)))
+        return snn_fail(SNN_ERR_INVALID_ARG, "%s: params->lyap_eps must be a positive finite number, got %g", fn,
+                        (double)fp->lyap_eps);
+    if (fp->perturb)
+        for (int l = 0; l < m->num_layers; l++)
+            if (!fp->perturb[l])
+                return snn_fail(SNN_ERR_INVALID_ARG, "%s: params->perturb[%d] (LIF layer %d) is NULL", fn, l, l);
+    return SNN_OK;
+}
+
+/* Input elements of a batch: (B, C, H, W), or (B, T, C, H, W) when encoded already. */
+static size_t input_elems(const snn_model *m, const forward_plan *p) {
+    const snn_model_config *cfg = &m->cfg;
+    const size_t in_T = p->encoding == SNN_ENCODING_NONE ? p->T : 1;
+    return p->B * in_T * (size_t)cfg->in_channels * (size_t)cfg->height * (size_t)cfg->width;
+}
+
+/* Enqueues the pass on p->input (a device buffer of input_elems floats): the logits
+ * are left in f->logits and, with the estimate, each sample's in f->lambda. Waits for
+ * the device only where the context's sparse paths read densities back. */
+static snn_status forward_enqueue(snn_model *m, const forward_plan *p, const snn_forward_params *params,
+                                  const snn_spike_tap *tap) {
+    const snn_model_config *cfg = &m->cfg;
+    snn_context *ctx = m->ctx;
+    snn_forward_buffers *f = &m->fwd;
+    SNN_TRY(snn_buffer_fill_zero(ctx, f->sum.mem, 0, p->B * p->readout * sizeof(float)));
+    if (p->P == 2) SNN_TRY(init_perturbation(m, p, params));
+    if (p->encoding == SNN_ENCODING_DIRECT) {
+        /* Direct encoding feeds x at every step: the first convolution is computed once. */
+        const snn_layer *c = &m->layer[0];
+        SNN_TRY(snn_op_to_channel_major(ctx, p->input, f->act.mem, p->B, 1, 0, 1, c->cin, c->H * c->W));
+        SNN_TRY(snn_op_conv3x3(ctx, f->act.mem, c->cin, p->B, c->H, c->W, c->weight->dev, c->cout, f->cur0.mem, &f->ws));
+    }
+    for (size_t t0 = 0; t0 < p->T; t0 += p->Tc) {
+        size_t Tn = p->T - t0 < p->Tc ? p->T - t0 : p->Tc;
+        SNN_TRY(forward_chunk(m, p, t0, Tn, params, params->lyap_eps, tap));
+    }
+    /* Eval mode: dropout is the identity. */
+    SNN_TRY(snn_op_linear(ctx, f->sum.mem, p->B, p->readout, m->fc_w->dev, m->fc_b->dev,
+                          (size_t)cfg->num_classes, f->logits.mem));
+    if (p->P == 2) SNN_TRY(snn_op_lyapunov_finish(ctx, f->sq.mem, f->lambda.mem, p->L, p->T, p->B, params->lyap_eps));
+    return SNN_OK;
+}
+
 snn_status snn_model_forward(snn_model *m, const float *input, int batch, const snn_forward_params *params,
                              float *logits, float *lyap_mean, float *lyap_per_sample) {
     return snn_model_forward_run(m, input, batch, params, logits, lyap_mean, lyap_per_sample, NULL);
@@ -336,53 +393,25 @@ snn_status snn_model_forward_run(snn_model *m, const float *input, int batch, co
                                  float *logits, float *lyap_mean, float *lyap_per_sample, const snn_spike_tap *tap) {
     /* Messages name the public function the caller called. */
     const char *fn = tap ? "snn_model_record_spikes" : "snn_model_forward";
-    if (!m) return snn_fail(SNN_ERR_INVALID_ARG, "%s: model is NULL", fn);
+    snn_forward_params defaults;
+    SNN_TRY(forward_check(m, batch, &params, &defaults, fn));
     SNN_REQUIRE_ARG(fn, input);
     SNN_REQUIRE_ARG(fn, logits);
-    if (batch < 1) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch must be >= 1, got %d", fn, batch);
-    snn_forward_params defaults;
-    if (!params) {
-        snn_forward_params_default(&defaults);
-        params = &defaults;
-    }
-    if (params->lyapunov && !(params->lyap_eps > 0.0f && isfinite(params->lyap_eps)))
-        return snn_fail(SNN_ERR_INVALID_ARG, "%s: params->lyap_eps must be a positive finite number, got %g", fn,
-                        (double)params->lyap_eps);
-    if (params->perturb)
-        for (int l = 0; l < m->num_layers; l++)
-            if (!params->perturb[l])
-                return snn_fail(SNN_ERR_INVALID_ARG, "%s: params->perturb[%d] (LIF layer %d) is NULL", fn, l, l);
 
     SNN_TRY(snn_model_sync_host(m));
-    const snn_model_config *cfg = &m->cfg;
     forward_plan p;
     SNN_TRY(plan_forward(m, (size_t)batch, params, &p));
-    const size_t in_T = p.encoding == SNN_ENCODING_NONE ? p.T : 1;
-    const size_t input_elems =
-        p.B * in_T * (size_t)cfg->in_channels * (size_t)cfg->height * (size_t)cfg->width;
-    SNN_TRY(reserve_buffers(m, &p, input_elems));
+    const size_t in_bytes = input_elems(m, &p) * sizeof(float);
+    SNN_TRY(snn_dbuf_reserve(m->ctx, &m->fwd.input, in_bytes));
+    SNN_TRY(reserve_buffers(m, &p));
 
     snn_context *ctx = m->ctx;
     snn_forward_buffers *f = &m->fwd;
-    SNN_TRY(snn_buffer_write(ctx, f->input.mem, 0, input_elems * sizeof(float), input));
-    SNN_TRY(snn_buffer_fill_zero(ctx, f->sum.mem, 0, p.B * p.readout * sizeof(float)));
-    if (p.P == 2) SNN_TRY(init_perturbation(m, &p, params));
-    if (p.encoding == SNN_ENCODING_DIRECT) {
-        /* Direct encoding feeds x at every step: the first convolution is computed once. */
-        const snn_layer *c = &m->layer[0];
-        SNN_TRY(snn_op_to_channel_major(ctx, f->input.mem, f->act.mem, p.B, 1, 0, 1, c->cin, c->H * c->W));
-        SNN_TRY(snn_op_conv3x3(ctx, f->act.mem, c->cin, p.B, c->H, c->W, c->weight->dev, c->cout, f->cur0.mem, &f->ws));
-    }
-    for (size_t t0 = 0; t0 < p.T; t0 += p.Tc) {
-        size_t Tn = p.T - t0 < p.Tc ? p.T - t0 : p.Tc;
-        SNN_TRY(forward_chunk(m, &p, t0, Tn, params, params->lyap_eps, tap));
-    }
-    /* Eval mode: dropout is the identity. */
-    SNN_TRY(snn_op_linear(ctx, f->sum.mem, p.B, p.readout, m->fc_w->dev, m->fc_b->dev,
-                          (size_t)cfg->num_classes, f->logits.mem));
-    SNN_TRY(snn_buffer_read(ctx, f->logits.mem, 0, p.B * (size_t)cfg->num_classes * sizeof(float), logits));
+    SNN_TRY(snn_buffer_write(ctx, f->input.mem, 0, in_bytes, input));
+    p.input = f->input.mem;
+    SNN_TRY(forward_enqueue(m, &p, params, tap));
+    SNN_TRY(snn_buffer_read(ctx, f->logits.mem, 0, p.B * (size_t)m->cfg.num_classes * sizeof(float), logits));
     if (p.P == 2) {
-        SNN_TRY(snn_op_lyapunov_finish(ctx, f->sq.mem, f->lambda.mem, p.L, p.T, p.B, params->lyap_eps));
         float *lam = malloc(p.B * sizeof(float));
         if (!lam) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "lyapunov results");
         snn_status st = snn_buffer_read(ctx, f->lambda.mem, 0, p.B * sizeof(float), lam);
@@ -396,4 +425,41 @@ snn_status snn_model_forward_run(snn_model *m, const float *input, int batch, co
         SNN_TRY(st);
     }
     return SNN_OK;
+}
+
+snn_status snn_model_forward_cl(snn_model *m, cl_mem input, size_t input_offset, int batch,
+                                const snn_forward_params *params, cl_mem logits, size_t logits_offset,
+                                cl_mem lyap_per_sample, size_t lyap_offset, cl_uint num_wait,
+                                const cl_event *wait_list, cl_event *event) {
+    const char *fn = "snn_model_forward_cl";
+    if (event) *event = NULL;
+    snn_forward_params defaults;
+    SNN_TRY(forward_check(m, batch, &params, &defaults, fn));
+    SNN_TRY(snn_wait_list_check(num_wait, wait_list, fn));
+    forward_plan p;
+    SNN_TRY(plan_forward(m, (size_t)batch, params, &p));
+    snn_context *ctx = m->ctx;
+    const size_t fs = sizeof(float), in_bytes = input_elems(m, &p) * fs;
+    const size_t out_bytes = p.B * (size_t)m->cfg.num_classes * fs;
+    if (input_offset > SIZE_MAX / fs || logits_offset > SIZE_MAX / fs || lyap_offset > SIZE_MAX / fs)
+        return snn_fail(SNN_ERR_INVALID_ARG, "%s: an offset is beyond any buffer", fn);
+    SNN_TRY(snn_caller_buffer(ctx, input, input_offset * fs, in_bytes, fn, "input"));
+    SNN_TRY(snn_caller_buffer(ctx, logits, logits_offset * fs, out_bytes, fn, "logits"));
+    if (params->lyapunov && lyap_per_sample)
+        SNN_TRY(snn_caller_buffer(ctx, lyap_per_sample, lyap_offset * fs, p.B * fs, fn, "lyap_per_sample"));
+
+    SNN_TRY(snn_model_sync_host(m));
+    if (input_offset) SNN_TRY(snn_dbuf_reserve(ctx, &m->fwd.input, in_bytes));
+    SNN_TRY(reserve_buffers(m, &p));
+    SNN_TRY(snn_enqueue_wait(ctx, num_wait, wait_list));
+    p.input = input;
+    if (input_offset) { /* the kernels take whole buffers: one device-side copy */
+        SNN_TRY(snn_buffer_copy(ctx, input, input_offset * fs, m->fwd.input.mem, 0, in_bytes));
+        p.input = m->fwd.input.mem;
+    }
+    SNN_TRY(forward_enqueue(m, &p, params, NULL));
+    SNN_TRY(snn_buffer_copy(ctx, m->fwd.logits.mem, 0, logits, logits_offset * fs, out_bytes));
+    if (p.P == 2 && lyap_per_sample)
+        SNN_TRY(snn_buffer_copy(ctx, m->fwd.lambda.mem, 0, lyap_per_sample, lyap_offset * fs, p.B * fs));
+    return snn_enqueue_marker(ctx, event);
 }

@@ -157,7 +157,7 @@ snn_status snn_op_conv3x3_diff(snn_context *ctx, cl_mem in, size_t C, size_t cst
     const size_t HW = H * W, NP = N * HW, K = C * 9, is = sizeof(cl_uint);
     *dense = 1;
     d->slots = 0;
-    if (max_slots == 0) {
+    if (max_slots == 0 || ctx->dense_only) {
         d->dense_calls++;
         return SNN_OK;
     }
