@@ -613,6 +613,11 @@ SNN_API snn_status snn_trainer_step(snn_trainer *tr, const snn_batch *batch, snn
 /** Forward and backward only (running statistics still move, as in PyTorch). stats
  * may be NULL. */
 SNN_API snn_status snn_trainer_gradients(snn_trainer *tr, const snn_batch *batch, snn_step_stats *stats);
+/** The optimizer update on the gradients as they are now (one step of the schedule,
+ * clipping by their norm): with snn_trainer_gradients(), a step split in two, so that
+ * the gradients can be changed between (averaged across processes, for example,
+ * through snn_trainer_param_cl() of snncl_opencl.h). Enqueued, not waited for. */
+SNN_API snn_status snn_trainer_apply(snn_trainer *tr);
 /** Number of trainable tensors (0 for NULL); see snn_trainer_grad_info(). */
 SNN_API int snn_trainer_num_grads(const snn_trainer *tr);
 /** The i-th trainable tensor's PyTorch name, shape and element count (any output

@@ -23,7 +23,9 @@
  * context's OpenCL context, with offsets counted in elements (as CLBlast's C API
  * does), and an OpenCL wait list: they enqueue their work after the listed events and
  * return without waiting; `*event` (when not NULL) completes with the call's work and
- * is the caller's to release. Until then the input must not change and the outputs
+ * is the caller's to release. It is written last (NULL when the call fails), so one
+ * variable may serve as the wait list and receive the new event, but keep the old
+ * one to release it. Until then the input must not change and the outputs
  * must not be read, unless on the context's queue (which runs in order). A call
  * never copies through host memory; it waits for the device inside only where
  * the context's density-dependent paths read a count back (create the context with
@@ -69,6 +71,49 @@ SNN_API snn_status snn_model_forward_cl(snn_model *model, cl_mem input, size_t i
                                         const snn_forward_params *params, cl_mem logits, size_t logits_offset,
                                         cl_mem lyap_per_sample, size_t lyap_offset, cl_uint num_wait,
                                         const cl_event *wait_list, cl_event *event);
+
+/** One training batch on device buffers, for snn_trainer_step_cl(). Start from
+ *  snn_batch_cl_init() or a designated initializer. */
+typedef struct snn_batch_cl {
+    cl_mem input;          /**< floats laid out as snn_batch::input */
+    size_t input_offset;   /**< in elements */
+    cl_mem labels;         /**< `size` int32 (cl_int) labels, each in [0, num_classes) */
+    size_t labels_offset;  /**< in elements */
+    int size;              /**< B, as snn_batch::size */
+    uint64_t seed;         /**< as snn_batch::seed */
+    int pre_encoded;       /**< as snn_batch::pre_encoded */
+    uint8_t reserved[32];  /**< zero (room for future fields without breaking the ABI) */
+} snn_batch_cl;
+
+/** Zeroes every field, the reserved bytes included (NULL is fine). */
+SNN_API void snn_batch_cl_init(snn_batch_cl *batch);
+
+/** snn_trainer_step() on device buffers, asynchronous: enqueues forward, backward and
+ *  the update after the events of `wait_list` and returns; `event` (may be NULL)
+ *  completes with them. The step's figures stay on the device until
+ *  snn_trainer_wait(), so a loop can enqueue N steps and wait once. Labels cannot be
+ *  checked on the host: one outside [0, num_classes) leaves its sample out of the
+ *  loss and gradients, and the next snn_trainer_wait() (or host-array step) fails
+ *  with SNN_ERR_INVALID_ARG saying so. */
+SNN_API snn_status snn_trainer_step_cl(snn_trainer *tr, const snn_batch_cl *batch, cl_uint num_wait,
+                                       const cl_event *wait_list, cl_event *event);
+/** snn_trainer_gradients() on device buffers, asynchronous as snn_trainer_step_cl():
+ *  the gradients then wait in the buffers of snn_trainer_param_cl(), for
+ *  snn_trainer_apply(). */
+SNN_API snn_status snn_trainer_gradients_cl(snn_trainer *tr, const snn_batch_cl *batch, cl_uint num_wait,
+                                            const cl_event *wait_list, cl_event *event);
+/** Waits for the steps enqueued since the last wait and gives the figures of the
+ *  last of them (stats may be NULL); SNN_ERR_INVALID_ARG when none was enqueued or
+ *  when one of their labels was out of range. */
+SNN_API snn_status snn_trainer_wait(snn_trainer *tr, snn_step_stats *stats);
+/** The device buffers of trainable tensor i (its name and shape from
+ *  snn_trainer_grad_info()): its values and its last gradient, `count` floats each,
+ *  borrowed (valid while the trainer lives; either pointer may be NULL). Read and
+ *  write them on the context's queue, between snncl's calls: a caller can average the
+ *  gradients across devices or processes before snn_trainer_apply(), or run its own
+ *  optimizer. Asking for the values marks the device copy as the model's newest, so
+ *  snn_model_save() and the host API see what the caller wrote there. */
+SNN_API snn_status snn_trainer_param_cl(snn_trainer *tr, int i, cl_mem *param, cl_mem *grad);
 
 #ifdef __cplusplus
 }

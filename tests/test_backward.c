@@ -1145,7 +1145,15 @@ START_TEST(test_softmax_xent) {
         ck_assert_snn_ok(snn_buffer_write(ctx, lab, 0, (B + pad) * sizeof(cl_int), labp));
         cl_mem loss = dev_sentinel(ctx, B + pad), correct = dev_sentinel(ctx, B + pad);
         cl_mem grad = dev_sentinel(ctx, n + pad);
-        ck_assert_snn_ok(snn_op_softmax_xent(ctx, zdev, lab, loss, correct, grad, B, K));
+        cl_mem bad;
+        const cl_int zero = 0;
+        ck_assert_snn_ok(snn_buffer_create(ctx, sizeof zero, &bad));
+        ck_assert_snn_ok(snn_buffer_write(ctx, bad, 0, sizeof zero, &zero));
+        ck_assert_snn_ok(snn_op_softmax_xent(ctx, zdev, lab, loss, correct, grad, B, K, bad));
+        cl_int flag = -1;
+        ck_assert_snn_ok(snn_buffer_read(ctx, bad, 0, sizeof flag, &flag));
+        ck_assert_int_eq(flag, 0); /* every label in range */
+        snn_buffer_release(&bad);
         float *gl = dev_download(ctx, loss, B + pad), *gc = dev_download(ctx, correct, B + pad);
         float *gg = dev_download(ctx, grad, n + pad);
         char what[160];
@@ -1187,6 +1195,45 @@ START_TEST(test_softmax_xent) {
         cl_mem *bufs[] = {&zdev, &lab, &loss, &correct, &grad};
         for (size_t k = 0; k < ARRAY_LEN(bufs); k++) snn_buffer_release(bufs[k]);
     }
+    /* Labels outside [0, K) (only labels left on the device can be): flagged, and their
+     * samples left out (loss, correct, gradient 0); the others as before. */
+    enum { BB = 4, KK = 3 };
+    const float z[BB * KK] = {0.5f, -1.0f, 2.0f, 1.0f, 1.0f, 1.0f, -2.0f, 0.0f, 3.0f, 0.25f, 0.75f, -0.5f};
+    const cl_int labels[BB] = {2, KK, -1, 0}, zero = 0;
+    cl_mem zdev, lab, loss, correct, grad, bad;
+    ck_assert_snn_ok(snn_buffer_create(ctx, sizeof z, &zdev));
+    ck_assert_snn_ok(snn_buffer_write(ctx, zdev, 0, sizeof z, z));
+    ck_assert_snn_ok(snn_buffer_create(ctx, sizeof labels, &lab));
+    ck_assert_snn_ok(snn_buffer_write(ctx, lab, 0, sizeof labels, labels));
+    ck_assert_snn_ok(snn_buffer_create(ctx, sizeof zero, &bad));
+    ck_assert_snn_ok(snn_buffer_write(ctx, bad, 0, sizeof zero, &zero));
+    loss = dev_sentinel(ctx, BB);
+    correct = dev_sentinel(ctx, BB);
+    grad = dev_sentinel(ctx, BB * KK);
+    ck_assert_snn_ok(snn_op_softmax_xent(ctx, zdev, lab, loss, correct, grad, BB, KK, bad));
+    float *gl = dev_download(ctx, loss, BB), *gc = dev_download(ctx, correct, BB), *gg = dev_download(ctx, grad, BB * KK);
+    cl_int flag = 0;
+    ck_assert_snn_ok(snn_buffer_read(ctx, bad, 0, sizeof flag, &flag));
+    ck_assert_int_eq(flag, 1);
+    double zd[BB * KK];
+    for (size_t i = 0; i < BB * KK; i++) zd[i] = z[i];
+    for (size_t b = 0; b < BB; b++) {
+        const int out = labels[b] < 0 || labels[b] >= KK;
+        const double want = out ? 0.0 : xent_row(zd + b * KK, KK, labels[b]);
+        ck_assert_msg(fabs(gl[b] - want) <= 1e-6, "sample %zu: loss %g, expected %g", b, (double)gl[b], want);
+        if (out) {
+            ck_assert_msg(gc[b] == 0.0f, "sample %zu (label %d) counted correct", b, labels[b]);
+            for (size_t k = 0; k < KK; k++)
+                ck_assert_msg(gg[b * KK + k] == 0.0f, "sample %zu (label %d): gradient %g", b, labels[b],
+                              (double)gg[b * KK + k]);
+        }
+    }
+    ck_assert_msg(gc[0] == 1.0f && gc[3] == 0.0f, "correct: %g %g", (double)gc[0], (double)gc[3]);
+    free(gl);
+    free(gc);
+    free(gg);
+    cl_mem *bufs[] = {&zdev, &lab, &loss, &correct, &grad, &bad};
+    for (size_t k = 0; k < ARRAY_LEN(bufs); k++) snn_buffer_release(bufs[k]);
 }
 END_TEST
 

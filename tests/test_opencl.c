@@ -334,6 +334,182 @@ START_TEST(test_forward_cl_refusals) {
 }
 END_TEST
 
+/* Every trainable tensor of two trainers holds the same bits. */
+static void assert_same_params(snn_trainer *a, snn_trainer *b, cl_command_queue q, const char *when) {
+    ck_assert_int_eq(snn_trainer_num_grads(a), snn_trainer_num_grads(b));
+    for (int i = 0; i < snn_trainer_num_grads(a); i++) {
+        size_t count = 0;
+        const char *name = NULL;
+        ck_assert_snn_ok(snn_trainer_grad_info(a, i, &name, NULL, NULL, &count));
+        cl_mem pa, pb;
+        ck_assert_snn_ok(snn_trainer_param_cl(a, i, &pa, NULL));
+        ck_assert_snn_ok(snn_trainer_param_cl(b, i, &pb, NULL));
+        float *ha = malloc(count * sizeof(float)), *hb = malloc(count * sizeof(float));
+        ck_assert(ha && hb);
+        read_floats(q, pa, 0, count, ha);
+        read_floats(q, pb, 0, count, hb);
+        ck_assert_msg(memcmp(ha, hb, count * sizeof(float)) == 0, "%s: %s differs", name, when);
+        free(ha);
+        free(hb);
+    }
+}
+
+enum { STEPS = 3 };
+
+/* Training on device buffers (asynchronous steps, one wait) gives the model that
+ * host-array steps give, bit for bit, on sparse and dense-only contexts; a step split
+ * into gradients and snn_trainer_apply too. On a dense-only context, the enqueued
+ * steps neither wait for the device nor copy through the host. */
+START_TEST(test_training_on_device_buffers) {
+    own_cl o;
+    own_cl_open(&o);
+    float x[STEPS * B * IN];
+    int64_t labels64[STEPS * B];
+    cl_int labels32[STEPS * B];
+    test_rng r;
+    test_rng_seed(&r, 21);
+    test_fill_uniform(&r, x, SNN_ARRAY_LEN(x), 0.0f, 1.0f);
+    for (int i = 0; i < STEPS * B; i++) labels32[i] = (cl_int)(labels64[i] = (int64_t)(test_rng_u32(&r) % K));
+    for (int dense = 0; dense < 2; dense++) {
+        snn_context_params cp;
+        snn_context_params_default(&cp);
+        cp.dense_only = dense;
+        snn_context *ctx = NULL;
+        ck_assert_snn_ok(snn_context_create_cl(&ctx, o.context, o.device, o.queue, &cp));
+        snn_model *mh = small_model(ctx), *md = small_model(ctx);
+        snn_train_config tc;
+        snn_train_config_default(&tc);
+        tc.schedule = SNN_SCHEDULE_CONSTANT;
+        tc.grad_clip = 1.0f;
+        snn_trainer *th = NULL, *td = NULL;
+        ck_assert_snn_ok(snn_trainer_create(&th, mh, &tc));
+        ck_assert_snn_ok(snn_trainer_create(&td, md, &tc));
+        cl_mem xin = make_buffer(o.context, SNN_ARRAY_LEN(x), x);
+        cl_int err;
+        cl_mem lab = clCreateBuffer(o.context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof labels32, labels32, &err);
+        ck_assert_int_eq(err, CL_SUCCESS);
+
+        snn_step_stats want, got;
+        for (int k = 0; k < STEPS; k++) {
+            const snn_batch hb = {.input = x + k * B * IN, .labels = labels64 + k * B, .size = B, .seed = 100 + k};
+            ck_assert_snn_ok(snn_trainer_step(th, &hb, &want));
+        }
+        const unsigned long reads = ctx->host_reads, writes = ctx->host_writes, waits = ctx->host_waits;
+        cl_event last = NULL;
+        for (int k = 0; k < STEPS - 1; k++) {
+            const snn_batch_cl db = {.input = xin, .input_offset = (size_t)k * B * IN, .labels = lab,
+                                     .labels_offset = (size_t)k * B, .size = B, .seed = 100 + (uint64_t)k};
+            cl_event prev = last; /* each step after the one before, as a pipeline would chain them */
+            ck_assert_snn_ok(snn_trainer_step_cl(td, &db, prev ? 1 : 0, prev ? &prev : NULL, &last));
+            if (prev) clReleaseEvent(prev);
+        }
+        if (dense) {
+            ck_assert_uint_eq(ctx->host_reads, reads);
+            ck_assert_uint_eq(ctx->host_writes, writes);
+            ck_assert_uint_eq(ctx->host_waits, waits);
+        }
+        /* the last step in two halves: gradients, then the update */
+        const snn_batch_cl db = {.input = xin, .input_offset = (size_t)(STEPS - 1) * B * IN, .labels = lab,
+                                 .labels_offset = (size_t)(STEPS - 1) * B, .size = B, .seed = 100 + STEPS - 1};
+        ck_assert_snn_ok(snn_trainer_gradients_cl(td, &db, 1, &last, NULL));
+        clReleaseEvent(last);
+        ck_assert_snn_ok(snn_trainer_wait(td, &got));
+        ck_assert_snn_ok(snn_trainer_apply(td));
+        ck_assert_msg(memcmp(&got.loss, &want.loss, sizeof got.loss) == 0 &&
+                          memcmp(&got.lyapunov, &want.lyapunov, sizeof got.lyapunov) == 0 &&
+                          memcmp(&got.grad_norm, &want.grad_norm, sizeof got.grad_norm) == 0 &&
+                          got.correct == want.correct,
+                      "last step's figures differ (dense_only %d): loss %.9g vs %.9g, lyapunov %.9g vs %.9g", dense,
+                      (double)got.loss, (double)want.loss, (double)got.lyapunov, (double)want.lyapunov);
+        ck_assert_float_eq(got.lr, 0.0f); /* gradients only */
+        ck_assert_int_eq(snn_trainer_steps_done(td), STEPS);
+        assert_same_params(th, td, o.queue, dense ? "dense-only context" : "sparse context");
+
+        /* A label out of range: the step runs without its sample, the wait says so. */
+        const cl_int bad[B] = {1, K, 2};
+        cl_mem badlab = clCreateBuffer(o.context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof bad, (void *)bad,
+                                       &err);
+        ck_assert_int_eq(err, CL_SUCCESS);
+        const snn_batch_cl badb = {.input = xin, .labels = badlab, .size = B};
+        ck_assert_snn_ok(snn_trainer_step_cl(td, &badb, 0, NULL, NULL));
+        ck_assert_snn_status(snn_trainer_wait(td, &got), SNN_ERR_INVALID_ARG);
+        ck_assert_ptr_nonnull(strstr(snn_last_error(), "outside [0, 10)"));
+        ck_assert_snn_status(snn_trainer_wait(td, &got), SNN_ERR_INVALID_ARG); /* nothing pending now */
+        ck_assert_ptr_nonnull(strstr(snn_last_error(), "no step"));
+        ck_assert_snn_ok(snn_trainer_step_cl(td, &db, 0, NULL, NULL)); /* the flag was reset */
+        ck_assert_snn_ok(snn_trainer_wait(td, NULL));
+
+        clReleaseMemObject(badlab);
+        clReleaseMemObject(xin);
+        clReleaseMemObject(lab);
+        snn_trainer_free(th);
+        snn_trainer_free(td);
+        snn_model_free(mh);
+        snn_model_free(md);
+        snn_context_free(ctx);
+    }
+    own_cl_close(&o);
+}
+END_TEST
+
+/* Device batches that cannot serve are refused with the reason. */
+START_TEST(test_training_cl_refusals) {
+    own_cl o, other;
+    own_cl_open(&o);
+    own_cl_open(&other);
+    snn_context *ctx = NULL;
+    ck_assert_snn_ok(snn_context_create_cl(&ctx, o.context, o.device, o.queue, NULL));
+    snn_model *m = small_model(ctx);
+    snn_trainer *tr = NULL;
+    ck_assert_snn_ok(snn_trainer_create(&tr, m, NULL));
+    cl_mem in = make_buffer(o.context, B * IN, NULL), lab = make_buffer(o.context, B, NULL);
+    cl_mem foreign = make_buffer(other.context, B * IN, NULL);
+    snn_batch_cl b;
+    snn_batch_cl_init(&b);
+    snn_batch_cl_init(NULL);
+    b.input = in;
+    b.labels = lab;
+    b.size = B;
+    cl_event ev = (cl_event)&o; /* must become NULL on failure */
+    b.input_offset = 1;
+    ck_assert_snn_status(snn_trainer_step_cl(tr, &b, 0, NULL, &ev), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(ev);
+    ck_assert_ptr_nonnull(strstr(snn_last_error(), "batch->input holds"));
+    b.input_offset = 0;
+    b.labels_offset = 1;
+    ck_assert_snn_status(snn_trainer_gradients_cl(tr, &b, 0, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(snn_last_error(), "batch->labels holds"));
+    b.labels_offset = 0;
+    b.input = foreign;
+    ck_assert_snn_status(snn_trainer_step_cl(tr, &b, 0, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(snn_last_error(), "another OpenCL context"));
+    b.input = in;
+    b.size = 0;
+    ck_assert_snn_status(snn_trainer_step_cl(tr, &b, 0, NULL, NULL), SNN_ERR_INVALID_ARG);
+    b.size = B;
+    ck_assert_snn_status(snn_trainer_step_cl(tr, &b, 2, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_trainer_step_cl(tr, NULL, 0, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_trainer_step_cl(NULL, &b, 0, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_trainer_wait(tr, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_trainer_wait(NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_trainer_apply(NULL), SNN_ERR_INVALID_ARG);
+    cl_mem p = NULL;
+    ck_assert_snn_status(snn_trainer_param_cl(tr, snn_trainer_num_grads(tr), &p, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_trainer_param_cl(tr, -1, NULL, &p), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_trainer_param_cl(NULL, 0, &p, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_ok(snn_trainer_param_cl(tr, 0, NULL, &p));
+    ck_assert_ptr_nonnull(p);
+    clReleaseMemObject(in);
+    clReleaseMemObject(lab);
+    clReleaseMemObject(foreign);
+    snn_trainer_free(tr);
+    snn_model_free(m);
+    snn_context_free(ctx);
+    own_cl_close(&other);
+    own_cl_close(&o);
+}
+END_TEST
+
 START_TEST(test_last_cl_error) {
     snn_context *ctx = test_context();
     float logits[20], lyap;
@@ -372,6 +548,8 @@ int main(void) {
     tcase_add_test(tc, test_last_cl_error);
     tcase_add_test(tc, test_forward_on_device_buffers);
     tcase_add_test(tc, test_forward_cl_refusals);
+    tcase_add_test(tc, test_training_on_device_buffers);
+    tcase_add_test(tc, test_training_cl_refusals);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -314,8 +314,10 @@ snn_status snn_enqueue_wait(snn_context *ctx, cl_uint n, const cl_event *events)
 
 snn_status snn_enqueue_marker(snn_context *ctx, cl_event *event) {
     if (!event) return SNN_OK;
-    *event = NULL;
-    return snn_cl_check(clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, event), "clEnqueueMarkerWithWaitList");
+    cl_event e = NULL;
+    SNN_TRY(snn_cl_check(clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e), "clEnqueueMarkerWithWaitList"));
+    *event = e;
+    return SNN_OK;
 }
 
 snn_status snn_buffer_copy(snn_context *ctx, cl_mem src, size_t src_offset, cl_mem dst, size_t dst_offset,

@@ -427,12 +427,11 @@ snn_status snn_model_forward_run(snn_model *m, const float *input, int batch, co
     return SNN_OK;
 }
 
-snn_status snn_model_forward_cl(snn_model *m, cl_mem input, size_t input_offset, int batch,
-                                const snn_forward_params *params, cl_mem logits, size_t logits_offset,
-                                cl_mem lyap_per_sample, size_t lyap_offset, cl_uint num_wait,
-                                const cl_event *wait_list, cl_event *event) {
+static snn_status forward_cl(snn_model *m, cl_mem input, size_t input_offset, int batch,
+                             const snn_forward_params *params, cl_mem logits, size_t logits_offset,
+                             cl_mem lyap_per_sample, size_t lyap_offset, cl_uint num_wait, const cl_event *wait_list,
+                             cl_event *event) {
     const char *fn = "snn_model_forward_cl";
-    if (event) *event = NULL;
     snn_forward_params defaults;
     SNN_TRY(forward_check(m, batch, &params, &defaults, fn));
     SNN_TRY(snn_wait_list_check(num_wait, wait_list, fn));
@@ -462,4 +461,16 @@ snn_status snn_model_forward_cl(snn_model *m, cl_mem input, size_t input_offset,
     if (p.P == 2 && lyap_per_sample)
         SNN_TRY(snn_buffer_copy(ctx, m->fwd.lambda.mem, 0, lyap_per_sample, lyap_offset * fs, p.B * fs));
     return snn_enqueue_marker(ctx, event);
+}
+
+/* *event is written only at the end: the caller may pass one variable as both its
+ * wait list and the event to receive. */
+snn_status snn_model_forward_cl(snn_model *m, cl_mem input, size_t input_offset, int batch,
+                                const snn_forward_params *params, cl_mem logits, size_t logits_offset,
+                                cl_mem lyap_per_sample, size_t lyap_offset, cl_uint num_wait,
+                                const cl_event *wait_list, cl_event *event) {
+    const snn_status st = forward_cl(m, input, input_offset, batch, params, logits, logits_offset, lyap_per_sample,
+                                     lyap_offset, num_wait, wait_list, event);
+    if (st != SNN_OK && event) *event = NULL;
+    return st;
 }

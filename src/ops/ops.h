@@ -223,9 +223,10 @@ snn_status snn_op_unflatten_rows(snn_context *ctx, cl_mem in, cl_mem out, size_t
  * (rows, fin) too if not NULL. */
 snn_status snn_op_linear_backward(snn_context *ctx, cl_mem in, size_t rows, size_t fin, cl_mem weight,
                                   size_t fout, cl_mem dout, cl_mem dweight, cl_mem dbias, cl_mem din);
-/* Per-sample cross-entropy, correctness and d mean loss / d logits; labels int32. */
+/* Per-sample cross-entropy, correctness and d mean loss / d logits; labels int32.
+ * A label outside [0, K) sets bad_label (an int) to 1 and zeroes its sample's figures. */
 snn_status snn_op_softmax_xent(snn_context *ctx, cl_mem logits, cl_mem labels, cl_mem loss,
-                               cl_mem correct, cl_mem grad, size_t B, size_t K);
+                               cl_mem correct, cl_mem grad, size_t B, size_t K, cl_mem bad_label);
 
 /* ---- optimizers (cl/optim.cl, src/ops/optim.c) ---- */
 snn_status snn_op_grad_sumsq(snn_context *ctx, cl_mem g, size_t n, cl_mem norms, size_t slot);

@@ -62,9 +62,10 @@ snn_status snn_op_linear_backward(snn_context *ctx, cl_mem in, size_t rows, size
 }
 
 snn_status snn_op_softmax_xent(snn_context *ctx, cl_mem logits, cl_mem labels, cl_mem loss,
-                               cl_mem correct, cl_mem grad, size_t B, size_t K) {
+                               cl_mem correct, cl_mem grad, size_t B, size_t K, cl_mem bad_label) {
     size_t global[1] = {B};
     return snn_launch(ctx, "snn_k_softmax_xent", 1, global, NULL,
                       SNN_ARGS(SNN_ARG_MEM(logits), SNN_ARG_MEM(labels), SNN_ARG_MEM(loss),
-                               SNN_ARG_MEM(correct), SNN_ARG_MEM(grad), SNN_ARG_UINT(B), SNN_ARG_UINT(K)));
+                               SNN_ARG_MEM(correct), SNN_ARG_MEM(grad), SNN_ARG_UINT(B), SNN_ARG_UINT(K),
+                               SNN_ARG_MEM(bad_label)));
 }

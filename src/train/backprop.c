@@ -167,17 +167,29 @@ static snn_status upload_batch(snn_trainer *tr, const train_plan *p, const snn_b
     const snn_model_config *cfg = &tr->model->cfg;
     const size_t B = p->B, C0 = (size_t)cfg->in_channels, HW0 = (size_t)cfg->height * (size_t)cfg->width;
     const size_t in_T = p->encoding == SNN_ENCODING_NONE ? p->T : 1;
-    SNN_TRY(snn_buffer_write(ctx, tr->input.mem, 0, B * in_T * C0 * HW0 * FS, batch->input));
-    cl_int *lab = malloc(B * sizeof *lab);
-    if (!lab) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "labels");
-    for (size_t b = 0; b < B; b++) lab[b] = (cl_int)batch->labels[b];
-    snn_status st = snn_buffer_write(ctx, tr->labels.mem, 0, B * sizeof *lab, lab);
-    free(lab);
-    SNN_TRY(st);
+    const size_t in_bytes = B * in_T * C0 * HW0 * FS;
+    cl_mem src = tr->input.mem;
+    if (p->dev_input && p->dev_input_off == 0)
+        src = p->dev_input; /* read in place */
+    else if (p->dev_input)
+        SNN_TRY(snn_buffer_copy(ctx, p->dev_input, p->dev_input_off * FS, tr->input.mem, 0, in_bytes));
+    else
+        SNN_TRY(snn_buffer_write(ctx, tr->input.mem, 0, in_bytes, batch->input));
+    if (p->dev_labels) {
+        SNN_TRY(snn_buffer_copy(ctx, p->dev_labels, p->dev_labels_off * sizeof(cl_int), tr->labels.mem, 0,
+                                B * sizeof(cl_int)));
+    } else {
+        cl_int *lab = malloc(B * sizeof *lab);
+        if (!lab) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "labels");
+        for (size_t b = 0; b < B; b++) lab[b] = (cl_int)batch->labels[b];
+        snn_status st = snn_buffer_write(ctx, tr->labels.mem, 0, B * sizeof *lab, lab);
+        free(lab);
+        SNN_TRY(st);
+    }
     cl_mem in0 = tr->layer[0].in.mem;
     if (p->encoding == SNN_ENCODING_RATE)
-        return snn_op_encode_rate(ctx, tr->input.mem, in0, B, C0, HW0, p->T, 0, cfg->encoding_gain, batch->seed);
-    return snn_op_to_channel_major(ctx, tr->input.mem, in0, B, in_T, 0, in_T, C0, HW0);
+        return snn_op_encode_rate(ctx, src, in0, B, C0, HW0, p->T, 0, cfg->encoding_gain, batch->seed);
+    return snn_op_to_channel_major(ctx, src, in0, B, in_T, 0, in_T, C0, HW0);
 }
 
 /* z = conv(in) over d.Nz images; with two trajectories (both in in, the perturbed
@@ -285,7 +297,7 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
     }
     SNN_TRY(snn_op_linear(ctx, x, B, readout, m->fc_w->dev, m->fc_b->dev, p->K, tr->logits.mem));
     SNN_TRY(snn_op_softmax_xent(ctx, tr->logits.mem, tr->labels.mem, tr->loss.mem, tr->correct.mem,
-                                tr->glogits.mem, B, p->K));
+                                tr->glogits.mem, B, p->K, tr->bad_label.mem));
     if (P == 2) {
         SNN_TRY(snn_op_lyapunov_finish(ctx, tr->sq.mem, tr->lambda.mem, p->L, T, B, p->eps));
         SNN_TRY(snn_op_lyapunov_grad(ctx, tr->sq.mem, tr->lambda.mem, tr->gdiv.mem, tr->lyap_out.mem, p->L, T, B,

@@ -33,6 +33,18 @@ typedef struct train_param {
     snn_dbuf grad, m, v; /* Adam: m, v; SGD: m is the momentum buffer */
 } train_param;
 
+/* Shapes of one step. */
+typedef struct train_plan {
+    size_t B, T, P, L, K;
+    snn_encoding encoding;  /* of the input as given (none when pre-encoded) */
+    float eps;
+    float lyap_weight;      /* this update's weight of the regularizer (after any warm-up) */
+    /* The batch on the device (snncl_opencl.h), offsets in elements; NULL: upload the
+     * snn_batch's host arrays. */
+    cl_mem dev_input, dev_labels;
+    size_t dev_input_off, dev_labels_off;
+} train_plan;
+
 struct snn_trainer {
     snn_model *model;
     snn_context *ctx;
@@ -50,17 +62,16 @@ struct snn_trainer {
     snn_dbuf carry, partial;               /* backward-through-time state; BN partial sums */
     snn_dbuf sum, dropped, logits, glogits, gsum, loss, correct;
     snn_dbuf sq, lambda, gdiv, lyap_out, norms;
+    snn_dbuf bad_label;                    /* an int: a device label was outside [0, classes) */
+    /* Steps enqueued by snn_trainer_step_cl since the last snn_trainer_wait, and what
+     * the wait needs to read the last one's figures. */
+    int pending;
+    train_plan pending_plan;
+    float pending_lr;
     snn_workspace ws, ws2;
     snn_conv_diff diff;                    /* the perturbed convolutions as sparse differences */
 };
 
-/* Shapes of one step. */
-typedef struct train_plan {
-    size_t B, T, P, L, K;
-    snn_encoding encoding;  /* of the input as given (none when pre-encoded) */
-    float eps;
-    float lyap_weight;      /* this update's weight of the regularizer (after any warm-up) */
-} train_plan;
 
 /* Forward and backward of one batch: gradients into tr->train[i].grad, running
  * statistics moved, per-sample loss/correct and the estimate left on the device. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "snncl_opencl.h"
 #include "train.h"
 
 void snn_train_config_default(snn_train_config *cfg) {
@@ -129,7 +130,7 @@ void snn_trainer_free(snn_trainer *tr) {
     snn_dbuf *all[] = {&tr->input, &tr->labels, &tr->perturb, &tr->mem,
                        &tr->delta, &tr->scratch, &tr->gup[0], &tr->gup[1], &tr->carry, &tr->partial, &tr->sum,
                        &tr->dropped, &tr->logits, &tr->glogits, &tr->gsum, &tr->loss, &tr->correct, &tr->sq,
-                       &tr->lambda, &tr->gdiv, &tr->lyap_out, &tr->norms};
+                       &tr->lambda, &tr->gdiv, &tr->lyap_out, &tr->norms, &tr->bad_label};
     for (size_t k = 0; k < SNN_ARRAY_LEN(all); k++) snn_dbuf_release(all[k]);
     snn_workspace_release(&tr->ws);
     snn_workspace_release(&tr->ws2);
@@ -171,6 +172,8 @@ snn_status snn_trainer_create(snn_trainer **out, snn_model *model, const snn_tra
         if (st == SNN_OK && t->v.mem) st = snn_buffer_fill_zero(tr->ctx, t->v.mem, 0, bytes);
     }
     if (st == SNN_OK) st = snn_dbuf_reserve(tr->ctx, &tr->norms, (size_t)tr->num_train * sizeof(float));
+    if (st == SNN_OK) st = snn_dbuf_reserve(tr->ctx, &tr->bad_label, sizeof(cl_int));
+    if (st == SNN_OK) st = snn_buffer_fill_zero(tr->ctx, tr->bad_label.mem, 0, sizeof(cl_int));
     if (st != SNN_OK) {
         snn_trainer_free(tr);
         return st;
@@ -185,18 +188,17 @@ static double largest_step_buffer(const snn_model *m, double B, double P) {
     return snn_model_widest_step(m) * P * (double)m->cfg.T * B * sizeof(float);
 }
 
-static snn_status check_batch(const snn_trainer *tr, const snn_batch *b, train_plan *p, const char *fn) {
-    if (!b) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch is NULL", fn);
-    if (!b->input) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->input is NULL", fn);
-    if (!b->labels) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->labels is NULL", fn);
+/* The shapes of a step on a batch of `size` (host or device), after the checks that
+ * need no data. */
+static snn_status plan_batch(const snn_trainer *tr, int size, int pre_encoded, train_plan *p, const char *fn) {
     const snn_model *m = tr->model;
-    if (b->size < 1) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->size must be >= 1, got %d", fn, b->size);
+    if (size < 1) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->size must be >= 1, got %d", fn, size);
     /* BatchNorm in training mode normalizes each channel over the batch and the image
      * (B*H*W values): a batch of one is fine unless a layer's image is 1x1, which
      * PyTorch refuses too ("Expected more than 1 value per channel when training").
      * The seed's models pool every convolution's output, so a valid configuration has
      * none at 1x1; a layer kind to come might. */
-    for (int i = 0; b->size == 1 && i < m->num_layers; i++) {
+    for (int i = 0; size == 1 && i < m->num_layers; i++) {
         const snn_layer *l = &m->layer[i];
         if (l->bn_mean && l->S < 2)
             return snn_fail(SNN_ERR_INVALID_ARG,
@@ -206,34 +208,43 @@ static snn_status check_batch(const snn_trainer *tr, const snn_batch *b, train_p
                             fn, i, l->H, l->W);
     }
     const int lyap = tr->cfg.lyap_weight > 0.0f;
-    /* Before reading size labels: a size far beyond the device fails without touching them. */
-    const double largest = largest_step_buffer(m, (double)b->size, lyap ? 2.0 : 1.0);
+    const double largest = largest_step_buffer(m, (double)size, lyap ? 2.0 : 1.0);
     if (largest > (double)tr->ctx->info.max_alloc_bytes)
         return snn_fail(SNN_ERR_OUT_OF_MEMORY,
                         "%s: batch->size %d is too large for this device: a buffer of %.0f bytes is needed "
                         "(device limit %llu); use a smaller batch",
-                        fn, b->size, largest, (unsigned long long)tr->ctx->info.max_alloc_bytes);
-    for (int i = 0; i < b->size; i++)
-        if (b->labels[i] < 0 || b->labels[i] >= m->cfg.num_classes)
-            return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->labels[%d] = %lld is outside [0, %d)", fn, i,
-                            (long long)b->labels[i], m->cfg.num_classes);
-    if (lyap && b->perturb)
-        for (int l = 0; l < m->num_layers; l++)
-            if (!b->perturb[l])
-                return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->perturb[%d] (LIF layer %d) is NULL", fn, l, l);
+                        fn, size, largest, (unsigned long long)tr->ctx->info.max_alloc_bytes);
     memset(p, 0, sizeof *p);
-    p->B = (size_t)b->size;
+    p->B = (size_t)size;
     p->T = (size_t)m->cfg.T;
     p->P = lyap ? 2 : 1;
     p->L = (size_t)m->num_layers;
     p->K = (size_t)m->cfg.num_classes;
-    p->encoding = b->pre_encoded ? SNN_ENCODING_NONE : m->cfg.encoding;
+    p->encoding = pre_encoded ? SNN_ENCODING_NONE : m->cfg.encoding;
     p->eps = tr->cfg.lyap_eps;
     /* the regularizer's weight for this update (snn_train_config.lyap_warmup) */
     const int64_t warm = tr->cfg.lyap_warmup;
     p->lyap_weight = warm > 0 && tr->steps_done + 1 < warm
                          ? (float)((double)tr->cfg.lyap_weight * (double)(tr->steps_done + 1) / (double)warm)
                          : tr->cfg.lyap_weight;
+    return SNN_OK;
+}
+
+static snn_status check_batch(const snn_trainer *tr, const snn_batch *b, train_plan *p, const char *fn) {
+    if (!b) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch is NULL", fn);
+    if (!b->input) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->input is NULL", fn);
+    if (!b->labels) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->labels is NULL", fn);
+    /* Before reading size labels: a size far beyond the device fails without touching them. */
+    SNN_TRY(plan_batch(tr, b->size, b->pre_encoded, p, fn));
+    const snn_model *m = tr->model;
+    for (int i = 0; i < b->size; i++)
+        if (b->labels[i] < 0 || b->labels[i] >= m->cfg.num_classes)
+            return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->labels[%d] = %lld is outside [0, %d)", fn, i,
+                            (long long)b->labels[i], m->cfg.num_classes);
+    if (p->P == 2 && b->perturb)
+        for (int l = 0; l < m->num_layers; l++)
+            if (!b->perturb[l])
+                return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->perturb[%d] (LIF layer %d) is NULL", fn, l, l);
     return SNN_OK;
 }
 
@@ -302,20 +313,43 @@ static snn_status read_stats(snn_trainer *tr, const train_plan *p, snn_step_stat
     return st;
 }
 
+/* Steps enqueued on device batches since the last wait: whether one of their labels
+ * was out of range (the flag is reset). The steps themselves are settled either way. */
+static snn_status settle_pending(snn_trainer *tr, const char *fn) {
+    const int steps = tr->pending;
+    tr->pending = 0;
+    cl_int bad = 0;
+    SNN_TRY(snn_buffer_read(tr->ctx, tr->bad_label.mem, 0, sizeof bad, &bad));
+    if (!bad) return SNN_OK;
+    SNN_TRY(snn_buffer_fill_zero(tr->ctx, tr->bad_label.mem, 0, sizeof bad));
+    return snn_fail(SNN_ERR_INVALID_ARG,
+                    "%s: a label of the %d step(s) on device batches since the last wait is outside [0, %d); "
+                    "those samples were left out of the loss and the gradients",
+                    fn, steps, tr->model->cfg.num_classes);
+}
+
+/* Enqueues the gradients of a planned batch and, with apply, the update. */
+static snn_status enqueue_step(snn_trainer *tr, const snn_batch *batch, const train_plan *p, int apply, float *lr) {
+    tr->model->device_newer = 1; /* running statistics move even without an update */
+    SNN_TRY(snn_train_forward_backward(tr, batch, p));
+    SNN_TRY(grad_norms(tr));
+    *lr = 0.0f;
+    if (apply) {
+        *lr = schedule_lr(&tr->cfg, tr->steps_done);
+        SNN_TRY(update(tr, *lr));
+        tr->steps_done++; /* counted once enqueued, even if reading the figures back fails */
+    }
+    return SNN_OK;
+}
+
 static snn_status run_step(snn_trainer *tr, const snn_batch *batch, snn_step_stats *stats, int apply) {
     const char *fn = apply ? "snn_trainer_step" : "snn_trainer_gradients";
     SNN_REQUIRE_ARG(fn, tr);
     train_plan p;
     SNN_TRY(check_batch(tr, batch, &p, fn));
-    tr->model->device_newer = 1; /* running statistics move even without an update */
-    SNN_TRY(snn_train_forward_backward(tr, batch, &p));
-    SNN_TRY(grad_norms(tr));
-    float lr = 0.0f;
-    if (apply) {
-        lr = schedule_lr(&tr->cfg, tr->steps_done);
-        SNN_TRY(update(tr, lr));
-        tr->steps_done++; /* counted once applied, even if reading the figures back fails */
-    }
+    if (tr->pending) SNN_TRY(settle_pending(tr, fn));
+    float lr;
+    SNN_TRY(enqueue_step(tr, batch, &p, apply, &lr));
     snn_step_stats s;
     SNN_TRY(read_stats(tr, &p, &s));
     s.lr = lr;
@@ -329,6 +363,95 @@ snn_status snn_trainer_step(snn_trainer *tr, const snn_batch *batch, snn_step_st
 
 snn_status snn_trainer_gradients(snn_trainer *tr, const snn_batch *batch, snn_step_stats *stats) {
     return run_step(tr, batch, stats, 0);
+}
+
+static snn_status enqueue_step_cl(snn_trainer *tr, const snn_batch_cl *b, cl_uint num_wait,
+                                  const cl_event *wait_list, cl_event *event, int apply) {
+    const char *fn = apply ? "snn_trainer_step_cl" : "snn_trainer_gradients_cl";
+    SNN_REQUIRE_ARG(fn, tr);
+    if (!b) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch is NULL", fn);
+    SNN_TRY(snn_wait_list_check(num_wait, wait_list, fn));
+    train_plan p;
+    SNN_TRY(plan_batch(tr, b->size, b->pre_encoded, &p, fn));
+    const snn_model_config *cfg = &tr->model->cfg;
+    const size_t in_T = p.encoding == SNN_ENCODING_NONE ? p.T : 1, fs = sizeof(float);
+    const size_t in_elems = p.B * in_T * (size_t)cfg->in_channels * (size_t)cfg->height * (size_t)cfg->width;
+    if (b->input_offset > SIZE_MAX / fs || b->labels_offset > SIZE_MAX / sizeof(cl_int))
+        return snn_fail(SNN_ERR_INVALID_ARG, "%s: an offset is beyond any buffer", fn);
+    SNN_TRY(snn_caller_buffer(tr->ctx, b->input, b->input_offset * fs, in_elems * fs, fn, "batch->input"));
+    SNN_TRY(snn_caller_buffer(tr->ctx, b->labels, b->labels_offset * sizeof(cl_int), p.B * sizeof(cl_int), fn,
+                              "batch->labels"));
+    p.dev_input = b->input;
+    p.dev_input_off = b->input_offset;
+    p.dev_labels = b->labels;
+    p.dev_labels_off = b->labels_offset;
+    snn_batch host = {.size = b->size, .seed = b->seed, .pre_encoded = b->pre_encoded};
+    SNN_TRY(snn_enqueue_wait(tr->ctx, num_wait, wait_list));
+    float lr;
+    SNN_TRY(enqueue_step(tr, &host, &p, apply, &lr));
+    tr->pending++;
+    tr->pending_plan = p;
+    tr->pending_lr = lr;
+    return snn_enqueue_marker(tr->ctx, event);
+}
+
+/* *event is written only at the end: the caller may pass one variable as both its
+ * wait list and the event to receive. */
+static snn_status run_step_cl(snn_trainer *tr, const snn_batch_cl *b, cl_uint num_wait, const cl_event *wait_list,
+                              cl_event *event, int apply) {
+    const snn_status st = enqueue_step_cl(tr, b, num_wait, wait_list, event, apply);
+    if (st != SNN_OK && event) *event = NULL;
+    return st;
+}
+
+snn_status snn_trainer_step_cl(snn_trainer *tr, const snn_batch_cl *batch, cl_uint num_wait,
+                               const cl_event *wait_list, cl_event *event) {
+    return run_step_cl(tr, batch, num_wait, wait_list, event, 1);
+}
+
+snn_status snn_trainer_gradients_cl(snn_trainer *tr, const snn_batch_cl *batch, cl_uint num_wait,
+                                    const cl_event *wait_list, cl_event *event) {
+    return run_step_cl(tr, batch, num_wait, wait_list, event, 0);
+}
+
+snn_status snn_trainer_wait(snn_trainer *tr, snn_step_stats *stats) {
+    SNN_REQUIRE_ARG("snn_trainer_wait", tr);
+    if (!tr->pending)
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_trainer_wait: no step on a device batch since the last wait");
+    const train_plan p = tr->pending_plan;
+    const float lr = tr->pending_lr;
+    SNN_TRY(settle_pending(tr, "snn_trainer_wait"));
+    snn_step_stats s;
+    SNN_TRY(read_stats(tr, &p, &s));
+    s.lr = lr;
+    if (stats) *stats = s;
+    return SNN_OK;
+}
+
+snn_status snn_trainer_apply(snn_trainer *tr) {
+    SNN_REQUIRE_ARG("snn_trainer_apply", tr);
+    tr->model->device_newer = 1;
+    SNN_TRY(grad_norms(tr)); /* the gradients may have changed since they were computed */
+    SNN_TRY(update(tr, schedule_lr(&tr->cfg, tr->steps_done)));
+    tr->steps_done++;
+    return SNN_OK;
+}
+
+snn_status snn_trainer_param_cl(snn_trainer *tr, int i, cl_mem *param, cl_mem *grad) {
+    SNN_REQUIRE_ARG("snn_trainer_param_cl", tr);
+    if (i < 0 || i >= tr->num_train)
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_trainer_param_cl: i = %d is out of range (%d trainable tensors)",
+                        i, tr->num_train);
+    if (param) {
+        *param = tr->train[i].p->dev;
+        tr->model->device_newer = 1; /* the caller may write it: the device copy counts from now */
+    }
+    if (grad) *grad = tr->train[i].grad.mem;
+    return SNN_OK;
+}
+
+void snn_batch_cl_init(snn_batch_cl *batch) {
+    if (batch) memset(batch, 0, sizeof *batch);
 }
 
 void snn_batch_init(snn_batch *batch) {
