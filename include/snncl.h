@@ -390,6 +390,8 @@ SNN_API void snn_model_free(snn_model *model);
 
 /** The model's configuration (for a loaded model, as read from its file). */
 SNN_API snn_status snn_model_get_config(const snn_model *model, snn_model_config *cfg);
+/** The context the model belongs to (NULL for NULL). */
+SNN_API snn_context *snn_model_context(const snn_model *model);
 /** Number of LIF layers (simple: num_blocks, vgg: 7). */
 SNN_API int snn_model_num_lif_layers(const snn_model *model);
 /** Shape of LIF layer `layer`'s membrane for batch size B: (B,C,H,W) or (B,F). */
@@ -443,6 +445,37 @@ SNN_API void snn_forward_params_default(snn_forward_params *params);
 SNN_API snn_status snn_model_forward(snn_model *model, const float *input, int batch,
                                      const snn_forward_params *params, float *logits,
                                      float *lyap_mean, float *lyap_per_sample);
+
+/** A caller's workspace for inference on a model: the device buffers of a forward
+ * pass, which otherwise live in the model. The model is only read through a session,
+ * so several threads can run one model at once, each with its own session (calls on
+ * one context are serialized where they enqueue work or change the context's state,
+ * and run side by side where they wait for results). One thread at a time per
+ * session; no trainer may work on the model meanwhile. */
+typedef struct snn_session snn_session;
+
+/** A session on model (which must outlive it); it holds no device memory until its
+ * first pass. */
+SNN_API snn_status snn_session_create(snn_session **out, snn_model *model);
+/** Waits for the session's enqueued work and releases it with its buffers. NULL is
+ * fine. */
+SNN_API void snn_session_free(snn_session *s);
+/** snn_model_forward() in the session's workspace: the same results, bit for bit. */
+SNN_API snn_status snn_session_forward(snn_session *s, const float *input, int batch,
+                                       const snn_forward_params *params, float *logits, float *lyap_mean,
+                                       float *lyap_per_sample);
+/** Waits for the session's work and releases its buffers (the next pass makes them
+ * again). */
+SNN_API snn_status snn_session_release_buffers(snn_session *s);
+/** Releases the buffers of the model's own workspace (snn_model_forward's), after
+ * waiting for its work. */
+SNN_API snn_status snn_model_release_buffers(snn_model *model);
+/** An upper bound of the device memory, in bytes, that a session (or the model's
+ * own workspace) holds after a pass on `batch` samples with `params` (NULL: the
+ * defaults); the sparse paths' index buffers come on top, at most a few bytes per
+ * input pixel. */
+SNN_API snn_status snn_model_workspace_bytes(const snn_model *model, int batch, const snn_forward_params *params,
+                                             size_t *bytes);
 
 /** Eval-mode forward pass that also records which neurons spiked: for one sample of the
  * batch, every LIF layer's spikes at every time step (for raster plots).

@@ -72,6 +72,13 @@ SNN_API snn_status snn_model_forward_cl(snn_model *model, cl_mem input, size_t i
                                         cl_mem lyap_per_sample, size_t lyap_offset, cl_uint num_wait,
                                         const cl_event *wait_list, cl_event *event);
 
+/** snn_model_forward_cl() in a session's workspace (see snn_session in snncl.h):
+ *  the session's buffers are in use until `event` completes. */
+SNN_API snn_status snn_session_forward_cl(snn_session *s, cl_mem input, size_t input_offset, int batch,
+                                          const snn_forward_params *params, cl_mem logits, size_t logits_offset,
+                                          cl_mem lyap_per_sample, size_t lyap_offset, cl_uint num_wait,
+                                          const cl_event *wait_list, cl_event *event);
+
 /** One training batch on device buffers, for snn_trainer_step_cl(). Start from
  *  snn_batch_cl_init() or a designated initializer. */
 typedef struct snn_batch_cl {

@@ -510,6 +510,82 @@ START_TEST(test_training_cl_refusals) {
 }
 END_TEST
 
+/* Sessions: the model's results bit for bit, host and device forms; the memory a
+ * pass holds within snn_model_workspace_bytes and given back on request; bad
+ * arguments refused. */
+START_TEST(test_sessions) {
+    snn_context *ctx = NULL;
+    ck_assert_snn_ok(snn_context_create(&ctx, NULL));
+    snn_model *m = small_model(ctx);
+    ck_assert_ptr_eq(snn_model_context(m), ctx);
+    ck_assert_ptr_null(snn_model_context(NULL));
+    float x[B * IN];
+    test_rng r;
+    test_rng_seed(&r, 31);
+    test_fill_uniform(&r, x, B * IN, 0.0f, 1.0f);
+    snn_forward_params fp;
+    snn_forward_params_default(&fp);
+    fp.lyapunov = 1;
+    float want[B * K], want_lyap[B], got[B * K], got_lyap[B], mean;
+    ck_assert_snn_ok(snn_model_forward(m, x, B, &fp, want, NULL, want_lyap));
+    ck_assert_snn_ok(snn_model_release_buffers(m));
+
+    size_t before, after, peak, bound;
+    ck_assert_snn_ok(snn_model_workspace_bytes(m, B, &fp, &bound));
+    ck_assert_snn_ok(snn_context_memory(ctx, &before, &peak));
+    snn_session *s = NULL;
+    ck_assert_snn_ok(snn_session_create(&s, m));
+    ck_assert_snn_ok(snn_session_forward(s, x, B, &fp, got, &mean, got_lyap));
+    ck_assert_msg(memcmp(got, want, sizeof got) == 0 && memcmp(got_lyap, want_lyap, sizeof got_lyap) == 0,
+                  "a session's results differ from the model's");
+    ck_assert_snn_ok(snn_context_memory(ctx, &after, &peak));
+    ck_assert_msg(after > before && after - before <= bound, "a pass holds %zu bytes; snn_model_workspace_bytes says %zu",
+                  after - before, bound);
+    ck_assert_snn_ok(snn_session_release_buffers(s));
+    ck_assert_snn_ok(snn_context_memory(ctx, &after, &peak));
+    ck_assert_uint_eq(after, before);
+
+    cl_context c;
+    ck_assert_snn_ok(snn_context_get_cl(ctx, &c, NULL, NULL));
+    cl_mem in = make_buffer(c, B * IN, x), out = make_buffer(c, B * K, NULL);
+    cl_event done = NULL;
+    ck_assert_snn_ok(snn_session_forward_cl(s, in, 0, B, &fp, out, 0, NULL, 0, 0, NULL, &done));
+    ck_assert_int_eq(clWaitForEvents(1, &done), CL_SUCCESS);
+    clReleaseEvent(done);
+    cl_command_queue q;
+    ck_assert_snn_ok(snn_context_get_cl(ctx, NULL, NULL, &q));
+    read_floats(q, out, 0, B * K, got);
+    ck_assert_msg(memcmp(got, want, sizeof got) == 0, "a session's device-buffer results differ from the model's");
+
+    /* refusals */
+    snn_session *none = (snn_session *)&r; /* must become NULL */
+    ck_assert_snn_status(snn_session_create(&none, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(none);
+    ck_assert_snn_status(snn_session_create(NULL, m), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_session_forward(NULL, x, B, &fp, got, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_session_forward(s, NULL, B, &fp, got, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_session_forward(s, x, 0, &fp, got, NULL, NULL), SNN_ERR_INVALID_ARG);
+    done = (cl_event)&r;
+    ck_assert_snn_status(snn_session_forward_cl(NULL, in, 0, B, &fp, out, 0, NULL, 0, 0, NULL, &done),
+                         SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(done);
+    ck_assert_snn_status(snn_session_forward_cl(s, in, 1, B, &fp, out, 0, NULL, 0, 0, NULL, NULL),
+                         SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_session_release_buffers(NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_model_release_buffers(NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_model_workspace_bytes(m, B, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_model_workspace_bytes(m, 0, NULL, &bound), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_status(snn_model_workspace_bytes(NULL, B, NULL, &bound), SNN_ERR_INVALID_ARG);
+    snn_session_free(NULL);
+
+    clReleaseMemObject(in);
+    clReleaseMemObject(out);
+    snn_session_free(s);
+    snn_model_free(m);
+    snn_context_free(ctx);
+}
+END_TEST
+
 START_TEST(test_last_cl_error) {
     snn_context *ctx = test_context();
     float logits[20], lyap;
@@ -550,6 +626,7 @@ int main(void) {
     tcase_add_test(tc, test_forward_cl_refusals);
     tcase_add_test(tc, test_training_on_device_buffers);
     tcase_add_test(tc, test_training_cl_refusals);
+    tcase_add_test(tc, test_sessions);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -38,10 +38,13 @@ echo "pkg-config --static --cflags --libs snncl: $(pkg-config --static --cflags 
 
 CFLAGS="-std=c11 -O2 -Wall -Wextra -Werror"
 step "compile the examples against the installed shared library"
-for ex in devices classify train_tiny lyapunov; do
-    # -lm: classify computes a softmax; rpath: the prefix is not on the loader's path.
+for ex in devices classify train_tiny lyapunov opencl_pipeline; do
+    # -lm: classify computes a softmax; OpenCL: opencl_pipeline makes its own OpenCL
+    # objects; rpath: the prefix is not on the loader's path.
+    pkgs=snncl
+    [ "$ex" = opencl_pipeline ] && pkgs="snncl OpenCL"
     # shellcheck disable=SC2046,SC2086
-    cc $CFLAGS "examples/$ex.c" -o "$tmp/$ex" $(pkg-config --cflags --libs snncl) -lm -Wl,-rpath,"$libdir"
+    cc $CFLAGS "examples/$ex.c" -o "$tmp/$ex" $(pkg-config --cflags --libs $pkgs) -lm -Wl,-rpath,"$libdir"
     # The output is captured before matching: with pipefail, `ldd | grep -q` fails at
     # random when grep exits before ldd has finished writing (SIGPIPE).
     deps=$(ldd "$tmp/$ex")
@@ -76,6 +79,7 @@ step "run them"
 "$tmp/train_tiny" "$tmp/tiny.safetensors"
 "$tmp/train_tiny_static" "$tmp/tiny_static.safetensors"
 "$tmp/lyapunov"
+"$tmp/opencl_pipeline"
 "$prefix/bin/snncl" infer --model "$tmp/tiny.safetensors" \
     --input "$src/tests/fixtures/simple_direct_lyap.input.safetensors" --output "$tmp/logits.safetensors"
 echo

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs the kernel tests (tests/test_kernels.c, tests/test_backward.c) on Oclgrind, a
+# Runs the kernel tests (tests/test_kernels.c, tests/test_backward.c), the tests of
+# snncl on the caller's OpenCL objects (tests/test_opencl.c) and the example that
+# mixes the caller's kernels with snncl's (examples/opencl_pipeline.c) on Oclgrind, a
 # simulated OpenCL device that checks every memory access of every work-item. Fails on
 # any test failure and on any Oclgrind report: out-of-bounds access, data race, use of
 # an uninitialized value, OpenCL API misuse, fatal simulator error.
@@ -12,7 +14,8 @@ cd "$(dirname "$0")/.."
 build=${1:-build-ocg}
 command -v oclgrind >/dev/null || { echo "oclgrind.sh: oclgrind is not installed" >&2; exit 77; }
 [ -f "$build/build.ninja" ] || meson setup "$build" --werror >/dev/null
-ninja -C "$build" -j"${JOBS:-1}" tests/test_kernels tests/test_backward >/dev/null
+ninja -C "$build" -j"${JOBS:-1}" tests/test_kernels tests/test_backward tests/test_opencl \
+    examples/example_opencl_pipeline >/dev/null
 
 # The oclgrind wrapper preloads its runtime, which replaces the ICD loader: the
 # Oclgrind Simulator is then the only device (no PoCL); SNNCL_DEVICE makes sure of it.
@@ -119,4 +122,22 @@ for t in test_kernels test_backward; do
         status=1
     fi
 done
+# snncl on the caller's context, queue, buffers and events: the races pass only
+# (every test case goes through GEMMs; see defect 1 above).
+run races test_opencl
+[ "$checks" -gt 0 ] || { echo "test_opencl (races): no checks ran" >&2; status=1; }
+
+# The example: the program's own kernels before and after snncl's, chained by events.
+start=$SECONDS
+rc=0
+timeout "${OCLGRIND_TIMEOUT:-600}" oclgrind "${races_opts[@]}" --log "$logdir/pipeline.oclgrind" \
+    "$build/examples/example_opencl_pipeline" >"$logdir/pipeline.out" 2>&1 || rc=$?
+touch "$logdir/pipeline.oclgrind"
+reports=$(awk 'BEGIN { RS = "" } END { print NR }' "$logdir/pipeline.oclgrind")
+printf '%-46s exit %d, %d Oclgrind report(s), %3ds\n' "example_opencl_pipeline (races)" "$rc" "$reports" \
+    $((SECONDS - start))
+if [ "$rc" -ne 0 ] || [ "$reports" -ne 0 ] || ! grep -q 'bit for bit: yes' "$logdir/pipeline.out"; then
+    cat "$logdir/pipeline.oclgrind" "$logdir/pipeline.out" >&2
+    status=1
+fi
 exit "$status"

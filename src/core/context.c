@@ -24,6 +24,20 @@ void snn_profile_stop(snn_context *ctx, int slot, double start) {
     ctx->profile_calls[slot]++;
 }
 
+unsigned long snn_host_syncs(snn_context *ctx) {
+    SNN_LOCK(ctx);
+    const unsigned long n = ctx->host_reads + ctx->host_writes + ctx->host_waits;
+    SNN_UNLOCK(ctx);
+    return n;
+}
+
+void snn_profile_device_call(snn_context *ctx, unsigned long before) {
+    SNN_LOCK(ctx);
+    ctx->device_calls++;
+    ctx->device_call_syncs += snn_host_syncs(ctx) - before;
+    SNN_UNLOCK(ctx);
+}
+
 void snn_profile_report(const snn_context *ctx) {
     double total = 0;
     for (int i = 0; i <= SNN_MAX_KERNELS; i++) total += ctx->profile_seconds[i];
@@ -42,6 +56,9 @@ void snn_profile_report(const snn_context *ctx) {
     }
     fprintf(stderr, "  host synchronizations: %lu blocking reads, %lu blocking writes, %lu waits for the queue\n",
             ctx->host_reads, ctx->host_writes, ctx->host_waits);
+    if (ctx->device_calls)
+        fprintf(stderr, "  calls on device buffers: %lu, with %lu host synchronizations within them\n",
+                ctx->device_calls, ctx->device_call_syncs);
     if (ctx->num_density)
         fprintf(stderr, "  convolution inputs (sparse path at density <= %.2f):\n", (double)ctx->sparse_density);
     for (int i = 0; i < ctx->num_density; i++) {
@@ -52,9 +69,19 @@ void snn_profile_report(const snn_context *ctx) {
     }
 }
 
+static void density_stat(snn_context *ctx, size_t C, size_t H, size_t W, int difference, double nonzero,
+                         double total, int sparse);
+
 void snn_profile_density(snn_context *ctx, size_t C, size_t H, size_t W, int difference, double nonzero,
                          double total, int sparse) {
     if (!ctx->profile) return;
+    SNN_LOCK(ctx);
+    density_stat(ctx, C, H, W, difference, nonzero, total, sparse);
+    SNN_UNLOCK(ctx);
+}
+
+static void density_stat(snn_context *ctx, size_t C, size_t H, size_t W, int difference, double nonzero,
+                         double total, int sparse) {
     struct snn_density_stat *d = NULL;
     for (int i = 0; i < ctx->num_density && !d; i++)
         if (ctx->density[i].C == C && ctx->density[i].H == H && ctx->density[i].W == W &&
@@ -78,7 +105,7 @@ void snn_profile_density(snn_context *ctx, size_t C, size_t H, size_t W, int dif
 
 /* ---------------------------------------------------------------- kernels -- */
 
-snn_status snn_kernel_get(snn_context *ctx, const char *name, cl_kernel *out, size_t *max_wg) {
+static snn_status kernel_get(snn_context *ctx, const char *name, cl_kernel *out, size_t *max_wg) {
     for (int i = 0; i < ctx->num_kernels; i++) {
         if (strcmp(ctx->kernels[i].name, name) == 0) {
             *out = ctx->kernels[i].kernel;
@@ -129,8 +156,8 @@ snn_status snn_group_wg(snn_context *ctx, const char *name, size_t cap, size_t *
     return snn_kernel_wg(ctx, name, cap, out);
 }
 
-snn_status snn_launch(snn_context *ctx, const char *name, int dims, const size_t *global,
-                      const size_t *local, int nargs, const snn_arg *args) {
+static snn_status launch(snn_context *ctx, const char *name, int dims, const size_t *global, const size_t *local,
+                         int nargs, const snn_arg *args) {
     for (int d = 0; d < dims; d++)
         if (global[d] == 0) return SNN_OK;
     cl_kernel k;
@@ -167,6 +194,22 @@ snn_status snn_launch(snn_context *ctx, const char *name, int dims, const size_t
                             : SNN_ERR_OPENCL,
                         "launching %s failed: %s", name, snn_cl_error_name(err));
     return SNN_OK;
+}
+
+/* The kernel cache and a kernel's arguments are the context's: one thread at a time. */
+snn_status snn_kernel_get(snn_context *ctx, const char *name, cl_kernel *out, size_t *max_wg) {
+    SNN_LOCK(ctx);
+    const snn_status st = kernel_get(ctx, name, out, max_wg);
+    SNN_UNLOCK(ctx);
+    return st;
+}
+
+snn_status snn_launch(snn_context *ctx, const char *name, int dims, const size_t *global,
+                      const size_t *local, int nargs, const snn_arg *args) {
+    SNN_LOCK(ctx);
+    const snn_status st = launch(ctx, name, dims, global, local, nargs, args);
+    SNN_UNLOCK(ctx);
+    return st;
 }
 
 /* ---------------------------------------------------------------- buffers -- */
@@ -263,7 +306,9 @@ snn_status snn_buffer_write(snn_context *ctx, cl_mem mem, size_t offset, size_t 
     if (bytes == 0) return SNN_OK;
     cl_int err = snn_fault_hit(SNN_FAULT_LAUNCH);
     if (err == CL_SUCCESS) err = clEnqueueWriteBuffer(ctx->queue, mem, CL_TRUE, offset, bytes, src, 0, NULL, NULL);
+    SNN_LOCK(ctx);
     ctx->host_writes++;
+    SNN_UNLOCK(ctx);
     return snn_cl_check(err, "clEnqueueWriteBuffer");
 }
 
@@ -271,7 +316,9 @@ snn_status snn_buffer_read(snn_context *ctx, cl_mem mem, size_t offset, size_t b
     if (bytes == 0) return SNN_OK;
     cl_int err = snn_fault_hit(SNN_FAULT_READ);
     if (err == CL_SUCCESS) err = clEnqueueReadBuffer(ctx->queue, mem, CL_TRUE, offset, bytes, dst, 0, NULL, NULL);
+    SNN_LOCK(ctx);
     ctx->host_reads++;
+    SNN_UNLOCK(ctx);
     return snn_cl_check(err, "clEnqueueReadBuffer");
 }
 

@@ -5,6 +5,7 @@
 #define SNNCL_CONTEXT_H
 
 #include <CL/cl.h>
+#include <pthread.h>
 
 #include "cl_errors.h"
 #include "internal.h"
@@ -33,6 +34,12 @@ struct snn_mem_count {
 };
 
 struct snn_context {
+    /* Recursive; held by everything that changes the context's state while models
+     * work (launches: a kernel's arguments are set then enqueued; GEMMs and their
+     * scratch; the kernel cache; the counters), so that several threads can use one
+     * context, each with its own workspaces (snn_session). Blocking transfers wait
+     * outside it. */
+    pthread_mutex_t lock;
     cl_platform_id platform;
     cl_device_id device;
     cl_context cl;
@@ -79,6 +86,9 @@ struct snn_context {
     /* Blocking transfers and waits, counted for the profile: a pass that should not
      * wait for the device shows none (snn_buffer_read/write, snn_context_finish). */
     unsigned long host_reads, host_writes, host_waits;
+    /* The calls on the caller's device buffers (snncl_opencl.h), and the host
+     * synchronizations within them (snn_profile_device_call). */
+    unsigned long device_calls, device_call_syncs;
 #define SNN_SPARSE_DENSITY_CPU 0.25f /* bench_conv: where the two paths cost the same */
 #define SNN_SPARSE_DENSITY_GPU 0.1f /* not measured yet: no GPU at hand */
     /* Kernels with two forms (the sparse convolutions, the fused LIF backward) use
@@ -102,6 +112,14 @@ struct snn_context {
 double snn_profile_start(snn_context *ctx);
 void snn_profile_stop(snn_context *ctx, int slot, double start);
 #define SNN_PROFILE_GEMM SNN_MAX_KERNELS
+
+#define SNN_LOCK(ctx) pthread_mutex_lock(&(ctx)->lock)
+#define SNN_UNLOCK(ctx) pthread_mutex_unlock(&(ctx)->lock)
+
+/* Host synchronizations so far (blocking reads and writes, waits for the queue). */
+unsigned long snn_host_syncs(snn_context *ctx);
+/* Counts a call on device buffers that began when snn_host_syncs was `before`. */
+void snn_profile_device_call(snn_context *ctx, unsigned long before);
 
 /* The per-kernel time table of SNNCL_PROFILE, to stderr (when the context is freed). */
 void snn_profile_report(const snn_context *ctx);

@@ -234,11 +234,24 @@ void snn_context_params_default(snn_context_params *params) {
  * environment; its OpenCL context and queue are for the caller to set. */
 static snn_status context_alloc(snn_context **out, const device_ref *ref, int index,
                                 const snn_context_params *params) {
+    if (params->tuning_dir && strlen(params->tuning_dir) >= sizeof ((snn_context *)NULL)->tuning_dir)
+        return snn_fail(SNN_ERR_INVALID_ARG, "params->tuning_dir is longer than %zu characters",
+                        sizeof ((snn_context *)NULL)->tuning_dir - 1);
     snn_context *ctx = calloc(1, sizeof *ctx);
     if (ctx) ctx->mem = calloc(1, sizeof *ctx->mem);
     if (!ctx || !ctx->mem) {
         free(ctx);
         return snn_fail(SNN_ERR_OUT_OF_MEMORY, "context");
+    }
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    const int locked = pthread_mutex_init(&ctx->lock, &attr);
+    pthread_mutexattr_destroy(&attr);
+    if (locked != 0) {
+        free(ctx->mem);
+        free(ctx);
+        return snn_fail(SNN_ERR_OUT_OF_MEMORY, "context lock");
     }
     ctx->mem->refs = 1; /* the context's */
     ctx->platform = ref->platform;
@@ -251,16 +264,7 @@ static snn_status context_alloc(snn_context **out, const device_ref *ref, int in
     ctx->sparse_density = ctx->dense_only                   ? 0.0f
                           : ctx->info.type == SNN_DEVICE_CPU ? SNN_SPARSE_DENSITY_CPU
                                                              : SNN_SPARSE_DENSITY_GPU;
-    if (params->tuning_dir && *params->tuning_dir) {
-        const size_t n = strlen(params->tuning_dir);
-        if (n >= sizeof ctx->tuning_dir) {
-            free(ctx->mem);
-            free(ctx);
-            return snn_fail(SNN_ERR_INVALID_ARG, "params->tuning_dir is longer than %zu characters",
-                            sizeof ctx->tuning_dir - 1);
-        }
-        memcpy(ctx->tuning_dir, params->tuning_dir, n + 1);
-    }
+    if (params->tuning_dir) memcpy(ctx->tuning_dir, params->tuning_dir, strlen(params->tuning_dir) + 1);
     ctx->lane_kernels = ctx->info.type != SNN_DEVICE_CPU;
     *out = ctx;
     /* Tests arm device faults for the whole process through the environment. */
@@ -424,6 +428,7 @@ void snn_context_free(snn_context *ctx) {
     if (ctx->queue) clReleaseCommandQueue(ctx->queue);
     if (ctx->cl) clReleaseContext(ctx->cl);
     snn_mem_count_unref(ctx->mem); /* buffers still alive keep the counts */
+    pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }
 
@@ -438,7 +443,9 @@ snn_status snn_context_finish(snn_context *ctx) {
     if (!ctx) return snn_fail(SNN_ERR_INVALID_ARG, "snn_context_finish: ctx is NULL");
     cl_int err = snn_fault_hit(SNN_FAULT_READ);
     if (err == CL_SUCCESS) err = clFinish(ctx->queue);
+    SNN_LOCK(ctx);
     ctx->host_waits++;
+    SNN_UNLOCK(ctx);
     return snn_cl_check(err, "clFinish");
 }
 

@@ -210,9 +210,9 @@ static snn_status gemm_native(snn_context *ctx, int trans_a, int trans_b, size_t
 
 /* ----------------------------------------------------------------- choice -- */
 
-snn_status snn_gemm(snn_context *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
-                    float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
-                    size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc) {
+static snn_status gemm(snn_context *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                       cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta, cl_mem c,
+                       size_t c_off, size_t ldc) {
     if (m == 0 || n == 0) return SNN_OK;
     if (k == 0) { /* C = beta * C, as BLAS (CLBlast rejects k = 0): a sum of no slices */
         size_t c_end;
@@ -236,6 +236,16 @@ snn_status snn_gemm(snn_context *ctx, int trans_a, int trans_b, size_t m, size_t
                             c_off, ldc);
     return gemm_native(ctx, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off,
                        ldc);
+}
+
+/* The native path's scratch is the context's: one product at a time. */
+snn_status snn_gemm(snn_context *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                    float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                    size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc) {
+    SNN_LOCK(ctx);
+    const snn_status st = gemm(ctx, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc);
+    SNN_UNLOCK(ctx);
+    return st;
 }
 
 const char *snn_gemm_impl_name(snn_gemm_impl impl) {

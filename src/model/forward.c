@@ -31,7 +31,8 @@ typedef struct forward_plan {
     snn_encoding encoding;      /* the model's, or none for pre-encoded input */
     size_t act_step, conv_step; /* elements per time step of the chunk buffers */
     size_t readout;             /* features summed over time and fed to the last linear layer */
-    cl_mem input;               /* the batch: model's buffer, or the caller's (snncl_opencl.h) */
+    cl_mem input;               /* the batch: the workspace's buffer, or the caller's (snncl_opencl.h) */
+    snn_forward_buffers *f;     /* the workspace: the model's own, or a session's */
 } forward_plan;
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
@@ -92,9 +93,9 @@ static snn_status plan_forward(const snn_model *m, size_t B, const snn_forward_p
 }
 
 /* The pass's buffers but the input's (the caller's may serve). */
-static snn_status reserve_buffers(snn_model *m, const forward_plan *p) {
+static snn_status reserve_buffers(const snn_model *m, const forward_plan *p) {
     snn_context *ctx = m->ctx;
-    snn_forward_buffers *f = &m->fwd;
+    snn_forward_buffers *f = p->f;
     const size_t fs = sizeof(float);
     SNN_TRY(snn_dbuf_reserve(ctx, &f->act, p->act_step * p->Tc * fs));
     SNN_TRY(snn_dbuf_reserve(ctx, &f->spk, p->act_step * p->Tc * fs));
@@ -123,8 +124,8 @@ static snn_status reserve_buffers(snn_model *m, const forward_plan *p) {
 }
 
 /* delta[l] = eps * n[l], in the layer's channel-major state layout. */
-static snn_status init_perturbation(snn_model *m, const forward_plan *p, const snn_forward_params *fp) {
-    snn_forward_buffers *f = &m->fwd;
+static snn_status init_perturbation(const snn_model *m, const forward_plan *p, const snn_forward_params *fp) {
+    snn_forward_buffers *f = p->f;
     for (size_t l = 0; l < p->L; l++) {
         int ndim;
         int64_t shape[4];
@@ -152,17 +153,17 @@ static void swap_buffers(snn_forward_buffers *f) {
 }
 
 /* The layer's parameters and state in a. */
-static void run_lif_setup(snn_model *m, const forward_plan *p, snn_lif_args *a, int layer) {
+static void run_lif_setup(const snn_model *m, const forward_plan *p, snn_lif_args *a, int layer) {
     a->beta = snn_model_lif_beta(m, layer);
     a->thr = snn_model_lif_threshold(m, layer);
-    a->mem = m->fwd.mem[layer].mem;
-    a->delta = m->fwd.delta[layer].mem;
-    a->sq = m->fwd.sq.mem;
+    a->mem = p->f->mem[layer].mem;
+    a->delta = p->f->delta[layer].mem;
+    a->sq = p->f->sq.mem;
     a->sq_off = (size_t)layer * p->T * p->B;
 }
 
 /* One LIF layer over the chunk, with or without the perturbed trajectory. */
-static snn_status run_lif(snn_model *m, const forward_plan *p, snn_lif_args *a, int layer) {
+static snn_status run_lif(const snn_model *m, const forward_plan *p, snn_lif_args *a, int layer) {
     run_lif_setup(m, p, a, layer);
     return p->P == 2 ? snn_op_lif_lyapunov(m->ctx, a) : snn_op_lif_forward(m->ctx, a);
 }
@@ -170,7 +171,7 @@ static snn_status run_lif(snn_model *m, const forward_plan *p, snn_lif_args *a, 
 /* Copies sample tap->sample's spikes of one LIF layer over the chunk (spk: G groups
  * gstride apart, each (Tn, B, S), reference trajectory first) into tap->out[layer] as
  * bytes at [(t0 + t) * G*S + g*S + s]: one rectangular read of G x Tn rows of S floats. */
-static snn_status tap_spikes(snn_model *m, const forward_plan *p, const snn_spike_tap *tap, int layer,
+static snn_status tap_spikes(const snn_model *m, const forward_plan *p, const snn_spike_tap *tap, int layer,
                              cl_mem spk, size_t gstride, size_t G, size_t S, size_t t0, size_t Tn) {
     const size_t fs = sizeof(float), n = G * Tn * S;
     float *h = malloc(n * fs);
@@ -181,7 +182,9 @@ static snn_status tap_spikes(snn_model *m, const forward_plan *p, const snn_spik
     if (err == CL_SUCCESS)
         err = clEnqueueReadBufferRect(m->ctx->queue, spk, CL_TRUE, origin, host_origin, region, p->B * S * fs,
                                       gstride * fs, S * fs, Tn * S * fs, h, 0, NULL, NULL);
+    SNN_LOCK(m->ctx);
     m->ctx->host_reads++;
+    SNN_UNLOCK(m->ctx);
     snn_status st = snn_cl_check(err, "clEnqueueReadBufferRect (spike record)");
     if (st == SNN_OK) {
         uint8_t *out = tap->out[layer];
@@ -197,10 +200,10 @@ static snn_status tap_spikes(snn_model *m, const forward_plan *p, const snn_spik
 
 /* Dense layer i over the chunk: its input (C, N, hw) in f->act.mem flattened to rows, the
  * linear layer, then its LIF, spikes (1, N, units) back in f->act. */
-static snn_status dense_chunk(snn_model *m, const forward_plan *p, int i, size_t t0, size_t Tn, float eps,
+static snn_status dense_chunk(const snn_model *m, const forward_plan *p, int i, size_t t0, size_t Tn, float eps,
                               const snn_spike_tap *tap) {
     snn_context *ctx = m->ctx;
-    snn_forward_buffers *f = &m->fwd;
+    snn_forward_buffers *f = p->f;
     const snn_layer *d = &m->layer[i];
     const snn_layer *prev = &m->layer[i - 1];
     const size_t B = p->B, P = p->P, N = P * Tn * B, U = d->cout;
@@ -229,11 +232,11 @@ static snn_status dense_chunk(snn_model *m, const forward_plan *p, int i, size_t
 /* Every layer over steps t0 .. t0+Tn-1, each over all Tn steps before the next; the
  * last layer's spikes summed into f->sum. Between layers f->act.mem holds the output
  * (C, P, Tn, B, hw) of the layer before. */
-static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, size_t Tn,
+static snn_status forward_chunk(const snn_model *m, const forward_plan *p, size_t t0, size_t Tn,
                                 const snn_forward_params *fp, float eps, const snn_spike_tap *tap) {
     const snn_encoding enc = p->encoding;
     snn_context *ctx = m->ctx;
-    snn_forward_buffers *f = &m->fwd;
+    snn_forward_buffers *f = p->f;
     const snn_model_config *cfg = &m->cfg;
     const size_t B = p->B, P = p->P;
     const size_t C0 = (size_t)cfg->in_channels, HW0 = (size_t)cfg->height * (size_t)cfg->width;
@@ -330,6 +333,15 @@ static snn_status forward_chunk(snn_model *m, const forward_plan *p, size_t t0, 
     return snn_op_spike_sum(ctx, f->act.mem, f->sum.mem, last->G, Tn, B, last->out_hw, P * Tn * B * last->out_hw);
 }
 
+/* The model's device copies current (after a trainer's steps), once, whichever
+ * thread comes first. */
+static snn_status model_ready(snn_model *m) {
+    SNN_LOCK(m->ctx);
+    const snn_status st = snn_model_sync_host(m);
+    SNN_UNLOCK(m->ctx);
+    return st;
+}
+
 /* The checks every form of the pass makes; *params is replaced by defaults if NULL. */
 static snn_status forward_check(const snn_model *m, int batch, const snn_forward_params **params,
                                 snn_forward_params *defaults, const char *fn) {
@@ -360,11 +372,11 @@ static size_t input_elems(const snn_model *m, const forward_plan *p) {
 /* Enqueues the pass on p->input (a device buffer of input_elems floats): the logits
  * are left in f->logits and, with the estimate, each sample's in f->lambda. Waits for
  * the device only where the context's sparse paths read densities back. */
-static snn_status forward_enqueue(snn_model *m, const forward_plan *p, const snn_forward_params *params,
+static snn_status forward_enqueue(const snn_model *m, const forward_plan *p, const snn_forward_params *params,
                                   const snn_spike_tap *tap) {
     const snn_model_config *cfg = &m->cfg;
     snn_context *ctx = m->ctx;
-    snn_forward_buffers *f = &m->fwd;
+    snn_forward_buffers *f = p->f;
     SNN_TRY(snn_buffer_fill_zero(ctx, f->sum.mem, 0, p->B * p->readout * sizeof(float)));
     if (p->P == 2) SNN_TRY(init_perturbation(m, p, params));
     if (p->encoding == SNN_ENCODING_DIRECT) {
@@ -384,29 +396,23 @@ static snn_status forward_enqueue(snn_model *m, const forward_plan *p, const snn
     return SNN_OK;
 }
 
-snn_status snn_model_forward(snn_model *m, const float *input, int batch, const snn_forward_params *params,
-                             float *logits, float *lyap_mean, float *lyap_per_sample) {
-    return snn_model_forward_run(m, input, batch, params, logits, lyap_mean, lyap_per_sample, NULL);
-}
-
-snn_status snn_model_forward_run(snn_model *m, const float *input, int batch, const snn_forward_params *params,
-                                 float *logits, float *lyap_mean, float *lyap_per_sample, const snn_spike_tap *tap) {
-    /* Messages name the public function the caller called. */
-    const char *fn = tap ? "snn_model_record_spikes" : "snn_model_forward";
+/* The pass on host arrays, in workspace f; fn names the public function called. */
+static snn_status forward_host(snn_model *m, snn_forward_buffers *f, const char *fn, const float *input, int batch,
+                               const snn_forward_params *params, float *logits, float *lyap_mean,
+                               float *lyap_per_sample, const snn_spike_tap *tap) {
     snn_forward_params defaults;
     SNN_TRY(forward_check(m, batch, &params, &defaults, fn));
     SNN_REQUIRE_ARG(fn, input);
     SNN_REQUIRE_ARG(fn, logits);
 
-    SNN_TRY(snn_model_sync_host(m));
+    SNN_TRY(model_ready(m));
     forward_plan p;
     SNN_TRY(plan_forward(m, (size_t)batch, params, &p));
+    p.f = f;
     const size_t in_bytes = input_elems(m, &p) * sizeof(float);
-    SNN_TRY(snn_dbuf_reserve(m->ctx, &m->fwd.input, in_bytes));
-    SNN_TRY(reserve_buffers(m, &p));
-
     snn_context *ctx = m->ctx;
-    snn_forward_buffers *f = &m->fwd;
+    SNN_TRY(snn_dbuf_reserve(ctx, &f->input, in_bytes));
+    SNN_TRY(reserve_buffers(m, &p));
     SNN_TRY(snn_buffer_write(ctx, f->input.mem, 0, in_bytes, input));
     p.input = f->input.mem;
     SNN_TRY(forward_enqueue(m, &p, params, tap));
@@ -427,16 +433,29 @@ snn_status snn_model_forward_run(snn_model *m, const float *input, int batch, co
     return SNN_OK;
 }
 
-static snn_status forward_cl(snn_model *m, cl_mem input, size_t input_offset, int batch,
-                             const snn_forward_params *params, cl_mem logits, size_t logits_offset,
+snn_status snn_model_forward(snn_model *m, const float *input, int batch, const snn_forward_params *params,
+                             float *logits, float *lyap_mean, float *lyap_per_sample) {
+    return snn_model_forward_run(m, input, batch, params, logits, lyap_mean, lyap_per_sample, NULL);
+}
+
+snn_status snn_model_forward_run(snn_model *m, const float *input, int batch, const snn_forward_params *params,
+                                 float *logits, float *lyap_mean, float *lyap_per_sample, const snn_spike_tap *tap) {
+    if (!m) return snn_fail(SNN_ERR_INVALID_ARG, "%s: model is NULL", tap ? "snn_model_record_spikes" : "snn_model_forward");
+    return forward_host(m, &m->fwd, tap ? "snn_model_record_spikes" : "snn_model_forward", input, batch, params,
+                        logits, lyap_mean, lyap_per_sample, tap);
+}
+
+/* The pass on device buffers, in workspace f. */
+static snn_status forward_cl(snn_model *m, snn_forward_buffers *f, const char *fn, cl_mem input, size_t input_offset,
+                             int batch, const snn_forward_params *params, cl_mem logits, size_t logits_offset,
                              cl_mem lyap_per_sample, size_t lyap_offset, cl_uint num_wait, const cl_event *wait_list,
                              cl_event *event) {
-    const char *fn = "snn_model_forward_cl";
     snn_forward_params defaults;
     SNN_TRY(forward_check(m, batch, &params, &defaults, fn));
     SNN_TRY(snn_wait_list_check(num_wait, wait_list, fn));
     forward_plan p;
     SNN_TRY(plan_forward(m, (size_t)batch, params, &p));
+    p.f = f;
     snn_context *ctx = m->ctx;
     const size_t fs = sizeof(float), in_bytes = input_elems(m, &p) * fs;
     const size_t out_bytes = p.B * (size_t)m->cfg.num_classes * fs;
@@ -447,30 +466,115 @@ static snn_status forward_cl(snn_model *m, cl_mem input, size_t input_offset, in
     if (params->lyapunov && lyap_per_sample)
         SNN_TRY(snn_caller_buffer(ctx, lyap_per_sample, lyap_offset * fs, p.B * fs, fn, "lyap_per_sample"));
 
-    SNN_TRY(snn_model_sync_host(m));
-    if (input_offset) SNN_TRY(snn_dbuf_reserve(ctx, &m->fwd.input, in_bytes));
+    SNN_TRY(model_ready(m));
+    if (input_offset) SNN_TRY(snn_dbuf_reserve(ctx, &f->input, in_bytes));
     SNN_TRY(reserve_buffers(m, &p));
     SNN_TRY(snn_enqueue_wait(ctx, num_wait, wait_list));
     p.input = input;
     if (input_offset) { /* the kernels take whole buffers: one device-side copy */
-        SNN_TRY(snn_buffer_copy(ctx, input, input_offset * fs, m->fwd.input.mem, 0, in_bytes));
-        p.input = m->fwd.input.mem;
+        SNN_TRY(snn_buffer_copy(ctx, input, input_offset * fs, f->input.mem, 0, in_bytes));
+        p.input = f->input.mem;
     }
     SNN_TRY(forward_enqueue(m, &p, params, NULL));
-    SNN_TRY(snn_buffer_copy(ctx, m->fwd.logits.mem, 0, logits, logits_offset * fs, out_bytes));
+    SNN_TRY(snn_buffer_copy(ctx, f->logits.mem, 0, logits, logits_offset * fs, out_bytes));
     if (p.P == 2 && lyap_per_sample)
-        SNN_TRY(snn_buffer_copy(ctx, m->fwd.lambda.mem, 0, lyap_per_sample, lyap_offset * fs, p.B * fs));
+        SNN_TRY(snn_buffer_copy(ctx, f->lambda.mem, 0, lyap_per_sample, lyap_offset * fs, p.B * fs));
     return snn_enqueue_marker(ctx, event);
 }
 
 /* *event is written only at the end: the caller may pass one variable as both its
  * wait list and the event to receive. */
+static snn_status forward_cl_call(snn_model *m, snn_forward_buffers *f, const char *fn, cl_mem input,
+                                  size_t input_offset, int batch, const snn_forward_params *params, cl_mem logits,
+                                  size_t logits_offset, cl_mem lyap_per_sample, size_t lyap_offset, cl_uint num_wait,
+                                  const cl_event *wait_list, cl_event *event) {
+    const unsigned long syncs = m ? snn_host_syncs(m->ctx) : 0;
+    const snn_status st = forward_cl(m, f, fn, input, input_offset, batch, params, logits, logits_offset,
+                                     lyap_per_sample, lyap_offset, num_wait, wait_list, event);
+    if (st != SNN_OK && event) *event = NULL;
+    if (st == SNN_OK) snn_profile_device_call(m->ctx, syncs);
+    return st;
+}
+
 snn_status snn_model_forward_cl(snn_model *m, cl_mem input, size_t input_offset, int batch,
                                 const snn_forward_params *params, cl_mem logits, size_t logits_offset,
                                 cl_mem lyap_per_sample, size_t lyap_offset, cl_uint num_wait,
                                 const cl_event *wait_list, cl_event *event) {
-    const snn_status st = forward_cl(m, input, input_offset, batch, params, logits, logits_offset, lyap_per_sample,
-                                     lyap_offset, num_wait, wait_list, event);
-    if (st != SNN_OK && event) *event = NULL;
-    return st;
+    return forward_cl_call(m, m ? &m->fwd : NULL, "snn_model_forward_cl", input, input_offset, batch, params, logits,
+                           logits_offset, lyap_per_sample, lyap_offset, num_wait, wait_list, event);
+}
+
+/* ---------------------------------------------------------------- sessions -- */
+
+snn_status snn_session_create(snn_session **out, snn_model *model) {
+    SNN_REQUIRE_ARG("snn_session_create", out);
+    *out = NULL;
+    SNN_REQUIRE_ARG("snn_session_create", model);
+    snn_session *s = calloc(1, sizeof *s);
+    if (!s) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "session");
+    s->model = model;
+    s->fwd.ws.limit = model->fwd.ws.limit;
+    *out = s;
+    return SNN_OK;
+}
+
+void snn_session_free(snn_session *s) {
+    if (!s) return;
+    clFinish(s->model->ctx->queue); /* its buffers may still be in use by enqueued work */
+    snn_forward_buffers_release(&s->fwd);
+    free(s);
+}
+
+snn_status snn_session_forward(snn_session *s, const float *input, int batch, const snn_forward_params *params,
+                               float *logits, float *lyap_mean, float *lyap_per_sample) {
+    SNN_REQUIRE_ARG("snn_session_forward", s);
+    return forward_host(s->model, &s->fwd, "snn_session_forward", input, batch, params, logits, lyap_mean,
+                        lyap_per_sample, NULL);
+}
+
+snn_status snn_session_forward_cl(snn_session *s, cl_mem input, size_t input_offset, int batch,
+                                  const snn_forward_params *params, cl_mem logits, size_t logits_offset,
+                                  cl_mem lyap_per_sample, size_t lyap_offset, cl_uint num_wait,
+                                  const cl_event *wait_list, cl_event *event) {
+    if (!s) {
+        if (event) *event = NULL;
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_session_forward_cl: s is NULL");
+    }
+    return forward_cl_call(s->model, &s->fwd, "snn_session_forward_cl", input, input_offset, batch, params, logits,
+                           logits_offset, lyap_per_sample, lyap_offset, num_wait, wait_list, event);
+}
+
+snn_status snn_session_release_buffers(snn_session *s) {
+    SNN_REQUIRE_ARG("snn_session_release_buffers", s);
+    SNN_TRY(snn_cl_check(clFinish(s->model->ctx->queue), "clFinish"));
+    snn_forward_buffers_release(&s->fwd);
+    s->fwd.ws.limit = s->model->fwd.ws.limit;
+    return SNN_OK;
+}
+
+snn_status snn_model_release_buffers(snn_model *m) {
+    SNN_REQUIRE_ARG("snn_model_release_buffers", m);
+    SNN_TRY(snn_cl_check(clFinish(m->ctx->queue), "clFinish"));
+    snn_forward_buffers_release(&m->fwd);
+    m->fwd.ws.limit = SNN_FORWARD_WS_LIMIT;
+    return SNN_OK;
+}
+
+snn_status snn_model_workspace_bytes(const snn_model *m, int batch, const snn_forward_params *params, size_t *bytes) {
+    const char *fn = "snn_model_workspace_bytes";
+    SNN_REQUIRE_ARG(fn, bytes);
+    *bytes = 0;
+    snn_forward_params defaults;
+    SNN_TRY(forward_check(m, batch, &params, &defaults, fn));
+    forward_plan p;
+    SNN_TRY(plan_forward(m, (size_t)batch, params, &p));
+    /* What reserve_buffers reserves, plus the input, plus the GEMM's columns at most. */
+    const size_t fs = sizeof(float);
+    size_t n = input_elems(m, &p) + 2 * p.act_step * p.Tc + p.conv_step * p.Tc + p.B * p.readout +
+               p.B * (size_t)m->cfg.num_classes;
+    if (p.encoding == SNN_ENCODING_DIRECT) n += m->layer[0].G * m->layer[0].S * p.B;
+    for (size_t l = 0; l < p.L; l++) n += p.P * m->layer[l].G * m->layer[l].S * p.B;
+    if (p.P == 2) n += p.L * p.T * p.B + p.B;
+    *bytes = n * fs + m->fwd.ws.limit;
+    return SNN_OK;
 }

@@ -216,7 +216,7 @@ snn_status snn_model_build(snn_model **out, snn_context *ctx, const snn_model_co
     if (!m) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "model");
     m->ctx = ctx;
     m->cfg = *cfg;
-    m->fwd.ws.limit = (size_t)64 << 20;
+    m->fwd.ws.limit = SNN_FORWARD_WS_LIMIT;
     snn_status st = build_layers(m);
     if (st != SNN_OK) {
         snn_model_free(m);
@@ -353,7 +353,7 @@ double snn_model_widest_step(const snn_model *m) {
     return widest;
 }
 
-static void release_forward_buffers(snn_forward_buffers *f) {
+void snn_forward_buffers_release(snn_forward_buffers *f) {
     snn_dbuf *all[] = {&f->input, &f->act, &f->conv, &f->spk, &f->cur0, &f->sum,
                        &f->logits, &f->sq, &f->lambda, &f->perturb};
     for (size_t i = 0; i < SNN_ARRAY_LEN(all); i++) snn_dbuf_release(all[i]);
@@ -379,9 +379,11 @@ void snn_model_free(snn_model *m) {
     }
     snn_buffer_release(&m->ones);
     snn_buffer_release(&m->zeros);
-    release_forward_buffers(&m->fwd);
+    snn_forward_buffers_release(&m->fwd);
     free(m);
 }
+
+snn_context *snn_model_context(const snn_model *model) { return model ? model->ctx : NULL; }
 
 snn_status snn_model_get_config(const snn_model *model, snn_model_config *cfg) {
     SNN_REQUIRE_ARG("snn_model_get_config", model);

@@ -59,13 +59,23 @@ typedef struct snn_layer {
     cl_mem scale, shift;
 } snn_layer;
 
-/* Device buffers of the forward pass, grown on demand and reused. */
+/* Device buffers of the forward pass, grown on demand and reused: a workspace. The
+ * model has one (snn_model_forward); each snn_session has its own, so that several
+ * threads can run one model. */
 typedef struct snn_forward_buffers {
     snn_dbuf input, act, conv, spk, cur0, sum, logits, sq, lambda, perturb;
     snn_dbuf mem[SNN_MAX_LAYERS], delta[SNN_MAX_LAYERS];
     snn_workspace ws;
     snn_conv_diff diff; /* the estimate's sparse perturbed convolutions */
 } snn_forward_buffers;
+#define SNN_FORWARD_WS_LIMIT ((size_t)64 << 20) /* im2col columns of a chunk of images */
+void snn_forward_buffers_release(snn_forward_buffers *f);
+
+/* A caller's workspace for inference on a model (include/snncl.h). */
+struct snn_session {
+    snn_model *model;
+    snn_forward_buffers fwd;
+};
 
 struct snn_model {
     snn_context *ctx;

@@ -399,8 +399,10 @@ static snn_status enqueue_step_cl(snn_trainer *tr, const snn_batch_cl *b, cl_uin
  * wait list and the event to receive. */
 static snn_status run_step_cl(snn_trainer *tr, const snn_batch_cl *b, cl_uint num_wait, const cl_event *wait_list,
                               cl_event *event, int apply) {
+    const unsigned long syncs = tr ? snn_host_syncs(tr->ctx) : 0;
     const snn_status st = enqueue_step_cl(tr, b, num_wait, wait_list, event, apply);
     if (st != SNN_OK && event) *event = NULL;
+    if (st == SNN_OK) snn_profile_device_call(tr->ctx, syncs);
     return st;
 }
 
