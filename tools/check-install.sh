@@ -38,13 +38,14 @@ echo "pkg-config --static --cflags --libs snncl: $(pkg-config --static --cflags 
 
 CFLAGS="-std=c11 -O2 -Wall -Wextra -Werror"
 step "compile the examples against the installed shared library"
-for ex in devices classify train_tiny lyapunov opencl_pipeline; do
+for ex in devices classify train_tiny lyapunov opencl_pipeline threads; do
     # -lm: classify computes a softmax; OpenCL: opencl_pipeline makes its own OpenCL
-    # objects; rpath: the prefix is not on the loader's path.
+    # objects; -pthread: threads starts threads; rpath: the prefix is not on the
+    # loader's path.
     pkgs=snncl
     [ "$ex" = opencl_pipeline ] && pkgs="snncl OpenCL"
     # shellcheck disable=SC2046,SC2086
-    cc $CFLAGS "examples/$ex.c" -o "$tmp/$ex" $(pkg-config --cflags --libs $pkgs) -lm -Wl,-rpath,"$libdir"
+    cc $CFLAGS "examples/$ex.c" -o "$tmp/$ex" $(pkg-config --cflags --libs $pkgs) -lm -pthread -Wl,-rpath,"$libdir"
     # The output is captured before matching: with pipefail, `ldd | grep -q` fails at
     # random when grep exits before ldd has finished writing (SIGPIPE).
     deps=$(ldd "$tmp/$ex")
@@ -80,6 +81,7 @@ step "run them"
 "$tmp/train_tiny_static" "$tmp/tiny_static.safetensors"
 "$tmp/lyapunov"
 "$tmp/opencl_pipeline"
+"$tmp/threads" 4
 "$prefix/bin/snncl" infer --model "$tmp/tiny.safetensors" \
     --input "$src/tests/fixtures/simple_direct_lyap.input.safetensors" --output "$tmp/logits.safetensors"
 echo
