@@ -215,7 +215,12 @@ typedef struct snn_context_params {
      * process, so they also change the program's own CLBlast calls on that device:
      * off by default; the snncl command line turns it on. */
     int clblast_tuning;
-    uint8_t reserved[40]; /**< zero (room for future fields without breaking the ABI) */
+    /** Bytes a forward pass's workspace (a session's, or the model's own) may hold on
+     * the device: the chunks of time steps are sized to fit, and a batch that cannot
+     * fit one step is refused with SNN_ERR_OUT_OF_MEMORY. 0: a quarter of the device's
+     * memory, at most 1 GiB, for the chunks. Training is not bounded by it. */
+    size_t memory_budget;
+    uint8_t reserved[32]; /**< zero (room for future fields without breaking the ABI) */
 } snn_context_params;
 
 /** Sets every field to its default: all zero, that is the default device, no

@@ -586,6 +586,55 @@ START_TEST(test_sessions) {
 }
 END_TEST
 
+/* snn_context_params.memory_budget: a pass holds no more than the budget (its chunks
+ * of time steps shrink to fit, the results stay), and a batch that cannot fit one
+ * step is refused with the reason. */
+START_TEST(test_memory_budget) {
+    snn_model *m = small_model(test_context());
+    float x[B * IN];
+    test_rng r;
+    test_rng_seed(&r, 41);
+    test_fill_uniform(&r, x, B * IN, 0.0f, 1.0f);
+    snn_forward_params fp;
+    snn_forward_params_default(&fp);
+    fp.lyapunov = 1;
+    float want[B * K], want_lyap[B], got[B * K], got_lyap[B];
+    ck_assert_snn_ok(snn_model_forward(m, x, B, &fp, want, NULL, want_lyap));
+    size_t unbounded;
+    ck_assert_snn_ok(snn_model_workspace_bytes(m, B, &fp, &unbounded));
+    snn_model_free(m);
+
+    snn_context_params cp;
+    snn_context_params_default(&cp);
+    cp.memory_budget = unbounded / 2;
+    snn_context *ctx = NULL;
+    ck_assert_snn_ok(snn_context_create(&ctx, &cp));
+    m = small_model(ctx);
+    size_t bounded, before, after, peak;
+    ck_assert_snn_ok(snn_model_workspace_bytes(m, B, &fp, &bounded));
+    ck_assert_msg(bounded <= cp.memory_budget, "workspace %zu bytes for a budget of %zu", bounded, cp.memory_budget);
+    ck_assert_snn_ok(snn_context_memory(ctx, &before, &peak));
+    ck_assert_snn_ok(snn_context_reset_peak(ctx));
+    ck_assert_snn_ok(snn_model_forward(m, x, B, &fp, got, NULL, got_lyap));
+    ck_assert_snn_ok(snn_context_memory(ctx, &after, &peak));
+    ck_assert_msg(peak - before <= cp.memory_budget, "the pass held %zu bytes; budget %zu", peak - before,
+                  cp.memory_budget);
+    /* shorter chunks change no sum: the same bits */
+    ck_assert_msg(memcmp(got, want, sizeof got) == 0 && memcmp(got_lyap, want_lyap, sizeof got_lyap) == 0,
+                  "results differ under a memory budget");
+    snn_model_free(m);
+    snn_context_free(ctx);
+
+    cp.memory_budget = 4096; /* not one step */
+    ck_assert_snn_ok(snn_context_create(&ctx, &cp));
+    m = small_model(ctx);
+    ck_assert_snn_status(snn_model_forward(m, x, B, &fp, got, NULL, got_lyap), SNN_ERR_OUT_OF_MEMORY);
+    ck_assert_ptr_nonnull(strstr(snn_last_error(), "memory budget is 4096 bytes"));
+    snn_model_free(m);
+    snn_context_free(ctx);
+}
+END_TEST
+
 START_TEST(test_last_cl_error) {
     snn_context *ctx = test_context();
     float logits[20], lyap;
@@ -627,6 +676,7 @@ int main(void) {
     tcase_add_test(tc, test_training_on_device_buffers);
     tcase_add_test(tc, test_training_cl_refusals);
     tcase_add_test(tc, test_sessions);
+    tcase_add_test(tc, test_memory_budget);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

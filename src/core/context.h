@@ -79,6 +79,8 @@ struct snn_context {
     /* snn_context_params.dense_only: no density-dependent path at all (also not the
      * estimate's sparse differences), so that no call waits for the device inside. */
     int dense_only;
+    /* snn_context_params.memory_budget (0: none) */
+    size_t memory_budget;
     /* snn_context_params.ignore_environment == 0 */
     int use_env;
     /* snn_context_params.tuning_dir ("": the default of tune_db.c) */

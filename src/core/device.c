@@ -258,6 +258,7 @@ static snn_status context_alloc(snn_context **out, const device_ref *ref, int in
     ctx->device = ref->device;
     fill_info(ref, index, &ctx->info);
     ctx->use_env = !params->ignore_environment;
+    ctx->memory_budget = params->memory_budget;
     const char *prof = ctx->use_env ? getenv("SNNCL_PROFILE") : NULL;
     ctx->profile = prof && *prof && strcmp(prof, "0") != 0;
     ctx->dense_only = params->dense_only != 0;

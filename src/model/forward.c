@@ -37,6 +37,23 @@ typedef struct forward_plan {
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
+/* Input elements of a batch: (B, C, H, W), or (B, T, C, H, W) when encoded already. */
+static size_t input_elems(const snn_model *m, const forward_plan *p) {
+    const snn_model_config *cfg = &m->cfg;
+    const size_t in_T = p->encoding == SNN_ENCODING_NONE ? p->T : 1;
+    return p->B * in_T * (size_t)cfg->in_channels * (size_t)cfg->height * (size_t)cfg->width;
+}
+
+/* Elements of the workspace's buffers that do not scale with the chunk (all but act,
+ * spk and conv; without the GEMM's columns), as reserve_buffers reserves them. */
+static size_t fixed_elems(const snn_model *m, const forward_plan *p) {
+    size_t n = input_elems(m, p) + p->B * p->readout + p->B * (size_t)m->cfg.num_classes;
+    if (p->encoding == SNN_ENCODING_DIRECT) n += m->layer[0].G * m->layer[0].S * p->B;
+    for (size_t l = 0; l < p->L; l++) n += p->P * m->layer[l].G * m->layer[l].S * p->B; /* mem, delta */
+    if (p->P == 2) n += p->L * p->T * p->B + p->B;                                         /* sq, lambda */
+    return n;
+}
+
 static snn_status plan_forward(const snn_model *m, size_t B, const snn_forward_params *fp,
                                forward_plan *p) {
     const snn_model_config *cfg = &m->cfg;
@@ -74,6 +91,15 @@ static snn_status plan_forward(const snn_model *m, size_t B, const snn_forward_p
     size_t budget = (size_t)(dev->global_mem_bytes / 4);
     if (budget > ((size_t)1 << 30)) budget = (size_t)1 << 30;
     size_t per_step = (2 * p->act_step + p->conv_step) * sizeof(float);
+    if (m->ctx->memory_budget) { /* the whole workspace within the context's budget */
+        const size_t fixed = fixed_elems(m, p) * sizeof(float) + m->fwd.ws.limit;
+        if (m->ctx->memory_budget < fixed + per_step)
+            return snn_fail(SNN_ERR_OUT_OF_MEMORY,
+                            "batch %zu needs a workspace of at least %zu bytes (one time step at a time); the "
+                            "context's memory budget is %zu bytes: use a smaller batch or a larger budget",
+                            B, fixed + per_step, m->ctx->memory_budget);
+        budget = m->ctx->memory_budget - fixed;
+    }
     size_t widest = max_sz(p->act_step, p->conv_step), largest = widest * sizeof(float);
     size_t tc = budget / per_step;
     if (tc > dev->max_alloc_bytes / largest) tc = dev->max_alloc_bytes / largest;
@@ -362,13 +388,6 @@ static snn_status forward_check(const snn_model *m, int batch, const snn_forward
     return SNN_OK;
 }
 
-/* Input elements of a batch: (B, C, H, W), or (B, T, C, H, W) when encoded already. */
-static size_t input_elems(const snn_model *m, const forward_plan *p) {
-    const snn_model_config *cfg = &m->cfg;
-    const size_t in_T = p->encoding == SNN_ENCODING_NONE ? p->T : 1;
-    return p->B * in_T * (size_t)cfg->in_channels * (size_t)cfg->height * (size_t)cfg->width;
-}
-
 /* Enqueues the pass on p->input (a device buffer of input_elems floats): the logits
  * are left in f->logits and, with the estimate, each sample's in f->lambda. Waits for
  * the device only where the context's sparse paths read densities back. */
@@ -556,7 +575,7 @@ snn_status snn_model_release_buffers(snn_model *m) {
     SNN_REQUIRE_ARG("snn_model_release_buffers", m);
     SNN_TRY(snn_cl_check(clFinish(m->ctx->queue), "clFinish"));
     snn_forward_buffers_release(&m->fwd);
-    m->fwd.ws.limit = SNN_FORWARD_WS_LIMIT;
+    m->fwd.ws.limit = snn_forward_ws_limit(m->ctx);
     return SNN_OK;
 }
 
@@ -568,13 +587,7 @@ snn_status snn_model_workspace_bytes(const snn_model *m, int batch, const snn_fo
     SNN_TRY(forward_check(m, batch, &params, &defaults, fn));
     forward_plan p;
     SNN_TRY(plan_forward(m, (size_t)batch, params, &p));
-    /* What reserve_buffers reserves, plus the input, plus the GEMM's columns at most. */
-    const size_t fs = sizeof(float);
-    size_t n = input_elems(m, &p) + 2 * p.act_step * p.Tc + p.conv_step * p.Tc + p.B * p.readout +
-               p.B * (size_t)m->cfg.num_classes;
-    if (p.encoding == SNN_ENCODING_DIRECT) n += m->layer[0].G * m->layer[0].S * p.B;
-    for (size_t l = 0; l < p.L; l++) n += p.P * m->layer[l].G * m->layer[l].S * p.B;
-    if (p.P == 2) n += p.L * p.T * p.B + p.B;
-    *bytes = n * fs + m->fwd.ws.limit;
+    /* The chunk buffers, the others, and the GEMM's columns at most. */
+    *bytes = ((2 * p.act_step + p.conv_step) * p.Tc + fixed_elems(m, &p)) * sizeof(float) + m->fwd.ws.limit;
     return SNN_OK;
 }

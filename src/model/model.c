@@ -216,7 +216,7 @@ snn_status snn_model_build(snn_model **out, snn_context *ctx, const snn_model_co
     if (!m) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "model");
     m->ctx = ctx;
     m->cfg = *cfg;
-    m->fwd.ws.limit = SNN_FORWARD_WS_LIMIT;
+    m->fwd.ws.limit = snn_forward_ws_limit(ctx);
     snn_status st = build_layers(m);
     if (st != SNN_OK) {
         snn_model_free(m);
@@ -351,6 +351,11 @@ double snn_model_widest_step(const snn_model *m) {
         if (l->kind == SNN_LAYER_DENSE) widest = fmax(widest, (double)l->cin);
     }
     return widest;
+}
+
+size_t snn_forward_ws_limit(const snn_context *ctx) {
+    const size_t limit = (size_t)64 << 20;
+    return ctx->memory_budget && ctx->memory_budget / 4 < limit ? ctx->memory_budget / 4 : limit;
 }
 
 void snn_forward_buffers_release(snn_forward_buffers *f) {

@@ -68,7 +68,9 @@ typedef struct snn_forward_buffers {
     snn_workspace ws;
     snn_conv_diff diff; /* the estimate's sparse perturbed convolutions */
 } snn_forward_buffers;
-#define SNN_FORWARD_WS_LIMIT ((size_t)64 << 20) /* im2col columns of a chunk of images */
+/* The GEMM workspace's limit (im2col columns of a chunk of images): 64 MiB, or a
+ * quarter of the context's memory budget where that is smaller. */
+size_t snn_forward_ws_limit(const snn_context *ctx);
 void snn_forward_buffers_release(snn_forward_buffers *f);
 
 /* A caller's workspace for inference on a model (include/snncl.h). */
