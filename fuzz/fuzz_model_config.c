@@ -4,7 +4,6 @@
  * its validation. Host only: building the model itself needs a device. */
 #include "fuzz_util.h"
 #include "model.h"
-#include "safetensors_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,7 +5,6 @@
 #include <math.h>
 
 #include "fuzz_util.h"
-#include "safetensors_internal.h"
 #include "snncl.h"
 
 static size_t element_size(snn_dtype dtype) { return dtype == SNN_F32 ? 4 : 8; }

@@ -294,6 +294,11 @@ typedef struct snn_safetensors snn_safetensors;
 SNN_API snn_status snn_safetensors_create(snn_safetensors **out);
 /** Reads and validates a whole file (header JSON, dtypes, shapes, offsets). */
 SNN_API snn_status snn_safetensors_read(snn_safetensors **out, const char *path);
+/** snn_safetensors_read() on a file's bytes already in memory (an embedded model, a
+ * download, a database blob); `name` stands for the path in messages. The bytes are
+ * copied: the caller may free them on return. */
+SNN_API snn_status snn_safetensors_read_memory(snn_safetensors **out, const char *name, const void *bytes,
+                                               size_t size);
 /** Writes via a temporary file renamed into place, so an existing file is never left
  * half-written. Tensors keep the order they were added in. */
 SNN_API snn_status snn_safetensors_write(const snn_safetensors *st, const char *path);
@@ -385,6 +390,10 @@ SNN_API snn_status snn_model_from_safetensors(snn_model **out, snn_context *ctx,
 /** Reads a model file (or a checkpoint) with snn_safetensors_read() and
  * snn_model_from_safetensors(); the error message starts with the path. */
 SNN_API snn_status snn_model_load(snn_model **out, snn_context *ctx, const char *path);
+/** snn_model_load() on a safetensors file's bytes in memory (see
+ * snn_safetensors_read_memory(); `name` stands for the path in messages). */
+SNN_API snn_status snn_model_load_memory(snn_model **out, snn_context *ctx, const char *name, const void *bytes,
+                                         size_t size);
 /** The model's tensors (F32, I64 where PyTorch has int64) and metadata. */
 SNN_API snn_status snn_model_to_safetensors(const snn_model *model, snn_safetensors **out);
 /** Writes the model file (snn_model_to_safetensors() and snn_safetensors_write(), so

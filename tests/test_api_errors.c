@@ -315,6 +315,41 @@ START_TEST(test_null_model_create_and_load) {
     ck_assert_ptr_null(m);
     ck_assert_fails(snn_model_load(&m, ctx, NULL), SNN_ERR_INVALID_ARG);
     ck_assert_ptr_null(m);
+
+    /* from memory: the file's bytes give the model the file gives */
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    static unsigned char bytes[1 << 20];
+    const size_t n = fread(bytes, 1, sizeof bytes, f);
+    ck_assert(n > 0 && n < sizeof bytes && feof(f));
+    fclose(f);
+    snn_model *from_file = NULL, *from_memory = NULL;
+    ck_assert_snn_ok(snn_model_load(&from_file, ctx, path));
+    ck_assert_snn_ok(snn_model_load_memory(&from_memory, ctx, "embedded model", bytes, n));
+    snn_safetensors *a = NULL, *b = NULL;
+    ck_assert_snn_ok(snn_model_to_safetensors(from_file, &a));
+    ck_assert_snn_ok(snn_model_to_safetensors(from_memory, &b));
+    ck_assert_uint_eq(snn_safetensors_count(a), snn_safetensors_count(b));
+    for (size_t i = 0; i < snn_safetensors_count(a); i++) {
+        const snn_tensor *ta = snn_safetensors_at(a, i), *tb = snn_safetensors_find(b, ta->name);
+        ck_assert_ptr_nonnull(tb);
+        ck_assert_uint_eq(ta->nbytes, tb->nbytes);
+        ck_assert_mem_eq(ta->data, tb->data, ta->nbytes);
+    }
+    snn_safetensors_free(a);
+    snn_safetensors_free(b);
+    snn_model_free(from_file);
+    snn_model_free(from_memory);
+    ck_assert_fails(snn_model_load_memory(NULL, ctx, "x", bytes, n), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_load_memory(&m, NULL, "x", bytes, n), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_load_memory(&m, ctx, NULL, bytes, n), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_load_memory(&m, ctx, "x", NULL, n), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_load_memory(&m, ctx, "truncated blob", bytes, n / 2), SNN_ERR_FORMAT);
+    ck_assert_error_mentions("truncated blob");
+    ck_assert_ptr_null(m);
+    snn_safetensors *none = NULL;
+    ck_assert_fails(snn_safetensors_read_memory(&none, NULL, bytes, n), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(none);
     snn_safetensors_free(st);
 }
 END_TEST

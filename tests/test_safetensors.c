@@ -13,7 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../src/io/safetensors_internal.h"
 #include "testutil.h"
 
 /* ----------------------------------------------------------------- helpers -- */

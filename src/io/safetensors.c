@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "safetensors_internal.h"
 
 /* A header longer than this is rejected before it is read (same limit as the
  * reference implementation). */
@@ -530,7 +529,7 @@ static const char *describe_bad_uint(char *buf, size_t size, const cJSON *item) 
 }
 
 /* Where the reader takes its bytes from: an open file, or a buffer in memory (the
- * fuzzers' way in, see safetensors_internal.h). */
+ * fuzzers' way in too: snn_safetensors_read_memory). */
 typedef struct st_source {
     int fd;                     /* read with pread when bytes is NULL */
     const unsigned char *bytes; /* size bytes in memory, or NULL */

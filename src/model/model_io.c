@@ -109,6 +109,20 @@ snn_status snn_model_load(snn_model **out, snn_context *ctx, const char *path) {
     return SNN_OK;
 }
 
+snn_status snn_model_load_memory(snn_model **out, snn_context *ctx, const char *name, const void *bytes,
+                                 size_t size) {
+    SNN_REQUIRE_ARG("snn_model_load_memory", out);
+    *out = NULL;
+    SNN_REQUIRE_ARG("snn_model_load_memory", ctx);
+    SNN_REQUIRE_ARG("snn_model_load_memory", name);
+    snn_safetensors *st;
+    SNN_TRY(snn_safetensors_read_memory(&st, name, bytes, size));
+    snn_status s = snn_model_from_safetensors(out, ctx, st);
+    snn_safetensors_free(st);
+    if (s != SNN_OK) return snn_fail_context(s, "%s", name);
+    return SNN_OK;
+}
+
 snn_status snn_model_to_safetensors(const snn_model *m, snn_safetensors **out) {
     SNN_REQUIRE_ARG("snn_model_to_safetensors", out);
     *out = NULL;
