@@ -36,6 +36,10 @@
 #ifndef SNNCL_OPENCL_H
 #define SNNCL_OPENCL_H
 
+/* snncl needs OpenCL 1.2 only; a program that uses more defines this first. */
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
 #include <CL/cl.h>
 
 #include "snncl.h"

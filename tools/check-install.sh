@@ -62,6 +62,16 @@ deps=$(ldd "$tmp/train_tiny_static")
 if grep libsnncl <<<"$deps" >/dev/null; then echo "train_tiny_static loads libsnncl.so" >&2; exit 1; fi
 echo "ok"
 
+step "the static library exports the public functions only"
+# tools/localize_static.py made every other symbol local: a program's own snn_launch,
+# say, cannot collide with snncl's.
+nm -g --defined-only "$libdir/libsnncl.a" | awk 'NF == 3 { print $3 }' | sort -u >"$tmp/exported"
+grep -ho 'SNN_API[^(]*(' "$prefix"/include/snncl*.h | grep -o 'snn_[a-z0-9_]*($' | tr -d '(' | sort -u >"$tmp/public"
+extra=$(comm -23 "$tmp/exported" "$tmp/public")
+[ -z "$extra" ] || { echo "libsnncl.a exports internal symbols:" $extra >&2; exit 1; }
+[ -s "$tmp/exported" ] || { echo "libsnncl.a exports nothing" >&2; exit 1; }
+echo "ok: $(wc -l <"$tmp/exported") functions, all in the public headers"
+
 step "the headers from C++"
 if command -v c++ >/dev/null; then
     # shellcheck disable=SC2046

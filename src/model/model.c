@@ -355,7 +355,7 @@ double snn_model_widest_step(const snn_model *m) {
 
 size_t snn_forward_ws_limit(const snn_context *ctx) {
     const size_t limit = (size_t)64 << 20;
-    return ctx->memory_budget && ctx->memory_budget / 4 < limit ? ctx->memory_budget / 4 : limit;
+    return ctx && ctx->memory_budget && ctx->memory_budget / 4 < limit ? ctx->memory_budget / 4 : limit;
 }
 
 void snn_forward_buffers_release(snn_forward_buffers *f) {

@@ -69,7 +69,8 @@ typedef struct snn_forward_buffers {
     snn_conv_diff diff; /* the estimate's sparse perturbed convolutions */
 } snn_forward_buffers;
 /* The GEMM workspace's limit (im2col columns of a chunk of images): 64 MiB, or a
- * quarter of the context's memory budget where that is smaller. */
+ * quarter of the context's memory budget where that is smaller (ctx may be NULL:
+ * a model built for its shapes only). */
 size_t snn_forward_ws_limit(const snn_context *ctx);
 void snn_forward_buffers_release(snn_forward_buffers *f);
 
