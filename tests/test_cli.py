@@ -992,6 +992,18 @@ class BenchTests(CliTestCase):
             self.assertLessEqual(r["ms_median"], r["ms_max"])
             self.assertGreater(r["peak_device_mb"], 0)
         self.assertEqual(len([l for l in out.splitlines() if "8x8x1" in l]), 4)
+        self.assertEqual({r["steps_per_wait"] for r in rows}, {1})
+
+    def test_bench_sync_every(self):
+        """Training that waits for the device every N steps (snn_trainer_step_cl)."""
+        js = self.path("s.jsonl")
+        out, _ = self.run_ok(["bench", "--input", "8x8x1", "--T", "2", "--batch", "4", "--runs", "1",
+                              "--mode", "forward,train", "--sync-every", "3", "--json", js])
+        rows = [json.loads(l) for l in open(js)]
+        self.assertEqual([(r["mode"], r["steps_per_wait"]) for r in rows], [("forward", 1), ("train", 3)])
+        self.assertGreater(rows[1]["images_per_s"], 0)
+        self.assertIn("train/3", out)
+        self.assert_exit(["bench", "--sync-every", "0"], 2, "--sync-every")
 
     def test_bench_bad_arguments(self):
         self.assert_exit(["bench", "--mode", "backward"], 2, "unknown mode")

@@ -7,7 +7,7 @@
 #include "args.h"
 #include "commands.h"
 #include "progress.h"
-#include "snncl.h"
+#include "snncl_opencl.h"
 
 static const char *const mode_names[] = {"forward", "forward-lyapunov", "train", "train-lyapunov"};
 
@@ -40,9 +40,30 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Times `runs` calls of one mode after `warmup` untimed ones; ms sorted ascending. */
-static snn_status time_mode(snn_context *ctx, snn_model *model, int mode, const float *x, const int64_t *labels,
-                            int batch, int warmup, int runs, double *ms) {
+/* The batch in device buffers of ctx's OpenCL context, for steps that wait for the
+ * device only every few steps (snn_trainer_step_cl). */
+static snn_status device_batch(snn_context *ctx, const float *x, size_t xn, const int64_t *labels, int batch,
+                               cl_mem *dx, cl_mem *dl) {
+    cl_context c;
+    snn_status st = snn_context_get_cl(ctx, &c, NULL, NULL);
+    if (st != SNN_OK) return st;
+    cl_int *lab = malloc((size_t)batch * sizeof *lab);
+    if (!lab) return SNN_ERR_OUT_OF_MEMORY;
+    for (int b = 0; b < batch; b++) lab[b] = (cl_int)labels[b];
+    cl_int e1, e2;
+    *dx = clCreateBuffer(c, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, xn * sizeof(float), (void *)x, &e1);
+    *dl = clCreateBuffer(c, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)batch * sizeof *lab, lab, &e2);
+    free(lab);
+    if (e1 == CL_SUCCESS && e2 == CL_SUCCESS) return SNN_OK;
+    fprintf(stderr, "snncl bench: device buffers for the batch: OpenCL error %d\n", e1 != CL_SUCCESS ? e1 : e2);
+    return SNN_ERR_OPENCL;
+}
+
+/* Times `runs` calls of one mode after `warmup` untimed ones; ms sorted ascending.
+ * Training with sync_every > 1: each run is that many steps on device buffers and one
+ * wait for the device (snn_trainer_wait), timed per step. */
+static snn_status time_mode(snn_context *ctx, snn_model *model, int mode, const float *x, size_t xn,
+                            const int64_t *labels, int batch, int warmup, int runs, int sync_every, double *ms) {
     const int lyap = mode == 1 || mode == 3, train = mode >= 2;
     snn_trainer *tr = NULL;
     snn_status st = SNN_OK;
@@ -63,8 +84,19 @@ static snn_status time_mode(snn_context *ctx, snn_model *model, int mode, const 
         snn_trainer_free(tr);
         return SNN_ERR_OUT_OF_MEMORY;
     }
+    cl_mem dx = NULL, dl = NULL;
+    if (train && sync_every > 1) st = device_batch(ctx, x, xn, labels, batch, &dx, &dl);
     for (int r = -warmup; r < runs && st == SNN_OK; r++) {
         const double t0 = cli_now();
+        if (train && sync_every > 1) {
+            for (int k = 0; k < sync_every && st == SNN_OK; k++) {
+                const snn_batch_cl b = {.input = dx, .labels = dl, .size = batch, .seed = (uint64_t)(r + 100)};
+                st = snn_trainer_step_cl(tr, &b, 0, NULL, NULL);
+            }
+            if (st == SNN_OK) st = snn_trainer_wait(tr, NULL);
+            if (r >= 0) ms[r] = 1e3 * (cli_now() - t0) / sync_every;
+            continue;
+        }
         if (train) {
             snn_batch b = {.input = x, .labels = labels, .size = batch, .seed = (uint64_t)(r + 100)};
             st = snn_trainer_step(tr, &b, NULL);
@@ -78,6 +110,8 @@ static snn_status time_mode(snn_context *ctx, snn_model *model, int mode, const 
     }
     free(logits);
     snn_trainer_free(tr);
+    if (dx) clReleaseMemObject(dx);
+    if (dl) clReleaseMemObject(dl);
     if (st == SNN_OK) qsort(ms, (size_t)runs, sizeof(double), cmp_double);
     return st;
 }
@@ -85,7 +119,7 @@ static snn_status time_mode(snn_context *ctx, snn_model *model, int mode, const 
 int cmd_bench(int argc, char **argv) {
     const char *models = "simple", *inputs = "32x32x3", *steps = "25", *encodings = "rate",
                *modes = "forward,forward-lyapunov,train,train-lyapunov", *device = NULL, *json = NULL;
-    int batch = 32, runs = 5, warmup = 1, all_devices = 0;
+    int batch = 32, runs = 5, warmup = 1, all_devices = 0, sync_every = 1;
     cli_option opts[] = {
         {"model", CLI_STRING, &models, "LIST", "simple,vgg (default simple; the seed's default channels)", 0, 0},
         {"input", CLI_STRING, &inputs, "LIST", "HxWxC sizes, e.g. 32x32x3,28x28x1", 0, 0},
@@ -98,6 +132,9 @@ int cmd_bench(int argc, char **argv) {
         {"device", CLI_STRING, &device, "N|NAME", "OpenCL device (default $SNNCL_DEVICE or 0)", 0, 0},
         {"all-devices", CLI_FLAG, &all_devices, NULL, "run on every device found", 0, 0},
         {"json", CLI_STRING, &json, "PATH", "also append one JSON object per result to PATH", 0, 0},
+        {"sync-every", CLI_INT, &sync_every, "N",
+         "training: N steps on device buffers per wait for the device (default 1: host arrays, a wait per step)", 0,
+         0},
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
     char err[512];
@@ -114,8 +151,9 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "snncl bench: %s (see snncl bench --help)\n", err);
         return 2;
     }
-    if (batch < 2 || runs < 1 || warmup < 0 || (device && all_devices)) {
-        fprintf(stderr, "snncl bench: --batch >= 2, --runs >= 1, --warmup >= 0; --device and --all-devices exclude each other\n");
+    if (batch < 2 || runs < 1 || warmup < 0 || sync_every < 1 || (device && all_devices)) {
+        fprintf(stderr, "snncl bench: --batch >= 2, --runs >= 1, --warmup >= 0, --sync-every >= 1; --device and "
+                        "--all-devices exclude each other\n");
         return 2;
     }
     /* Validate the lists before any device work. */
@@ -207,7 +245,7 @@ int cmd_bench(int argc, char **argv) {
                                 status = cli_report("creating the model", st);
                                 break;
                             }
-                            st = time_mode(ctx, model, mode, x, labels, batch, warmup, runs, ms);
+                            st = time_mode(ctx, model, mode, x, n, labels, batch, warmup, runs, sync_every, ms);
                             double flops = 0;
                             if (st == SNN_OK) st = snn_model_flops(model, mode == 1 || mode == 3, mode >= 2, &flops);
                             snn_model_free(model);
@@ -220,8 +258,11 @@ int cmd_bench(int argc, char **argv) {
                             const double med = runs % 2 ? ms[runs / 2] : 0.5 * (ms[runs / 2 - 1] + ms[runs / 2]);
                             const double ips = batch * 1e3 / med, gflops = flops * batch / (med * 1e6);
                             const double mb = (double)peak / 1048576.0;
-                            printf("%-34.34s %-17s %-40s %10.1f %9.1f %9.1f %9.1f %8.1f %8.1f\n", info.name,
-                                   mode_names[mode], wl, ips, med, ms[0], ms[runs - 1], gflops, mb);
+                            const int waits = mode >= 2 ? sync_every : 1; /* steps per wait */
+                            char mname[32];
+                            snprintf(mname, sizeof mname, waits > 1 ? "%s/%d" : "%s", mode_names[mode], waits);
+                            printf("%-34.34s %-17s %-40s %10.1f %9.1f %9.1f %9.1f %8.1f %8.1f\n", info.name, mname,
+                                   wl, ips, med, ms[0], ms[runs - 1], gflops, mb);
                             fflush(stdout);
                             char jn[256], jv[256], jd[128];
                             if (jf)
@@ -230,10 +271,11 @@ int cmd_bench(int argc, char **argv) {
                                         "\"%s\", \"model\": \"%s\", \"input\": \"%s\", \"encoding\": \"%s\", \"mode\": "
                                         "\"%s\", \"batch\": %d, \"T\": %d, \"runs\": %d, \"images_per_s\": %.3f, "
                                         "\"ms_median\": %.3f, \"ms_min\": %.3f, \"ms_max\": %.3f, \"gflops\": %.3f, "
-                                        "\"peak_device_mb\": %.1f, \"gemm\": \"%s\"}\n",
+                                        "\"peak_device_mb\": %.1f, \"gemm\": \"%s\", \"steps_per_wait\": %d}\n",
                                         json_safe(info.name, jn, sizeof jn), json_safe(info.vendor, jv, sizeof jv),
                                         json_safe(info.driver_version, jd, sizeof jd), wl, mitem, iitem, eitem,
-                                        mode_names[mode], batch, T, runs, ips, med, ms[0], ms[runs - 1], gflops, mb, gemm);
+                                        mode_names[mode], batch, T, runs, ips, med, ms[0], ms[runs - 1], gflops, mb, gemm,
+                                        waits);
                         }
                         free(x);
                         free(labels);
