@@ -9,7 +9,9 @@
  *  - Objects are opaque handles made by `snn_<thing>_create`/`_load` and released by
  *    `snn_<thing>_free`, which accepts NULL.
  *  - Host arrays are float32, row-major, NCHW.
- *  - A context and everything made from it must be used by one thread at a time.
+ *  - A model, a trainer or a run must be used by one thread at a time; several
+ *    threads run one model through their own snn_session each. Separate contexts
+ *    work in separate threads.
  *
  * The concepts (contexts, models and their files, batches, the Lyapunov estimate,
  * training, checkpoints, ownership) are explained in docs/guide.md; the exact
