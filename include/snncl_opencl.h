@@ -36,8 +36,9 @@
 #ifndef SNNCL_OPENCL_H
 #define SNNCL_OPENCL_H
 
-/* snncl needs OpenCL 1.2 only; a program that uses more defines this first. */
 #ifndef CL_TARGET_OPENCL_VERSION
+/** The OpenCL headers' target: snncl needs 1.2 only; a program that uses more
+ *  defines it first. */
 #define CL_TARGET_OPENCL_VERSION 120
 #endif
 #include <CL/cl.h>
