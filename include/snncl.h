@@ -675,6 +675,10 @@ SNN_API snn_status snn_trainer_grad_info(const snn_trainer *tr, int i, const cha
                                          int64_t shape[4], size_t *count);
 /** Copies the last computed gradient of tensor i (count floats). */
 SNN_API snn_status snn_trainer_read_grad(snn_trainer *tr, int i, float *out);
+/** Replaces the gradient of tensor i with `in` (count floats): between
+ * snn_trainer_gradients() and snn_trainer_apply(), a gradient averaged across
+ * processes, for example. */
+SNN_API snn_status snn_trainer_write_grad(snn_trainer *tr, int i, const float *in);
 /** Optimizer updates taken so far (restored by snn_trainer_load_state()). */
 SNN_API int64_t snn_trainer_steps_done(const snn_trainer *tr);
 /** The learning rate the next update will use. */

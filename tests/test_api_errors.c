@@ -1556,6 +1556,15 @@ START_TEST(test_bad_trainer_queries) {
     ck_assert_fails_naming(snn_trainer_read_grad(f.tr, n, grad), SNN_ERR_INVALID_ARG, "snn_trainer_read_grad", "i");
     ck_assert_fails_naming(snn_trainer_read_grad(f.tr, 0, NULL), SNN_ERR_INVALID_ARG, "snn_trainer_read_grad", "out");
     ck_assert_snn_ok(snn_trainer_read_grad(f.tr, 0, grad));
+    ck_assert_fails_naming(snn_trainer_write_grad(NULL, 0, grad), SNN_ERR_INVALID_ARG, "snn_trainer_write_grad", "tr");
+    ck_assert_fails_naming(snn_trainer_write_grad(f.tr, n, grad), SNN_ERR_INVALID_ARG, "snn_trainer_write_grad", "i");
+    ck_assert_fails_naming(snn_trainer_write_grad(f.tr, 0, NULL), SNN_ERR_INVALID_ARG, "snn_trainer_write_grad", "in");
+    /* what is written is what is read */
+    float doubled[SNN_ARRAY_LEN_T(grad)], back[SNN_ARRAY_LEN_T(grad)];
+    for (size_t k = 0; k < SNN_ARRAY_LEN_T(grad); k++) doubled[k] = 2.0f * grad[k] + 1.0f;
+    ck_assert_snn_ok(snn_trainer_write_grad(f.tr, 0, doubled));
+    ck_assert_snn_ok(snn_trainer_read_grad(f.tr, 0, back));
+    ck_assert_mem_eq(back, doubled, sizeof back);
     train_fixture_free(&f);
 }
 END_TEST

@@ -490,6 +490,15 @@ snn_status snn_trainer_read_grad(snn_trainer *tr, int i, float *out) {
     return snn_buffer_read(tr->ctx, tr->train[i].grad.mem, 0, tr->train[i].p->count * sizeof(float), out);
 }
 
+snn_status snn_trainer_write_grad(snn_trainer *tr, int i, const float *in) {
+    SNN_REQUIRE_ARG("snn_trainer_write_grad", tr);
+    if (i < 0 || i >= tr->num_train)
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_trainer_write_grad: i = %d is out of range (%d trainable tensors)",
+                        i, tr->num_train);
+    SNN_REQUIRE_ARG("snn_trainer_write_grad", in);
+    return snn_buffer_write(tr->ctx, tr->train[i].grad.mem, 0, tr->train[i].p->count * sizeof(float), in);
+}
+
 int64_t snn_trainer_steps_done(const snn_trainer *tr) { return tr ? tr->steps_done : 0; }
 
 float snn_trainer_next_lr(const snn_trainer *tr) { return tr ? schedule_lr(&tr->cfg, tr->steps_done) : 0.0f; }
