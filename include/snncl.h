@@ -113,6 +113,11 @@ SNN_API const char *snn_last_error(void);
  * of another kind or there was none. CLBlast's codes above -1000 are OpenCL's. */
 SNN_API int snn_last_cl_error(void);
 
+/** Records `message` as this thread's snn_last_error() and returns `status`: for
+ * code built on snncl (an extension such as libsnncl_mpi, a wrapper) that reports its
+ * own failures the way snncl's functions do. A NULL message records "". */
+SNN_API snn_status snn_report_error(snn_status status, const char *message);
+
 /** Run-time version, to compare with #SNNCL_VERSION_STRING at compile time. */
 SNN_API const char *snn_version(void);
 
@@ -818,6 +823,20 @@ SNN_API snn_status snn_run_create(snn_run **out, snn_trainer *tr, const snn_data
                                   uint64_t seed);
 /** Releases the run (not its trainer or dataset). NULL is fine. */
 SNN_API void snn_run_free(snn_run *run);
+/** How a data-parallel run trains on its share of a global batch: it must apply the
+ *  update of the whole global batch (the average over every process's share, as
+ *  snn_mpi_step() of snncl_mpi.h does) and fill stats with the global batch's figures.
+ *  A share may be empty (size 0) at the end of an epoch. */
+typedef snn_status (*snn_run_step_fn)(void *user, snn_trainer *tr, const snn_batch *share, snn_step_stats *stats);
+
+/** Makes the run one of `ranks` processes training together: of every batch of the
+ *  epoch's order (the same order whatever the number of processes) this one takes
+ *  share `rank` (a contiguous part; shares differ by at most one image) and trains
+ *  through `step`. The position and the figures still count whole batches, so a
+ *  checkpoint resumes with any number of processes. The shares' seeds (encoding,
+ *  dropout) depend on the rank. ranks = 1 with step = NULL is the default. */
+SNN_API snn_status snn_run_set_shard(snn_run *run, int rank, int ranks, snn_run_step_fn step, void *user);
+
 /** Trains on the next batch of the epoch in progress and advances the position;
  *  stats (may be NULL) gets the step's figures. SNN_ERR_INVALID_ARG when the epoch
  *  is complete. A non-finite loss is reported in stats, not as an error. */

@@ -215,6 +215,7 @@ START_TEST(test_null_run) {
     ck_assert_fails(snn_run_create(NULL, NULL, NULL, 4, 0), SNN_ERR_INVALID_ARG);
     ck_assert_fails(snn_run_create(&run, NULL, NULL, 0, 0), SNN_ERR_INVALID_ARG);
     ck_assert_fails(snn_run_create(&run, NULL, NULL, 4, 0), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_run_set_shard(NULL, 0, 1, NULL, NULL), SNN_ERR_INVALID_ARG);
     ck_assert_ptr_null(run);
     snn_run_free(NULL);
     ck_assert_fails(snn_run_step(NULL, NULL), SNN_ERR_INVALID_ARG);
@@ -288,6 +289,16 @@ START_TEST(test_null_config) {
     ck_assert_error_mentions("morse");
     ck_assert_snn_ok(snn_encoding_parse("none", &e));
     ck_assert_int_eq(e, SNN_ENCODING_NONE);
+}
+END_TEST
+
+/* An extension's failure reads like snncl's own. */
+START_TEST(test_report_error) {
+    ck_assert_int_eq(snn_report_error(SNN_ERR_IO, "rank 1: lost"), SNN_ERR_IO);
+    ck_assert_str_eq(snn_last_error(), "rank 1: lost");
+    ck_assert_int_eq(snn_last_cl_error(), 0);
+    ck_assert_int_eq(snn_report_error(SNN_ERR_INVALID_ARG, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_str_eq(snn_last_error(), "");
 }
 END_TEST
 
@@ -1763,6 +1774,7 @@ static Suite *api_errors_suite(void) {
     tcase_add_test(tc, test_null_tune);
     tcase_add_test(tc, test_null_safetensors);
     tcase_add_test(tc, test_null_config);
+    tcase_add_test(tc, test_report_error);
     tcase_add_test(tc, test_null_model_create_and_load);
     tcase_add_test(tc, test_null_model_queries);
     tcase_add_test(tc, test_null_forward);

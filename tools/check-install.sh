@@ -72,6 +72,17 @@ extra=$(comm -23 "$tmp/exported" "$tmp/public")
 [ -s "$tmp/exported" ] || { echo "libsnncl.a exports nothing" >&2; exit 1; }
 echo "ok: $(wc -l <"$tmp/exported") functions, all in the public headers"
 
+step "libsnncl_mpi, where MPI was found: its test built against the installed copy"
+if [ -e "$libdir/libsnncl_mpi.so" ] && command -v mpicc >/dev/null; then
+    [ -e "$prefix/include/snncl_mpi.h" ] || { echo "not installed: snncl_mpi.h" >&2; exit 1; }
+    # shellcheck disable=SC2046
+    mpicc $CFLAGS tests/test_mpi.c -o "$tmp/test_mpi" $(pkg-config --cflags --libs snncl) -lsnncl_mpi \
+        -Wl,-rpath,"$libdir"
+    POCL_MAX_PTHREAD_COUNT=1 mpirun --allow-run-as-root --oversubscribe -np 2 "$tmp/test_mpi"
+else
+    echo "not built (no MPI); skipped"
+fi
+
 step "the headers from C++"
 if command -v c++ >/dev/null; then
     # shellcheck disable=SC2046

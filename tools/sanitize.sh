@@ -43,4 +43,14 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=86
 # Leaks of the OpenCL stack itself (tools/sanitizers/lsan.supp says which and why).
 export LSAN_OPTIONS=suppressions=$supp:print_suppressions=0
 # The sanitized tests run slower; the multiplier keeps their timeouts meaningful.
-meson test -C "$build" --print-errorlogs --timeout-multiplier 3 "$@"
+if [ $# -gt 0 ]; then
+    meson test -C "$build" --print-errorlogs --timeout-multiplier 3 "$@"
+    exit
+fi
+meson test -C "$build" --print-errorlogs --timeout-multiplier 3 --no-suite mpi
+# The MPI test (2 ranks under mpirun) without the leak check: Open MPI's runtime leaves
+# thousands of blocks from its progress thread and its unloaded components, in stacks
+# LeakSanitizer cannot attribute (no module, no symbol) and so cannot suppress by name.
+# Memory errors and undefined behaviour are still caught.
+ASAN_OPTIONS=${ASAN_OPTIONS/detect_leaks=1/detect_leaks=0} \
+    meson test -C "$build" --print-errorlogs --timeout-multiplier 3 --suite mpi

@@ -11,6 +11,9 @@ $SUDO apt-get install -y -q \
     ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo \
     libclblast-dev check libcjson-dev zlib1g-dev libcairo2-dev \
     dataset-fashion-mnist
+# Open MPI: libsnncl_mpi (data-parallel training, include/snncl_mpi.h) and its test on
+# 2 ranks; without it that part is not built and its test is skipped.
+$SUDO apt-get install -y -q --no-install-recommends openmpi-bin libopenmpi-dev
 # The hardening checks (.ci/run, docs/reliability.md): clang and its sanitizer/libFuzzer
 # runtime (a mere Recommends of clang) for tools/fuzz.sh, llvm for llvm-symbolizer
 # (readable sanitizer stacks), valgrind for tools/memcheck.sh, oclgrind for

@@ -49,6 +49,10 @@ static snn_status record_failure(snn_status status, int code, const char *fmt, v
     return status;
 }
 
+snn_status snn_report_error(snn_status status, const char *message) {
+    return snn_fail(status, "%s", message ? message : "");
+}
+
 snn_status snn_fail_cl(snn_status status, int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

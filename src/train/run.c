@@ -19,6 +19,10 @@ struct snn_run {
     int64_t order_epoch;
     float *x;
     int64_t *labels;
+    /* snn_run_set_shard: this process's share of every batch, and how it steps */
+    int rank, ranks;
+    snn_run_step_fn step;
+    void *user;
 };
 
 static uint64_t splitmix64(uint64_t x) {
@@ -67,6 +71,7 @@ snn_status snn_run_create(snn_run **out, snn_trainer *tr, const snn_dataset *tra
     r->images = n;
     r->image_floats = (size_t)C * (size_t)H * (size_t)W;
     r->order_epoch = -1;
+    r->ranks = 1;
     r->order = malloc(n * sizeof *r->order);
     r->x = malloc((size_t)batch * r->image_floats * sizeof *r->x);
     r->labels = malloc((size_t)batch * sizeof *r->labels);
@@ -107,11 +112,17 @@ snn_status snn_run_step(snn_run *run, snn_step_stats *stats) {
     }
     const size_t B = (size_t)run->batch, first = (size_t)p->step * B;
     const size_t b = run->images - first < B ? run->images - first : B;
-    SNN_TRY(snn_dataset_gather(run->ds, run->order + first, b, run->x, run->labels));
-    const snn_batch batch = {.input = run->x, .labels = run->labels, .size = (int)b,
-                             .seed = snn_run_step_seed(run->seed, p->global_step)};
+    /* this process's share [lo, hi) of the batch (all of it alone) */
+    const size_t lo = b * (size_t)run->rank / (size_t)run->ranks, hi = b * (size_t)(run->rank + 1) / (size_t)run->ranks;
+    if (hi > lo) SNN_TRY(snn_dataset_gather(run->ds, run->order + first + lo, hi - lo, run->x, run->labels));
+    uint64_t seed = snn_run_step_seed(run->seed, p->global_step);
+    if (run->ranks > 1) seed = splitmix64(seed ^ (uint64_t)run->rank);
+    const snn_batch batch = {.input = run->x, .labels = run->labels, .size = (int)(hi - lo), .seed = seed};
     snn_step_stats s;
-    SNN_TRY(snn_trainer_step(run->tr, &batch, &s));
+    if (run->step)
+        SNN_TRY(run->step(run->user, run->tr, &batch, &s));
+    else
+        SNN_TRY(snn_trainer_step(run->tr, &batch, &s));
     p->step++;
     p->global_step++;
     p->loss += (double)s.loss * (double)b;
@@ -121,6 +132,23 @@ snn_status snn_run_step(snn_run *run, snn_step_stats *stats) {
     p->seen += (int64_t)b;
     p->steps++;
     if (stats) *stats = s;
+    return SNN_OK;
+}
+
+snn_status snn_run_set_shard(snn_run *run, int rank, int ranks, snn_run_step_fn step, void *user) {
+    SNN_REQUIRE_ARG("snn_run_set_shard", run);
+    if (ranks < 1 || rank < 0 || rank >= ranks)
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_run_set_shard: rank %d of %d processes is out of range", rank, ranks);
+    if (ranks > 1 && !step)
+        return snn_fail(SNN_ERR_INVALID_ARG,
+                        "snn_run_set_shard: step is NULL: %d processes need a step that averages their shares", ranks);
+    if (ranks > run->batch)
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_run_set_shard: %d processes for batches of %d leave some without images",
+                        ranks, run->batch);
+    run->rank = rank;
+    run->ranks = ranks;
+    run->step = step;
+    run->user = user;
     return SNN_OK;
 }
 
