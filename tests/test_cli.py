@@ -18,10 +18,12 @@ import math
 import os
 import random
 import re
+import signal
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 SNNCL = None      # path of the executable (argv[1])
@@ -706,6 +708,105 @@ class RateEncodingTests(CliTestCase):
         a = self.infer(1)
         b = self.infer(2)
         self.assertEqual(a["logits"].data, b["logits"].data)
+
+
+# -------------------------------------------------------------- data-parallel --
+
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
+
+
+def run_mpi(ranks, args, timeout=TIMEOUT):
+    """`mpirun -np RANKS snncl ARGS` with one PoCL thread per rank; (rc, stdout, stderr)."""
+    env = dict(os.environ, POCL_MAX_PTHREAD_COUNT="1")
+    p = subprocess.run(MPIRUN + ["-np", str(ranks), SNNCL] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout, env=env)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+class DataParallelTests(CliTestCase):
+    """`mpirun -np 2 snncl train`: rank 0 alone prints and writes, the runs are
+    deterministic, checkpoints resume with another number of ranks, and a killed rank
+    ends the run with the last checkpoint whole. Skipped without mpirun or an snncl
+    built with MPI."""
+
+    def setUp(self):
+        super().setUp()
+        if subprocess.run(["which", "mpirun"], stdout=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("no mpirun (tools/setup-debian.sh installs Open MPI)")
+        self.data = self.path("data")
+        os.mkdir(self.data)
+        write_toy_mnist(self.data, n_train=64, n_test=24)
+        rc, _, err = run_mpi(2, ["train", "--data", "mnist", "--data-dir", self.data, "--limit", "8", "--batch", "4",
+                                 "--channels", "2", "--T", "1", "--epochs", "1", "--no-eval", "--quiet",
+                                 "--out", self.path("probe.safetensors")])
+        if rc != 0 and "built without MPI" in err:
+            self.skipTest("snncl was built without MPI")
+        self.assertEqual(rc, 0, err)
+
+    def args(self, out, *extra, epochs=2):
+        return ["train", "--data", "mnist", "--data-dir", self.data, "--channels", "4,8", "--T", "3", "--batch", "8",
+                "--epochs", str(epochs), "--lr", "0.01", "--seed", "3", "--quiet", "--out", out] + list(extra)
+
+    def test_two_ranks_train(self):
+        out, js = self.path("m.safetensors"), self.path("m.jsonl")
+        rc, stdout, err = run_mpi(2, self.args(out, "--json", js))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(stdout.count("data-parallel: 2 ranks"), 1, stdout)  # rank 0 alone prints
+        self.assertEqual(stdout.count("test accuracy:"), 1, stdout)
+        self.assertGreaterEqual(float(stdout.strip().splitlines()[-1].split()[-1]), 0.9, stdout)
+        self.assertEqual([json.loads(l)["epoch"] for l in open(js)], [1, 2])  # one line per epoch, not per rank
+        self.assertEqual([json.loads(l)["images"] for l in open(js)], [64, 64])  # whole batches counted
+        # deterministic for a given number of ranks
+        rc, _, err = run_mpi(2, self.args(self.path("again.safetensors")))
+        self.assertEqual(rc, 0, err)
+        a, _ = st_read(out)
+        b, _ = st_read(self.path("again.safetensors"))
+        self.assertEqual({k: v.data for k, v in a.items()}, {k: v.data for k, v in b.items()})
+
+    def test_resume_with_another_number_of_ranks(self):
+        out = self.path("m.safetensors")
+        ckpt = self.path("m.ckpt.safetensors")
+        rc, _, err = run_mpi(2, self.args(out, "--max-steps", "5"))
+        self.assertEqual(rc, 0, err)
+        _, meta = st_read(ckpt)
+        self.assertEqual(meta["train.global_step"], "5")
+        self.run_ok(["train", "--resume", ckpt, "--quiet"])  # on with 1 process
+        _, meta = st_read(ckpt)
+        self.assertEqual(meta["train.global_step"], "16")
+        out1 = self.path("one.safetensors")
+        self.run_ok(self.args(out1, "--max-steps", "5"))  # and from 1 process to 2
+        rc, _, err = run_mpi(2, ["train", "--resume", self.path("one.ckpt.safetensors"), "--quiet"])
+        self.assertEqual(rc, 0, err)
+        _, meta = st_read(self.path("one.ckpt.safetensors"))
+        self.assertEqual(meta["train.global_step"], "16")
+
+    def test_killed_rank_ends_the_run(self):
+        out, ckpt = self.path("k.safetensors"), self.path("k.ckpt.safetensors")
+        write_toy_mnist(self.data, n_train=4096, n_test=8)
+        env = dict(os.environ, POCL_MAX_PTHREAD_COUNT="1")
+        p = subprocess.Popen(MPIRUN + ["-np", "2", SNNCL] + self.args(out, "--checkpoint-every", "4", epochs=50),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        try:
+            deadline = time.time() + 120
+            while not os.path.exists(ckpt) and time.time() < deadline and p.poll() is None:
+                time.sleep(0.05)
+            if not os.path.exists(ckpt):
+                p.kill()
+                self.fail("no checkpoint appeared; exit %s: %s" % (p.wait(), p.stderr.read().decode()))
+            ranks = subprocess.run(["pgrep", "-P", str(p.pid), "-f", "snncl"], stdout=subprocess.PIPE,
+                                   text=True).stdout.split()
+            self.assertEqual(len(ranks), 2, ranks)
+            os.kill(int(ranks[-1]), signal.SIGKILL)
+            _, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertNotEqual(p.returncode, 0, "the run went on without a rank")
+        # the last checkpoint is whole: it evaluates and resumes
+        self.run_ok(["eval", "--model", ckpt, "--data", "mnist", "--data-dir", self.data, "--quiet"])
+        _, meta = st_read(ckpt)
+        self.assertGreater(int(meta["train.global_step"]), 0)
 
 
 # ------------------------------------------------------------------------- main --

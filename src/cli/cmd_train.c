@@ -13,6 +13,7 @@
 #include "args.h"
 #include "commands.h"
 #include "evaluate.h"
+#include "parallel.h"
 #include "plot.h"
 #include "progress.h"
 #include "snncl.h"
@@ -43,6 +44,8 @@ typedef struct train_run {
     snn_safetensors *resume;
     char ckpt_path[4096];
     const char *last_ckpt; /* the newest checkpoint on disk for this run (NULL: none yet) */
+    cli_parallel par;      /* under mpirun: this rank of the run's processes */
+    int writer;            /* this process prints and writes the files (rank 0) */
     /* --plot: the figures of every epoch so far (hist[e] is epoch e + 1), and a note
      * for the figure when a resumed run could not recover earlier epochs. */
     plot_epoch *hist;
@@ -135,6 +138,7 @@ static snn_status build_checkpoint(train_run *r, snn_safetensors **out) {
  * (snn_run_checkpoint refuses it): the step's loss can still be finite when its
  * update overflows the parameters. */
 static int save_checkpoint(train_run *r) {
+    if (!r->writer) return 0; /* rank 0's to write */
     snn_safetensors *st = NULL;
     char note[8400];
     const snn_run_position p = where(r);
@@ -166,7 +170,7 @@ static int save_checkpoint(train_run *r) {
 /* After SIGINT or SIGTERM: checkpoints the current position and returns 128 + the
  * signal's number, the shell's convention for a run ended by that signal. */
 static int stop_on_signal(train_run *r, const char *during) {
-    const int sig = (int)stop_signal;
+    const int sig = stop_signal ? (int)stop_signal : SIGTERM; /* another rank's signal */
     const char *name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
     fflush(stdout);
     fprintf(stderr, "snncl: %s received; saving a checkpoint (a second signal quits at once)\n", name);
@@ -330,6 +334,7 @@ static int make_trainer(train_run *r) {
     if (st != SNN_OK) return cli_report("setting up training", st);
     if ((st = snn_run_create(&r->run, r->tr, r->train, r->o.batch, r->o.seed)) != SNN_OK)
         return cli_report("setting up training", st);
+    if ((st = cli_parallel_attach(&r->par, r->run)) != SNN_OK) return cli_report("sharing the batches", st);
     if (r->resume && (st = snn_run_resume(r->run, r->resume)) != SNN_OK) {
         fprintf(stderr, "snncl train: %s: %s\n", r->o.resume, snn_last_error());
         return 1;
@@ -354,6 +359,10 @@ static void print_config(const train_run *r) {
     printf("training: %s, %zu images, %d epochs of %d steps, batch %d, %s lr %g (%s), lyap_weight %g\n",
            r->o.data, snn_dataset_size(r->train), r->o.epochs, steps_per_epoch(r), r->o.batch, r->o.optimizer,
            (double)r->o.lr, r->o.schedule, (double)r->o.lyap_weight);
+    if (r->par.ranks > 1)
+        printf("data-parallel: %d ranks, each a share of every batch (BatchNorm statistics per rank); rank 0 "
+               "evaluates and writes the files\n",
+               r->par.ranks);
     if (r->resume)
         printf("resuming from %s at epoch %d, step %d\n", r->o.resume, where(r).epoch + 1, where(r).step);
     fflush(stdout);
@@ -380,7 +389,7 @@ static int run_epoch(train_run *r, double *seconds) {
     const double t0 = cli_now();
     snn_status st;
     for (; p.step < steps; p = where(r)) {
-        if (stop_signal) {
+        if (cli_parallel_any(&r->par, stop_signal != 0)) { /* every rank stops at the same step */
             cli_progress_end(&prog);
             return stop_on_signal(r, "");
         }
@@ -582,7 +591,7 @@ static int train(train_run *r) {
         if ((st = snn_run_next_epoch(r->run)) != SNN_OK) return cli_report("training", st);
         /* The checkpoint first: it refuses a non-finite model, which --out must not get either. */
         if (save_checkpoint(r) != 0) return 1;
-        if ((st = snn_model_save(r->model, r->o.out)) != SNN_OK) {
+        if (r->writer && (st = snn_model_save(r->model, r->o.out)) != SNN_OK) {
             cli_report("saving the model", st);
             fprintf(stderr, "snncl train: stopping; the checkpoint %s holds this epoch; resume with --resume %s\n",
                     r->ckpt_path, r->ckpt_path);
@@ -700,8 +709,20 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "snncl train: %s (see snncl train --help)\n", err);
         return 2;
     }
-    int status = 1;
+    int status = cli_parallel_init(&r.par, "train");
+    if (status != 0) return status;
+    r.writer = r.par.rank == 0;
+    status = 1;
     if (o->resume && (status = restore_from_checkpoint(&r)) != 0) goto done;
+    if (!r.writer) { /* rank 0 alone prints, evaluates and writes files */
+        o->quiet = 1;
+        o->no_eval = 1;
+        o->json = o->plot = NULL;
+        if (!freopen("/dev/null", "w", stdout)) {
+            fprintf(stderr, "snncl train: rank %d: cannot silence its output\n", r.par.rank);
+            goto done;
+        }
+    }
     status = 2;
     if (o->T < 1 || o->epochs < 0 || o->batch < 1 || o->eval_batch < 1 || o->limit < 0 || o->test_limit < 0 ||
         o->checkpoint_every < 0 || o->max_steps < 0 || o->step_size < 1 || o->lyap_warmup < 0) {
@@ -722,9 +743,11 @@ int cmd_train(int argc, char **argv) {
         snprintf(r.ckpt_path, sizeof r.ckpt_path, "%.*s.ckpt%s", stem, o->out, dot && stem < (int)strlen(o->out) ? dot : "");
     }
     r.last_ckpt = o->resume;
-    snn_file_remove_stale(r.ckpt_path);
-    snn_file_remove_stale(o->out);
-    snn_file_remove_stale(o->plot);
+    if (r.writer) {
+        snn_file_remove_stale(r.ckpt_path);
+        snn_file_remove_stale(o->out);
+        snn_file_remove_stale(o->plot);
+    }
     catch_stop_signals();
     if ((status = cli_load_split("train", o->data, o->data_dir, 1, (size_t)o->limit, &r.train)) != 0) goto done;
     if (!o->no_eval && (status = cli_load_split("train", o->data, o->data_dir, 0, (size_t)o->test_limit, &r.test)) != 0)
@@ -732,7 +755,8 @@ int cmd_train(int argc, char **argv) {
     status = 1;
     snn_context_params cp;
     snn_context_params_default(&cp);
-    cp.device = o->device;
+    char device[256];
+    cp.device = cli_parallel_device(&r.par, o->device, device, sizeof device);
     cp.clblast_tuning = 1; /* the whole process is snncl: its tuning may be process-wide */
     snn_status st;
     if ((st = snn_context_create(&r.ctx, &cp)) != SNN_OK) {
@@ -744,7 +768,7 @@ int cmd_train(int argc, char **argv) {
     snn_model_get_config(r.model, &cfg);
     if ((status = cli_check_model_fits("train", &cfg, r.train)) != 0) goto done;
     if ((status = make_trainer(&r)) != 0) goto done;
-    if ((status = check_writable(r.ckpt_path)) != 0 || (status = check_writable(o->out)) != 0) goto done;
+    if (r.writer && ((status = check_writable(r.ckpt_path)) != 0 || (status = check_writable(o->out)) != 0)) goto done;
     print_config(&r);
     if ((status = start_plot(&r)) != 0) goto done;
     status = train(&r);
@@ -757,5 +781,6 @@ done:
     snn_dataset_free(r.test);
     snn_safetensors_free(r.resume);
     snn_context_free(r.ctx);
+    cli_parallel_finish(&r.par, status);
     return status;
 }

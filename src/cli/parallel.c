@@ -1,0 +1,104 @@
+/* See parallel.h. With SNNCL_HAVE_MPI the steps go through snn_mpi_step (libsnncl_mpi). */
+#include "parallel.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if SNNCL_HAVE_MPI
+#include "snncl_mpi.h"
+#endif
+
+/* The launcher's world size and local rank, from its environment (Open MPI's, or a
+ * PMI's as MPICH and Slurm set), or 0 and 0 when not launched by one. */
+static int env_int(const char *const *names) {
+    for (; *names; names++) {
+        const char *v = getenv(*names);
+        if (v && *v) return atoi(v);
+    }
+    return 0;
+}
+static const char *const world_size_vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", NULL};
+static const char *const local_rank_vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK", NULL};
+
+int cli_parallel_init(cli_parallel *p, const char *cmd) {
+    memset(p, 0, sizeof *p);
+    p->ranks = 1;
+    const int world = env_int(world_size_vars);
+    if (world <= 1) return 0;
+#if SNNCL_HAVE_MPI
+    if (MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+        fprintf(stderr, "snncl %s: MPI_Init failed\n", cmd);
+        return 1;
+    }
+    p->mpi = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &p->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &p->ranks);
+    p->local_rank = env_int(local_rank_vars);
+    return 0;
+#else
+    fprintf(stderr,
+            "snncl %s: started as one of %d processes, but this snncl was built without MPI (libsnncl_mpi): each would "
+            "train alone and write the same files; rebuild with Open MPI installed (tools/setup-debian.sh)\n",
+            cmd, world);
+    return 2;
+#endif
+}
+
+void cli_parallel_finish(const cli_parallel *p, int status) {
+#if SNNCL_HAVE_MPI
+    if (!p->mpi) return;
+    if (status != 0 && p->ranks > 1) {
+        fprintf(stderr, "snncl: rank %d of %d ends the run (exit status %d)\n", p->rank, p->ranks, status);
+        fflush(NULL);
+        MPI_Abort(MPI_COMM_WORLD, status);
+    }
+    MPI_Finalize();
+#else
+    (void)p;
+    (void)status;
+#endif
+}
+
+int cli_parallel_any(const cli_parallel *p, int flag) {
+#if SNNCL_HAVE_MPI
+    if (p->ranks > 1) {
+        int any = 0;
+        MPI_Allreduce(&flag, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        return any;
+    }
+#else
+    (void)p;
+#endif
+    return flag;
+}
+
+const char *cli_parallel_device(const cli_parallel *p, const char *device, char *buf, size_t len) {
+    if (!device || !strchr(device, ',')) return device;
+    int count = 1;
+    for (const char *c = device; *c; c++) count += *c == ',';
+    int pick = p->local_rank % count;
+    const char *start = device;
+    while (pick-- > 0) start = strchr(start, ',') + 1;
+    const char *end = strchr(start, ',');
+    const size_t n = end ? (size_t)(end - start) : strlen(start);
+    snprintf(buf, len, "%.*s", (int)(n < len ? n : len - 1), start);
+    return buf;
+}
+
+#if SNNCL_HAVE_MPI
+static snn_status mpi_step(void *user, snn_trainer *tr, const snn_batch *share, snn_step_stats *stats) {
+    (void)user;
+    return snn_mpi_step(tr, MPI_COMM_WORLD, share, stats);
+}
+#endif
+
+snn_status cli_parallel_attach(const cli_parallel *p, snn_run *run) {
+    if (p->ranks == 1) return SNN_OK;
+#if SNNCL_HAVE_MPI
+    return snn_run_set_shard(run, p->rank, p->ranks, mpi_step, NULL);
+#else
+    (void)run;
+    return SNN_ERR_UNSUPPORTED;
+#endif
+}
