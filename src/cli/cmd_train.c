@@ -681,7 +681,7 @@ int cmd_train(int argc, char **argv) {
         {"json", CLI_STRING, &o->json, "PATH", "append one JSON line of metrics per epoch to PATH", 0, 0},
         {"plot", CLI_STRING, &o->plot, "PATH", "draw loss, accuracy, Lyapunov estimate per epoch (.png or .svg)", 0, 0},
         {"no-eval", CLI_FLAG, &o->no_eval, NULL, "skip the test-set evaluation", 0, 0},
-        {"device", CLI_STRING, &o->device, "N|NAME", "OpenCL device (default $SNNCL_DEVICE or 0)", 0, 0},
+        {"device", CLI_STRING, &o->device, "N|NAME|LIST", "OpenCL device (default $SNNCL_DEVICE or 0); under mpirun a list, one per local rank", 0, 0},
         {"quiet", CLI_FLAG, &o->quiet, NULL, "no progress display", 0, 0},
     };
     r.opts = opts;
@@ -701,7 +701,10 @@ int cmd_train(int argc, char **argv) {
                   "exits with 130 or 143; --resume CKPT then ends with the same model, bit for bit,\n"
                   "as an uninterrupted run. A second signal quits at once. A failed write or a loss\n"
                   "or model that becomes inf or nan stops the run with exit status 1 and leaves\n"
-                  "the last checkpoint as it was.",
+                  "the last checkpoint as it was.\n"
+                  "Under mpirun (an snncl built with MPI), each rank trains on its share of every\n"
+                  "batch with the gradients averaged over the ranks; rank 0 prints and writes the\n"
+                  "files; --device may list one device per local rank (0,1,2,3).",
                   opts, r.nopts);
         return 0;
     }
