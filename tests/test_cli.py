@@ -765,6 +765,16 @@ class DataParallelTests(CliTestCase):
         self.assertGreaterEqual(float(stdout.strip().splitlines()[-1].split()[-1]), 0.9, stdout)
         self.assertEqual([json.loads(l)["epoch"] for l in open(js)], [1, 2])  # one line per epoch, not per rank
         self.assertEqual([json.loads(l)["images"] for l in open(js)], [64, 64])  # whole batches counted
+        # evaluation shared by the ranks (round robin, each batch as one process runs it):
+        # the accuracy one process finds for the model, with 1 or 2 ranks of `snncl eval`
+        last = stdout.strip().splitlines()[-1]
+        ev = ["eval", "--model", out, "--data", "mnist", "--data-dir", self.data, "--batch", "5", "--quiet"]
+        alone, _ = self.run_ok(ev)
+        rc, shared, err = run_mpi(2, ev)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(alone.strip().splitlines()[-1], last)
+        self.assertEqual(shared.count("test accuracy:"), 1, shared)
+        self.assertEqual(shared.strip().splitlines()[-1], last)
         # deterministic for a given number of ranks
         rc, _, err = run_mpi(2, self.args(self.path("again.safetensors")))
         self.assertEqual(rc, 0, err)

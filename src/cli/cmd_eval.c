@@ -6,6 +6,7 @@
 #include "batch_io.h"
 #include "commands.h"
 #include "evaluate.h"
+#include "parallel.h"
 #include "snncl.h"
 
 int cli_load_split(const char *cmd, const char *data, const char *dir, int train, size_t limit, snn_dataset **out) {
@@ -84,20 +85,35 @@ int cmd_eval(int argc, char **argv) {
                         "--split test|train\n");
         return 2;
     }
+    cli_parallel par; /* under mpirun: the ranks share the batches; rank 0 prints and writes */
+    int status = cli_parallel_init(&par, "eval");
+    if (status) return status;
     snn_context *ctx = NULL;
     snn_model *model = NULL;
     snn_dataset *ds = NULL;
     snn_status st;
-    int status = cli_load_split("eval", data, dir, strcmp(split, "train") == 0, (size_t)limit, &ds);
+    char dev[256];
+    if (par.rank != 0) {
+        quiet = 1;
+        json = NULL;
+        if (!freopen("/dev/null", "w", stdout)) {
+            fprintf(stderr, "snncl eval: rank %d: cannot silence its output\n", par.rank);
+            status = 1;
+            goto done;
+        }
+    }
+    status = cli_load_split("eval", data, dir, strcmp(split, "train") == 0, (size_t)limit, &ds);
     if (status) goto done;
     status = 1;
-    if ((st = cli_open_model_T(device, model_path, steps, &ctx, &model)) != SNN_OK) goto done;
+    if ((st = cli_open_model_T(cli_parallel_device(&par, device, dev, sizeof dev), model_path, steps, &ctx, &model)) !=
+        SNN_OK)
+        goto done;
     snn_model_config cfg;
     snn_model_get_config(model, &cfg);
     if ((status = cli_check_model_fits("eval", &cfg, ds)) != 0) goto done;
     status = 1;
     cli_eval_result r;
-    if ((st = cli_evaluate(model, ds, batch, seed, lyapunov, eps, noise, !quiet, NULL, &r)) != SNN_OK) {
+    if ((st = cli_evaluate(model, ds, batch, seed, lyapunov, eps, noise, !quiet, NULL, &par, &r)) != SNN_OK) {
         cli_report("evaluating", st);
         goto done;
     }
@@ -132,5 +148,6 @@ done:
     snn_dataset_free(ds);
     snn_model_free(model);
     snn_context_free(ctx);
+    cli_parallel_finish(&par, status);
     return status;
 }

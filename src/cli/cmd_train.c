@@ -360,8 +360,8 @@ static void print_config(const train_run *r) {
            r->o.data, snn_dataset_size(r->train), r->o.epochs, steps_per_epoch(r), r->o.batch, r->o.optimizer,
            (double)r->o.lr, r->o.schedule, (double)r->o.lyap_weight);
     if (r->par.ranks > 1)
-        printf("data-parallel: %d ranks, each a share of every batch (BatchNorm statistics per rank); rank 0 "
-               "evaluates and writes the files\n",
+        printf("data-parallel: %d ranks, each a share of every batch (BatchNorm statistics per rank) and of the "
+               "evaluation; rank 0 writes the files\n",
                r->par.ranks);
     if (r->resume)
         printf("resuming from %s at epoch %d, step %d\n", r->o.resume, where(r).epoch + 1, where(r).step);
@@ -554,7 +554,7 @@ static int train(train_run *r) {
         have_eval = 0;
         if (!r->o.no_eval) {
             if ((st = cli_evaluate(r->model, r->test, r->o.eval_batch, r->o.seed, 0, r->o.lyap_eps, 0.0f, !r->o.quiet,
-                                   &stop_signal, &ev)) != SNN_OK)
+                                   &stop_signal, &r->par, &ev)) != SNN_OK)
                 return cli_report("evaluating", st);
             /* The position stays "every step of the epoch done": a resumed run evaluates
              * again and finishes the epoch. */
@@ -607,7 +607,7 @@ static int train(train_run *r) {
     printf("saved %s (checkpoint %s); peak device memory %.0f MB\n", r->o.out, r->ckpt_path, peak_mb(r));
     if (!have_eval && !r->o.no_eval) {
         if ((st = cli_evaluate(r->model, r->test, r->o.eval_batch, r->o.seed, 0, r->o.lyap_eps, 0.0f, !r->o.quiet,
-                               &stop_signal, &ev)) != SNN_OK)
+                               &stop_signal, &r->par, &ev)) != SNN_OK)
             return cli_report("evaluating", st);
         have_eval = !ev.interrupted;
     }
@@ -703,8 +703,9 @@ int cmd_train(int argc, char **argv) {
                   "or model that becomes inf or nan stops the run with exit status 1 and leaves\n"
                   "the last checkpoint as it was.\n"
                   "Under mpirun (an snncl built with MPI), each rank trains on its share of every\n"
-                  "batch with the gradients averaged over the ranks; rank 0 prints and writes the\n"
-                  "files; --device may list one device per local rank (0,1,2,3).",
+                  "batch with the gradients averaged over the ranks, and on its share of the\n"
+                  "evaluation; rank 0 prints and writes the files; --device may list one device\n"
+                  "per local rank (0,1,2,3).",
                   opts, r.nopts);
         return 0;
     }
@@ -717,9 +718,8 @@ int cmd_train(int argc, char **argv) {
     r.writer = r.par.rank == 0;
     status = 1;
     if (o->resume && (status = restore_from_checkpoint(&r)) != 0) goto done;
-    if (!r.writer) { /* rank 0 alone prints, evaluates and writes files */
+    if (!r.writer) { /* rank 0 alone prints and writes files (all evaluate, each a part) */
         o->quiet = 1;
-        o->no_eval = 1;
         o->json = o->plot = NULL;
         if (!freopen("/dev/null", "w", stdout)) {
             fprintf(stderr, "snncl train: rank %d: cannot silence its output\n", r.par.rank);

@@ -29,7 +29,7 @@ static void add_noise(float *x, size_t n, float sigma, uint64_t seed, uint64_t i
 
 snn_status cli_evaluate(snn_model *model, const snn_dataset *ds, int batch, uint64_t seed, int lyapunov,
                         float lyap_eps, float noise, int show_progress, volatile sig_atomic_t *stop,
-                        cli_eval_result *out) {
+                        const cli_parallel *par, cli_eval_result *out) {
     snn_model_config cfg;
     snn_status st = snn_model_get_config(model, &cfg);
     if (st != SNN_OK) return st;
@@ -50,39 +50,52 @@ snn_status cli_evaluate(snn_model *model, const snn_dataset *ds, int batch, uint
     fp.lyap_eps = lyap_eps;
     cli_progress prog;
     cli_progress_start(&prog, "eval", n, show_progress);
-    size_t correct = 0;
+    /* rank `part` of `parts` takes batches part, part + parts, ...; every rank goes
+     * through the same number of rounds, so that they stop together */
+    const size_t part = par ? (size_t)par->rank : 0, parts = par ? (size_t)par->ranks : 1;
+    const size_t batches = (n + (size_t)batch - 1) / (size_t)batch, rounds = (batches + parts - 1) / parts;
+    size_t correct = 0, seen = 0;
     double lyap_sum = 0;
     const double t0 = cli_now();
     out->interrupted = 0;
-    for (size_t first = 0; first < n; first += (size_t)batch) {
-        if (stop && *stop) {
-            out->interrupted = 1;
+    for (size_t round = 0; round < rounds; round++) {
+        if (cli_parallel_any(par, (stop && *stop) || st != SNN_OK)) {
+            out->interrupted = st == SNN_OK;
             break;
         }
+        const size_t first = (round * parts + part) * (size_t)batch;
+        if (first >= n) continue;
         const size_t b = n - first < (size_t)batch ? n - first : (size_t)batch;
         for (size_t i = 0; i < b; i++) idx[i] = (uint32_t)(first + i);
-        if ((st = snn_dataset_gather(ds, idx, b, x, labels)) != SNN_OK) break;
+        if ((st = snn_dataset_gather(ds, idx, b, x, labels)) != SNN_OK) continue;
         for (size_t i = 0; noise > 0.0f && i < b; i++) add_noise(x + i * per, per, noise, seed, first + i);
         fp.seed = seed + first; /* rate encoding differs per batch, reproducibly */
         float lyap = 0;
-        if ((st = snn_model_forward(model, x, (int)b, &fp, logits, &lyap, NULL)) != SNN_OK) break;
+        if ((st = snn_model_forward(model, x, (int)b, &fp, logits, &lyap, NULL)) != SNN_OK) continue;
         for (size_t i = 0; i < b; i++) {
             size_t arg = 0;
             for (size_t k = 1; k < K; k++)
                 if (logits[i * K + k] > logits[i * K + arg]) arg = k;
             correct += (int64_t)arg == labels[i];
         }
+        seen += b;
         lyap_sum += (double)lyap * (double)b;
         char extra[64];
-        snprintf(extra, sizeof extra, "acc %.4f", (double)correct / (double)(first + b));
-        cli_progress_update(&prog, first + b, extra);
+        snprintf(extra, sizeof extra, "acc %.4f", (double)correct / (double)seen);
+        const size_t done_images = (round + 1) * parts * (size_t)batch;
+        cli_progress_update(&prog, done_images < n ? done_images : n, extra);
     }
     cli_progress_end(&prog);
+    /* the ranks' totals, and whether any failed (its own message stays its own) */
+    double totals[3] = {(double)correct, lyap_sum, st != SNN_OK};
+    cli_parallel_sum(par, totals, 3);
+    if (st == SNN_OK && totals[2] > 0)
+        st = snn_report_error(SNN_ERR_INVALID_ARG, "evaluation failed on another rank (its message says why)");
     if (st == SNN_OK) {
         out->images = n;
-        out->correct = correct;
-        out->accuracy = n ? (double)correct / (double)n : 0.0;
-        out->lyapunov = n ? lyap_sum / (double)n : 0.0;
+        out->correct = (size_t)totals[0];
+        out->accuracy = n ? totals[0] / (double)n : 0.0;
+        out->lyapunov = n ? totals[1] / (double)n : 0.0;
         out->seconds = cli_now() - t0;
     }
 done:

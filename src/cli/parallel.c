@@ -62,7 +62,7 @@ void cli_parallel_finish(const cli_parallel *p, int status) {
 
 int cli_parallel_any(const cli_parallel *p, int flag) {
 #if SNNCL_HAVE_MPI
-    if (p->ranks > 1) {
+    if (p && p->ranks > 1) {
         int any = 0;
         MPI_Allreduce(&flag, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
         return any;
@@ -71,6 +71,16 @@ int cli_parallel_any(const cli_parallel *p, int flag) {
     (void)p;
 #endif
     return flag;
+}
+
+void cli_parallel_sum(const cli_parallel *p, double *v, int n) {
+#if SNNCL_HAVE_MPI
+    if (p && p->ranks > 1) MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+#else
+    (void)p;
+    (void)v;
+    (void)n;
+#endif
 }
 
 const char *cli_parallel_device(const cli_parallel *p, const char *device, char *buf, size_t len) {

@@ -21,6 +21,8 @@ int cli_parallel_init(cli_parallel *p, const char *cmd);
 void cli_parallel_finish(const cli_parallel *p, int status);
 /* Whether any rank's flag is set (a collective call: every rank at the same point). */
 int cli_parallel_any(const cli_parallel *p, int flag);
+/* Sums v[0..n) over the ranks, in place (a collective call; alone, nothing to do). */
+void cli_parallel_sum(const cli_parallel *p, double *v, int n);
 /* Of a --device value, this rank's: a comma-separated list is taken by local rank
  * (round robin); anything else as it is. buf holds the result. */
 const char *cli_parallel_device(const cli_parallel *p, const char *device, char *buf, size_t len);
