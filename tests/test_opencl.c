@@ -67,8 +67,8 @@ static cl_uint queue_refs(cl_command_queue q) {
     return n;
 }
 
-/* Logits (and the estimate) of a small fresh model on ctx, with fixed seeds. */
-static void small_forward(snn_context *ctx, float *logits, float *lyap) {
+/* A small fresh model on ctx, with a fixed seed. */
+static snn_model *small_model(snn_context *ctx) {
     snn_model_config cfg;
     ck_assert_snn_ok(snn_model_config_default(&cfg, "simple"));
     cfg.channels[0] = 4;
@@ -79,6 +79,12 @@ static void small_forward(snn_context *ctx, float *logits, float *lyap) {
     cfg.T = 3;
     snn_model *m = NULL;
     ck_assert_snn_ok(snn_model_create(&m, ctx, &cfg, 42));
+    return m;
+}
+
+/* Logits (and the estimate) of small_model on ctx, with fixed seeds. */
+static void small_forward(snn_context *ctx, float *logits, float *lyap) {
+    snn_model *m = small_model(ctx);
     float x[2 * 64];
     test_rng r;
     test_rng_seed(&r, 7);
@@ -179,21 +185,6 @@ START_TEST(test_refusals) {
     own_cl_close(&o);
 }
 END_TEST
-
-/* The small model of small_forward, made on ctx. */
-static snn_model *small_model(snn_context *ctx) {
-    snn_model_config cfg;
-    ck_assert_snn_ok(snn_model_config_default(&cfg, "simple"));
-    cfg.channels[0] = 4;
-    cfg.channels[1] = 8;
-    cfg.num_blocks = 2;
-    cfg.in_channels = 1;
-    cfg.height = cfg.width = 8;
-    cfg.T = 3;
-    snn_model *m = NULL;
-    ck_assert_snn_ok(snn_model_create(&m, ctx, &cfg, 42));
-    return m;
-}
 
 static cl_mem make_buffer(cl_context c, size_t floats, const float *init) {
     cl_int err;
