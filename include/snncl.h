@@ -227,7 +227,7 @@ typedef struct snn_context_params {
      * fit one step is refused with SNN_ERR_OUT_OF_MEMORY. 0: a quarter of the device's
      * memory, at most 1 GiB, for the chunks. Training is not bounded by it. */
     size_t memory_budget;
-    uint8_t reserved[32]; /**< zero (room for future fields without breaking the ABI) */
+    uint8_t reserved[24]; /**< zero (room for future fields without breaking the ABI) */
 } snn_context_params;
 
 /** Sets every field to its default: all zero, that is the default device, no

@@ -292,6 +292,21 @@ START_TEST(test_null_config) {
 }
 END_TEST
 
+/* The public structs keep their sizes (on LP64): a field added takes its bytes from
+ * `reserved`, so programs built against an older header still allocate enough. These
+ * are the sizes of 0.1.0 as first released with reserved bytes. */
+START_TEST(test_struct_sizes) {
+    if (sizeof(void *) != 8) return;
+    ck_assert_uint_eq(sizeof(snn_context_params), 80);
+    ck_assert_uint_eq(sizeof(snn_batch), 80);
+    ck_assert_uint_eq(sizeof(snn_step_stats), 56);
+    ck_assert_uint_eq(sizeof(snn_device_info), 1280);
+    ck_assert_uint_eq(sizeof(snn_forward_params), 96);
+    ck_assert_uint_eq(sizeof(snn_train_config), 136);
+    ck_assert_uint_eq(sizeof(snn_model_config), 144);
+}
+END_TEST
+
 /* An extension's failure reads like snncl's own. */
 START_TEST(test_report_error) {
     ck_assert_int_eq(snn_report_error(SNN_ERR_IO, "rank 1: lost"), SNN_ERR_IO);
@@ -1775,6 +1790,7 @@ static Suite *api_errors_suite(void) {
     tcase_add_test(tc, test_null_safetensors);
     tcase_add_test(tc, test_null_config);
     tcase_add_test(tc, test_report_error);
+    tcase_add_test(tc, test_struct_sizes);
     tcase_add_test(tc, test_null_model_create_and_load);
     tcase_add_test(tc, test_null_model_queries);
     tcase_add_test(tc, test_null_forward);

@@ -443,6 +443,13 @@ START_TEST(test_training_on_device_buffers) {
 }
 END_TEST
 
+/* snn_batch_cl's size is fixed from its first release (LP64); fields to come take
+ * their bytes from `reserved`. */
+START_TEST(test_batch_cl_size) {
+    if (sizeof(void *) == 8) ck_assert_uint_eq(sizeof(snn_batch_cl), 88);
+}
+END_TEST
+
 /* Device batches that cannot serve are refused with the reason. */
 START_TEST(test_training_cl_refusals) {
     own_cl o, other;
@@ -666,6 +673,7 @@ int main(void) {
     tcase_add_test(tc, test_forward_cl_refusals);
     tcase_add_test(tc, test_training_on_device_buffers);
     tcase_add_test(tc, test_training_cl_refusals);
+    tcase_add_test(tc, test_batch_cl_size);
     tcase_add_test(tc, test_sessions);
     tcase_add_test(tc, test_memory_budget);
     suite_add_tcase(s, tc);
