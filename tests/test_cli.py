@@ -782,6 +782,18 @@ class DataParallelTests(CliTestCase):
         b, _ = st_read(self.path("again.safetensors"))
         self.assertEqual({k: v.data for k, v in a.items()}, {k: v.data for k, v in b.items()})
 
+    def test_bench_on_two_ranks(self):
+        js = self.path("b.jsonl")
+        rc, stdout, err = run_mpi(2, ["bench", "--input", "8x8x1", "--T", "2", "--batch", "4", "--runs", "1",
+                                      "--mode", "forward,train", "--json", js])
+        self.assertEqual(rc, 0, err)
+        rows = [json.loads(l) for l in open(js)]
+        self.assertEqual([(r["mode"], r["ranks"]) for r in rows], [("forward", 2), ("train", 2)])  # rank 0's only
+        self.assertEqual(stdout.count("2 ranks"), 2, stdout)
+        rc, _, err = run_mpi(2, ["bench", "--batch", "2", "--runs", "1"])
+        self.assertEqual(rc, 2, err)
+        self.assertIn("at least 2 images per rank", err)
+
     def test_resume_with_another_number_of_ranks(self):
         out = self.path("m.safetensors")
         ckpt = self.path("m.ckpt.safetensors")
@@ -1113,6 +1125,7 @@ class BenchTests(CliTestCase):
             self.assertGreater(r["peak_device_mb"], 0)
         self.assertEqual(len([l for l in out.splitlines() if "8x8x1" in l]), 4)
         self.assertEqual({r["steps_per_wait"] for r in rows}, {1})
+        self.assertEqual({r["ranks"] for r in rows}, {1})
 
     def test_bench_sync_every(self):
         """Training that waits for the device every N steps (snn_trainer_step_cl)."""

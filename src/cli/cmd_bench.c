@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "parallel.h"
 #include "commands.h"
 #include "progress.h"
 #include "snncl_opencl.h"
@@ -61,9 +62,12 @@ static snn_status device_batch(snn_context *ctx, const float *x, size_t xn, cons
 
 /* Times `runs` calls of one mode after `warmup` untimed ones; ms sorted ascending.
  * Training with sync_every > 1: each run is that many steps on device buffers and one
- * wait for the device (snn_trainer_wait), timed per step. */
-static snn_status time_mode(snn_context *ctx, snn_model *model, int mode, const float *x, size_t xn,
-                            const int64_t *labels, int batch, int warmup, int runs, int sync_every, double *ms) {
+ * wait for the device (snn_trainer_wait), timed per step. Under mpirun each rank runs
+ * its share of the batch (training averages over the ranks) and every run ends when
+ * the slowest rank's does. */
+static snn_status time_mode(const cli_parallel *par, snn_context *ctx, snn_model *model, int mode, const float *x,
+                            size_t xn, const int64_t *labels, int batch, int warmup, int runs, int sync_every,
+                            double *ms) {
     const int lyap = mode == 1 || mode == 3, train = mode >= 2;
     snn_trainer *tr = NULL;
     snn_status st = SNN_OK;
@@ -97,15 +101,21 @@ static snn_status time_mode(snn_context *ctx, snn_model *model, int mode, const 
             if (r >= 0) ms[r] = 1e3 * (cli_now() - t0) / sync_every;
             continue;
         }
+        /* this rank's share [lo, hi) of the batch (all of it alone) */
+        const size_t per = xn / (size_t)batch, lo = (size_t)batch * (size_t)par->rank / (size_t)par->ranks,
+                     hi = (size_t)batch * (size_t)(par->rank + 1) / (size_t)par->ranks;
         if (train) {
-            snn_batch b = {.input = x, .labels = labels, .size = batch, .seed = (uint64_t)(r + 100)};
-            st = snn_trainer_step(tr, &b, NULL);
+            snn_batch b = {.input = x + lo * per, .labels = labels + lo, .size = (int)(hi - lo),
+                           .seed = (uint64_t)(r + 100)};
+            st = cli_parallel_step(par, tr, &b, NULL);
         } else {
             fp.seed = (uint64_t)(r + 100);
             float lam;
-            st = snn_model_forward(model, x, batch, &fp, logits, &lam, NULL);
+            st = snn_model_forward(model, x + lo * per, (int)(hi - lo), &fp, logits, &lam, NULL);
         }
         if (st == SNN_OK) st = snn_context_finish(ctx);
+        if (cli_parallel_any(par, st != SNN_OK) && st == SNN_OK) /* the slowest rank ends the run */
+            st = snn_report_error(SNN_ERR_INVALID_ARG, "another rank failed (its message says why)");
         if (r >= 0) ms[r] = 1e3 * (cli_now() - t0);
     }
     free(logits);
@@ -114,6 +124,12 @@ static snn_status time_mode(snn_context *ctx, snn_model *model, int mode, const 
     if (dl) clReleaseMemObject(dl);
     if (st == SNN_OK) qsort(ms, (size_t)runs, sizeof(double), cmp_double);
     return st;
+}
+
+/* Leaves MPI (under mpirun) and returns the exit status. */
+static int bench_end(const cli_parallel *par, int status) {
+    cli_parallel_finish(par, status);
+    return status;
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -151,10 +167,19 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "snncl bench: %s (see snncl bench --help)\n", err);
         return 2;
     }
-    if (batch < 2 || runs < 1 || warmup < 0 || sync_every < 1 || (device && all_devices)) {
+    cli_parallel par; /* under mpirun: each rank a share of every batch, rank 0 prints */
+    rc = cli_parallel_init(&par, "bench");
+    if (rc) return rc;
+    if (batch < 2 || runs < 1 || warmup < 0 || sync_every < 1 || (device && all_devices) ||
+        (par.ranks > 1 && (all_devices || sync_every > 1 || batch < 2 * par.ranks))) {
         fprintf(stderr, "snncl bench: --batch >= 2, --runs >= 1, --warmup >= 0, --sync-every >= 1; --device and "
-                        "--all-devices exclude each other\n");
-        return 2;
+                        "--all-devices exclude each other; under mpirun neither --all-devices nor --sync-every, and "
+                        "at least 2 images per rank\n");
+        return bench_end(&par, 2);
+    }
+    if (par.rank != 0) { /* rank 0 alone prints and writes the JSON */
+        json = NULL;
+        if (!freopen("/dev/null", "w", stdout)) return bench_end(&par, 1);
     }
     /* Validate the lists before any device work. */
     char item[64];
@@ -165,17 +190,17 @@ int cmd_bench(int argc, char **argv) {
             if (!strcmp(item, mode_names[m])) found = m;
         if (found < 0) {
             fprintf(stderr, "snncl bench: unknown mode '%s' (forward, forward-lyapunov, train, train-lyapunov)\n", item);
-            return 2;
+            return bench_end(&par, 2);
         }
         mode_mask |= 1 << found;
     }
     int ndev = 0;
     snn_status st = snn_device_count(&ndev);
-    if (st != SNN_OK) return cli_report("listing devices", st);
+    if (st != SNN_OK) return bench_end(&par, cli_report("listing devices", st));
     FILE *jf = NULL;
     if (json && !(jf = fopen(json, "a"))) {
         fprintf(stderr, "snncl bench: cannot open %s for writing\n", json);
-        return 1;
+        return bench_end(&par, 1);
     }
     int status = 0;
     double *ms = malloc((size_t)runs * sizeof(double));
@@ -233,8 +258,12 @@ int cmd_bench(int argc, char **argv) {
                             x[i] = (float)(s >> 40) / 16777216.0f;
                         }
                         for (int b = 0; b < batch; b++) labels[b] = b % cfg.num_classes;
-                        char wl[96];
-                        snprintf(wl, sizeof wl, "%s %s B=%d T=%d %s", mitem, iitem, batch, T, eitem);
+                        char wl[128];
+                        if (par.ranks > 1)
+                            snprintf(wl, sizeof wl, "%s %s B=%d T=%d %s, %d ranks", mitem, iitem, batch, T, eitem,
+                                     par.ranks);
+                        else
+                            snprintf(wl, sizeof wl, "%s %s B=%d T=%d %s", mitem, iitem, batch, T, eitem);
                         for (int mode = 0; mode < 4 && !status; mode++) {
                             if (!(mode_mask & (1 << mode))) continue;
                             /* A fresh model per mode: the peak then counts only this mode's
@@ -245,7 +274,7 @@ int cmd_bench(int argc, char **argv) {
                                 status = cli_report("creating the model", st);
                                 break;
                             }
-                            st = time_mode(ctx, model, mode, x, n, labels, batch, warmup, runs, sync_every, ms);
+                            st = time_mode(&par, ctx, model, mode, x, n, labels, batch, warmup, runs, sync_every, ms);
                             double flops = 0;
                             if (st == SNN_OK) st = snn_model_flops(model, mode == 1 || mode == 3, mode >= 2, &flops);
                             snn_model_free(model);
@@ -271,11 +300,11 @@ int cmd_bench(int argc, char **argv) {
                                         "\"%s\", \"model\": \"%s\", \"input\": \"%s\", \"encoding\": \"%s\", \"mode\": "
                                         "\"%s\", \"batch\": %d, \"T\": %d, \"runs\": %d, \"images_per_s\": %.3f, "
                                         "\"ms_median\": %.3f, \"ms_min\": %.3f, \"ms_max\": %.3f, \"gflops\": %.3f, "
-                                        "\"peak_device_mb\": %.1f, \"gemm\": \"%s\", \"steps_per_wait\": %d}\n",
+                                        "\"peak_device_mb\": %.1f, \"gemm\": \"%s\", \"steps_per_wait\": %d, \"ranks\": %d}\n",
                                         json_safe(info.name, jn, sizeof jn), json_safe(info.vendor, jv, sizeof jv),
                                         json_safe(info.driver_version, jd, sizeof jd), wl, mitem, iitem, eitem,
                                         mode_names[mode], batch, T, runs, ips, med, ms[0], ms[runs - 1], gflops, mb, gemm,
-                                        waits);
+                                        waits, par.ranks);
                         }
                         free(x);
                         free(labels);
@@ -287,5 +316,5 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "snncl bench: writing %s failed\n", json);
         status = status ? status : 1;
     }
-    return status;
+    return bench_end(&par, status);
 }

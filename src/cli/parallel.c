@@ -103,6 +103,15 @@ static snn_status mpi_step(void *user, snn_trainer *tr, const snn_batch *share, 
 }
 #endif
 
+snn_status cli_parallel_step(const cli_parallel *p, snn_trainer *tr, const snn_batch *share, snn_step_stats *stats) {
+#if SNNCL_HAVE_MPI
+    if (p && p->ranks > 1) return snn_mpi_step(tr, MPI_COMM_WORLD, share, stats);
+#else
+    (void)p;
+#endif
+    return snn_trainer_step(tr, share, stats);
+}
+
 snn_status cli_parallel_attach(const cli_parallel *p, snn_run *run) {
     if (p->ranks == 1) return SNN_OK;
 #if SNNCL_HAVE_MPI

@@ -26,6 +26,9 @@ void cli_parallel_sum(const cli_parallel *p, double *v, int n);
 /* Of a --device value, this rank's: a comma-separated list is taken by local rank
  * (round robin); anything else as it is. buf holds the result. */
 const char *cli_parallel_device(const cli_parallel *p, const char *device, char *buf, size_t len);
+/* One training step on this rank's share of a batch, averaged over the ranks
+ * (snn_mpi_step); alone, snn_trainer_step. */
+snn_status cli_parallel_step(const cli_parallel *p, snn_trainer *tr, const snn_batch *share, snn_step_stats *stats);
 /* Makes the run take this rank's share of every batch and average over the ranks. */
 snn_status cli_parallel_attach(const cli_parallel *p, snn_run *run);
 
