@@ -37,17 +37,10 @@ typedef struct forward_plan {
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-/* Input elements of a batch: (B, C, H, W), or (B, T, C, H, W) when encoded already. */
-static size_t input_elems(const snn_model *m, const forward_plan *p) {
-    const snn_model_config *cfg = &m->cfg;
-    const size_t in_T = p->encoding == SNN_ENCODING_NONE ? p->T : 1;
-    return p->B * in_T * (size_t)cfg->in_channels * (size_t)cfg->height * (size_t)cfg->width;
-}
-
 /* Elements of the workspace's buffers that do not scale with the chunk (all but act,
  * spk and conv; without the GEMM's columns), as reserve_buffers reserves them. */
 static size_t fixed_elems(const snn_model *m, const forward_plan *p) {
-    size_t n = input_elems(m, p) + p->B * p->readout + p->B * (size_t)m->cfg.num_classes;
+    size_t n = snn_model_input_elems(m, p->B, p->encoding) + p->B * p->readout + p->B * (size_t)m->cfg.num_classes;
     if (p->encoding == SNN_ENCODING_DIRECT) n += m->layer[0].G * m->layer[0].S * p->B;
     for (size_t l = 0; l < p->L; l++) n += p->P * m->layer[l].G * m->layer[l].S * p->B; /* mem, delta */
     if (p->P == 2) n += p->L * p->T * p->B + p->B;                                         /* sq, lambda */
@@ -388,7 +381,7 @@ static snn_status forward_check(const snn_model *m, int batch, const snn_forward
     return SNN_OK;
 }
 
-/* Enqueues the pass on p->input (a device buffer of input_elems floats): the logits
+/* Enqueues the pass on p->input (a device buffer of snn_model_input_elems floats): the logits
  * are left in f->logits and, with the estimate, each sample's in f->lambda. Waits for
  * the device only where the context's sparse paths read densities back. */
 static snn_status forward_enqueue(const snn_model *m, const forward_plan *p, const snn_forward_params *params,
@@ -428,7 +421,7 @@ static snn_status forward_host(snn_model *m, snn_forward_buffers *f, const char 
     forward_plan p;
     SNN_TRY(plan_forward(m, (size_t)batch, params, &p));
     p.f = f;
-    const size_t in_bytes = input_elems(m, &p) * sizeof(float);
+    const size_t in_bytes = snn_model_input_elems(m, p.B, p.encoding) * sizeof(float);
     snn_context *ctx = m->ctx;
     SNN_TRY(snn_dbuf_reserve(ctx, &f->input, in_bytes));
     SNN_TRY(reserve_buffers(m, &p));
@@ -476,7 +469,7 @@ static snn_status forward_cl(snn_model *m, snn_forward_buffers *f, const char *f
     SNN_TRY(plan_forward(m, (size_t)batch, params, &p));
     p.f = f;
     snn_context *ctx = m->ctx;
-    const size_t fs = sizeof(float), in_bytes = input_elems(m, &p) * fs;
+    const size_t fs = sizeof(float), in_bytes = snn_model_input_elems(m, p.B, p.encoding) * fs;
     const size_t out_bytes = p.B * (size_t)m->cfg.num_classes * fs;
     if (input_offset > SIZE_MAX / fs || logits_offset > SIZE_MAX / fs || lyap_offset > SIZE_MAX / fs)
         return snn_fail(SNN_ERR_INVALID_ARG, "%s: an offset is beyond any buffer", fn);

@@ -388,6 +388,12 @@ void snn_model_free(snn_model *m) {
     free(m);
 }
 
+size_t snn_model_input_elems(const snn_model *m, size_t B, snn_encoding encoding) {
+    const snn_model_config *cfg = &m->cfg;
+    const size_t in_T = encoding == SNN_ENCODING_NONE ? (size_t)cfg->T : 1;
+    return B * in_T * (size_t)cfg->in_channels * (size_t)cfg->height * (size_t)cfg->width;
+}
+
 snn_context *snn_model_context(const snn_model *model) { return model ? model->ctx : NULL; }
 
 snn_status snn_model_get_config(const snn_model *model, snn_model_config *cfg) {

@@ -107,6 +107,9 @@ snn_status snn_model_config_check(const snn_model_config *cfg);
  * the tensors (no device needed; snn_model_config_check() is left to the caller). */
 snn_status snn_model_config_from_safetensors(const snn_safetensors *st, snn_model_config *cfg);
 snn_param *snn_model_param(snn_model *model, const char *name);
+/* Floats of a batch of B as the caller hands it in: (B, C, H, W), or (B, T, C, H, W)
+ * when it comes encoded already (encoding none). */
+size_t snn_model_input_elems(const snn_model *model, size_t B, snn_encoding encoding);
 /* After training: copies device parameters back to the host tables and refolds BatchNorm. */
 snn_status snn_model_sync_host(snn_model *model);
 /* Where snn_model_forward_run copies one sample's spikes: LIF layer l's go to out[l]

@@ -38,11 +38,8 @@ static cl_mem z_buffer(snn_trainer *tr, int i) {
 static snn_status reserve(snn_trainer *tr, const train_plan *p) {
     snn_model *m = tr->model;
     snn_context *ctx = tr->ctx;
-    const snn_model_config *cfg = &m->cfg;
     const size_t B = p->B, T = p->T, P = p->P;
-    const size_t C0 = (size_t)cfg->in_channels, HW0 = (size_t)cfg->height * (size_t)cfg->width;
-    size_t in_T = p->encoding == SNN_ENCODING_NONE ? T : 1;
-    SNN_TRY(snn_dbuf_reserve(ctx, &tr->input, B * in_T * C0 * HW0 * FS));
+    SNN_TRY(snn_dbuf_reserve(ctx, &tr->input, snn_model_input_elems(m, B, p->encoding) * FS));
     SNN_TRY(snn_dbuf_reserve(ctx, &tr->labels, B * sizeof(cl_int)));
     size_t scratch = 0, gup = 0, state = 0, partial = 0;
     const size_t N = P * T * B;
@@ -167,7 +164,7 @@ static snn_status upload_batch(snn_trainer *tr, const train_plan *p, const snn_b
     const snn_model_config *cfg = &tr->model->cfg;
     const size_t B = p->B, C0 = (size_t)cfg->in_channels, HW0 = (size_t)cfg->height * (size_t)cfg->width;
     const size_t in_T = p->encoding == SNN_ENCODING_NONE ? p->T : 1;
-    const size_t in_bytes = B * in_T * C0 * HW0 * FS;
+    const size_t in_bytes = snn_model_input_elems(tr->model, B, p->encoding) * FS;
     cl_mem src = tr->input.mem;
     if (p->dev_input && p->dev_input_off == 0)
         src = p->dev_input; /* read in place */

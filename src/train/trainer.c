@@ -373,9 +373,7 @@ static snn_status enqueue_step_cl(snn_trainer *tr, const snn_batch_cl *b, cl_uin
     SNN_TRY(snn_wait_list_check(num_wait, wait_list, fn));
     train_plan p;
     SNN_TRY(plan_batch(tr, b->size, b->pre_encoded, &p, fn));
-    const snn_model_config *cfg = &tr->model->cfg;
-    const size_t in_T = p.encoding == SNN_ENCODING_NONE ? p.T : 1, fs = sizeof(float);
-    const size_t in_elems = p.B * in_T * (size_t)cfg->in_channels * (size_t)cfg->height * (size_t)cfg->width;
+    const size_t fs = sizeof(float), in_elems = snn_model_input_elems(tr->model, p.B, p.encoding);
     if (b->input_offset > SIZE_MAX / fs || b->labels_offset > SIZE_MAX / sizeof(cl_int))
         return snn_fail(SNN_ERR_INVALID_ARG, "%s: an offset is beyond any buffer", fn);
     SNN_TRY(snn_caller_buffer(tr->ctx, b->input, b->input_offset * fs, in_elems * fs, fn, "batch->input"));
