@@ -24,6 +24,12 @@ void snn_profile_stop(snn_context *ctx, int slot, double start) {
     ctx->profile_calls[slot]++;
 }
 
+void snn_count_host_sync(snn_context *ctx, unsigned long *counter) {
+    SNN_LOCK(ctx);
+    (*counter)++;
+    SNN_UNLOCK(ctx);
+}
+
 unsigned long snn_host_syncs(snn_context *ctx) {
     SNN_LOCK(ctx);
     const unsigned long n = ctx->host_reads + ctx->host_writes + ctx->host_waits;
@@ -306,9 +312,7 @@ snn_status snn_buffer_write(snn_context *ctx, cl_mem mem, size_t offset, size_t 
     if (bytes == 0) return SNN_OK;
     cl_int err = snn_fault_hit(SNN_FAULT_LAUNCH);
     if (err == CL_SUCCESS) err = clEnqueueWriteBuffer(ctx->queue, mem, CL_TRUE, offset, bytes, src, 0, NULL, NULL);
-    SNN_LOCK(ctx);
-    ctx->host_writes++;
-    SNN_UNLOCK(ctx);
+    snn_count_host_sync(ctx, &ctx->host_writes);
     return snn_cl_check(err, "clEnqueueWriteBuffer");
 }
 
@@ -316,9 +320,7 @@ snn_status snn_buffer_read(snn_context *ctx, cl_mem mem, size_t offset, size_t b
     if (bytes == 0) return SNN_OK;
     cl_int err = snn_fault_hit(SNN_FAULT_READ);
     if (err == CL_SUCCESS) err = clEnqueueReadBuffer(ctx->queue, mem, CL_TRUE, offset, bytes, dst, 0, NULL, NULL);
-    SNN_LOCK(ctx);
-    ctx->host_reads++;
-    SNN_UNLOCK(ctx);
+    snn_count_host_sync(ctx, &ctx->host_reads);
     return snn_cl_check(err, "clEnqueueReadBuffer");
 }
 

@@ -118,6 +118,8 @@ void snn_profile_stop(snn_context *ctx, int slot, double start);
 #define SNN_LOCK(ctx) pthread_mutex_lock(&(ctx)->lock)
 #define SNN_UNLOCK(ctx) pthread_mutex_unlock(&(ctx)->lock)
 
+/* Counts one host synchronization in *counter (one of ctx's host_* counters). */
+void snn_count_host_sync(snn_context *ctx, unsigned long *counter);
 /* Host synchronizations so far (blocking reads and writes, waits for the queue). */
 unsigned long snn_host_syncs(snn_context *ctx);
 /* Counts a call on device buffers that began when snn_host_syncs was `before`. */

@@ -444,9 +444,7 @@ snn_status snn_context_finish(snn_context *ctx) {
     if (!ctx) return snn_fail(SNN_ERR_INVALID_ARG, "snn_context_finish: ctx is NULL");
     cl_int err = snn_fault_hit(SNN_FAULT_READ);
     if (err == CL_SUCCESS) err = clFinish(ctx->queue);
-    SNN_LOCK(ctx);
-    ctx->host_waits++;
-    SNN_UNLOCK(ctx);
+    snn_count_host_sync(ctx, &ctx->host_waits);
     return snn_cl_check(err, "clFinish");
 }
 

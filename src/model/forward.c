@@ -201,9 +201,7 @@ static snn_status tap_spikes(const snn_model *m, const forward_plan *p, const sn
     if (err == CL_SUCCESS)
         err = clEnqueueReadBufferRect(m->ctx->queue, spk, CL_TRUE, origin, host_origin, region, p->B * S * fs,
                                       gstride * fs, S * fs, Tn * S * fs, h, 0, NULL, NULL);
-    SNN_LOCK(m->ctx);
-    m->ctx->host_reads++;
-    SNN_UNLOCK(m->ctx);
+    snn_count_host_sync(m->ctx, &m->ctx->host_reads);
     snn_status st = snn_cl_check(err, "clEnqueueReadBufferRect (spike record)");
     if (st == SNN_OK) {
         uint8_t *out = tap->out[layer];
