@@ -27,6 +27,19 @@ static snn_status agree(MPI_Comm comm, int rank, snn_status mine) {
     return snn_report_error((snn_status)status, msg);
 }
 
+/* Every trainable tensor's gradient between the trainer and `flat`, one after the
+ * other in the trainer's order: read into flat, or (to_trainer) written from it. */
+static snn_status move_grads(snn_trainer *tr, float *flat, int to_trainer) {
+    snn_status st = SNN_OK;
+    for (int i = 0, n = snn_trainer_num_grads(tr); st == SNN_OK && i < n; i++) {
+        size_t count = 0;
+        st = snn_trainer_grad_info(tr, i, NULL, NULL, NULL, &count);
+        if (st == SNN_OK) st = to_trainer ? snn_trainer_write_grad(tr, i, flat) : snn_trainer_read_grad(tr, i, flat);
+        flat += count;
+    }
+    return st;
+}
+
 snn_status snn_mpi_step(snn_trainer *tr, MPI_Comm comm, const snn_batch *batch, snn_step_stats *stats) {
     if (comm == MPI_COMM_NULL) return snn_report_error(SNN_ERR_INVALID_ARG, "snn_mpi_step: comm is MPI_COMM_NULL");
     int rank = 0;
@@ -53,12 +66,7 @@ snn_status snn_mpi_step(snn_trainer *tr, MPI_Comm comm, const snn_batch *batch, 
     const int empty = st == SNN_OK && batch->size == 0; /* a share at the end of an epoch */
     if (empty) memset(flat, 0, total * sizeof *flat);
     if (st == SNN_OK && !empty) st = snn_trainer_gradients(tr, batch, &local);
-    for (size_t at = 0, i = 0; st == SNN_OK && !empty && i < (size_t)n_grads; i++) {
-        size_t count = 0;
-        snn_trainer_grad_info(tr, (int)i, NULL, NULL, NULL, &count);
-        st = snn_trainer_read_grad(tr, (int)i, flat + at);
-        at += count;
-    }
+    if (st == SNN_OK && !empty) st = move_grads(tr, flat, 0);
     if ((st = agree(comm, rank, st)) != SNN_OK) {
         free(flat);
         return st;
@@ -80,12 +88,7 @@ snn_status snn_mpi_step(snn_trainer *tr, MPI_Comm comm, const snn_batch *batch, 
         flat[k] /= global;
         sq += (double)flat[k] * flat[k];
     }
-    for (size_t at = 0, i = 0; st == SNN_OK && i < (size_t)n_grads; i++) {
-        size_t count = 0;
-        snn_trainer_grad_info(tr, (int)i, NULL, NULL, NULL, &count);
-        st = snn_trainer_write_grad(tr, (int)i, flat + at);
-        at += count;
-    }
+    st = move_grads(tr, flat, 1);
     free(flat);
     const float lr = snn_trainer_next_lr(tr);
     if (st == SNN_OK) st = snn_trainer_apply(tr);
