@@ -93,14 +93,9 @@ int cmd_eval(int argc, char **argv) {
     snn_dataset *ds = NULL;
     snn_status st;
     char dev[256];
-    if (par.rank != 0) {
+    if (par.rank != 0) { /* rank 0 alone shows progress and writes the JSON */
         quiet = 1;
         json = NULL;
-        if (!freopen("/dev/null", "w", stdout)) {
-            fprintf(stderr, "snncl eval: rank %d: cannot silence its output\n", par.rank);
-            status = 1;
-            goto done;
-        }
     }
     status = cli_load_split("eval", data, dir, strcmp(split, "train") == 0, (size_t)limit, &ds);
     if (status) goto done;

@@ -718,13 +718,9 @@ int cmd_train(int argc, char **argv) {
     r.writer = r.par.rank == 0;
     status = 1;
     if (o->resume && (status = restore_from_checkpoint(&r)) != 0) goto done;
-    if (!r.writer) { /* rank 0 alone prints and writes files (all evaluate, each a part) */
+    if (!r.writer) { /* rank 0 alone writes files (all evaluate, each a part) */
         o->quiet = 1;
         o->json = o->plot = NULL;
-        if (!freopen("/dev/null", "w", stdout)) {
-            fprintf(stderr, "snncl train: rank %d: cannot silence its output\n", r.par.rank);
-            goto done;
-        }
     }
     status = 2;
     if (o->T < 1 || o->epochs < 0 || o->batch < 1 || o->eval_batch < 1 || o->limit < 0 || o->test_limit < 0 ||

@@ -35,6 +35,11 @@ int cli_parallel_init(cli_parallel *p, const char *cmd) {
     MPI_Comm_rank(MPI_COMM_WORLD, &p->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &p->ranks);
     p->local_rank = env_int(local_rank_vars);
+    if (p->rank != 0 && !freopen("/dev/null", "w", stdout)) { /* rank 0 alone prints */
+        fprintf(stderr, "snncl %s: rank %d: cannot silence its output\n", cmd, p->rank);
+        cli_parallel_finish(p, 1);
+        return 1;
+    }
     return 0;
 #else
     fprintf(stderr,

@@ -13,8 +13,9 @@ typedef struct cli_parallel {
     int mpi;        /* MPI_Init was called */
 } cli_parallel;
 
-/* Joins the launcher's ranks, if any; 0, or an exit status after saying why (an snncl
- * built without MPI refuses to run as N separate copies under mpirun). */
+/* Joins the launcher's ranks, if any, and sends the standard output of every rank but
+ * 0 to /dev/null; 0, or an exit status after saying why (an snncl built without MPI
+ * refuses to run as N separate copies under mpirun). */
 int cli_parallel_init(cli_parallel *p, const char *cmd);
 /* Leaves MPI normally (status 0), or ends every rank's process (any other status:
  * after a failure on one rank the others may be waiting for it). */
