@@ -794,6 +794,21 @@ class DataParallelTests(CliTestCase):
         self.assertEqual(rc, 2, err)
         self.assertIn("at least 2 images per rank", err)
 
+    def test_failures_end_every_rank(self):
+        """A failure every rank meets (a missing dataset) ends each cleanly with its status;
+        one rank's alone (its device does not exist) ends the others, which wait for it."""
+        rc, _, err = run_mpi(2, ["train", "--data", "mnist", "--data-dir", self.path("nowhere"), "--out",
+                                 self.path("n.safetensors")])
+        self.assertEqual(rc, 1, err)
+        self.assertEqual(err.count("train-images-idx3-ubyte missing"), 2, err)
+        self.assertNotIn("ends the run", err)
+        out = self.path("d.safetensors")
+        rc, _, err = run_mpi(2, self.args(out, "--device", "0,7"))
+        self.assertNotEqual(rc, 0, err)
+        self.assertIn("device index 7 out of range", err)
+        self.assertIn("rank 1 of 2 ends the run", err)
+        self.assertFalse(os.path.exists(out))
+
     def test_resume_with_another_number_of_ranks(self):
         out = self.path("m.safetensors")
         ckpt = self.path("m.ckpt.safetensors")

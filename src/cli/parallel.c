@@ -4,9 +4,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #if SNNCL_HAVE_MPI
 #include "snncl_mpi.h"
+
+/* For cli_parallel_finish's meeting alone, so that it can never be matched with a
+ * collective call another rank is still in on MPI_COMM_WORLD. */
+static MPI_Comm finish_comm = MPI_COMM_NULL;
+/* How long a failing rank waits for the others at the end before ending them all. */
+enum { FINISH_WAIT_MS = 5000 };
 #endif
 
 /* The launcher's world size and local rank, from its environment (Open MPI's, or a
@@ -34,6 +41,7 @@ int cli_parallel_init(cli_parallel *p, const char *cmd) {
     p->mpi = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &p->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &p->ranks);
+    MPI_Comm_dup(MPI_COMM_WORLD, &finish_comm);
     p->local_rank = env_int(local_rank_vars);
     if (p->rank != 0 && !freopen("/dev/null", "w", stdout)) { /* rank 0 alone prints */
         fprintf(stderr, "snncl %s: rank %d: cannot silence its output\n", cmd, p->rank);
@@ -50,14 +58,37 @@ int cli_parallel_init(cli_parallel *p, const char *cmd) {
 #endif
 }
 
+#if SNNCL_HAVE_MPI
+/* Whether every rank reached cli_parallel_finish within FINISH_WAIT_MS. */
+static int all_ranks_finish(void) {
+    MPI_Request req;
+    if (MPI_Ibarrier(finish_comm, &req) != MPI_SUCCESS) return 0;
+    const struct timespec tick = {0, 10 * 1000 * 1000};
+    for (int waited = 0; waited <= FINISH_WAIT_MS; waited += 10) {
+        int done = 0;
+        if (MPI_Test(&req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) return 0;
+        if (done) return 1;
+        nanosleep(&tick, NULL);
+    }
+    return 0;
+}
+#endif
+
 void cli_parallel_finish(const cli_parallel *p, int status) {
 #if SNNCL_HAVE_MPI
     if (!p->mpi) return;
-    if (status != 0 && p->ranks > 1) {
+    /* A failure every rank saw (a usage error, one agreed on during training) ends each
+     * of them here: all leave MPI normally and mpirun passes the exit status on. Only a
+     * rank whose peers never come, still waiting for it inside a step, ends them all,
+     * and only one rank at a time: Open MPI 4.1's mpirun can crash when several call
+     * MPI_Abort at once. */
+    if (status != 0 && p->ranks > 1 && !all_ranks_finish()) {
         fprintf(stderr, "snncl: rank %d of %d ends the run (exit status %d)\n", p->rank, p->ranks, status);
         fflush(NULL);
         MPI_Abort(MPI_COMM_WORLD, status);
     }
+    if (status == 0 && p->ranks > 1) MPI_Barrier(finish_comm);
+    MPI_Comm_free(&finish_comm);
     MPI_Finalize();
 #else
     (void)p;

@@ -17,8 +17,10 @@ typedef struct cli_parallel {
  * 0 to /dev/null; 0, or an exit status after saying why (an snncl built without MPI
  * refuses to run as N separate copies under mpirun). */
 int cli_parallel_init(cli_parallel *p, const char *cmd);
-/* Leaves MPI normally (status 0), or ends every rank's process (any other status:
- * after a failure on one rank the others may be waiting for it). */
+/* Leaves MPI. After a failure (status not 0) it waits a few seconds for the other
+ * ranks: if they all come (they saw the failure too) each leaves normally, and the
+ * caller exits with its status; if not (they are waiting for this rank inside a step)
+ * this rank ends every rank's process (MPI_Abort). A collective call otherwise. */
 void cli_parallel_finish(const cli_parallel *p, int status);
 /* Whether any rank's flag is set (a collective call: every rank at the same point). */
 int cli_parallel_any(const cli_parallel *p, int flag);
