@@ -600,7 +600,14 @@ typedef struct snn_train_config {
      *  warm-up, update k (from 0) uses lyap_weight * min(1, (k + 1) / N), so the
      *  network can learn the task before its dynamics are pulled toward the target. */
     int64_t lyap_warmup;
-    uint8_t reserved[56];          /**< zero (room for future fields without breaking the ABI) */
+    /** 0 (default): BatchNorm normalizes with the statistics of the batch each step is
+     *  given. 1: synchronized BatchNorm: when several processes train one model on
+     *  shares of a global batch, every BatchNorm layer uses the global batch's
+     *  statistics, summed over the processes by the function given to
+     *  snn_trainer_set_sum() (snn_mpi_step() of snncl_mpi.h gives one). Alone, or with
+     *  no such function, nothing changes. */
+    int32_t sync_batchnorm;
+    uint8_t reserved[52];          /**< zero (room for future fields without breaking the ABI) */
 } snn_train_config;
 
 /** Sets the seed's training defaults (the comments of ::snn_train_config). The cosine
@@ -684,6 +691,31 @@ SNN_API snn_status snn_trainer_read_grad(snn_trainer *tr, int i, float *out);
  * snn_trainer_gradients() and snn_trainer_apply(), a gradient averaged across
  * processes, for example. */
 SNN_API snn_status snn_trainer_write_grad(snn_trainer *tr, int i, const float *in);
+/** The configuration the trainer was created with (with the defaults filled in when
+ * it was created from NULL). */
+SNN_API snn_status snn_trainer_get_config(const snn_trainer *tr, snn_train_config *cfg);
+
+/** Sums `n` values in place over every process that trains the model together (an
+ * all-reduce: on return each process holds the same sums); SNN_OK, or an error after
+ * snn_report_error(). */
+typedef snn_status (*snn_sum_fn)(void *user, double *values, size_t n);
+/** The processes' sum for synchronized BatchNorm (snn_train_config::sync_batchnorm);
+ * sum NULL removes it. With one set, snn_trainer_gradients() (and the other steps)
+ * become collective calls: every process calls them together, each with its share of
+ * the global batch, and each call sums 2 x (BatchNorm layers) times, in the same order
+ * with the same n everywhere, whatever the share:
+ *  - a share may be empty (size 0, snn_trainer_gradients() only): it takes part in
+ *    the sums and gets zero gradients;
+ *  - a process whose step fails still makes the step's remaining sums, with
+ *    values[0] = 1 (0 otherwise), so no process waits forever: a sum that comes back
+ *    with values[0] above this process's own fails the step with "another process
+ *    failed";
+ *  - the gradients each process gets, weighted by its share of the global batch and
+ *    summed, are the global batch's (as snn_mpi_step() combines them).
+ * Each sum waits for the device, so a synchronized step on a device batch
+ * (snn_trainer_step_cl()) returns only after its backward. The function must stay
+ * valid while set. */
+SNN_API snn_status snn_trainer_set_sum(snn_trainer *tr, snn_sum_fn sum, void *user);
 /** Optimizer updates taken so far (restored by snn_trainer_load_state()). */
 SNN_API int64_t snn_trainer_steps_done(const snn_trainer *tr);
 /** The learning rate the next update will use. */

@@ -1455,6 +1455,7 @@ static void tc_lyap_weight(snn_train_config *c) { c->lyap_weight = NAN; }
 static void tc_lyap_target(snn_train_config *c) { c->lyap_target = INFINITY; }
 static void tc_lyap_eps(snn_train_config *c) { c->lyap_eps = 0.0f; }
 static void tc_lyap_warmup(snn_train_config *c) { c->lyap_warmup = -2; }
+static void tc_sync_batchnorm(snn_train_config *c) { c->sync_batchnorm = 2; }
 static void tc_optimizer(snn_train_config *c) { c->optimizer = (snn_optimizer)5; }
 static void tc_schedule(snn_train_config *c) { c->schedule = (snn_schedule)-1; }
 
@@ -1463,7 +1464,7 @@ static const bad_train_config bad_train_configs[] = {
     {tc_adam_eps, "adam_eps"}, {tc_momentum, "momentum"}, {tc_decay, "weight_decay"},  {tc_cosine, "total_steps"},
     {tc_step_size, "step_size"}, {tc_gamma, "gamma"},     {tc_clip, "grad_clip"},      {tc_lyap_weight, "lyap_weight"},
     {tc_lyap_target, "lyap_target"}, {tc_lyap_eps, "lyap_eps"}, {tc_optimizer, "optimizer"},
-    {tc_schedule, "schedule"}, {tc_lyap_warmup, "lyap_warmup"},
+    {tc_schedule, "schedule"}, {tc_lyap_warmup, "lyap_warmup"}, {tc_sync_batchnorm, "sync_batchnorm"},
 };
 
 START_TEST(test_bad_trainer_create) {
@@ -1585,6 +1586,14 @@ START_TEST(test_bad_trainer_queries) {
     ck_assert_fails_naming(snn_trainer_write_grad(NULL, 0, grad), SNN_ERR_INVALID_ARG, "snn_trainer_write_grad", "tr");
     ck_assert_fails_naming(snn_trainer_write_grad(f.tr, n, grad), SNN_ERR_INVALID_ARG, "snn_trainer_write_grad", "i");
     ck_assert_fails_naming(snn_trainer_write_grad(f.tr, 0, NULL), SNN_ERR_INVALID_ARG, "snn_trainer_write_grad", "in");
+    /* the configuration back; the sum of synchronized BatchNorm */
+    snn_train_config cfg;
+    ck_assert_fails_naming(snn_trainer_get_config(NULL, &cfg), SNN_ERR_INVALID_ARG, "snn_trainer_get_config", "tr");
+    ck_assert_fails_naming(snn_trainer_get_config(f.tr, NULL), SNN_ERR_INVALID_ARG, "snn_trainer_get_config", "cfg");
+    ck_assert_snn_ok(snn_trainer_get_config(f.tr, &cfg));
+    ck_assert_int_eq(cfg.sync_batchnorm, 0);
+    ck_assert_fails_naming(snn_trainer_set_sum(NULL, NULL, NULL), SNN_ERR_INVALID_ARG, "snn_trainer_set_sum", "tr");
+    ck_assert_snn_ok(snn_trainer_set_sum(f.tr, NULL, NULL));
     /* what is written is what is read */
     float doubled[SNN_ARRAY_LEN_T(grad)], back[SNN_ARRAY_LEN_T(grad)];
     for (size_t k = 0; k < SNN_ARRAY_LEN_T(grad); k++) doubled[k] = 2.0f * grad[k] + 1.0f;

@@ -724,11 +724,15 @@ def mpi_env():
     return env
 
 
-def run_mpi(ranks, args, timeout=TIMEOUT):
-    """`mpirun -np RANKS snncl ARGS`; (rc, stdout, stderr)."""
+def run_mpi(ranks, args, timeout=TIMEOUT, rank1_env=None):
+    """`mpirun -np RANKS snncl ARGS`; (rc, stdout, stderr). rank1_env: variables for rank 1 alone."""
     env = mpi_env()
-    p = subprocess.run(MPIRUN + ["-np", str(ranks), SNNCL] + list(args), stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=timeout, env=env)
+    cmd = MPIRUN + ["-np", str(ranks), SNNCL] + list(args)
+    if rank1_env:
+        exports = " ".join("%s=%s" % kv for kv in rank1_env.items())
+        cmd[len(MPIRUN) + 2:len(MPIRUN) + 2] = [
+            "sh", "-c", 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then export %s; fi; exec "$0" "$@"' % exports]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, env=env)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
@@ -807,6 +811,63 @@ class DataParallelTests(CliTestCase):
         self.assertNotEqual(rc, 0, err)
         self.assertIn("device index 7 out of range", err)
         self.assertIn("rank 1 of 2 ends the run", err)
+        self.assertFalse(os.path.exists(out))
+
+    def model_distance(self, a, b):
+        """||a - b|| / ||a|| over all the float tensors of two model files."""
+        ta, _ = st_read(a)
+        tb, _ = st_read(b)
+        num = den = 0.0
+        for name, t in ta.items():
+            if t.dtype != "F32":
+                continue
+            x, y = t.values(), tb[name].values()
+            num += sum((p - q) ** 2 for p, q in zip(x, y))
+            den += sum(p * p for p in x)
+        return math.sqrt(num / den)
+
+    # What makes shares of a batch see what the whole batch sees: no random encoding or
+    # dropout, no regularizer (it squares each rank's own batch mean of the estimate).
+    SAME_WORK = ["--encoding", "direct", "--dropout", "0", "--lyap-weight", "0"]
+
+    def test_sync_bn_equals_one_process(self):
+        """--sync-bn: 3 ranks on uneven shares of every batch, the last step's empty on two
+        of them, make the model that one process makes from the whole batches, up to
+        rounding (measured 5e-8; each rank's own statistics: ~1e-2)."""
+        args = ["train", "--data", "mnist", "--data-dir", self.data, "--channels", "4,8", "--T", "3", "--batch",
+                "16", "--limit", "33", "--epochs", "1", "--no-eval", "--quiet"] + self.SAME_WORK
+        one, three = self.path("one.safetensors"), self.path("three.safetensors")
+        self.run_ok(args + ["--out", one])
+        rc, stdout, err = run_mpi(3, args + ["--sync-bn", "--out", three])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("BatchNorm statistics of the global batch", stdout)
+        self.assertLess(self.model_distance(one, three), 1e-6)
+        _, meta = st_read(self.path("three.ckpt.safetensors"))
+        self.assertEqual(meta["cli.sync-bn"], "1")  # the choice is the checkpoint's
+
+    def test_sync_bn_epoch_on_fashion_mnist(self):
+        """The issue's acceptance run: an epoch of 2048 Fashion-MNIST images (8 steps of 256)
+        on 2 ranks with --sync-bn against one process. Rounding differences grow through
+        the spikes' thresholds step by step: measured 3.3e-3 after the epoch (one process
+        on 2 PoCL threads instead of 1: 5.9e-4); the bound is 3e-2."""
+        if not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):
+            self.skipTest("Debian's dataset-fashion-mnist is not installed (tools/setup-debian.sh installs it)")
+        args = ["train", "--limit", "2048", "--epochs", "1", "--batch", "256", "--channels", "16,32", "--T", "4",
+                "--no-eval", "--quiet"] + self.SAME_WORK
+        one, two = self.path("one.safetensors"), self.path("two.safetensors")
+        self.run_ok(args + ["--out", one], env=mpi_env())
+        rc, _, err = run_mpi(2, args + ["--sync-bn", "--out", two])
+        self.assertEqual(rc, 0, err)
+        self.assertLess(self.model_distance(one, two), 3e-2)
+
+    def test_sync_bn_failure_inside_a_step(self):
+        """A device failure on rank 1 between BatchNorm's sums: both ranks stop at that step
+        with rank 1's error, and leave normally (no rank waits forever, none is killed)."""
+        out = self.path("f.safetensors")
+        rc, _, err = run_mpi(2, self.args(out, "--sync-bn"), rank1_env={"SNNCL_FAULT": "read:3"})
+        self.assertNotEqual(rc, 0, err)
+        self.assertEqual(err.count("rank 1: clEnqueueReadBuffer failed: CL_DEVICE_NOT_AVAILABLE"), 2, err)
+        self.assertNotIn("ends the run", err)
         self.assertFalse(os.path.exists(out))
 
     def test_resume_with_another_number_of_ranks(self):

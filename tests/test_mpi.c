@@ -1,8 +1,10 @@
 /* snn_mpi_step on 2 ranks (tests/meson.build runs it under mpirun -np 2): each rank
  * trains on its half of a global batch; the update equals the one a single process
  * makes from the two halves' gradients averaged, bit for bit, on both ranks. A rank
- * with a bad batch makes both ranks fail, naming it, with no update anywhere.
+ * with a bad batch makes both ranks fail, naming it, with no update anywhere. With
+ * synchronized BatchNorm, 2 ranks equal one process on the whole batch.
  * Not Check: its fork mode and MPI do not mix; failures print and exit 1. */
+#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +28,15 @@ enum { HALF = 4, IN = 64, K = 5 };
 
 static int rank;
 
-static snn_model *model(snn_context *ctx) {
+/* The model, the same on every rank; `direct`: direct encoding and no dropout, so that
+ * the batch's seed does not matter and shares of a batch see what the whole sees. */
+static snn_model *model_of(snn_context *ctx, int direct) {
     snn_model_config cfg;
     OK(snn_model_config_default(&cfg, "simple"));
+    if (direct) {
+        cfg.encoding = SNN_ENCODING_DIRECT;
+        cfg.dropout = 0.0f;
+    }
     cfg.in_channels = 1;
     cfg.height = cfg.width = 8;
     cfg.num_classes = K;
@@ -37,8 +45,109 @@ static snn_model *model(snn_context *ctx) {
     cfg.channels[1] = 8;
     cfg.T = 3;
     snn_model *m = NULL;
-    OK(snn_model_create(&m, ctx, &cfg, 7)); /* the same on every rank */
+    OK(snn_model_create(&m, ctx, &cfg, 7));
     return m;
+}
+static snn_model *model(snn_context *ctx) { return model_of(ctx, 0); }
+
+/* ||a - b|| / ||b|| over all trainable gradients of two trainers. */
+static double grad_distance(snn_trainer *a, snn_trainer *b) {
+    double num = 0, den = 0;
+    for (int i = 0; i < snn_trainer_num_grads(b); i++) {
+        size_t n = 0;
+        OK(snn_trainer_grad_info(b, i, NULL, NULL, NULL, &n));
+        float *ga = malloc(n * sizeof(float)), *gb = malloc(n * sizeof(float));
+        if (!ga || !gb) FAIL("out of memory");
+        OK(snn_trainer_read_grad(a, i, ga));
+        OK(snn_trainer_read_grad(b, i, gb));
+        for (size_t k = 0; k < n; k++) {
+            num += ((double)ga[k] - gb[k]) * ((double)ga[k] - gb[k]);
+            den += (double)gb[k] * gb[k];
+        }
+        free(ga);
+        free(gb);
+    }
+    return sqrt(num / den);
+}
+
+/* The largest difference between two models' tensors, relative to the larger one's
+ * largest magnitude, the running estimates included. */
+static double model_distance(snn_model *a, snn_model *b) {
+    snn_safetensors *sa = NULL, *sb = NULL;
+    OK(snn_model_to_safetensors(a, &sa));
+    OK(snn_model_to_safetensors(b, &sb));
+    double worst = 0;
+    for (size_t i = 0; i < snn_safetensors_count(sa); i++) {
+        const snn_tensor *ta = snn_safetensors_at(sa, i), *tb = snn_safetensors_find(sb, ta->name);
+        if (!tb || ta->nbytes != tb->nbytes) FAIL("%s is missing or differs in size", ta->name);
+        if (ta->dtype != SNN_F32) continue;
+        const float *x = ta->data, *y = tb->data;
+        double diff = 0, scale = 0;
+        for (size_t k = 0; k < ta->nbytes / sizeof(float); k++) {
+            diff = fmax(diff, fabs((double)x[k] - y[k]));
+            scale = fmax(scale, fabs((double)y[k]));
+        }
+        worst = fmax(worst, diff / fmax(scale, 1e-30));
+        if (getenv("TEST_MPI_VERBOSE")) fprintf(stderr, "rank %d: %s %.3g\n", rank, ta->name, diff / fmax(scale, 1e-30));
+    }
+    snn_safetensors_free(sa);
+    snn_safetensors_free(sb);
+    return worst;
+}
+
+/* Synchronized BatchNorm: 2 ranks on halves of the batch, then rank 0 alone with all
+ * of it (rank 1's share empty), against one process with the whole batch: gradients,
+ * parameters and running estimates equal up to rounding. And a failure on one rank
+ * inside the synchronized step fails both. */
+static void check_sync_batchnorm(snn_context *ctx, const float *x, const int64_t *labels) {
+    const double tol = 2e-5;
+    snn_model *dist = model_of(ctx, 1), *ref = model_of(ctx, 1);
+    snn_train_config tc;
+    snn_train_config_default(&tc);
+    tc.schedule = SNN_SCHEDULE_CONSTANT;
+    tc.optimizer = SNN_OPTIM_SGD; /* Adam would blow rounding up where a gradient is ~0 */
+    tc.lr = 0.05f;
+    tc.lyap_weight = 0.0f; /* the regularizer squares each rank's own batch mean */
+    tc.sync_batchnorm = 1;
+    snn_trainer *td = NULL, *tref = NULL;
+    OK(snn_trainer_create(&td, dist, &tc));
+    OK(snn_trainer_create(&tref, ref, &tc));
+    const snn_batch whole = {.input = x, .labels = labels, .size = 2 * HALF, .seed = 1};
+    const snn_batch half = {.input = x + rank * HALF * IN, .labels = labels + rank * HALF, .size = HALF, .seed = 1};
+    const snn_batch none = {.size = 0};
+    for (int step = 0; step < 4; step++) {
+        /* steps 0 and 1: halves; 2 and 3: rank 0 has the whole batch, rank 1 nothing */
+        const snn_batch *mine = step < 2 ? &half : rank == 0 ? &whole : &none;
+        snn_step_stats got, want;
+        OK(snn_mpi_step(td, MPI_COMM_WORLD, mine, &got));
+        OK(snn_trainer_gradients(tref, &whole, &want));
+        const double g = grad_distance(td, tref);
+        OK(snn_trainer_apply(tref));
+        const double m = model_distance(dist, ref);
+        if (g > tol || m > tol || got.correct != want.correct ||
+            fabs((double)got.cross_entropy - want.cross_entropy) > 1e-5)
+            FAIL("synchronized BatchNorm, step %d: gradients %.3g, model %.3g apart (tolerance %.0e); correct %d "
+                 "vs %d, cross-entropy %.9g vs %.9g", step, g, m, tol, got.correct, want.correct,
+                 (double)got.cross_entropy, (double)want.cross_entropy);
+        if (rank == 0)
+            printf("test_mpi: synchronized BatchNorm, step %d: gradients %.2e, model %.2e from one process\n", step, g,
+                   m);
+    }
+    /* rank 1 fails before its first sum, rank 0 is inside its step: both fail, naming rank 1 */
+    const int64_t steps = snn_trainer_steps_done(td);
+    int64_t bad_labels[HALF] = {0, K + 3, 1, 2};
+    snn_batch bad = half;
+    if (rank == 1) bad.labels = bad_labels;
+    if (snn_mpi_step(td, MPI_COMM_WORLD, &bad, NULL) != SNN_ERR_INVALID_ARG)
+        FAIL("a bad batch on rank 1 passed a synchronized step");
+    if (!strstr(snn_last_error(), "rank 1: ") || !strstr(snn_last_error(), "labels"))
+        FAIL("the synchronized failure does not name rank 1 and its labels: %s", snn_last_error());
+    if (snn_trainer_steps_done(td) != steps) FAIL("an update was applied");
+    OK(snn_mpi_step(td, MPI_COMM_WORLD, &half, NULL)); /* and on it goes */
+    snn_trainer_free(td);
+    snn_trainer_free(tref);
+    snn_model_free(dist);
+    snn_model_free(ref);
 }
 
 int main(int argc, char **argv) {
@@ -134,13 +243,16 @@ int main(int argc, char **argv) {
     if (snn_mpi_step(td, MPI_COMM_NULL, &half[rank], NULL) != SNN_ERR_INVALID_ARG) FAIL("MPI_COMM_NULL passed");
     /* still usable */
     OK(snn_mpi_step(td, MPI_COMM_WORLD, &half[rank], NULL));
+    check_sync_batchnorm(ctx, x, labels);
 
     snn_trainer_free(td);
     snn_trainer_free(tref);
     snn_model_free(dist);
     snn_model_free(ref);
     snn_context_free(ctx);
-    if (rank == 0) printf("test_mpi: 2 ranks, 3 steps equal to the single-process reference bit for bit; failures agreed\n");
+    if (rank == 0)
+        printf("test_mpi: 2 ranks, 3 steps equal to the single-process reference bit for bit; synchronized BatchNorm "
+               "equal to one process on the whole batch; failures agreed\n");
     MPI_Finalize();
     return 0;
 }

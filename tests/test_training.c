@@ -559,6 +559,130 @@ static float *model_params(snn_model *m, size_t *n) {
     return out;
 }
 
+/* ----------------------------------------------------- synchronized BatchNorm -- */
+
+/* A stand-in for the sum over processes in a process alone: counts the calls, checks
+ * that a step's calls come in the same lengths every time, and can pretend another
+ * process failed (adds 1 to values[0] at call `fail_at`). */
+typedef struct lone_sum {
+    int calls, fail_at;
+    size_t lengths[16];
+    double flags[16]; /* values[0] as each call received it */
+} lone_sum;
+
+static snn_status lone(void *user, double *values, size_t n) {
+    lone_sum *s = user;
+    const int k = s->calls++ % 4;
+    if (s->calls <= 4)
+        s->lengths[k] = n;
+    else
+        ck_assert_uint_eq(n, s->lengths[k]);
+    s->flags[k] = values[0];
+    if (s->calls - 1 == s->fail_at) values[0] += 1.0;
+    return SNN_OK;
+}
+
+static double grads_distance(snn_trainer *a, snn_trainer *b) {
+    double num = 0, den = 0;
+    for (int i = 0; i < snn_trainer_num_grads(a); i++) {
+        size_t n;
+        ck_assert_snn_ok(snn_trainer_grad_info(a, i, NULL, NULL, NULL, &n));
+        float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+        ck_assert_snn_ok(snn_trainer_read_grad(a, i, x));
+        ck_assert_snn_ok(snn_trainer_read_grad(b, i, y));
+        for (size_t k = 0; k < n; k++) {
+            num += ((double)x[k] - y[k]) * ((double)x[k] - y[k]);
+            den += (double)y[k] * y[k];
+        }
+        free(x);
+        free(y);
+    }
+    return sqrt(num / den);
+}
+
+/* Synchronized BatchNorm in a process alone (its sum the identity) computes what plain
+ * BatchNorm does, through the split kernels and the host's double sums (bit for bit on
+ * PoCL; the bounds leave room for a device whose float division rounds otherwise): for both
+ * encodings, with and without the estimate's second trajectory. Each step makes 2 sums
+ * per BatchNorm layer, of fixed lengths; an empty share, a failed step and another
+ * process's failure make them too. */
+START_TEST(sync_batchnorm_alone) {
+    const struct {
+        snn_encoding enc;
+        float lyap;
+        double tol; /* the regularizer's gradients amplify rounding ~1/eps */
+    } cases[] = {{SNN_ENCODING_RATE, 0.0f, 1e-5}, {SNN_ENCODING_DIRECT, 0.1f, 2e-3}, {SNN_ENCODING_RATE, 0.1f, 2e-3}};
+    enum { B = 6, PIX = 64 };
+    float x[B * PIX];
+    int64_t labels[B];
+    test_rng rng;
+    test_rng_seed(&rng, 99);
+    for (int i = 0; i < B * PIX; i++) x[i] = test_rng_uniform(&rng, 0.0f, 1.0f);
+    for (int i = 0; i < B; i++) labels[i] = i % 10;
+    for (size_t c = 0; c < SNN_ARRAY_LEN(cases); c++) {
+        snn_model_config cfg = small_model();
+        cfg.encoding = cases[c].enc;
+        snn_model *ma, *mb;
+        ck_assert_snn_ok(snn_model_create(&ma, test_context(), &cfg, 3));
+        ck_assert_snn_ok(snn_model_create(&mb, test_context(), &cfg, 3));
+        snn_train_config tc;
+        snn_train_config_default(&tc);
+        tc.schedule = SNN_SCHEDULE_CONSTANT;
+        tc.lyap_weight = cases[c].lyap;
+        snn_trainer *plain, *synced;
+        ck_assert_snn_ok(snn_trainer_create(&plain, ma, &tc));
+        tc.sync_batchnorm = 1;
+        ck_assert_snn_ok(snn_trainer_create(&synced, mb, &tc));
+        lone_sum sum = {.fail_at = -1};
+        ck_assert_snn_ok(snn_trainer_set_sum(synced, lone, &sum));
+        for (int step = 0; step < 2; step++) {
+            const snn_batch batch = {.input = x, .labels = labels, .size = B, .seed = (uint64_t)(5 + step)};
+            snn_step_stats sa, sb;
+            ck_assert_snn_ok(snn_trainer_step(plain, &batch, &sa));
+            ck_assert_snn_ok(snn_trainer_step(synced, &batch, &sb));
+            ck_assert_int_eq(sum.calls, 4 * (step + 1));
+            ck_assert_int_eq(sa.correct, sb.correct);
+            ck_assert_float_eq_tol(sa.cross_entropy, sb.cross_entropy, 1e-5);
+            const double d = grads_distance(synced, plain);
+            ck_assert_msg(d <= cases[c].tol, "case %zu step %d: gradients %.3g apart", c, step, d);
+        }
+        size_t n;
+        float *pa = model_params(ma, &n), *pb = model_params(mb, &n);
+        for (size_t k = 0; k < n; k++) ck_assert_float_eq_tol(pa[k], pb[k], 1e-4 + 1e-4 * fabsf(pa[k]));
+        free(pa);
+        free(pb);
+        /* an empty share: the 4 sums, zero gradients; no statistics to move anything */
+        const snn_batch none = {.size = 0};
+        snn_step_stats s;
+        ck_assert_snn_ok(snn_trainer_gradients(synced, &none, &s));
+        ck_assert_int_eq(sum.calls, 12);
+        ck_assert_int_eq(s.correct, 0);
+        ck_assert_double_eq(grads_distance(synced, plain), 1.0);
+        /* a bad batch: all 4 sums still made, each flagged */
+        int64_t bad[B] = {0, 1, 2, 99, 4, 5};
+        const snn_batch wrong = {.input = x, .labels = bad, .size = B};
+        ck_assert_int_eq(snn_trainer_gradients(synced, &wrong, NULL), SNN_ERR_INVALID_ARG);
+        ck_assert_int_eq(sum.calls, 16);
+        for (int k = 0; k < 4; k++) ck_assert_double_eq(sum.flags[k], 1.0);
+        /* another process fails at this step's second sum: this one fails, sums on */
+        sum.fail_at = sum.calls + 1;
+        const snn_batch batch = {.input = x, .labels = labels, .size = B};
+        ck_assert_int_eq(snn_trainer_gradients(synced, &batch, NULL), SNN_ERR_INVALID_ARG);
+        ck_assert_ptr_nonnull(strstr(snn_last_error(), "another process failed"));
+        ck_assert_int_eq(sum.calls, 20);
+        ck_assert_double_eq(sum.flags[0], 0.0);
+        ck_assert_double_eq(sum.flags[3], 1.0); /* the rest flagged: this step failed */
+        /* an empty share is a collective call's: refused without a sum */
+        ck_assert_snn_ok(snn_trainer_set_sum(synced, NULL, NULL));
+        ck_assert_int_eq(snn_trainer_gradients(synced, &none, NULL), SNN_ERR_INVALID_ARG);
+        snn_trainer_free(plain);
+        snn_trainer_free(synced);
+        snn_model_free(ma);
+        snn_model_free(mb);
+    }
+}
+END_TEST
+
 /* An snn_run over 11 images in batches of 4 (3 steps an epoch: the last batch holds
  * 3) for 2 epochs with the regularizer, run through; then again, stopped after 4 steps,
  * checkpointed through a file, resumed in fresh objects: the same model bit for bit. */
@@ -710,6 +834,7 @@ static Suite *suite(void) {
     tcase_add_test(st, run_resume_exact);
     tcase_add_test(st, lyap_warmup);
     tcase_add_test(st, run_refuses_non_finite_checkpoint);
+    tcase_add_test(st, sync_batchnorm_alone);
     suite_add_tcase(s, st);
     return s;
 }

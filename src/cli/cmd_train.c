@@ -24,7 +24,7 @@ typedef struct train_opts {
     const char *model, *init, *channels, *encoding, *data, *data_dir, *out, *checkpoint, *resume, *device, *json, *plot;
     const char *lyap_target_text; /* a number, or "floor", "floor+D", "floor-D" (lyap_target resolves it) */
     const char *optimizer, *schedule;
-    int T, epochs, batch, eval_batch, limit, test_limit, checkpoint_every, max_steps, no_eval, quiet;
+    int T, epochs, batch, eval_batch, limit, test_limit, checkpoint_every, max_steps, no_eval, quiet, sync_bn;
     float beta, threshold, gain, dropout, lyap_weight, lyap_target, lyap_eps;
     float lr, beta1, beta2, adam_eps, momentum, weight_decay, gamma, clip;
     int step_size, lyap_warmup;
@@ -325,6 +325,7 @@ static int make_trainer(train_run *r) {
     tc.lyap_target = r->o.lyap_target;
     tc.lyap_eps = r->o.lyap_eps;
     tc.lyap_warmup = r->o.lyap_warmup;
+    tc.sync_batchnorm = r->o.sync_bn;
     if (tc.total_steps < 1) tc.total_steps = 1;
     snn_status st = snn_trainer_create(&r->tr, r->model, &tc);
     if (st == SNN_ERR_INVALID_ARG) {
@@ -360,9 +361,9 @@ static void print_config(const train_run *r) {
            r->o.data, snn_dataset_size(r->train), r->o.epochs, steps_per_epoch(r), r->o.batch, r->o.optimizer,
            (double)r->o.lr, r->o.schedule, (double)r->o.lyap_weight);
     if (r->par.ranks > 1)
-        printf("data-parallel: %d ranks, each a share of every batch (BatchNorm statistics per rank) and of the "
+        printf("data-parallel: %d ranks, each a share of every batch (BatchNorm statistics %s) and of the "
                "evaluation; rank 0 writes the files\n",
-               r->par.ranks);
+               r->par.ranks, r->o.sync_bn ? "of the global batch: --sync-bn" : "per rank");
     if (r->resume)
         printf("resuming from %s at epoch %d, step %d\n", r->o.resume, where(r).epoch + 1, where(r).step);
     fflush(stdout);
@@ -681,6 +682,9 @@ int cmd_train(int argc, char **argv) {
         {"json", CLI_STRING, &o->json, "PATH", "append one JSON line of metrics per epoch to PATH", 0, 0},
         {"plot", CLI_STRING, &o->plot, "PATH", "draw loss, accuracy, Lyapunov estimate per epoch (.png or .svg)", 0, 0},
         {"no-eval", CLI_FLAG, &o->no_eval, NULL, "skip the test-set evaluation", 0, 0},
+        {"sync-bn", CLI_FLAG, &o->sync_bn, NULL,
+         "under mpirun: BatchNorm normalizes with the whole global batch's statistics, summed over the ranks at "
+         "every layer (default: each rank's share's)", 0, 0},
         {"device", CLI_STRING, &o->device, "N|NAME|LIST", "OpenCL device (default $SNNCL_DEVICE or 0); under mpirun a list, one per local rank", 0, 0},
         {"quiet", CLI_FLAG, &o->quiet, NULL, "no progress display", 0, 0},
     };

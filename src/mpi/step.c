@@ -2,6 +2,7 @@
  * flat buffer (each weighted by the share's size), the mean written back and applied.
  * Only public calls of libsnncl: this is what a program with its own communication
  * would write. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,10 +10,12 @@
 
 #include "snncl_mpi.h"
 
-/* Whether every rank succeeded so far: if not, all learn the first failed rank's
- * status and message, so that no rank waits in a collective the others left. */
-static snn_status agree(MPI_Comm comm, int rank, snn_status mine) {
-    int in[2] = {mine == SNN_OK ? 0 : 1, rank}, out[2];
+/* Whether every rank succeeded so far: if not, all learn the status and message of
+ * the first rank that failed on its own (not only because another did, through
+ * synchronized BatchNorm: `echo`), so that no rank waits in a collective the others
+ * left. */
+static snn_status agree(MPI_Comm comm, int rank, snn_status mine, int echo) {
+    int in[2] = {mine == SNN_OK ? 0 : echo ? 1 : 2, rank}, out[2];
     /* the largest "failed" flag, the lowest rank holding it */
     if (MPI_Allreduce(in, out, 1, MPI_2INT, MPI_MAXLOC, comm) != MPI_SUCCESS)
         return snn_report_error(SNN_ERR_IO, "snn_mpi_step: MPI_Allreduce failed");
@@ -40,6 +43,22 @@ static snn_status move_grads(snn_trainer *tr, float *flat, int to_trainer) {
     return st;
 }
 
+/* Synchronized BatchNorm's sum over the ranks (snn_trainer_set_sum), for one step. */
+typedef struct rank_sum {
+    MPI_Comm comm;
+    int echo; /* a sum showed another rank's failure */
+} rank_sum;
+
+static snn_status sum_over_ranks(void *user, double *values, size_t n) {
+    rank_sum *r = user;
+    const double mine = values[0];
+    if (n > INT_MAX) return snn_report_error(SNN_ERR_INVALID_ARG, "snn_mpi_step: too many values to sum");
+    if (MPI_Allreduce(MPI_IN_PLACE, values, (int)n, MPI_DOUBLE, MPI_SUM, r->comm) != MPI_SUCCESS)
+        return snn_report_error(SNN_ERR_IO, "snn_mpi_step: MPI_Allreduce of BatchNorm's sums failed");
+    if (mine == 0.0 && values[0] > 0.0) r->echo = 1; /* another rank failed while this one had not */
+    return SNN_OK;
+}
+
 snn_status snn_mpi_step(snn_trainer *tr, MPI_Comm comm, const snn_batch *batch, snn_step_stats *stats) {
     if (comm == MPI_COMM_NULL) return snn_report_error(SNN_ERR_INVALID_ARG, "snn_mpi_step: comm is MPI_COMM_NULL");
     int rank = 0;
@@ -63,11 +82,26 @@ snn_status snn_mpi_step(snn_trainer *tr, MPI_Comm comm, const snn_batch *batch, 
     snn_step_stats_init(&local);
     if (st == SNN_OK && batch->size < 0)
         st = snn_report_error(SNN_ERR_INVALID_ARG, "snn_mpi_step: batch->size is negative");
+    /* With synchronized BatchNorm the trainer sums over the ranks inside its step, so
+     * every rank steps, an empty share too, and a failing one still makes the sums. */
+    snn_train_config cfg;
+    rank_sum sync = {comm, 0};
+    const int synced = tr && snn_trainer_get_config(tr, &cfg) == SNN_OK && cfg.sync_batchnorm;
+    if (synced && st == SNN_OK) st = snn_trainer_set_sum(tr, sum_over_ranks, &sync);
     const int empty = st == SNN_OK && batch->size == 0; /* a share at the end of an epoch */
     if (empty) memset(flat, 0, total * sizeof *flat);
-    if (st == SNN_OK && !empty) st = snn_trainer_gradients(tr, batch, &local);
+    if (synced && st != SNN_OK) {
+        /* the sums only, flagged as failed (a step on no batch fails), and this error kept */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", snn_last_error());
+        if (snn_trainer_set_sum(tr, sum_over_ranks, &sync) == SNN_OK) snn_trainer_gradients(tr, NULL, NULL);
+        snn_report_error(st, msg);
+    } else if (st == SNN_OK && (!empty || synced)) {
+        st = snn_trainer_gradients(tr, batch, &local);
+    }
+    if (synced) snn_trainer_set_sum(tr, NULL, NULL);
     if (st == SNN_OK && !empty) st = move_grads(tr, flat, 0);
-    if ((st = agree(comm, rank, st)) != SNN_OK) {
+    if ((st = agree(comm, rank, st, sync.echo)) != SNN_OK) {
         free(flat);
         return st;
     }
@@ -92,7 +126,7 @@ snn_status snn_mpi_step(snn_trainer *tr, MPI_Comm comm, const snn_batch *batch, 
     free(flat);
     const float lr = snn_trainer_next_lr(tr);
     if (st == SNN_OK) st = snn_trainer_apply(tr);
-    if ((st = agree(comm, rank, st)) != SNN_OK) return st;
+    if ((st = agree(comm, rank, st, 0)) != SNN_OK) return st;
     if (stats) {
         snn_step_stats_init(stats);
         stats->cross_entropy = (float)(sums[1] / sums[0]);

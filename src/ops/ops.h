@@ -195,6 +195,22 @@ snn_status snn_op_bn_running_update(snn_context *ctx, cl_mem mean, cl_mem var_un
 snn_status snn_op_bn_backward(snn_context *ctx, cl_mem g, cl_mem z, cl_mem mean, cl_mem rstd,
                               cl_mem gamma, size_t C, size_t P, size_t T, size_t Pz, size_t Tz,
                               size_t M, cl_mem partial, cl_mem dgamma, cl_mem dbeta);
+/* Synchronized BatchNorm (statistics of all processes' batches), each half of the two
+ * above split around the host's sum over processes:
+ * forward: moments (R, C, 2) = (mean, sum of squared deviations) of each block of z,
+ * then the tables from the global stats (R, C, 2) = (mean, biased variance) over N
+ * values per block; backward: partial (P*T, C, 2) = the block's sum(g), sum(g * xhat),
+ * then g in place from means (P*T, C, 2), the two means to subtract in this process's
+ * scale, and dgamma, dbeta from its own partial. */
+snn_status snn_op_bn_moments(snn_context *ctx, cl_mem z, size_t C, size_t R, size_t M, cl_mem moments);
+snn_status snn_op_bn_tables(snn_context *ctx, cl_mem stats, size_t C, size_t R, double N, cl_mem gamma,
+                            cl_mem beta, cl_mem mean, cl_mem rstd, cl_mem var_unbiased, cl_mem scale,
+                            cl_mem shift);
+snn_status snn_op_bn_backward_sums(snn_context *ctx, cl_mem g, cl_mem z, cl_mem mean, cl_mem rstd, size_t C,
+                                   size_t P, size_t T, size_t Pz, size_t Tz, size_t M, cl_mem partial);
+snn_status snn_op_bn_backward_apply(snn_context *ctx, cl_mem g, cl_mem z, cl_mem mean, cl_mem rstd,
+                                    cl_mem gamma, size_t C, size_t P, size_t T, size_t Pz, size_t Tz, size_t M,
+                                    cl_mem means, cl_mem partial, cl_mem dgamma, cl_mem dbeta);
 /* out (C, X) = sum over r of in (C, R, X). */
 snn_status snn_op_sum_blocks(snn_context *ctx, cl_mem in, cl_mem out, size_t C, size_t R, size_t X);
 

@@ -266,11 +266,13 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
         layer_dims d = dims_of(m, p, i);
         cl_mem z = z_buffer(tr, i);
         SNN_TRY(conv_forward(tr, c, l->in.mem, d, z));
-        SNN_TRY(snn_op_bn_stats(ctx, z, c->cout, d.Pz * d.Tz, B * d.HW, c->bn_weight->dev,
-                                c->bn_bias->dev, l->mean.mem, l->rstd.mem, l->var_unbiased.mem, l->scale.mem,
-                                l->shift.mem));
+        if (snn_sync_active(tr))
+            SNN_TRY(snn_sync_bn_stats(tr, i, z, d.Pz * d.Tz, B, d.HW));
+        else
+            SNN_TRY(snn_op_bn_stats(ctx, z, c->cout, d.Pz * d.Tz, B * d.HW, c->bn_weight->dev, c->bn_bias->dev,
+                                    l->mean.mem, l->rstd.mem, l->var_unbiased.mem, l->scale.mem, l->shift.mem));
         SNN_TRY(snn_op_bn_running_update(ctx, l->mean.mem, l->var_unbiased.mem, c->bn_mean->dev, c->bn_var->dev,
-                                         c->cout, P, T, d.Pz, d.Tz, 0.1f));
+                                         c->cout, P, T, d.Pz, d.Tz, SNN_BN_MOMENTUM));
         c->bn_count->i64 += (int64_t)(P * T);
         if (c->pool && P == 1) {
             SNN_TRY(run_lif_pooled(tr, p, i, z, d.Tz, l->scale.mem, l->shift.mem, next));
@@ -386,9 +388,13 @@ static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch
         /* With one shared input (and so one set of statistics) BatchNorm's backward of
          * the summed gradient is the sum of the per-step backwards: run it once. */
         const size_t gP = summed ? 1 : P, gT = summed ? 1 : T;
-        SNN_TRY(snn_op_bn_backward(ctx, tr->scratch.mem, z, l->mean.mem, l->rstd.mem, c->bn_weight->dev,
-                                   c->cout, gP, gT, d.Pz, d.Tz, B * d.HW, tr->partial.mem, GRAD(c->bn_weight),
-                                   GRAD(c->bn_bias)));
+        if (snn_sync_active(tr))
+            SNN_TRY(snn_sync_bn_backward(tr, i, tr->scratch.mem, z, gP, gT, d.Pz, d.Tz, B * d.HW, GRAD(c->bn_weight),
+                                         GRAD(c->bn_bias)));
+        else
+            SNN_TRY(snn_op_bn_backward(ctx, tr->scratch.mem, z, l->mean.mem, l->rstd.mem, c->bn_weight->dev,
+                                       c->cout, gP, gT, d.Pz, d.Tz, B * d.HW, tr->partial.mem, GRAD(c->bn_weight),
+                                       GRAD(c->bn_bias)));
         cl_mem dz = tr->scratch.mem;
         if (!summed && d.Pz * d.Tz < P * T) {
             /* Trajectories (and, for direct encoding, steps) shared this convolution; its

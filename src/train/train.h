@@ -33,6 +33,23 @@ typedef struct train_param {
     snn_dbuf grad, m, v; /* Adam: m, v; SGD: m is the momentum buffer */
 } train_param;
 
+/* Synchronized BatchNorm (syncbn.c): the processes' sum, and where this step is in
+ * its sequence of sums. */
+typedef struct train_sync {
+    snn_sum_fn fn;
+    void *user;
+    int done;            /* sums made this step */
+    double global_batch; /* the global batch's size, from this step's first sum */
+    size_t rows;         /* trajectories x steps with statistics of the layer summed last */
+    double *values;      /* host: one sum's values (room for the longest) */
+    float *local;        /* host: one layer's moments or gradient sums, then what goes back (2 x cap) */
+    size_t cap;          /* elements of values: the longest sum */
+    snn_dbuf dev, dev2;  /* the global statistics, or the means to subtract, on the device */
+} train_sync;
+
+/* BatchNorm's running estimates: (1 - m) * running + m * batch statistic, as PyTorch. */
+#define SNN_BN_MOMENTUM 0.1f
+
 /* Shapes of one step. */
 typedef struct train_plan {
     size_t B, T, P, L, K;
@@ -70,11 +87,30 @@ struct snn_trainer {
     float pending_lr;
     snn_workspace ws, ws2;
     snn_conv_diff diff;                    /* the perturbed convolutions as sparse differences */
+    train_sync sync;
 };
 
 
 /* Forward and backward of one batch: gradients into tr->train[i].grad, running
  * statistics moved, per-sample loss/correct and the estimate left on the device. */
 snn_status snn_train_forward_backward(snn_trainer *tr, const snn_batch *batch, const train_plan *p);
+
+/* Synchronized BatchNorm (syncbn.c). Whether this trainer's steps sum over processes. */
+int snn_sync_active(const snn_trainer *tr);
+/* In place of snn_op_bn_stats: the tables of conv layer i from the global batch's
+ * statistics of z (Cout, R, B*HW). With B = 0 (an empty share) only the sum, which
+ * leaves the global (mean, biased variance) pairs in tr->sync.local. */
+snn_status snn_sync_bn_stats(snn_trainer *tr, int i, cl_mem z, size_t R, size_t B, size_t HW);
+/* An empty share's step: the forward sums, and the running estimates moved by the
+ * global statistics as every other process moves them. */
+snn_status snn_sync_empty_share(snn_trainer *tr);
+/* In place of snn_op_bn_backward: g (Cout, P, T, B*HW) in place with the global
+ * batch's gradient means; arguments as snn_op_bn_backward's. */
+snn_status snn_sync_bn_backward(snn_trainer *tr, int i, cl_mem g, cl_mem z, size_t P, size_t T, size_t Pz,
+                                size_t Tz, size_t M, cl_mem dgamma, cl_mem dbeta);
+/* At the end of every step: the sums it still owes the others, flagged as a failure
+ * when st is not SNN_OK (all of them when it failed before the first); returns st. */
+snn_status snn_sync_end_step(snn_trainer *tr, snn_status st);
+void snn_sync_release(train_sync *s);
 
 #endif

@@ -92,6 +92,8 @@ static snn_status check_config(const snn_train_config *c) {
     REQUIRE(c->lyap_warmup >= 0, "lyap_warmup must be >= 0, got %lld", (long long)c->lyap_warmup);
     REQUIRE(c->lyap_weight == 0.0f || (isfinite(c->lyap_eps) && c->lyap_eps > 0.0f),
             "lyap_eps must be a positive number, got %g", (double)c->lyap_eps);
+    REQUIRE(c->sync_batchnorm == 0 || c->sync_batchnorm == 1, "sync_batchnorm must be 0 or 1, got %d",
+            (int)c->sync_batchnorm);
 #undef REQUIRE
     return SNN_OK;
 }
@@ -132,6 +134,7 @@ void snn_trainer_free(snn_trainer *tr) {
                        &tr->dropped, &tr->logits, &tr->glogits, &tr->gsum, &tr->loss, &tr->correct, &tr->sq,
                        &tr->lambda, &tr->gdiv, &tr->lyap_out, &tr->norms, &tr->bad_label};
     for (size_t k = 0; k < SNN_ARRAY_LEN(all); k++) snn_dbuf_release(all[k]);
+    snn_sync_release(&tr->sync);
     snn_workspace_release(&tr->ws);
     snn_workspace_release(&tr->ws2);
     snn_conv_diff_release(&tr->diff);
@@ -342,9 +345,19 @@ static snn_status enqueue_step(snn_trainer *tr, const snn_batch *batch, const tr
     return SNN_OK;
 }
 
+/* A process's empty share of a synchronized step: zero gradients, figures of nothing. */
+static snn_status empty_share(snn_trainer *tr, snn_step_stats *stats) {
+    SNN_TRY(snn_sync_empty_share(tr));
+    for (int i = 0; i < tr->num_train; i++)
+        SNN_TRY(snn_buffer_fill_zero(tr->ctx, tr->train[i].grad.mem, 0, tr->train[i].p->count * sizeof(float)));
+    if (stats) snn_step_stats_init(stats);
+    return SNN_OK;
+}
+
 static snn_status run_step(snn_trainer *tr, const snn_batch *batch, snn_step_stats *stats, int apply) {
     const char *fn = apply ? "snn_trainer_step" : "snn_trainer_gradients";
     SNN_REQUIRE_ARG(fn, tr);
+    if (!apply && batch && batch->size == 0 && snn_sync_active(tr)) return empty_share(tr, stats);
     train_plan p;
     SNN_TRY(check_batch(tr, batch, &p, fn));
     if (tr->pending) SNN_TRY(settle_pending(tr, fn));
@@ -358,11 +371,11 @@ static snn_status run_step(snn_trainer *tr, const snn_batch *batch, snn_step_sta
 }
 
 snn_status snn_trainer_step(snn_trainer *tr, const snn_batch *batch, snn_step_stats *stats) {
-    return run_step(tr, batch, stats, 1);
+    return snn_sync_end_step(tr, run_step(tr, batch, stats, 1));
 }
 
 snn_status snn_trainer_gradients(snn_trainer *tr, const snn_batch *batch, snn_step_stats *stats) {
-    return run_step(tr, batch, stats, 0);
+    return snn_sync_end_step(tr, run_step(tr, batch, stats, 0));
 }
 
 static snn_status enqueue_step_cl(snn_trainer *tr, const snn_batch_cl *b, cl_uint num_wait,
@@ -398,7 +411,7 @@ static snn_status enqueue_step_cl(snn_trainer *tr, const snn_batch_cl *b, cl_uin
 static snn_status run_step_cl(snn_trainer *tr, const snn_batch_cl *b, cl_uint num_wait, const cl_event *wait_list,
                               cl_event *event, int apply) {
     const unsigned long syncs = tr ? snn_host_syncs(tr->ctx) : 0;
-    const snn_status st = enqueue_step_cl(tr, b, num_wait, wait_list, event, apply);
+    const snn_status st = snn_sync_end_step(tr, enqueue_step_cl(tr, b, num_wait, wait_list, event, apply));
     if (st != SNN_OK && event) *event = NULL;
     if (st == SNN_OK) snn_profile_device_call(tr->ctx, syncs);
     return st;
@@ -425,6 +438,13 @@ snn_status snn_trainer_wait(snn_trainer *tr, snn_step_stats *stats) {
     SNN_TRY(read_stats(tr, &p, &s));
     s.lr = lr;
     if (stats) *stats = s;
+    return SNN_OK;
+}
+
+snn_status snn_trainer_get_config(const snn_trainer *tr, snn_train_config *cfg) {
+    SNN_REQUIRE_ARG("snn_trainer_get_config", tr);
+    SNN_REQUIRE_ARG("snn_trainer_get_config", cfg);
+    *cfg = tr->cfg;
     return SNN_OK;
 }
 
