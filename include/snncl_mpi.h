@@ -13,7 +13,11 @@
  * **BatchNorm** normalizes each rank's share with that share's statistics, and each
  * rank moves its own running estimates, as PyTorch's DistributedDataParallel does:
  * N ranks equal one process on the global batch up to those statistics (and the
- * Lyapunov regularizer, which squares each rank's batch mean of the estimate).
+ * Lyapunov regularizer, which squares each rank's batch mean of the estimate). With
+ * snn_train_config::sync_batchnorm set, snn_mpi_step() sums BatchNorm's statistics
+ * over `comm` inside the step (snn_trainer_set_sum() with an MPI_Allreduce), so every
+ * rank normalizes with the global batch's and moves the same running estimates: N
+ * ranks then equal one process up to rounding (and the regularizer).
  *
  * Link with `-lsnncl_mpi -lsnncl` and the MPI library (mpicc does the latter).
  */
@@ -36,7 +40,8 @@ extern "C" {
  *  estimate and loss averaged over all samples, correct summed, the averaged
  *  gradient's norm, the learning rate used. When any rank fails before the update
  *  (a bad batch, a device error), every rank returns that rank's status, with
- *  snn_last_error() saying "rank R: ...", and no rank applies an update. */
+ *  snn_last_error() saying "rank R: ..." (R the first rank that failed on its own, not
+ *  because another did), and no rank applies an update. */
 SNN_API snn_status snn_mpi_step(snn_trainer *tr, MPI_Comm comm, const snn_batch *batch, snn_step_stats *stats);
 
 #ifdef __cplusplus
