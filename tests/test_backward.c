@@ -762,6 +762,72 @@ START_TEST(test_bn_backward) {
     assert_sentinel(gb, C, C + pad, w2);
     float *part = dev_download(ctx, partial, 2 * P * T * C + pad);
     assert_sentinel(part, 2 * P * T * C, 2 * P * T * C + pad, "bn_backward partial");
+
+    /* Synchronized BatchNorm's halves (one process: the sums over processes are the
+     * identity). bn_moments: (mean, sum of squared deviations) per (r, c); bn_tables
+     * from (mean, biased variance): the tables above. */
+    cl_mem momd = dev_sentinel(ctx, 2 * R * C + pad);
+    ck_assert_snn_ok(snn_op_bn_moments(ctx, zd, C, R, M, momd));
+    float *mom = dev_download(ctx, momd, 2 * R * C + pad);
+    double *want_mom = host_alloc_d(2 * R * C);
+    float *stats = host_alloc(2 * R * C);
+    for (size_t k = 0; k < R * C; k++) {
+        want_mom[2 * k] = mean[k];
+        want_mom[2 * k + 1] = varu[k] * (double)(M - 1);
+        stats[2 * k] = (float)mean[k];
+        stats[2 * k + 1] = (float)(want_mom[2 * k + 1] / (double)M);
+    }
+    snprintf(w2, sizeof w2, "bn_moments %s", what);
+    check_scaled(mom, want_mom, 2 * R * C, zmax, 1e-5, w2);
+    assert_sentinel(mom, 2 * R * C, 2 * R * C + pad, w2);
+    cl_mem statd = dev_upload(ctx, stats, 2 * R * C), tabs2[5];
+    for (int k = 0; k < 5; k++) tabs2[k] = dev_sentinel(ctx, R * C + pad);
+    ck_assert_snn_ok(snn_op_bn_tables(ctx, statd, C, R, (double)M, gd, bd, tabs2[0], tabs2[1], tabs2[2], tabs2[3],
+                                      tabs2[4]));
+    for (int k = 0; k < 5; k++) {
+        float *t2 = dev_download(ctx, tabs2[k], R * C + pad);
+        snprintf(w2, sizeof w2, "bn_tables %s %s", tab_names[k], what);
+        check_scaled(t2, want_tabs[k], R * C, (k == 0 || k == 4) ? zmax : 0.0, 1e-5, w2);
+        assert_sentinel(t2, R * C, R * C + pad, w2);
+        free(t2);
+        snn_buffer_release(&tabs2[k]);
+    }
+    /* bn_backward_sums: bn_backward's partial; bn_backward_apply with the means
+     * partial / M: bn_backward's dz, dgamma and dbeta */
+    cl_mem g2 = dev_upload_padded(ctx, w, ng, pad), partial2 = dev_sentinel(ctx, 2 * P * T * C + pad);
+    ck_assert_snn_ok(snn_op_bn_backward_sums(ctx, g2, zd, tabs[0], tabs[1], C, P, T, Pz, Tz, M, partial2));
+    float *part2 = dev_download(ctx, partial2, 2 * P * T * C + pad);
+    ck_assert_mem_eq(part2, part, (2 * P * T * C + pad) * sizeof(float));
+    float *means = host_alloc(2 * P * T * C);
+    for (size_t k = 0; k < 2 * P * T * C; k++) means[k] = part[k] / (float)M;
+    cl_mem meansd = dev_upload(ctx, means, 2 * P * T * C);
+    cl_mem dgamma2 = dev_sentinel(ctx, C + pad), dbeta2 = dev_sentinel(ctx, C + pad);
+    ck_assert_snn_ok(snn_op_bn_backward_apply(ctx, g2, zd, tabs[0], tabs[1], gd, C, P, T, Pz, Tz, M, meansd,
+                                              partial2, dgamma2, dbeta2));
+    float *got2 = dev_download(ctx, g2, ng + pad), *gg2 = dev_download(ctx, dgamma2, C + pad),
+          *gb2 = dev_download(ctx, dbeta2, C + pad);
+    snprintf(w2, sizeof w2, "bn_backward_apply dz %s", what);
+    check_scaled(got2, want_blk, ng, 0.0, 1e-4, w2);
+    assert_sentinel(got2, ng, ng + pad, w2);
+    check_scaled(gg2, want + nz, C, 0.0, 1e-4, "bn_backward_apply dgamma");
+    check_scaled(gb2, want + nz + C, C, 0.0, 1e-4, "bn_backward_apply dbeta");
+    assert_sentinel(gg2, C, C + pad, "bn_backward_apply dgamma");
+    assert_sentinel(gb2, C, C + pad, "bn_backward_apply dbeta");
+    free(mom);
+    free(want_mom);
+    free(stats);
+    free(part2);
+    free(means);
+    free(got2);
+    free(gg2);
+    free(gb2);
+    snn_buffer_release(&momd);
+    snn_buffer_release(&statd);
+    snn_buffer_release(&g2);
+    snn_buffer_release(&partial2);
+    snn_buffer_release(&meansd);
+    snn_buffer_release(&dgamma2);
+    snn_buffer_release(&dbeta2);
     if (R == P * T) {
         /* nothing shared: the blocks are the gradient of z */
         snprintf(w2, sizeof w2, "bn_backward total dz %s", what);

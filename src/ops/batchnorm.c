@@ -51,9 +51,9 @@ static snn_status param_grads(snn_context *ctx, cl_mem partial, cl_mem dgamma, c
                                SNN_ARG_UINT(R)));
 }
 
-/* The arguments every backward kernel starts with, in order. */
-#define BN_BLOCK_ARGS(g, z, mean, rstd)                                                                      \
-    SNN_ARG_MEM(g), SNN_ARG_MEM(z), SNN_ARG_MEM(mean), SNN_ARG_MEM(rstd)
+/* The arguments every backward kernel takes, in order: its block's data and tables,
+ * (gamma,) then the shapes. */
+#define BN_BLOCK_ARGS SNN_ARG_MEM(g), SNN_ARG_MEM(z), SNN_ARG_MEM(mean), SNN_ARG_MEM(rstd)
 #define BN_SHAPE_ARGS                                                                                        \
     SNN_ARG_UINT(C), SNN_ARG_UINT(P), SNN_ARG_UINT(T), SNN_ARG_UINT(Pz), SNN_ARG_UINT(Tz), SNN_ARG_UINT(M)
 
@@ -64,7 +64,7 @@ snn_status snn_op_bn_backward(snn_context *ctx, cl_mem g, cl_mem z, cl_mem mean,
     SNN_TRY(snn_group_wg(ctx, "snn_k_bn_backward", 256, &wg));
     size_t global[1] = {C * P * T * wg}, local[1] = {wg};
     SNN_TRY(snn_launch(ctx, "snn_k_bn_backward", 1, global, local,
-                       SNN_ARGS(BN_BLOCK_ARGS(g, z, mean, rstd), SNN_ARG_MEM(gamma), BN_SHAPE_ARGS,
+                       SNN_ARGS(BN_BLOCK_ARGS, SNN_ARG_MEM(gamma), BN_SHAPE_ARGS,
                                 SNN_ARG_MEM(partial), SNN_ARG_LOCAL(wg * sizeof(float)))));
     return param_grads(ctx, partial, dgamma, dbeta, C, P * T);
 }
@@ -75,7 +75,7 @@ snn_status snn_op_bn_backward_sums(snn_context *ctx, cl_mem g, cl_mem z, cl_mem 
     SNN_TRY(snn_group_wg(ctx, "snn_k_bn_backward_sums", 256, &wg));
     size_t global[1] = {C * P * T * wg}, local[1] = {wg};
     return snn_launch(ctx, "snn_k_bn_backward_sums", 1, global, local,
-                      SNN_ARGS(BN_BLOCK_ARGS(g, z, mean, rstd), BN_SHAPE_ARGS, SNN_ARG_MEM(partial),
+                      SNN_ARGS(BN_BLOCK_ARGS, BN_SHAPE_ARGS, SNN_ARG_MEM(partial),
                                SNN_ARG_LOCAL(wg * sizeof(float))));
 }
 
@@ -86,7 +86,7 @@ snn_status snn_op_bn_backward_apply(snn_context *ctx, cl_mem g, cl_mem z, cl_mem
     SNN_TRY(snn_group_wg(ctx, "snn_k_bn_backward_apply", 256, &wg));
     size_t global[1] = {C * P * T * wg}, local[1] = {wg};
     SNN_TRY(snn_launch(ctx, "snn_k_bn_backward_apply", 1, global, local,
-                       SNN_ARGS(BN_BLOCK_ARGS(g, z, mean, rstd), SNN_ARG_MEM(gamma), BN_SHAPE_ARGS,
+                       SNN_ARGS(BN_BLOCK_ARGS, SNN_ARG_MEM(gamma), BN_SHAPE_ARGS,
                                 SNN_ARG_MEM(means))));
     return param_grads(ctx, partial, dgamma, dbeta, C, P * T);
 }
