@@ -565,7 +565,7 @@ static float *model_params(snn_model *m, size_t *n) {
  * that a step's calls come in the same lengths every time, and can pretend another
  * process failed (adds 1 to values[0] at call `fail_at`). */
 typedef struct lone_sum {
-    int calls, fail_at;
+    int calls, fail_at, error_at; /* error_at: this call itself fails */
     size_t lengths[16];
     double flags[16]; /* values[0] as each call received it */
 } lone_sum;
@@ -578,6 +578,7 @@ static snn_status lone(void *user, double *values, size_t n) {
     else
         ck_assert_uint_eq(n, s->lengths[k]);
     s->flags[k] = values[0];
+    if (s->calls - 1 == s->error_at) return snn_report_error(SNN_ERR_IO, "the network is down");
     if (s->calls - 1 == s->fail_at) values[0] += 1.0;
     return SNN_OK;
 }
@@ -633,7 +634,7 @@ START_TEST(sync_batchnorm_alone) {
         ck_assert_snn_ok(snn_trainer_create(&plain, ma, &tc));
         tc.sync_batchnorm = 1;
         ck_assert_snn_ok(snn_trainer_create(&synced, mb, &tc));
-        lone_sum sum = {.fail_at = -1};
+        lone_sum sum = {.fail_at = -1, .error_at = -1};
         ck_assert_snn_ok(snn_trainer_set_sum(synced, lone, &sum));
         for (int step = 0; step < 2; step++) {
             const snn_batch batch = {.input = x, .labels = labels, .size = B, .seed = (uint64_t)(5 + step)};
@@ -672,6 +673,12 @@ START_TEST(sync_batchnorm_alone) {
         ck_assert_int_eq(sum.calls, 20);
         ck_assert_double_eq(sum.flags[0], 0.0);
         ck_assert_double_eq(sum.flags[3], 1.0); /* the rest flagged: this step failed */
+        /* the sum itself fails at the step's first: the step fails saying so, and makes no more */
+        sum.fail_at = -1;
+        sum.error_at = sum.calls;
+        ck_assert_int_eq(snn_trainer_gradients(synced, &batch, NULL), SNN_ERR_IO);
+        ck_assert_ptr_nonnull(strstr(snn_last_error(), "sum over processes failed: the network is down"));
+        ck_assert_int_eq(sum.calls, 21);
         /* an empty share is a collective call's: refused without a sum */
         ck_assert_snn_ok(snn_trainer_set_sum(synced, NULL, NULL));
         ck_assert_int_eq(snn_trainer_gradients(synced, &none, NULL), SNN_ERR_INVALID_ARG);

@@ -65,7 +65,7 @@ static snn_status sum(snn_trainer *tr, size_t n) {
     s->done++;
     if (st != SNN_OK) {
         s->done = sums_per_step(tr); /* the processes' channel failed: no more sums */
-        return snn_fail(st, "synchronized BatchNorm: the sum over processes failed: %s", snn_last_error());
+        return snn_fail_context(st, "synchronized BatchNorm: the sum over processes failed");
     }
     if (s->values[0] > mine)
         return snn_fail(SNN_ERR_INVALID_ARG,
