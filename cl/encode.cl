@@ -2,10 +2,12 @@
  * convolution's im2col reads. */
 
 /* Rate encoding: s = Bernoulli(clamp(x * gain, 0, 1)).
- * Element e of x (B, C, H, W) at absolute step t draws word (e & 3) of
- * philox((e >> 2, t, SNN_STREAM_RATE, 0), seed) and spikes when that 32-bit integer is
- * below p * 2^32 (exact in float, truncated to an integer), so spikes are identical on
- * every device. One work-item per four elements (one Philox call) and step. */
+ * Element e of x (B, C, H, W) at absolute step t draws word (g & 3) of
+ * philox((g >> 2, t, SNN_STREAM_RATE, 0), seed), g = e0 + e its index in the global
+ * batch that x is a share of (e0 = 0 alone), and spikes when that 32-bit integer is
+ * below p * 2^32 (exact in float, truncated to an integer): spikes are identical on
+ * every device, and a share's are the global batch's. One work-item per Philox call
+ * (four elements of the global batch) and step. */
 /* Position (b, c, hw) of element e of a (B, C, HW) tensor, and the next element's by
  * carries instead of divisions. */
 typedef struct bchw { uint b, c, hw; } bchw;
@@ -24,6 +26,13 @@ inline bchw bchw_next(bchw p, const uint C, const uint HW) {
     return p;
 }
 
+/* The local elements of work-item q's Philox block: e = 4q + k - (e0 & 3) for the
+ * words k in [first, 4) of the block, those below N. */
+inline uint snn_block_first(const uint q, const uint e0) {
+    const uint lo = e0 & 3u;
+    return 4u * q < lo ? lo - 4u * q : 0u;
+}
+
 inline void encode_rate_one(__global const float *x, __global float *out, const uint e, const bchw p,
                             const uint w, const uint B, const uint HW, const uint T, const uint t,
                             const float gain) {
@@ -32,24 +41,23 @@ inline void encode_rate_one(__global const float *x, __global float *out, const 
     out[((p.c * T + t) * B + p.b) * HW + p.hw] = (ulong)w < threshold ? 1.0f : 0.0f;
 }
 
-/* Straight-line code with guarded stores, no loop with an exit: CPU compilers (PoCL)
- * then vectorize across work-items. */
+/* A fixed four-word loop with guarded stores, no exit: CPU compilers (PoCL) unroll it
+ * and vectorize across work-items. */
 __kernel void snn_k_encode_rate(__global const float *x, __global float *out, const uint B, const uint C,
                           const uint HW, const uint T, const uint t0, const float gain,
-                          const uint2 key) {
+                          const uint2 key, const uint e0) {
     const uint q = get_global_id(0);
     const uint t = get_global_id(1);
-    const uint N = B * C * HW, e = 4u * q;
-    if (e >= N) return;
-    const uint4 r = philox4x32_10((uint4)(q, t0 + t, SNN_STREAM_RATE, 0u), key);
-    bchw p = bchw_of(e, C, HW);
-    encode_rate_one(x, out, e, p, r.x, B, HW, T, t, gain);
-    p = bchw_next(p, C, HW);
-    if (e + 1u < N) encode_rate_one(x, out, e + 1u, p, r.y, B, HW, T, t, gain);
-    p = bchw_next(p, C, HW);
-    if (e + 2u < N) encode_rate_one(x, out, e + 2u, p, r.z, B, HW, T, t, gain);
-    p = bchw_next(p, C, HW);
-    if (e + 3u < N) encode_rate_one(x, out, e + 3u, p, r.w, B, HW, T, t, gain);
+    const uint N = B * C * HW, lo = e0 & 3u, k0 = snn_block_first(q, e0);
+    if (4u * q + k0 - lo >= N) return;
+    const uint4 r = philox4x32_10((uint4)(q + (e0 >> 2), t0 + t, SNN_STREAM_RATE, 0u), key);
+    const uint words[4] = {r.x, r.y, r.z, r.w};
+    bchw p = bchw_of(4u * q + k0 - lo, C, HW);
+    for (uint k = k0; k < 4u; k++) {
+        const uint e = 4u * q + k - lo;
+        if (e < N) encode_rate_one(x, out, e, p, words[k], B, HW, T, t, gain);
+        p = bchw_next(p, C, HW);
+    }
 }
 
 /* Steps t0 .. t0+T-1 of in (B, T_total, C, HW) -> out (C, T, B, HW); direct encoding

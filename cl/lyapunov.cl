@@ -18,15 +18,18 @@ __kernel void snn_k_lyapunov_finish(__global const float *sq, __global float *la
  *   gdiv[t,b] = d loss / d diff  per unit diff = 2 w (lambda - target) / (B T)
  *               / ((d + 1e-12 eps) d),   d = sqrt(sum_l sq[l,t,b] + 1e-12)
  * (d log(d/eps + 1e-12) / d diff = diff / ((d + 1e-12 eps) d)). out[0] = lambda.
+ * With `given` the batch mean is given_mean instead: the global batch's, when this
+ * batch is a share of it (synchronized statistics), while B stays the share's (its
+ * gradient is that of its own mean loss).
  * A single work-item: the batch mean couples every sample, and B*T*L is small. */
 __kernel void snn_k_lyapunov_grad(__global const float *sq, __global const float *lambda,
                             __global float *gdiv, __global float *out, const uint L, const uint T,
                             const uint B, const float eps, const float weight,
-                            const float target) {
+                            const float target, const int given, const float given_mean) {
     if (get_global_id(0) != 0) return;
     float mean = 0.0f;
     for (uint b = 0; b < B; b++) mean += lambda[b];
-    mean /= (float)B;
+    mean = given ? given_mean : mean / (float)B;
     out[0] = mean;
     const float coef = 2.0f * weight * (mean - target) / ((float)B * (float)T);
     for (uint t = 0; t < T; t++)

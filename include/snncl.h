@@ -601,11 +601,12 @@ typedef struct snn_train_config {
      *  network can learn the task before its dynamics are pulled toward the target. */
     int64_t lyap_warmup;
     /** 0 (default): BatchNorm normalizes with the statistics of the batch each step is
-     *  given. 1: synchronized BatchNorm: when several processes train one model on
-     *  shares of a global batch, every BatchNorm layer uses the global batch's
-     *  statistics, summed over the processes by the function given to
-     *  snn_trainer_set_sum() (snn_mpi_step() of snncl_mpi.h gives one). Alone, or with
-     *  no such function, nothing changes. */
+     *  given, and the regularizer squares that batch's mean estimate. 1: synchronized
+     *  batch statistics: when several processes train one model on shares of a global
+     *  batch, every BatchNorm layer uses the global batch's statistics and the
+     *  regularizer its mean estimate, summed over the processes by the function given
+     *  to snn_trainer_set_sum() (snn_mpi_step() of snncl_mpi.h gives one). Alone, or
+     *  with no such function, nothing changes. */
     int32_t sync_batchnorm;
     uint8_t reserved[52];          /**< zero (room for future fields without breaking the ABI) */
 } snn_train_config;
@@ -645,7 +646,13 @@ typedef struct snn_batch {
     uint64_t seed;         /**< rate encoding, dropout mask and (without perturb) the perturbation */
     const float *const *perturb; /**< optional unit perturbation per LIF layer, as snn_forward_params */
     int pre_encoded;       /**< nonzero: input is already spikes, as snn_forward_params::pre_encoded */
-    uint8_t reserved[32];  /**< zero (room for future fields without breaking the ABI) */
+    /** When the batch is one process's share of a global batch (several processes
+     *  training together): the index of its first sample in the global batch, and the
+     *  same seed on every process. The random draws (rate encoding, the dropout mask,
+     *  the perturbation) are then those the global batch's samples get in one process.
+     *  0 for a batch of its own. */
+    int64_t first;
+    uint8_t reserved[24];  /**< zero (room for future fields without breaking the ABI) */
 } snn_batch;
 
 /** Zeroes every field, the reserved bytes included (NULL is fine). Start every batch
@@ -699,11 +706,13 @@ SNN_API snn_status snn_trainer_get_config(const snn_trainer *tr, snn_train_confi
  * all-reduce: on return each process holds the same sums); SNN_OK, or an error after
  * snn_report_error(). */
 typedef snn_status (*snn_sum_fn)(void *user, double *values, size_t n);
-/** The processes' sum for synchronized BatchNorm (snn_train_config::sync_batchnorm);
- * sum NULL removes it. With one set, snn_trainer_gradients() (and the other steps)
- * become collective calls: every process calls them together, each with its share of
- * the global batch, and each call sums 2 x (BatchNorm layers) times, in the same order
- * with the same n everywhere, whatever the share:
+/** The processes' sum for synchronized batch statistics
+ * (snn_train_config::sync_batchnorm); sum NULL removes it. With one set,
+ * snn_trainer_gradients() (and the other steps) become collective calls: every process
+ * calls them together, each with its share of the global batch (numbered by
+ * snn_batch::first, one seed everywhere), and each call sums 2 x (BatchNorm layers)
+ * times, once more with the regularizer, in the same order with the same n everywhere,
+ * whatever the share:
  *  - a share may be empty (size 0, snn_trainer_gradients() only): it takes part in
  *    the sums and gets zero gradients;
  *  - a process whose step fails still makes the step's remaining sums, with

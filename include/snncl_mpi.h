@@ -10,14 +10,16 @@
  * calls (snn_trainer_gradients(), snn_trainer_read_grad(), snn_trainer_write_grad(),
  * snn_trainer_apply()), which a program with its own communication can use the same way.
  *
- * **BatchNorm** normalizes each rank's share with that share's statistics, and each
- * rank moves its own running estimates, as PyTorch's DistributedDataParallel does:
- * N ranks equal one process on the global batch up to those statistics (and the
- * Lyapunov regularizer, which squares each rank's batch mean of the estimate). With
- * snn_train_config::sync_batchnorm set, snn_mpi_step() sums BatchNorm's statistics
- * over `comm` inside the step (snn_trainer_set_sum() with an MPI_Allreduce), so every
- * rank normalizes with the global batch's and moves the same running estimates: N
- * ranks then equal one process up to rounding (and the regularizer).
+ * **Batch statistics.** BatchNorm normalizes each rank's share with that share's
+ * statistics, and each rank moves its own running estimates, as PyTorch's
+ * DistributedDataParallel does; the Lyapunov regularizer squares each rank's batch mean
+ * of the estimate. With shares numbered by snn_batch::first and one seed everywhere
+ * (the random draws are then the global batch's), N ranks equal one process up to
+ * those statistics. With snn_train_config::sync_batchnorm set, snn_mpi_step() sums
+ * them over `comm` inside the step (snn_trainer_set_sum() with an MPI_Allreduce): every
+ * rank normalizes with the global batch's statistics, moves the same running
+ * estimates and uses the global mean estimate, and N ranks equal one process up to
+ * rounding.
  *
  * Link with `-lsnncl_mpi -lsnncl` and the MPI library (mpicc does the latter).
  */

@@ -94,7 +94,8 @@ typedef struct snn_batch_cl {
     int size;              /**< B, as snn_batch::size */
     uint64_t seed;         /**< as snn_batch::seed */
     int pre_encoded;       /**< as snn_batch::pre_encoded */
-    uint8_t reserved[32];  /**< zero (room for future fields without breaking the ABI) */
+    int64_t first;         /**< as snn_batch::first */
+    uint8_t reserved[24];  /**< zero (room for future fields without breaking the ABI) */
 } snn_batch_cl;
 
 /** Zeroes every field, the reserved bytes included (NULL is fine). */

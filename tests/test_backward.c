@@ -1336,11 +1336,11 @@ START_TEST(test_dropout) {
         const uint64_t seed = seeds[k];
         const float scale = 1.0f / (1.0f - p);
         cl_mem fo = dev_sentinel(ctx, n + pad), bo = dev_sentinel(ctx, n + pad);
-        ck_assert_snn_ok(snn_op_dropout(ctx, xd, fo, n, p, seed));
-        ck_assert_snn_ok(snn_op_dropout(ctx, gd, bo, n, p, seed));
+        ck_assert_snn_ok(snn_op_dropout(ctx, xd, fo, n, p, seed, 0));
+        ck_assert_snn_ok(snn_op_dropout(ctx, gd, bo, n, p, seed, 0));
         /* in place, as the backward pass runs it */
         cl_mem ip = dev_upload_padded(ctx, g, n, pad);
-        ck_assert_snn_ok(snn_op_dropout(ctx, ip, ip, n, p, seed));
+        ck_assert_snn_ok(snn_op_dropout(ctx, ip, ip, n, p, seed, 0));
         float *f = dev_download(ctx, fo, n + pad), *b = dev_download(ctx, bo, n + pad);
         float *bi = dev_download(ctx, ip, n + pad);
         char what[120];
@@ -1374,6 +1374,17 @@ START_TEST(test_dropout) {
         if (p == 0.0f) expect_msg(kept == n, "%s: p = 0 dropped %zu", what, n - kept);
         if (prev_mask && p > 0.0f && ps[k - 1] > 0.0f)
             expect_msg(differ > n / 10, "%s: mask nearly equal to the previous seed's (%zu differ)", what, differ);
+        /* a share of the rows from element 4001 on (off a Philox block's boundary): the
+         * whole tensor's output there */
+        const size_t e0 = 4001;
+        cl_mem xs = dev_upload(ctx, x + e0, n - e0), so = dev_sentinel(ctx, n - e0 + pad);
+        ck_assert_snn_ok(snn_op_dropout(ctx, xs, so, n - e0, p, seed, e0));
+        float *share = dev_download(ctx, so, n - e0 + pad);
+        assert_bits_equal(share, f + e0, n - e0, "dropout of a share");
+        assert_sentinel(share, n - e0, n - e0 + pad, "dropout of a share");
+        free(share);
+        snn_buffer_release(&xs);
+        snn_buffer_release(&so);
         free(prev_mask);
         prev_mask = mask;
         free(f);

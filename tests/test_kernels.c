@@ -118,33 +118,38 @@ END_TEST
 
 static float clamp01(float p) { return p < 0.0f ? 0.0f : p > 1.0f ? 1.0f : p; }
 
-/* x (B, C, HW) -> out (C, T, B, HW), as documented in cl/encode.cl. */
+/* x (B, C, HW) -> out (C, T, B, HW), as documented in cl/encode.cl; e0: the index of
+ * x's first element in the global batch. */
 static void ref_encode_rate(const float *x, float *out, size_t B, size_t C, size_t HW, size_t T, size_t t0,
-                            float gain, uint64_t seed) {
+                            float gain, uint64_t seed, size_t e0) {
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     for (size_t e = 0; e < B * C * HW; e++) {
-        const size_t b = e / (C * HW), c = (e / HW) % C, hw = e % HW;
+        const size_t b = e / (C * HW), c = (e / HW) % C, hw = e % HW, g = e0 + e;
         const float p = clamp01(x[e] * gain);
         const uint64_t threshold = (uint64_t)(p * 4294967296.0f);
         for (size_t t = 0; t < T; t++) {
-            const uint32_t ctr[4] = {(uint32_t)(e >> 2), (uint32_t)(t0 + t), 0u, 0u};
+            const uint32_t ctr[4] = {(uint32_t)(g >> 2), (uint32_t)(t0 + t), 0u, 0u};
             uint32_t r[4];
             snn_philox4x32_10(ctr, key, r);
-            out[((c * T + t) * B + b) * HW + hw] = (uint64_t)r[e & 3] < threshold ? 1.0f : 0.0f;
+            out[((c * T + t) * B + b) * HW + hw] = (uint64_t)r[g & 3] < threshold ? 1.0f : 0.0f;
         }
     }
 }
 
 /* Runs encode_rate into a fresh sentinel buffer; returns the whole buffer (n + pad). */
-static float *run_encode(snn_context *ctx, cl_mem x, size_t B, size_t C, size_t HW, size_t T, size_t t0,
-                         float gain, uint64_t seed, size_t pad) {
+static float *run_encode_at(snn_context *ctx, cl_mem x, size_t B, size_t C, size_t HW, size_t T, size_t t0,
+                            float gain, uint64_t seed, size_t pad, size_t e0) {
     const size_t n = C * T * B * HW;
     cl_mem out = dev_sentinel(ctx, n + pad);
-    ck_assert_snn_ok(snn_op_encode_rate(ctx, x, out, B, C, HW, T, t0, gain, seed));
+    ck_assert_snn_ok(snn_op_encode_rate(ctx, x, out, B, C, HW, T, t0, gain, seed, e0));
     float *h = dev_download(ctx, out, n + pad);
     assert_sentinel(h, n, n + pad, "encode_rate");
     snn_buffer_release(&out);
     return h;
+}
+static float *run_encode(snn_context *ctx, cl_mem x, size_t B, size_t C, size_t HW, size_t T, size_t t0,
+                         float gain, uint64_t seed, size_t pad) {
+    return run_encode_at(ctx, x, B, C, HW, T, t0, gain, seed, pad, 0);
 }
 
 START_TEST(test_encode_rate_exact) {
@@ -161,7 +166,7 @@ START_TEST(test_encode_rate_exact) {
 
     float *full = run_encode(ctx, xd, B, C, HW, T, 0, gain, seed, pad);
     float *want = host_alloc(C * T * B * HW);
-    ref_encode_rate(x, want, B, C, HW, T, 0, gain, seed);
+    ref_encode_rate(x, want, B, C, HW, T, 0, gain, seed, 0);
     assert_bits_equal(full, want, C * T * B * HW, "encode_rate (t0 = 0)");
     const size_t spikes = count_spikes(full, C * T * B * HW);
     expect_msg(spikes > C * T * B * HW / 5 && spikes < C * T * B * HW * 4 / 5, "implausible spike count %zu",
@@ -170,7 +175,7 @@ START_TEST(test_encode_rate_exact) {
     /* A chunk of steps 3..6 equals the corresponding slice of the full run. */
     const size_t t0 = 3, Tc = 4;
     float *chunk = run_encode(ctx, xd, B, C, HW, Tc, t0, gain, seed, pad);
-    ref_encode_rate(x, want, B, C, HW, Tc, t0, gain, seed);
+    ref_encode_rate(x, want, B, C, HW, Tc, t0, gain, seed, 0);
     assert_bits_equal(chunk, want, C * Tc * B * HW, "encode_rate (t0 = 3)");
     for (size_t c = 0; c < C; c++)
         for (size_t t = 0; t < Tc; t++)
@@ -183,8 +188,30 @@ START_TEST(test_encode_rate_exact) {
 
     /* A chunk far into the sequence. */
     chunk = run_encode(ctx, xd, B, C, HW, 2, 123457, gain, seed, pad);
-    ref_encode_rate(x, want, B, C, HW, 2, 123457, gain, seed);
+    ref_encode_rate(x, want, B, C, HW, 2, 123457, gain, seed, 0);
     assert_bits_equal(chunk, want, C * 2 * B * HW, "encode_rate (t0 = 123457)");
+
+    /* Shares of the batch (samples [0, 1) and [1, 3)): the second starts at element
+     * C*HW = 105 of the global batch, not on a Philox block's boundary. Each share's
+     * spikes are the full run's for its samples. */
+    for (size_t first = 0; first < B; first++) {
+        const size_t Bs = first == 0 ? 1 : B - 1, e0 = first * C * HW;
+        if (first > 1) break;
+        cl_mem xs = dev_upload(ctx, x + e0, Bs * C * HW);
+        float *share = run_encode_at(ctx, xs, Bs, C, HW, T, 0, gain, seed, pad, e0);
+        ref_encode_rate(x + e0, want, Bs, C, HW, T, 0, gain, seed, e0);
+        assert_bits_equal(share, want, C * T * Bs * HW, "encode_rate (a share)");
+        for (size_t c = 0; c < C; c++)
+            for (size_t t = 0; t < T; t++)
+                for (size_t b = 0; b < Bs; b++)
+                    for (size_t hw = 0; hw < HW; hw++)
+                        expect_msg(share[((c * T + t) * Bs + b) * HW + hw] ==
+                                       full[((c * T + t) * B + first + b) * HW + hw],
+                                   "share from %zu: c=%zu t=%zu b=%zu hw=%zu differs from the whole batch", first, c,
+                                   t, b, hw);
+        free(share);
+        snn_buffer_release(&xs);
+    }
 
     free(chunk);
     free(full);
@@ -369,7 +396,7 @@ END_TEST
 
 /* The unit normal of element e (of a (B, C, HW) tensor), per cl/perturb.cl, in double
  * from the same float uniforms. */
-static double ref_normal(uint64_t seed, unsigned layer, size_t e) {
+static double ref_normal(uint64_t seed, unsigned layer, size_t e) { /* e: in the global batch */
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     const uint32_t ctr[4] = {(uint32_t)(e >> 2), layer, 1u /* SNN_STREAM_NORMAL */, 0u};
     uint32_t r[4];
@@ -383,15 +410,19 @@ static double ref_normal(uint64_t seed, unsigned layer, size_t e) {
     return (k & 1) ? rad * sin((double)ang) : rad * cos((double)ang);
 }
 
-static float *run_normal(snn_context *ctx, size_t B, size_t C, size_t HW, unsigned layer, float scale,
-                         uint64_t seed, size_t pad) {
+static float *run_normal_at(snn_context *ctx, size_t B, size_t C, size_t HW, unsigned layer, float scale,
+                            uint64_t seed, size_t pad, size_t e0) {
     const size_t n = B * C * HW;
     cl_mem out = dev_sentinel(ctx, n + pad);
-    ck_assert_snn_ok(snn_op_normal(ctx, out, B, C, HW, layer, scale, seed));
+    ck_assert_snn_ok(snn_op_normal(ctx, out, B, C, HW, layer, scale, seed, e0));
     float *h = dev_download(ctx, out, n + pad);
     assert_sentinel(h, n, n + pad, "normal_channel_major");
     snn_buffer_release(&out);
     return h;
+}
+static float *run_normal(snn_context *ctx, size_t B, size_t C, size_t HW, unsigned layer, float scale,
+                         uint64_t seed, size_t pad) {
+    return run_normal_at(ctx, B, C, HW, layer, scale, seed, pad, 0);
 }
 
 START_TEST(test_normal_channel_major) {
@@ -428,6 +459,19 @@ START_TEST(test_normal_channel_major) {
     /* Same seed and layer: identical. */
     float *u2 = run_normal(ctx, B, C, HW, layer, 1.0f, seed, pad);
     assert_bits_equal(u2, u, n, "normal_channel_major with the same seed");
+
+    /* A share of the last B - 2 samples (from element 2*C*HW, off a Philox block's
+     * boundary when C*HW is odd): the whole batch's values for them. */
+    {
+        const size_t first = 2, Bs = B - first;
+        float *share = run_normal_at(ctx, Bs, C, HW, layer, 1.0f, seed, pad, first * C * HW);
+        for (size_t c = 0; c < C; c++)
+            for (size_t b = 0; b < Bs; b++)
+                for (size_t hw = 0; hw < HW; hw++)
+                    expect_msg(share[(c * Bs + b) * HW + hw] == u[(c * B + first + b) * HW + hw],
+                               "normal share c=%zu b=%zu hw=%zu differs from the whole batch", c, b, hw);
+        free(share);
+    }
     free(u2);
 
     /* Another layer, or a seed differing only in its high word: different values. */

@@ -565,6 +565,7 @@ static float *model_params(snn_model *m, size_t *n) {
  * that a step's calls come in the same lengths every time, and can pretend another
  * process failed (adds 1 to values[0] at call `fail_at`). */
 typedef struct lone_sum {
+    int per_step;                 /* 2 per BatchNorm layer, 1 more with the estimate */
     int calls, fail_at, error_at; /* error_at: this call itself fails */
     size_t lengths[16];
     double flags[16]; /* values[0] as each call received it */
@@ -572,8 +573,8 @@ typedef struct lone_sum {
 
 static snn_status lone(void *user, double *values, size_t n) {
     lone_sum *s = user;
-    const int k = s->calls++ % 4;
-    if (s->calls <= 4)
+    const int k = s->calls++ % s->per_step;
+    if (s->calls <= s->per_step)
         s->lengths[k] = n;
     else
         ck_assert_uint_eq(n, s->lengths[k]);
@@ -601,12 +602,13 @@ static double grads_distance(snn_trainer *a, snn_trainer *b) {
     return sqrt(num / den);
 }
 
-/* Synchronized BatchNorm in a process alone (its sum the identity) computes what plain
- * BatchNorm does, through the split kernels and the host's double sums (bit for bit on
- * PoCL; the bounds leave room for a device whose float division rounds otherwise): for both
- * encodings, with and without the estimate's second trajectory. Each step makes 2 sums
- * per BatchNorm layer, of fixed lengths; an empty share, a failed step and another
- * process's failure make them too. */
+/* Synchronized statistics in a process alone (its sum the identity) compute what plain
+ * BatchNorm and the plain regularizer do, through the split kernels and the host's
+ * double sums (the bounds leave room for the estimate's mean summed in double, and for
+ * a device whose float division rounds otherwise): for both encodings, with and
+ * without the estimate. Each step makes 2 sums per BatchNorm layer and one for the
+ * estimate, of fixed lengths; an empty share, a failed step and another process's
+ * failure make them too. */
 START_TEST(sync_batchnorm_alone) {
     const struct {
         snn_encoding enc;
@@ -634,14 +636,15 @@ START_TEST(sync_batchnorm_alone) {
         ck_assert_snn_ok(snn_trainer_create(&plain, ma, &tc));
         tc.sync_batchnorm = 1;
         ck_assert_snn_ok(snn_trainer_create(&synced, mb, &tc));
-        lone_sum sum = {.fail_at = -1, .error_at = -1};
+        const int S = 4 + (cases[c].lyap > 0.0f); /* 2 BatchNorm layers (, the estimate) */
+        lone_sum sum = {.per_step = S, .fail_at = -1, .error_at = -1};
         ck_assert_snn_ok(snn_trainer_set_sum(synced, lone, &sum));
         for (int step = 0; step < 2; step++) {
             const snn_batch batch = {.input = x, .labels = labels, .size = B, .seed = (uint64_t)(5 + step)};
             snn_step_stats sa, sb;
             ck_assert_snn_ok(snn_trainer_step(plain, &batch, &sa));
             ck_assert_snn_ok(snn_trainer_step(synced, &batch, &sb));
-            ck_assert_int_eq(sum.calls, 4 * (step + 1));
+            ck_assert_int_eq(sum.calls, S * (step + 1));
             ck_assert_int_eq(sa.correct, sb.correct);
             ck_assert_float_eq_tol(sa.cross_entropy, sb.cross_entropy, 1e-5);
             const double d = grads_distance(synced, plain);
@@ -652,33 +655,33 @@ START_TEST(sync_batchnorm_alone) {
         for (size_t k = 0; k < n; k++) ck_assert_float_eq_tol(pa[k], pb[k], 1e-4 + 1e-4 * fabsf(pa[k]));
         free(pa);
         free(pb);
-        /* an empty share: the 4 sums, zero gradients; no statistics to move anything */
+        /* an empty share: the step's sums, zero gradients; no statistics to move anything */
         const snn_batch none = {.size = 0};
         snn_step_stats s;
         ck_assert_snn_ok(snn_trainer_gradients(synced, &none, &s));
-        ck_assert_int_eq(sum.calls, 12);
+        ck_assert_int_eq(sum.calls, 3 * S);
         ck_assert_int_eq(s.correct, 0);
         ck_assert_double_eq(grads_distance(synced, plain), 1.0);
-        /* a bad batch: all 4 sums still made, each flagged */
+        /* a bad batch: all the step's sums still made, each flagged */
         int64_t bad[B] = {0, 1, 2, 99, 4, 5};
         const snn_batch wrong = {.input = x, .labels = bad, .size = B};
         ck_assert_int_eq(snn_trainer_gradients(synced, &wrong, NULL), SNN_ERR_INVALID_ARG);
-        ck_assert_int_eq(sum.calls, 16);
-        for (int k = 0; k < 4; k++) ck_assert_double_eq(sum.flags[k], 1.0);
+        ck_assert_int_eq(sum.calls, 4 * S);
+        for (int k = 0; k < S; k++) ck_assert_double_eq(sum.flags[k], 1.0);
         /* another process fails at this step's second sum: this one fails, sums on */
         sum.fail_at = sum.calls + 1;
         const snn_batch batch = {.input = x, .labels = labels, .size = B};
         ck_assert_int_eq(snn_trainer_gradients(synced, &batch, NULL), SNN_ERR_INVALID_ARG);
         ck_assert_ptr_nonnull(strstr(snn_last_error(), "another process failed"));
-        ck_assert_int_eq(sum.calls, 20);
+        ck_assert_int_eq(sum.calls, 5 * S);
         ck_assert_double_eq(sum.flags[0], 0.0);
-        ck_assert_double_eq(sum.flags[3], 1.0); /* the rest flagged: this step failed */
+        ck_assert_double_eq(sum.flags[S - 1], 1.0); /* the rest flagged: this step failed */
         /* the sum itself fails at the step's first: the step fails saying so, and makes no more */
         sum.fail_at = -1;
         sum.error_at = sum.calls;
         ck_assert_int_eq(snn_trainer_gradients(synced, &batch, NULL), SNN_ERR_IO);
         ck_assert_ptr_nonnull(strstr(snn_last_error(), "sum over processes failed: the network is down"));
-        ck_assert_int_eq(sum.calls, 21);
+        ck_assert_int_eq(sum.calls, 5 * S + 1);
         /* an empty share is a collective call's: refused without a sum */
         ck_assert_snn_ok(snn_trainer_set_sum(synced, NULL, NULL));
         ck_assert_int_eq(snn_trainer_gradients(synced, &none, NULL), SNN_ERR_INVALID_ARG);

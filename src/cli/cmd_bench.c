@@ -106,7 +106,7 @@ static snn_status time_mode(const cli_parallel *par, snn_context *ctx, snn_model
                      hi = (size_t)batch * (size_t)(par->rank + 1) / (size_t)par->ranks;
         if (train) {
             snn_batch b = {.input = x + lo * per, .labels = labels + lo, .size = (int)(hi - lo),
-                           .seed = (uint64_t)(r + 100)};
+                           .seed = (uint64_t)(r + 100), .first = (int64_t)lo};
             st = cli_parallel_step(par, tr, &b, NULL);
         } else {
             fp.seed = (uint64_t)(r + 100);

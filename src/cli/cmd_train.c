@@ -683,8 +683,8 @@ int cmd_train(int argc, char **argv) {
         {"plot", CLI_STRING, &o->plot, "PATH", "draw loss, accuracy, Lyapunov estimate per epoch (.png or .svg)", 0, 0},
         {"no-eval", CLI_FLAG, &o->no_eval, NULL, "skip the test-set evaluation", 0, 0},
         {"sync-bn", CLI_FLAG, &o->sync_bn, NULL,
-         "under mpirun: BatchNorm normalizes with the whole global batch's statistics, summed over the ranks at "
-         "every layer (default: each rank's share's)", 0, 0},
+         "under mpirun: BatchNorm and the regularizer use the whole global batch's statistics, summed over the "
+         "ranks every step (default: each rank's share's)", 0, 0},
         {"device", CLI_STRING, &o->device, "N|NAME|LIST", "OpenCL device (default $SNNCL_DEVICE or 0); under mpirun a list, one per local rank", 0, 0},
         {"quiet", CLI_FLAG, &o->quiet, NULL, "no progress display", 0, 0},
     };

@@ -158,7 +158,7 @@ static snn_status init_perturbation(const snn_model *m, const forward_plan *p, c
             SNN_TRY(snn_op_scale_to_channel_major(m->ctx, f->perturb.mem, f->delta[l].mem, p->B, C, HW,
                                                   fp->lyap_eps));
         } else {
-            SNN_TRY(snn_op_normal(m->ctx, f->delta[l].mem, p->B, C, HW, (unsigned)l, fp->lyap_eps, fp->seed));
+            SNN_TRY(snn_op_normal(m->ctx, f->delta[l].mem, p->B, C, HW, (unsigned)l, fp->lyap_eps, fp->seed, 0));
         }
     }
     return SNN_OK;
@@ -259,7 +259,7 @@ static snn_status forward_chunk(const snn_model *m, const forward_plan *p, size_
     const size_t C0 = (size_t)cfg->in_channels, HW0 = (size_t)cfg->height * (size_t)cfg->width;
 
     if (enc == SNN_ENCODING_RATE)
-        SNN_TRY(snn_op_encode_rate(ctx, p->input, f->act.mem, B, C0, HW0, Tn, t0, cfg->encoding_gain, fp->seed));
+        SNN_TRY(snn_op_encode_rate(ctx, p->input, f->act.mem, B, C0, HW0, Tn, t0, cfg->encoding_gain, fp->seed, 0));
     else if (enc == SNN_ENCODING_NONE)
         SNN_TRY(snn_op_to_channel_major(ctx, p->input, f->act.mem, B, p->T, t0, Tn, C0, HW0));
 

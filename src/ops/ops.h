@@ -34,15 +34,18 @@ static inline cl_uint2 snn_seed_key(uint64_t seed) {
 }
 
 /* ---- encoding and the initial perturbation (cl/encode.cl, cl/perturb.cl, src/ops/encode.c) ---- */
+/* The random draws (here, and dropout's) take e0: the index, in the global batch the
+ * tensor is a share of, of its first element (0 alone), so that a share draws what the
+ * global batch's samples draw. */
 /* x (B, C, HW) -> out (C, T, B, HW) spikes for absolute steps t0 .. t0+T-1. */
 snn_status snn_op_encode_rate(snn_context *ctx, cl_mem x, cl_mem out, size_t B, size_t C, size_t HW,
-                              size_t T, size_t t0, float gain, uint64_t seed);
+                              size_t T, size_t t0, float gain, uint64_t seed, size_t e0);
 /* in (B, T_total, C, HW), steps t0 .. t0+T-1 -> out (C, T, B, HW). */
 snn_status snn_op_to_channel_major(snn_context *ctx, cl_mem in, cl_mem out, size_t B, size_t T_total,
                                    size_t t0, size_t T, size_t C, size_t HW);
 /* out (C, B, HW) = scale * N(0,1), from Philox stream `layer` of seed. */
 snn_status snn_op_normal(snn_context *ctx, cl_mem out, size_t B, size_t C, size_t HW, unsigned layer,
-                         float scale, uint64_t seed);
+                         float scale, uint64_t seed, size_t e0);
 /* out (C, B, HW) = scale * in (B, C, HW). */
 snn_status snn_op_scale_to_channel_major(snn_context *ctx, cl_mem in, cl_mem out, size_t B, size_t C,
                                          size_t HW, float scale);
@@ -228,8 +231,8 @@ snn_status snn_op_flatten_rows(snn_context *ctx, cl_mem in, cl_mem out, size_t C
 snn_status snn_op_linear(snn_context *ctx, cl_mem in, size_t rows, size_t fin, cl_mem weight,
                          cl_mem bias, size_t fout, cl_mem out);
 
-/* out = dropout(x) with the Philox mask of `seed` (rate p); also its own backward. */
-snn_status snn_op_dropout(snn_context *ctx, cl_mem x, cl_mem out, size_t n, float p, uint64_t seed);
+/* out = dropout(x) with the Philox mask of `seed` (rate p) from element e0 on; also its own backward. */
+snn_status snn_op_dropout(snn_context *ctx, cl_mem x, cl_mem out, size_t n, float p, uint64_t seed, size_t e0);
 /* gup (C, P, T, B, hw) = gsum (B, C*hw) on trajectory 0 at every step, 0 on trajectory 1. */
 snn_status snn_op_spike_sum_backward(snn_context *ctx, cl_mem gsum, cl_mem gup, size_t C, size_t P,
                                      size_t T, size_t B, size_t hw);
@@ -263,8 +266,10 @@ snn_status snn_op_sgd_update(snn_context *ctx, cl_mem param, cl_mem grad, cl_mem
 /* lambda (B) from sq (L, T, B). */
 snn_status snn_op_lyapunov_finish(snn_context *ctx, cl_mem sq, cl_mem lambda, size_t L, size_t T,
                                   size_t B, float eps);
-/* gdiv (T, B) for the loss term weight * (mean lambda - target)^2; out[0] = mean lambda. */
+/* gdiv (T, B) for the loss term weight * (mean lambda - target)^2; out[0] = mean lambda.
+ * mean: NULL, or the batch mean to use (the global batch's, for a share of it). */
 snn_status snn_op_lyapunov_grad(snn_context *ctx, cl_mem sq, cl_mem lambda, cl_mem gdiv, cl_mem out,
-                                size_t L, size_t T, size_t B, float eps, float weight, float target);
+                                size_t L, size_t T, size_t B, float eps, float weight, float target,
+                                const float *mean);
 
 #endif

@@ -26,12 +26,12 @@ snn_status snn_op_linear(snn_context *ctx, cl_mem in, size_t rows, size_t fin, c
     return snn_gemm(ctx, 0, 1, rows, fout, fin, 1.0f, in, 0, fin, weight, 0, fin, 1.0f, out, 0, fout);
 }
 
-snn_status snn_op_dropout(snn_context *ctx, cl_mem x, cl_mem out, size_t n, float p, uint64_t seed) {
+snn_status snn_op_dropout(snn_context *ctx, cl_mem x, cl_mem out, size_t n, float p, uint64_t seed, size_t e0) {
     cl_uint2 key = snn_seed_key(seed);
-    size_t global[1] = {(n + 3) / 4};
+    size_t global[1] = {(n + (e0 & 3) + 3) / 4};
     return snn_launch(ctx, "snn_k_dropout", 1, global, NULL,
                       SNN_ARGS(SNN_ARG_MEM(x), SNN_ARG_MEM(out), SNN_ARG_UINT(n), SNN_ARG_FLOAT(p),
-                               ((snn_arg){sizeof key, &key})));
+                               ((snn_arg){sizeof key, &key}), SNN_ARG_UINT(e0)));
 }
 
 snn_status snn_op_spike_sum_backward(snn_context *ctx, cl_mem gsum, cl_mem gup, size_t C, size_t P,

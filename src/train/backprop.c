@@ -102,7 +102,7 @@ static snn_status init_state(snn_trainer *tr, const train_plan *p, const snn_bat
         SNN_TRY(snn_buffer_write(ctx, tr->perturb.mem, 0, n * FS, batch->perturb[l]));
         return snn_op_scale_to_channel_major(ctx, tr->perturb.mem, tr->delta.mem, p->B, C, HW, p->eps);
     }
-    return snn_op_normal(ctx, tr->delta.mem, p->B, C, HW, (unsigned)l, p->eps, batch->seed);
+    return snn_op_normal(ctx, tr->delta.mem, p->B, C, HW, (unsigned)l, p->eps, batch->seed, p->first * C * HW);
 }
 
 /* Runs LIF layer l over all steps from z with the affine tables; writes spikes
@@ -185,7 +185,8 @@ static snn_status upload_batch(snn_trainer *tr, const train_plan *p, const snn_b
     }
     cl_mem in0 = tr->layer[0].in.mem;
     if (p->encoding == SNN_ENCODING_RATE)
-        return snn_op_encode_rate(ctx, src, in0, B, C0, HW0, p->T, 0, cfg->encoding_gain, batch->seed);
+        return snn_op_encode_rate(ctx, src, in0, B, C0, HW0, p->T, 0, cfg->encoding_gain, batch->seed,
+                                  p->first * C0 * HW0);
     return snn_op_to_channel_major(ctx, src, in0, B, in_T, 0, in_T, C0, HW0);
 }
 
@@ -291,7 +292,8 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
     const float drop = m->cfg.dropout;
     cl_mem x = tr->sum.mem;
     if (drop > 0.0f) {
-        SNN_TRY(snn_op_dropout(ctx, tr->sum.mem, tr->dropped.mem, B * readout, drop, batch->seed));
+        SNN_TRY(snn_op_dropout(ctx, tr->sum.mem, tr->dropped.mem, B * readout, drop, batch->seed,
+                                    p->first * readout));
         x = tr->dropped.mem;
     }
     SNN_TRY(snn_op_linear(ctx, x, B, readout, m->fc_w->dev, m->fc_b->dev, p->K, tr->logits.mem));
@@ -299,8 +301,11 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
                                 tr->glogits.mem, B, p->K, tr->bad_label.mem));
     if (P == 2) {
         SNN_TRY(snn_op_lyapunov_finish(ctx, tr->sq.mem, tr->lambda.mem, p->L, T, B, p->eps));
+        float global_mean;
+        const int synced = snn_sync_active(tr);
+        if (synced) SNN_TRY(snn_sync_estimate(tr, B, &global_mean));
         SNN_TRY(snn_op_lyapunov_grad(ctx, tr->sq.mem, tr->lambda.mem, tr->gdiv.mem, tr->lyap_out.mem, p->L, T, B,
-                                     p->eps, p->lyap_weight, tr->cfg.lyap_target));
+                                     p->eps, p->lyap_weight, tr->cfg.lyap_target, synced ? &global_mean : NULL));
     }
     return SNN_OK;
 }
@@ -361,7 +366,8 @@ static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch
     cl_mem x = drop > 0.0f ? tr->dropped.mem : tr->sum.mem;
     SNN_TRY(snn_op_linear_backward(ctx, x, B, readout, m->fc_w->dev, p->K, tr->glogits.mem, GRAD(m->fc_w),
                                    GRAD(m->fc_b), tr->gsum.mem));
-    if (drop > 0.0f) SNN_TRY(snn_op_dropout(ctx, tr->gsum.mem, tr->gsum.mem, B * readout, drop, batch->seed));
+    if (drop > 0.0f) SNN_TRY(snn_op_dropout(ctx, tr->gsum.mem, tr->gsum.mem, B * readout, drop, batch->seed,
+                                    p->first * readout));
 
     int cur = 0; /* gup[cur]: gradient at the output of the layer being processed */
     SNN_TRY(snn_op_spike_sum_backward(ctx, tr->gsum.mem, tr->gup[0].mem, last->G, P, T, B, last->out_hw));

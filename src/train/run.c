@@ -115,9 +115,9 @@ snn_status snn_run_step(snn_run *run, snn_step_stats *stats) {
     /* this process's share [lo, hi) of the batch (all of it alone) */
     const size_t lo = b * (size_t)run->rank / (size_t)run->ranks, hi = b * (size_t)(run->rank + 1) / (size_t)run->ranks;
     if (hi > lo) SNN_TRY(snn_dataset_gather(run->ds, run->order + first + lo, hi - lo, run->x, run->labels));
-    uint64_t seed = snn_run_step_seed(run->seed, p->global_step);
-    if (run->ranks > 1) seed = splitmix64(seed ^ (uint64_t)run->rank);
-    const snn_batch batch = {.input = run->x, .labels = run->labels, .size = (int)(hi - lo), .seed = seed};
+    /* one seed for every rank: a share draws what its samples draw in the whole batch */
+    const snn_batch batch = {.input = run->x, .labels = run->labels, .size = (int)(hi - lo),
+                             .seed = snn_run_step_seed(run->seed, p->global_step), .first = (int64_t)lo};
     snn_step_stats s;
     if (run->step)
         SNN_TRY(run->step(run->user, run->tr, &batch, &s));

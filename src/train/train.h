@@ -33,8 +33,8 @@ typedef struct train_param {
     snn_dbuf grad, m, v; /* Adam: m, v; SGD: m is the momentum buffer */
 } train_param;
 
-/* Synchronized BatchNorm (syncbn.c): the processes' sum, and where this step is in
- * its sequence of sums. */
+/* Synchronized batch statistics (sync.c): the processes' sum, and where this step is
+ * in its sequence of sums. */
 typedef struct train_sync {
     snn_sum_fn fn;
     void *user;
@@ -53,6 +53,7 @@ typedef struct train_sync {
 /* Shapes of one step. */
 typedef struct train_plan {
     size_t B, T, P, L, K;
+    size_t first;           /* the batch's first sample in the global batch (snn_batch.first) */
     snn_encoding encoding;  /* of the input as given (none when pre-encoded) */
     float eps;
     float lyap_weight;      /* this update's weight of the regularizer (after any warm-up) */
@@ -95,7 +96,8 @@ struct snn_trainer {
  * statistics moved, per-sample loss/correct and the estimate left on the device. */
 snn_status snn_train_forward_backward(snn_trainer *tr, const snn_batch *batch, const train_plan *p);
 
-/* Synchronized BatchNorm (syncbn.c). Whether this trainer's steps sum over processes. */
+/* Synchronized batch statistics (sync.c): BatchNorm's, and the Lyapunov estimate's
+ * batch mean. Whether this trainer's steps sum over processes. */
 int snn_sync_active(const snn_trainer *tr);
 /* In place of snn_op_bn_stats: the tables of conv layer i from the global batch's
  * statistics of z (Cout, R, B*HW). With B = 0 (an empty share) only the sum, which
@@ -108,6 +110,9 @@ snn_status snn_sync_empty_share(snn_trainer *tr);
  * batch's gradient means; arguments as snn_op_bn_backward's. */
 snn_status snn_sync_bn_backward(snn_trainer *tr, int i, cl_mem g, cl_mem z, size_t P, size_t T, size_t Pz,
                                 size_t Tz, size_t M, cl_mem dgamma, cl_mem dbeta);
+/* After lyapunov_finish: the global batch's mean of the estimate (B = this share's
+ * samples, their estimates in tr->lambda). */
+snn_status snn_sync_estimate(snn_trainer *tr, size_t B, float *mean);
 /* At the end of every step: the sums it still owes the others, flagged as a failure
  * when st is not SNN_OK (all of them when it failed before the first); returns st. */
 snn_status snn_sync_end_step(snn_trainer *tr, snn_status st);

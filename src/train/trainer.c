@@ -193,7 +193,8 @@ static double largest_step_buffer(const snn_model *m, double B, double P) {
 
 /* The shapes of a step on a batch of `size` (host or device), after the checks that
  * need no data. */
-static snn_status plan_batch(const snn_trainer *tr, int size, int pre_encoded, train_plan *p, const char *fn) {
+static snn_status plan_batch(const snn_trainer *tr, int size, int pre_encoded, int64_t first, train_plan *p,
+                             const char *fn) {
     const snn_model *m = tr->model;
     if (size < 1) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->size must be >= 1, got %d", fn, size);
     /* BatchNorm in training mode normalizes each channel over the batch and the image
@@ -217,8 +218,16 @@ static snn_status plan_batch(const snn_trainer *tr, int size, int pre_encoded, t
                         "%s: batch->size %d is too large for this device: a buffer of %.0f bytes is needed "
                         "(device limit %llu); use a smaller batch",
                         fn, size, largest, (unsigned long long)tr->ctx->info.max_alloc_bytes);
+    /* The random streams count a tensor's elements over the global batch in 32 bits. */
+    const double widest = snn_model_widest_step(m);
+    if (first < 0 || ((double)first + size) * widest > 4294967295.0)
+        return snn_fail(SNN_ERR_INVALID_ARG,
+                        "%s: batch->first = %lld (with batch->size %d): a global batch's samples are numbered "
+                        "from 0, fewer than %.0f of them for this model",
+                        fn, (long long)first, size, 4294967295.0 / widest);
     memset(p, 0, sizeof *p);
     p->B = (size_t)size;
+    p->first = (size_t)first;
     p->T = (size_t)m->cfg.T;
     p->P = lyap ? 2 : 1;
     p->L = (size_t)m->num_layers;
@@ -238,7 +247,7 @@ static snn_status check_batch(const snn_trainer *tr, const snn_batch *b, train_p
     if (!b->input) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->input is NULL", fn);
     if (!b->labels) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch->labels is NULL", fn);
     /* Before reading size labels: a size far beyond the device fails without touching them. */
-    SNN_TRY(plan_batch(tr, b->size, b->pre_encoded, p, fn));
+    SNN_TRY(plan_batch(tr, b->size, b->pre_encoded, b->first, p, fn));
     const snn_model *m = tr->model;
     for (int i = 0; i < b->size; i++)
         if (b->labels[i] < 0 || b->labels[i] >= m->cfg.num_classes)
@@ -385,7 +394,7 @@ static snn_status enqueue_step_cl(snn_trainer *tr, const snn_batch_cl *b, cl_uin
     if (!b) return snn_fail(SNN_ERR_INVALID_ARG, "%s: batch is NULL", fn);
     SNN_TRY(snn_wait_list_check(num_wait, wait_list, fn));
     train_plan p;
-    SNN_TRY(plan_batch(tr, b->size, b->pre_encoded, &p, fn));
+    SNN_TRY(plan_batch(tr, b->size, b->pre_encoded, b->first, &p, fn));
     const size_t fs = sizeof(float), in_elems = snn_model_input_elems(tr->model, p.B, p.encoding);
     if (b->input_offset > SIZE_MAX / fs || b->labels_offset > SIZE_MAX / sizeof(cl_int))
         return snn_fail(SNN_ERR_INVALID_ARG, "%s: an offset is beyond any buffer", fn);
@@ -396,7 +405,7 @@ static snn_status enqueue_step_cl(snn_trainer *tr, const snn_batch_cl *b, cl_uin
     p.dev_input_off = b->input_offset;
     p.dev_labels = b->labels;
     p.dev_labels_off = b->labels_offset;
-    snn_batch host = {.size = b->size, .seed = b->seed, .pre_encoded = b->pre_encoded};
+    snn_batch host = {.size = b->size, .seed = b->seed, .pre_encoded = b->pre_encoded, .first = b->first};
     SNN_TRY(snn_enqueue_wait(tr->ctx, num_wait, wait_list));
     float lr;
     SNN_TRY(enqueue_step(tr, &host, &p, apply, &lr));

@@ -1,10 +1,12 @@
-/* Synchronized BatchNorm: every BatchNorm layer of a training step normalizes with the
- * statistics of the global batch, the union of the shares of all processes that step
- * together, as one process with the whole batch would.
+/* Synchronized batch statistics: every BatchNorm layer of a training step normalizes
+ * with the statistics of the global batch, the union of the shares of all processes
+ * that step together, and the Lyapunov regularizer squares the global batch's mean
+ * estimate, as one process with the whole batch would.
  *
- * Each layer sums over the processes twice per step, through the caller's
- * snn_sum_fn: in forward its moments, in backward its gradient sums. A step makes
- * these 2 x (BatchNorm layers) sums in a fixed order (forward up the layers, backward
+ * Each BatchNorm layer sums over the processes twice per step, through the caller's
+ * snn_sum_fn: in forward its moments, in backward its gradient sums; with the
+ * estimate, one more sum between forward and backward gives its batch mean. A step
+ * makes these sums in a fixed order (forward up the layers, the estimate, backward
  * down) with lengths that depend only on the model and the configuration, never on
  * the share: a process with an empty share, or one whose step failed, still makes
  * them (snn_sync_end_step), so no process waits for one that never comes. Every
@@ -14,10 +16,10 @@
  * n*mean, then M2 + n*mean^2] with n = the share's values per block and M2 the sum
  * of squared deviations; in double, the global mean and biased variance follow
  * (S1/N, S2/N - mean^2), exact up to rounding since each share's M2 is exact about
- * its own mean. Backward: [failed, then per (block, c): w*sum(g), w*sum(g*xhat)]
- * with w = share / global batch, since each process's g is the gradient of its own
- * share's mean loss; the means to subtract go back divided by w*N (= n), in the
- * share's scale. */
+ * its own mean. Estimate: [failed, B, sum of the share's estimates]. Backward:
+ * [failed, then per (block, c): w*sum(g), w*sum(g*xhat)] with w = share / global
+ * batch, since each process's g is the gradient of its own share's mean loss; the
+ * means to subtract go back divided by w*N (= n), in the share's scale. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,16 +46,22 @@ static int bn_layers(const snn_trainer *tr, int *out) {
     return n;
 }
 
+/* The estimate's sum, between forward and backward, when the step has one. */
+static int estimate_sums(const snn_trainer *tr) { return tr->cfg.lyap_weight > 0.0f; }
+enum { ESTIMATE_LEN = 3 };
+
 /* The length of the step's k-th sum. */
 static size_t sum_len(const snn_trainer *tr, int k) {
     int layers[SNN_MAX_LAYERS];
-    const int n = bn_layers(tr, layers);
-    return k < n ? forward_len(tr, layers[k]) : backward_len(tr, layers[2 * n - 1 - k]);
+    const int n = bn_layers(tr, layers), e = estimate_sums(tr);
+    if (k < n) return forward_len(tr, layers[k]);
+    if (k < n + e) return ESTIMATE_LEN;
+    return backward_len(tr, layers[2 * n + e - 1 - k]);
 }
 
 static int sums_per_step(const snn_trainer *tr) {
     int layers[SNN_MAX_LAYERS];
-    return 2 * bn_layers(tr, layers);
+    return 2 * bn_layers(tr, layers) + estimate_sums(tr);
 }
 
 /* The step's next sum, of tr->sync.values[0..n) with values[0] this process's
@@ -65,11 +73,11 @@ static snn_status sum(snn_trainer *tr, size_t n) {
     s->done++;
     if (st != SNN_OK) {
         s->done = sums_per_step(tr); /* the processes' channel failed: no more sums */
-        return snn_fail_context(st, "synchronized BatchNorm: the sum over processes failed");
+        return snn_fail_context(st, "synchronized statistics: the sum over processes failed");
     }
     if (s->values[0] > mine)
         return snn_fail(SNN_ERR_INVALID_ARG,
-                        "synchronized BatchNorm: another process failed this step (its own error says why)");
+                        "synchronized statistics: another process failed this step (its own error says why)");
     return SNN_OK;
 }
 
@@ -137,6 +145,21 @@ snn_status snn_sync_empty_share(snn_trainer *tr) {
         c->bn_count->i64 += (int64_t)(P * T);
         tr->model->device_newer = 1;
     }
+    return SNN_OK;
+}
+
+snn_status snn_sync_estimate(snn_trainer *tr, size_t B, float *mean) {
+    train_sync *s = &tr->sync;
+    float *lambda = malloc(B * sizeof *lambda);
+    if (!lambda) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "synchronized statistics: %zu estimates", B);
+    const snn_status st = snn_buffer_read(tr->ctx, tr->lambda.mem, 0, B * sizeof(float), lambda);
+    memset(s->values, 0, ESTIMATE_LEN * sizeof *s->values);
+    s->values[1] = (double)B;
+    for (size_t b = 0; st == SNN_OK && b < B; b++) s->values[2] += lambda[b];
+    free(lambda);
+    SNN_TRY(st);
+    SNN_TRY(sum(tr, ESTIMATE_LEN));
+    *mean = (float)(s->values[2] / s->values[1]);
     return SNN_OK;
 }
 
