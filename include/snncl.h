@@ -874,8 +874,10 @@ typedef snn_status (*snn_run_step_fn)(void *user, snn_trainer *tr, const snn_bat
  *  epoch's order (the same order whatever the number of processes) this one takes
  *  share `rank` (a contiguous part; shares differ by at most one image) and trains
  *  through `step`. The position and the figures still count whole batches, so a
- *  checkpoint resumes with any number of processes. The shares' seeds (encoding,
- *  dropout) depend on the rank. ranks = 1 with step = NULL is the default. */
+ *  checkpoint resumes with any number of processes. Every share has the batch's seed
+ *  and its first sample's index (snn_batch::first), so its random draws (encoding,
+ *  dropout, perturbation) are those of its samples in one process. ranks = 1 with
+ *  step = NULL is the default. */
 SNN_API snn_status snn_run_set_shard(snn_run *run, int rank, int ranks, snn_run_step_fn step, void *user);
 
 /** Trains on the next batch of the epoch in progress and advances the position;
