@@ -76,7 +76,8 @@ step "libsnncl_mpi, where MPI was found: its test built against the installed co
 if [ -e "$libdir/libsnncl_mpi.so" ] && command -v mpicc >/dev/null; then
     [ -e "$prefix/include/snncl_mpi.h" ] || { echo "not installed: snncl_mpi.h" >&2; exit 1; }
     # shellcheck disable=SC2046
-    mpicc $CFLAGS tests/test_mpi.c -o "$tmp/test_mpi" $(pkg-config --cflags --libs snncl) -lsnncl_mpi \
+    # -lm: the test measures distances between models (sqrt)
+    mpicc $CFLAGS tests/test_mpi.c -o "$tmp/test_mpi" $(pkg-config --cflags --libs snncl) -lsnncl_mpi -lm \
         -Wl,-rpath,"$libdir"
     POCL_MAX_PTHREAD_COUNT=1 mpirun --allow-run-as-root --oversubscribe -np 2 "$tmp/test_mpi"
 else
