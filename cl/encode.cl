@@ -12,8 +12,10 @@
  * carries instead of divisions. */
 typedef struct bchw { uint b, c, hw; } bchw;
 inline bchw bchw_of(const uint e, const uint C, const uint HW) {
-    const uint bc = e / HW;
-    return (bchw){bc / C, bc % C, e % HW};
+    /* remainders spelt out: as `%` next to `/`, LLVM adds a `freeze` that Oclgrind's
+     * uninitialized-value checker cannot run */
+    const uint bc = e / HW, b = bc / C;
+    return (bchw){b, bc - b * C, e - bc * HW};
 }
 inline bchw bchw_next(bchw p, const uint C, const uint HW) {
     p.hw++;
@@ -29,8 +31,10 @@ inline bchw bchw_next(bchw p, const uint C, const uint HW) {
 /* The local elements of work-item q's Philox block: e = 4q + k - (e0 & 3) for the
  * words k in [first, 4) of the block, those below N. */
 inline uint snn_block_first(const uint q, const uint e0) {
-    const uint lo = e0 & 3u;
-    return 4u * q < lo ? lo - 4u * q : 0u;
+    /* only block 0 can start before the share (e0 & 3 < 4); written as a select, not
+     * as max(lo - 4q, 0), which compilers turn into a saturating subtraction that
+     * Oclgrind cannot run */
+    return q == 0u ? (e0 & 3u) : 0u;
 }
 
 inline void encode_rate_one(__global const float *x, __global float *out, const uint e, const bchw p,
