@@ -87,6 +87,7 @@ void cli_parallel_finish(const cli_parallel *p, int status) {
         fflush(NULL);
         MPI_Abort(MPI_COMM_WORLD, status);
     }
+    /* a rank that succeeded meets a failing one there, which then leaves normally too */
     if (status == 0 && p->ranks > 1) MPI_Barrier(finish_comm);
     MPI_Comm_free(&finish_comm);
     MPI_Finalize();

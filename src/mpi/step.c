@@ -54,7 +54,7 @@ static snn_status sum_over_ranks(void *user, double *values, size_t n) {
     const double mine = values[0];
     if (n > INT_MAX) return snn_report_error(SNN_ERR_INVALID_ARG, "snn_mpi_step: too many values to sum");
     if (MPI_Allreduce(MPI_IN_PLACE, values, (int)n, MPI_DOUBLE, MPI_SUM, r->comm) != MPI_SUCCESS)
-        return snn_report_error(SNN_ERR_IO, "snn_mpi_step: MPI_Allreduce of BatchNorm's sums failed");
+        return snn_report_error(SNN_ERR_IO, "snn_mpi_step: MPI_Allreduce of the synchronized statistics failed");
     if (mine == 0.0 && values[0] > 0.0) r->echo = 1; /* another rank failed while this one had not */
     return SNN_OK;
 }

@@ -25,6 +25,11 @@ typedef struct snn_workspace {
 
 void snn_workspace_release(snn_workspace *ws);
 
+/* Work-items of a kernel that draws one Philox block per work-item for n elements
+ * starting at element e0 of the global batch (snn_block_first, cl/encode.cl): the
+ * first block may begin up to 3 elements before the share. */
+static inline size_t snn_philox_blocks(size_t n, size_t e0) { return (n + (e0 & 3) + 3) / 4; }
+
 /* The Philox key of a 64-bit seed (low word first). */
 static inline cl_uint2 snn_seed_key(uint64_t seed) {
     cl_uint2 key;

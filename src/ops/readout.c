@@ -28,7 +28,7 @@ snn_status snn_op_linear(snn_context *ctx, cl_mem in, size_t rows, size_t fin, c
 
 snn_status snn_op_dropout(snn_context *ctx, cl_mem x, cl_mem out, size_t n, float p, uint64_t seed, size_t e0) {
     cl_uint2 key = snn_seed_key(seed);
-    size_t global[1] = {(n + (e0 & 3) + 3) / 4};
+    size_t global[1] = {snn_philox_blocks(n, e0)};
     return snn_launch(ctx, "snn_k_dropout", 1, global, NULL,
                       SNN_ARGS(SNN_ARG_MEM(x), SNN_ARG_MEM(out), SNN_ARG_UINT(n), SNN_ARG_FLOAT(p),
                                ((snn_arg){sizeof key, &key}), SNN_ARG_UINT(e0)));

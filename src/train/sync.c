@@ -32,8 +32,7 @@ int snn_sync_active(const snn_trainer *tr) { return tr->cfg.sync_batchnorm && tr
  * layer has room for all of them, used or not, so that its length is the same
  * whether the first layer's statistics are shared across steps or not. */
 static size_t slots(const snn_trainer *tr, int i) {
-    const size_t P = tr->cfg.lyap_weight > 0.0f ? 2 : 1;
-    return P * (size_t)tr->model->cfg.T * tr->model->layer[i].cout;
+    return train_trajectories(&tr->cfg) * (size_t)tr->model->cfg.T * tr->model->layer[i].cout;
 }
 static size_t forward_len(const snn_trainer *tr, int i) { return 3 + 2 * slots(tr, i); }
 static size_t backward_len(const snn_trainer *tr, int i) { return 1 + 2 * slots(tr, i); }
@@ -47,7 +46,7 @@ static int bn_layers(const snn_trainer *tr, int *out) {
 }
 
 /* The estimate's sum, between forward and backward, when the step has one. */
-static int estimate_sums(const snn_trainer *tr) { return tr->cfg.lyap_weight > 0.0f; }
+static int estimate_sums(const snn_trainer *tr) { return train_trajectories(&tr->cfg) == 2; }
 enum { ESTIMATE_LEN = 3 };
 
 /* The length of the step's k-th sum. */
@@ -122,7 +121,7 @@ snn_status snn_sync_bn_stats(snn_trainer *tr, int i, cl_mem z, size_t R, size_t 
 
 snn_status snn_sync_empty_share(snn_trainer *tr) {
     train_sync *s = &tr->sync;
-    const size_t P = tr->cfg.lyap_weight > 0.0f ? 2 : 1, T = (size_t)tr->model->cfg.T;
+    const size_t P = train_trajectories(&tr->cfg), T = (size_t)tr->model->cfg.T;
     int layers[SNN_MAX_LAYERS];
     for (int j = 0, n = bn_layers(tr, layers); j < n; j++) {
         const int i = layers[j];
@@ -139,7 +138,7 @@ snn_status snn_sync_empty_share(snn_trainer *tr) {
         }
         SNN_TRY(snn_buffer_write(tr->ctx, s->dev.mem, 0, blocks * sizeof(float), mean));
         SNN_TRY(snn_buffer_write(tr->ctx, s->dev2.mem, 0, blocks * sizeof(float), var_unbiased));
-        const size_t Pz = j == 0 ? 1 : P, Tz = s->rows / Pz;
+        const size_t Pz = i == 0 ? 1 : P, Tz = s->rows / Pz; /* as backprop.c's dims_of */
         SNN_TRY(snn_op_bn_running_update(tr->ctx, s->dev.mem, s->dev2.mem, c->bn_mean->dev, c->bn_var->dev, C, P, T,
                                          Pz, Tz, SNN_BN_MOMENTUM));
         c->bn_count->i64 += (int64_t)(P * T);

@@ -47,6 +47,10 @@ typedef struct train_sync {
     snn_dbuf dev, dev2;  /* the global statistics, or the means to subtract, on the device */
 } train_sync;
 
+/* Trajectories a step runs: the reference, and the perturbed one when the regularizer
+ * is on (lyap_weight > 0; a warm-up only scales it). */
+static inline size_t train_trajectories(const snn_train_config *cfg) { return cfg->lyap_weight > 0.0f ? 2 : 1; }
+
 /* BatchNorm's running estimates: (1 - m) * running + m * batch statistic, as PyTorch. */
 #define SNN_BN_MOMENTUM 0.1f
 

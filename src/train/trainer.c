@@ -211,8 +211,8 @@ static snn_status plan_batch(const snn_trainer *tr, int size, int pre_encoded, i
                             "of at least 2",
                             fn, i, l->H, l->W);
     }
-    const int lyap = tr->cfg.lyap_weight > 0.0f;
-    const double largest = largest_step_buffer(m, (double)size, lyap ? 2.0 : 1.0);
+    const size_t P = train_trajectories(&tr->cfg);
+    const double largest = largest_step_buffer(m, (double)size, (double)P);
     if (largest > (double)tr->ctx->info.max_alloc_bytes)
         return snn_fail(SNN_ERR_OUT_OF_MEMORY,
                         "%s: batch->size %d is too large for this device: a buffer of %.0f bytes is needed "
@@ -229,7 +229,7 @@ static snn_status plan_batch(const snn_trainer *tr, int size, int pre_encoded, i
     p->B = (size_t)size;
     p->first = (size_t)first;
     p->T = (size_t)m->cfg.T;
-    p->P = lyap ? 2 : 1;
+    p->P = P;
     p->L = (size_t)m->num_layers;
     p->K = (size_t)m->cfg.num_classes;
     p->encoding = pre_encoded ? SNN_ENCODING_NONE : m->cfg.encoding;
