@@ -342,10 +342,13 @@ SNN_API const char *snn_safetensors_meta_key(const snn_safetensors *st, size_t i
 /** Most convolution blocks a `simple` model may have. */
 #define SNN_MAX_BLOCKS 8
 
-/** The two architectures of the seed. */
+/** The two architectures of the seed, presets that expand to a network description
+ * (snn_network_preset()), and any other description. */
 typedef enum snn_model_kind {
     SNN_MODEL_SIMPLE = 0, /**< ConvLyapunovSNN: [conv-BN-LIF, avgpool] per channel entry, fc */
-    SNN_MODEL_VGG = 1     /**< VGGLyapunovSNN: 3 x [conv-BN-LIF x2, avgpool], fc1, LIF, fc2 */
+    SNN_MODEL_VGG = 1,    /**< VGGLyapunovSNN: 3 x [conv-BN-LIF x2, avgpool], fc1, LIF, fc2 */
+    SNN_MODEL_NETWORK = 2 /**< a model of a network description (snn_model_create_network()); its
+                           *   config is derived from the description and cannot create one */
 } snn_model_kind;
 
 /** How images become the T steps of input spikes. */
@@ -376,7 +379,7 @@ typedef struct snn_model_config {
 
 /** The seed's defaults for "simple" or "vgg" (32x32x3 input, 10 classes, T=25, ...). */
 SNN_API snn_status snn_model_config_default(snn_model_config *cfg, const char *name);
-/** "simple" or "vgg" ("unknown" for any other value). */
+/** "simple", "vgg" or "network" ("unknown" for any other value). */
 SNN_API const char *snn_model_kind_name(snn_model_kind kind);
 /** "rate", "direct" or "none" ("unknown" for any other value). */
 SNN_API const char *snn_encoding_name(snn_encoding enc);
@@ -514,6 +517,145 @@ SNN_API snn_status snn_model_workspace_bytes(const snn_model *model, int batch, 
 SNN_API snn_status snn_model_record_spikes(snn_model *model, const float *input, int batch, int sample,
                                            const snn_forward_params *params, uint8_t *const *spikes,
                                            float *logits);
+
+/* ------------------------------------------------------ network descriptions -- */
+
+/** The kinds of layer a network description holds, named as PyTorch's and snnTorch's
+ * modules (Conv2d, BatchNorm2d, snntorch.Leaky, AvgPool2d, MaxPool2d, Flatten, Linear,
+ * Dropout). The JSON "type" of each is snn_layer_type_name(). */
+typedef enum snn_layer_type {
+    SNN_LAYER_CONV2D = 0,      /**< "conv2d": out_channels, kernel_size, stride, padding, bias */
+    SNN_LAYER_BATCHNORM2D = 1, /**< "batchnorm2d": eps, momentum */
+    SNN_LAYER_LEAKY = 2,       /**< "leaky": snnTorch's Leaky (beta, threshold, reset, surrogate, ...) */
+    SNN_LAYER_AVGPOOL2D = 3,   /**< "avgpool2d": kernel_size, stride */
+    SNN_LAYER_MAXPOOL2D = 4,   /**< "maxpool2d": kernel_size, stride */
+    SNN_LAYER_FLATTEN = 5,     /**< "flatten": (C, H, W) to C*H*W features */
+    SNN_LAYER_LINEAR = 6,      /**< "linear": out_features, bias */
+    SNN_LAYER_DROPOUT = 7      /**< "dropout": p, in training only */
+} snn_layer_type;
+
+/** snnTorch's reset_mechanism: what a spike does to the membrane. */
+typedef enum snn_reset {
+    SNN_RESET_SUBTRACT = 0, /**< "subtract": the threshold is subtracted */
+    SNN_RESET_ZERO = 1,     /**< "zero": the membrane is set to zero */
+    SNN_RESET_NONE = 2      /**< "none": no reset */
+} snn_reset;
+
+/** snnTorch's surrogate gradients (snntorch.surrogate): the derivative that stands in
+ * for the spike's in training. */
+typedef enum snn_surrogate {
+    SNN_SURROGATE_ATAN = 0,         /**< "atan": alpha (default 2), snnTorch's default */
+    SNN_SURROGATE_FAST_SIGMOID = 1, /**< "fast_sigmoid": slope (default 25), the seed's */
+    SNN_SURROGATE_SIGMOID = 2       /**< "sigmoid": slope (default 25) */
+} snn_surrogate;
+
+/** One layer of a description. snn_layer_desc_default() fills PyTorch's and snnTorch's
+ * defaults for a type; a field that does not apply to the type is ignored. */
+typedef struct snn_layer_desc {
+    snn_layer_type type;       /**< which layer */
+    int out;                   /**< conv2d: out_channels; linear: out_features (required: 0 until set) */
+    int kernel_size;           /**< conv2d and pooling (required: 0 until set) */
+    int stride;                /**< conv2d (1); pooling (0: kernel_size, as PyTorch's stride=None) */
+    int padding;               /**< conv2d (0) */
+    int bias;                  /**< conv2d and linear: nonzero for an additive bias (1) */
+    float eps;                 /**< batchnorm2d (1e-5) */
+    float momentum;            /**< batchnorm2d: running statistics' update rate (0.1) */
+    float beta;                /**< leaky: membrane decay (required: NaN until set) */
+    float threshold;           /**< leaky: firing threshold (1) */
+    snn_reset reset_mechanism; /**< leaky (subtract) */
+    int reset_delay;           /**< leaky: nonzero resets one step after the spike, as snnTorch (1) */
+    snn_surrogate surrogate;   /**< leaky (atan, as snnTorch) */
+    float surrogate_param;     /**< leaky: atan's alpha (2) or the sigmoids' slope (25) */
+    int learn_beta;            /**< leaky: beta a trainable scalar (0) */
+    int learn_threshold;       /**< leaky: threshold a trainable scalar (0) */
+    float p;                   /**< dropout: the rate (0.5) */
+    uint8_t reserved[32];      /**< zero (room for future fields without breaking the ABI) */
+} snn_layer_desc;
+
+/** A network description: the input, the layers run at every time step, and the
+ * readout run once on the sum over time of the last layer's output (see docs/network.md
+ * for the JSON form, which snn_network_parse() reads and snn_network_to_json() writes). */
+typedef struct snn_network snn_network;
+
+/** Where snn_network_add() appends: the per-step layers or the readout. */
+typedef enum snn_network_part {
+    SNN_NET_LAYERS = 0,  /**< run once per time step, state carried over time */
+    SNN_NET_READOUT = 1  /**< run once on the summed output of the layers */
+} snn_network_part;
+
+/** "conv2d", "batchnorm2d", ... ("unknown" for any other value). */
+SNN_API const char *snn_layer_type_name(snn_layer_type type);
+/** The defaults of `type` (see ::snn_layer_desc); SNN_ERR_INVALID_ARG for an unknown type. */
+SNN_API snn_status snn_layer_desc_default(snn_layer_desc *desc, snn_layer_type type);
+
+/** An empty description for images of in_channels x height x width, num_classes
+ * outputs, T steps, rate encoding with gain 1 (snn_network_set_encoding() changes it). */
+SNN_API snn_status snn_network_create(snn_network **out, int in_channels, int height, int width, int num_classes,
+                                      int T);
+/** The input encoding and, for rate, its gain. */
+SNN_API snn_status snn_network_set_encoding(snn_network *net, snn_encoding encoding, float gain);
+/** Appends a layer to a part. The layer's own fields are checked here (a negative size,
+ * an unknown reset); whether it fits what comes before is checked by
+ * snn_network_check(), which snn_model_create_network() calls. */
+SNN_API snn_status snn_network_add(snn_network *net, snn_network_part part, const snn_layer_desc *desc);
+/** The common layers in one call each, with the defaults for every other field;
+ * snn_network_add() takes them all. Each appends to part. */
+SNN_API snn_status snn_network_conv2d(snn_network *net, snn_network_part part, int out_channels, int kernel_size,
+                                      int stride, int padding, int bias);
+/** BatchNorm2d with eps 1e-5 and momentum 0.1 (see snn_network_conv2d()). */
+SNN_API snn_status snn_network_batchnorm2d(snn_network *net, snn_network_part part);
+/** Leaky with this beta and threshold, reset by subtraction, the given surrogate and
+ * its default parameter (see snn_network_conv2d()). */
+SNN_API snn_status snn_network_leaky(snn_network *net, snn_network_part part, float beta, float threshold,
+                                     snn_surrogate surrogate);
+/** Average (max nonzero: max) pooling with stride kernel_size (see snn_network_conv2d()). */
+SNN_API snn_status snn_network_pool2d(snn_network *net, snn_network_part part, int max, int kernel_size);
+/** Flatten (see snn_network_conv2d()). */
+SNN_API snn_status snn_network_flatten(snn_network *net, snn_network_part part);
+/** Linear with a bias (see snn_network_conv2d()). */
+SNN_API snn_status snn_network_linear(snn_network *net, snn_network_part part, int out_features);
+/** Dropout with rate p (see snn_network_conv2d()). */
+SNN_API snn_status snn_network_dropout(snn_network *net, snn_network_part part, float p);
+
+/** A description from its JSON text (NUL-terminated). Every unknown key, wrong type or
+ * bad value is SNN_ERR_INVALID_ARG with a message that names its place
+ * ("layers[3].kernal_size: unknown key"); shapes are checked as by snn_network_check(). */
+SNN_API snn_status snn_network_parse(snn_network **out, const char *json);
+/** snn_network_parse() on a file; the message starts with the path. */
+SNN_API snn_status snn_network_load(snn_network **out, const char *path);
+/** The description of a seed model ("simple" or "vgg" with cfg's sizes), as the preset
+ * expands. */
+SNN_API snn_status snn_network_preset(snn_network **out, const snn_model_config *cfg);
+/** Checks that every layer fits its input and infers the shapes: errors name the layer
+ * ("layers[4] maxpool2d: 3x3 input smaller than kernel 4"). */
+SNN_API snn_status snn_network_check(const snn_network *net);
+/** The JSON text of a description, every field written out, into buf (size bytes, NUL
+ * included; buf may be NULL when size is 0). *needed gets the bytes the whole text
+ * needs, NUL included; SNN_ERR_INVALID_ARG when size is smaller (buf then holds
+ * nothing). */
+SNN_API snn_status snn_network_to_json(const snn_network *net, char *buf, size_t size, size_t *needed);
+/** Number of layers in a part. */
+SNN_API int snn_network_num_layers(const snn_network *net, snn_network_part part);
+/** Layer `index` of a part, and its output shape per sample and step: ndim 3 (C, H, W) or
+ * 1 (features) in shape (may be NULL; needs a description that passes snn_network_check()). */
+SNN_API snn_status snn_network_layer(const snn_network *net, snn_network_part part, int index,
+                                     snn_layer_desc *desc, int *ndim, int64_t shape[3]);
+/** The input, classes, T and encoding of a description (any pointer may be NULL). */
+SNN_API snn_status snn_network_input(const snn_network *net, int *in_channels, int *height, int *width,
+                                     int *num_classes, int *T, snn_encoding *encoding, float *gain);
+/** Releases a description; NULL is fine. */
+SNN_API void snn_network_free(snn_network *net);
+
+/** A new model of a description, initialized as the seed does (Kaiming-normal conv,
+ * Xavier-uniform linear, zero biases, unit BatchNorm) from init_seed. Its parameters are
+ * named as PyTorch's state_dict of nn.ModuleDict({"layers": ..., "readout": ...}):
+ * "layers.0.weight", "layers.2.beta", "readout.1.bias". A description whose layers
+ * snncl's kernels cannot yet run is SNN_ERR_UNSUPPORTED, naming the layer and what
+ * they can run instead. */
+SNN_API snn_status snn_model_create_network(snn_model **out, snn_context *ctx, const snn_network *net,
+                                            uint64_t init_seed);
+/** A copy of the model's description (presets expand to theirs). */
+SNN_API snn_status snn_model_network(const snn_model *model, snn_network **out);
 
 
 /* ------------------------------------------------------------ GEMM tuning -- */

@@ -304,6 +304,7 @@ START_TEST(test_struct_sizes) {
     ck_assert_uint_eq(sizeof(snn_forward_params), 96);
     ck_assert_uint_eq(sizeof(snn_train_config), 136);
     ck_assert_uint_eq(sizeof(snn_model_config), 144);
+    ck_assert_uint_eq(sizeof(snn_layer_desc), 100);
 }
 END_TEST
 
@@ -1764,6 +1765,90 @@ START_TEST(test_every_public_function_covered) {
 }
 END_TEST
 
+/* Network descriptions: every call's NULL and out-of-range arguments (their semantics
+ * are test_network.c's). */
+START_TEST(test_bad_network_calls) {
+    snn_network *net = (snn_network *)&net; /* overwritten with NULL on failure */
+    snn_layer_desc d;
+    ck_assert_str_eq(snn_layer_type_name((snn_layer_type)99), "unknown");
+    ck_assert_str_eq(snn_layer_type_name(SNN_LAYER_MAXPOOL2D), "maxpool2d");
+    ck_assert_fails(snn_layer_desc_default(NULL, SNN_LAYER_CONV2D), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_layer_desc_default(&d, (snn_layer_type)8), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_create(NULL, 1, 8, 8, 10, 4), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_create(&net, 0, 8, 8, 10, 4), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(net);
+    ck_assert_fails(snn_network_create(&net, 1, 8, 0, 10, 4), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_create(&net, 1, 8, 8, 0, 4), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_create(&net, 1, 8, 8, 10, 0), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_ok(snn_network_create(&net, 1, 8, 8, 10, 4));
+    ck_assert_fails(snn_network_set_encoding(NULL, SNN_ENCODING_DIRECT, 1.0f), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_set_encoding(net, (snn_encoding)7, 1.0f), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_set_encoding(net, SNN_ENCODING_RATE, NAN), SNN_ERR_INVALID_ARG);
+    ck_assert_snn_ok(snn_layer_desc_default(&d, SNN_LAYER_CONV2D));
+    ck_assert_fails(snn_network_add(NULL, SNN_NET_LAYERS, &d), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_add(net, SNN_NET_LAYERS, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_add(net, (snn_network_part)2, &d), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_add(net, SNN_NET_LAYERS, &d), SNN_ERR_INVALID_ARG); /* out_channels unset */
+    ck_assert_error_mentions("layers[0].out_channels");
+    ck_assert_fails(snn_network_conv2d(NULL, SNN_NET_LAYERS, 4, 3, 1, 1, 0), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_conv2d(net, SNN_NET_LAYERS, 1000000000, 3, 1, 1, 0), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_conv2d(net, SNN_NET_LAYERS, 4, 0, 1, 1, 0), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_conv2d(net, SNN_NET_LAYERS, 4, 3, 0, 1, 0), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_conv2d(net, SNN_NET_LAYERS, 4, 3, 1, -1, 0), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_batchnorm2d(NULL, SNN_NET_LAYERS), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_leaky(NULL, SNN_NET_LAYERS, 0.9f, 1.0f, SNN_SURROGATE_ATAN), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_leaky(net, SNN_NET_LAYERS, NAN, 1.0f, SNN_SURROGATE_ATAN), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_leaky(net, SNN_NET_LAYERS, 0.9f, 1.0f, (snn_surrogate)5), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_pool2d(NULL, SNN_NET_LAYERS, 1, 2), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_pool2d(net, SNN_NET_LAYERS, 1, -2), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_flatten(NULL, SNN_NET_LAYERS), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_flatten(net, (snn_network_part)-1), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_linear(NULL, SNN_NET_READOUT, 10), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_linear(net, SNN_NET_READOUT, 0), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_dropout(NULL, SNN_NET_READOUT, 0.2f), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_dropout(net, SNN_NET_READOUT, 1.0f), SNN_ERR_INVALID_ARG);
+    ck_assert_int_eq(snn_network_num_layers(net, SNN_NET_LAYERS), 0);
+    ck_assert_int_eq(snn_network_num_layers(NULL, SNN_NET_LAYERS), 0);
+    ck_assert_fails(snn_network_check(NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_check(net), SNN_ERR_INVALID_ARG); /* no layers */
+    ck_assert_fails(snn_network_layer(NULL, SNN_NET_LAYERS, 0, &d, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_layer(net, SNN_NET_LAYERS, 0, &d, NULL, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_input(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), SNN_ERR_INVALID_ARG);
+    size_t need = 0;
+    ck_assert_fails(snn_network_to_json(NULL, NULL, 0, &need), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_to_json(net, NULL, 0, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_to_json(net, NULL, 10, &need), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_to_json(net, NULL, 0, &need), SNN_ERR_INVALID_ARG); /* too small: needed set */
+    ck_assert_uint_gt(need, 10);
+    snn_network *other = (snn_network *)&other;
+    ck_assert_fails(snn_network_parse(NULL, "{}"), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_parse(&other, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(other);
+    ck_assert_fails(snn_network_parse(&other, "{\"input\": [1, 8, 8], \"num_classes\": 10, \"layers\": ["), SNN_ERR_INVALID_ARG);
+    ck_assert_error_mentions("not valid JSON");
+    ck_assert_fails(snn_network_load(NULL, "x.json"), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_load(&other, NULL), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_load(&other, tmp_path("no-such-network.json")), SNN_ERR_IO);
+    ck_assert_error_mentions("no-such-network.json");
+    snn_model_config cfg = small_config(SNN_MODEL_SIMPLE);
+    ck_assert_fails(snn_network_preset(NULL, &cfg), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_network_preset(&other, NULL), SNN_ERR_INVALID_ARG);
+    cfg.kind = SNN_MODEL_NETWORK;
+    ck_assert_fails(snn_network_preset(&other, &cfg), SNN_ERR_INVALID_ARG);
+    snn_model *model = NULL;
+    ck_assert_fails(snn_model_create_network(NULL, test_context(), net, 1), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_create_network(&model, NULL, net, 1), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_create_network(&model, test_context(), NULL, 1), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_create_network(&model, test_context(), net, 1), SNN_ERR_INVALID_ARG); /* empty */
+    ck_assert_ptr_null(model);
+    ck_assert_fails(snn_model_create(&model, test_context(), &cfg, 1), SNN_ERR_INVALID_ARG); /* kind network */
+    ck_assert_fails(snn_model_network(NULL, &other), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_network((snn_model *)&cfg, NULL), SNN_ERR_INVALID_ARG);
+    snn_network_free(net);
+    snn_network_free(NULL);
+}
+END_TEST
+
 /* -------------------------------------------------------------------- suite -- */
 
 
@@ -1836,6 +1921,7 @@ static Suite *api_errors_suite(void) {
     tcase_add_test(tc, test_bad_trainer_queries);
     tcase_add_test(tc, test_bad_trainer_state);
     tcase_add_test(tc, test_two_trainers_one_model);
+    tcase_add_test(tc, test_bad_network_calls);
     tcase_add_test(tc, test_every_public_function_covered);
     tcase_add_test(tc, test_struct_inits);
     suite_add_tcase(s, tc);

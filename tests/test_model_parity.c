@@ -422,7 +422,7 @@ static size_t check_layers_on_host(parity_case *c, int sample, uint8_t **spk) {
     size_t compared = 0, fired = 0;
     for (int i = 0; i < m->num_layers; i++) {
         const snn_layer *L = &m->layer[i];
-        ck_assert_int_eq(L->kind, SNN_LAYER_CONV);
+        ck_assert_int_eq(L->kind, SNN_STAGE_CONV);
         const size_t Cin = L->cin, Co = L->cout, H = L->H, W = L->W, HW = H * W, N = Co * HW;
         const double beta = snn_model_lif_beta(m, i), thr = snn_model_lif_threshold(m, i);
         double *in = malloc(Cin * HW * sizeof(double)), *v = calloc(N, sizeof(double));
@@ -480,7 +480,7 @@ static void check_readout(parity_case *c, uint8_t **spk, const float *want) {
     double *feat = calloc(F, sizeof(double)), *tmp = malloc(F * sizeof(double));
     const uint8_t *last = spk[m->num_layers - 1];
     const snn_layer *L = &m->layer[m->num_layers - 1];
-    if (L->kind == SNN_LAYER_CONV) {
+    if (L->kind == SNN_STAGE_CONV) {
         ck_assert_uint_eq(L->cout * (L->H / 2) * (L->W / 2), F);
         for (size_t t = 0; t < T; t++) {
             pool_step(last, t, L->cout, L->H, L->W, tmp);

@@ -41,6 +41,7 @@ const char *snn_model_kind_name(snn_model_kind kind) {
     switch (kind) {
     case SNN_MODEL_SIMPLE: return "simple";
     case SNN_MODEL_VGG: return "vgg";
+    case SNN_MODEL_NETWORK: return "network";
     }
     return "unknown";
 }
@@ -72,8 +73,9 @@ snn_status snn_encoding_parse(const char *name, snn_encoding *out) {
 
 snn_status snn_model_config_check(const snn_model_config *cfg) {
     CHECK(cfg, "model config is NULL");
-    CHECK(cfg->kind == SNN_MODEL_SIMPLE || cfg->kind == SNN_MODEL_VGG, "unknown model kind %d",
-          (int)cfg->kind);
+    CHECK(cfg->kind != SNN_MODEL_NETWORK,
+          "kind network: a description's model is made from the description (snn_model_create_network)");
+    CHECK(cfg->kind == SNN_MODEL_SIMPLE || cfg->kind == SNN_MODEL_VGG, "unknown model kind %d", (int)cfg->kind);
     CHECK(cfg->in_channels >= 1 && cfg->in_channels <= 65536, "in_channels must be in 1..65536, got %d",
           cfg->in_channels);
     CHECK(cfg->height >= 1 && cfg->width >= 1 && cfg->height <= 16384 && cfg->width <= 16384,
@@ -154,6 +156,8 @@ snn_status snn_model_config_from_safetensors(const snn_safetensors *st, snn_mode
         else if (snn_safetensors_find(st, "fc1.weight")) kind = "vgg";
         else return snn_fail(SNN_ERR_FORMAT, "no 'model' metadata and the tensors match neither simple nor vgg");
     }
+    if (strcmp(kind, "network") == 0)
+        return snn_fail(SNN_ERR_FORMAT, "metadata 'model' = 'network' but no 'snncl.network' description");
     if (snn_model_config_default(cfg, kind) != SNN_OK)
         return snn_fail(SNN_ERR_FORMAT, "metadata 'model' = '%s' is not simple or vgg", kind);
     const char *h = snn_safetensors_meta_get(st, "height"), *w = snn_safetensors_meta_get(st, "width");

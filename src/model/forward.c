@@ -73,7 +73,7 @@ static snn_status plan_forward(const snn_model *m, size_t B, const snn_forward_p
         const snn_layer *l = &m->layer[i];
         const size_t pin = i == 0 ? 1 : p->P;
         p->act_step = max_sz(p->act_step, l->G * l->S * p->P * B);
-        if (l->kind == SNN_LAYER_CONV)
+        if (l->kind == SNN_STAGE_CONV)
             p->conv_step = max_sz(p->conv_step, l->G * l->S * pin * B);
         else
             p->conv_step = max_sz(p->conv_step, max_sz(l->cin, l->cout) * p->P * B);
@@ -266,13 +266,13 @@ static snn_status forward_chunk(const snn_model *m, const forward_plan *p, size_
     int premarked = 0; /* the last LIF pass flagged the next convolution's differing inputs */
     for (int i = 0; i < m->num_layers; i++) {
         const snn_layer *c = &m->layer[i];
-        if (c->kind == SNN_LAYER_DENSE) {
+        if (c->kind == SNN_STAGE_DENSE) {
             SNN_TRY(dense_chunk(m, p, i, t0, Tn, eps, tap));
             premarked = 0;
             continue;
         }
         const size_t HW = c->H * c->W, pin = i == 0 ? 1 : P;
-        const int next_conv = i + 1 < m->num_layers && m->layer[i + 1].kind == SNN_LAYER_CONV;
+        const int next_conv = i + 1 < m->num_layers && m->layer[i + 1].kind == SNN_STAGE_CONV;
         snn_lif_args a = {0};
         if (i == 0 && enc == SNN_ENCODING_DIRECT) {
             a.in = f->cur0.mem; /* the same input current at every step */

@@ -106,7 +106,7 @@ static void current_output(const snn_model *m, size_t *C, size_t *H, size_t *W) 
         return;
     }
     const snn_layer *p = &m->layer[m->num_layers - 1];
-    if (p->kind == SNN_LAYER_DENSE) {
+    if (p->kind == SNN_STAGE_DENSE) {
         *C = 1;
         *H = 1;
         *W = p->cout;
@@ -120,7 +120,7 @@ static void current_output(const snn_model *m, size_t *C, size_t *H, size_t *W) 
 static snn_layer *append_conv(snn_model *m, size_t cout, int pool) {
     size_t C, H, W;
     current_output(m, &C, &H, &W);
-    snn_layer *l = append_layer(m, SNN_LAYER_CONV);
+    snn_layer *l = append_layer(m, SNN_STAGE_CONV);
     if (!l) return NULL;
     l->cin = C;
     l->cout = cout;
@@ -136,7 +136,7 @@ static snn_layer *append_conv(snn_model *m, size_t cout, int pool) {
 static snn_layer *append_dense(snn_model *m, size_t units) {
     size_t C, H, W;
     current_output(m, &C, &H, &W);
-    snn_layer *l = append_layer(m, SNN_LAYER_DENSE);
+    snn_layer *l = append_layer(m, SNN_STAGE_DENSE);
     if (!l) return NULL;
     l->cin = C * H * W;
     l->cout = units;
@@ -151,90 +151,209 @@ static snn_layer *append_dense(snn_model *m, size_t units) {
 #define APPEND(dst, call)                                                                     \
     do {                                                                                      \
         if (!((dst) = (call)))                                                                \
-            return snn_fail(SNN_ERR_INVALID_ARG, "model: more than %d layers", SNN_MAX_LAYERS); \
+            return snn_fail(SNN_ERR_UNSUPPORTED, "model: more than %d spiking layers", SNN_MAX_LAYERS); \
     } while (0)
 
-/* The seed's SimpleSNN: per block conv -> bn -> lif -> pool, then fc. */
-static snn_status plan_simple(snn_model *m) {
-    char name[64];
-    for (int b = 0; b < m->cfg.num_blocks; b++) {
-        snn_layer *c;
-        APPEND(c, append_conv(m, (size_t)m->cfg.channels[b], 1));
-        snprintf(name, sizeof name, "blocks.%d.conv.weight", b);
-        SNN_TRY(add_conv_weight(m, c, name));
-        snprintf(name, sizeof name, "blocks.%d.bn", b);
-        SNN_TRY(add_bn(m, c, name));
-        snprintf(name, sizeof name, "blocks.%d.lif", b);
-        SNN_TRY(add_lif(m, &c->lif, name));
+/* ------------------------------------------------ lowering a description -- *
+ * The kernels run stages of (conv2d, batchnorm2d, leaky[, avgpool2d]) and (linear,
+ * leaky), flattens between them, and a readout of [flatten,] [dropout,] linear. Every
+ * other layer or option is refused here, naming it, until a kernel runs it. */
+
+#define WHAT_RUNS                                                                                        \
+    "snncl's kernels run conv2d (3x3, stride 1, padding 1, no bias) + batchnorm2d + leaky [+ avgpool2d " \
+    "2x2], flatten, linear (with bias) + leaky, and a readout of [dropout +] linear"
+
+static snn_status refuse(const char *part, int i, const snn_net_layer *l, const char *why) {
+    return snn_fail(SNN_ERR_UNSUPPORTED, "%s[%d] %s: %s (%s)", part, i, snn_layer_type_name(l->d.type), why,
+                    WHAT_RUNS);
+}
+
+static snn_status lowered_leaky(const snn_net_layer *L, int count, int i) {
+    if (i >= count || L[i].d.type != SNN_LAYER_LEAKY) {
+        if (i >= count) return refuse("layers", i - 1, &L[i - 1], "needs a leaky after it");
+        return refuse("layers", i, &L[i], "a leaky must come here");
     }
+    const snn_layer_desc *d = &L[i].d;
+    if (d->reset_mechanism != SNN_RESET_SUBTRACT) return refuse("layers", i, &L[i], "only reset_mechanism subtract runs yet");
+    if (!d->reset_delay) return refuse("layers", i, &L[i], "only reset_delay true runs yet");
+    if (d->surrogate != SNN_SURROGATE_FAST_SIGMOID || d->surrogate_param != 25.0f)
+        return refuse("layers", i, &L[i], "only the fast_sigmoid surrogate with slope 25 runs yet");
+    if (d->learn_beta || d->learn_threshold) return refuse("layers", i, &L[i], "learn_beta and learn_threshold do not run yet");
     return SNN_OK;
 }
 
-/* The seed's VGGSNN: blocks of two (conv, bn) in one Sequential, their LIFs in a list
- * after them, then fc1 -> lif_fc -> fc2. */
-#define SNN_VGG_HIDDEN 512
-static snn_status plan_vgg(snn_model *m) {
-    char name[64];
-    for (int b = 0; b < m->cfg.num_blocks; b++)
-        for (int j = 0; j < 2; j++) {
-            snn_layer *c;
-            APPEND(c, append_conv(m, (size_t)m->cfg.channels[b], j == 1));
-            snprintf(name, sizeof name, "blocks.%d.%d.weight", b, 2 * j);
-            SNN_TRY(add_conv_weight(m, c, name));
-            snprintf(name, sizeof name, "blocks.%d.%d", b, 2 * j + 1);
-            SNN_TRY(add_bn(m, c, name));
+/* Which stage (and role in it) a description layer became, for the parameter pass. */
+typedef struct lowered {
+    int stage;             /* -1: no parameters (flatten, pooling, dropout) */
+    enum { ROLE_NONE, ROLE_CONV, ROLE_BN, ROLE_LIF, ROLE_LINEAR, ROLE_READOUT } role;
+} lowered;
+
+static snn_status lower_layers(snn_model *m, lowered *role) {
+    const snn_net_layer *L = m->net->part[SNN_NET_LAYERS];
+    const int count = m->net->count[SNN_NET_LAYERS];
+    for (int i = 0; i < count; i++) role[i].stage = -1;
+    for (int i = 0; i < count;) {
+        const snn_layer_desc *d = &L[i].d;
+        snn_layer *c;
+        if (d->type == SNN_LAYER_FLATTEN) {
+            i++;
+        } else if (d->type == SNN_LAYER_CONV2D) {
+            if (d->kernel_size != 3 || d->stride != 1 || d->padding != 1 || d->bias)
+                return refuse("layers", i, &L[i], "only 3x3 kernels, stride 1, padding 1, bias false run yet");
+            if (i + 1 >= count || L[i + 1].d.type != SNN_LAYER_BATCHNORM2D)
+                return refuse("layers", i, &L[i], "needs a batchnorm2d after it");
+            if (L[i + 1].d.eps != 1e-5f) return refuse("layers", i + 1, &L[i + 1], "only eps 1e-5 runs yet");
+            SNN_TRY(lowered_leaky(L, count, i + 2));
+            int pool = 0;
+            if (i + 3 < count && (L[i + 3].d.type == SNN_LAYER_AVGPOOL2D || L[i + 3].d.type == SNN_LAYER_MAXPOOL2D)) {
+                const snn_layer_desc *p = &L[i + 3].d;
+                if (p->type != SNN_LAYER_AVGPOOL2D || p->kernel_size != 2 || (p->stride && p->stride != 2))
+                    return refuse("layers", i + 3, &L[i + 3], "only avgpool2d 2x2 with stride 2 runs yet");
+                pool = 1;
+            }
+            APPEND(c, append_conv(m, (size_t)d->out, pool));
+            c->bn_momentum = L[i + 1].d.momentum;
+            role[i] = (lowered){m->num_layers - 1, ROLE_CONV};
+            role[i + 1] = (lowered){m->num_layers - 1, ROLE_BN};
+            role[i + 2] = (lowered){m->num_layers - 1, ROLE_LIF};
+            i += 3 + pool;
+        } else if (d->type == SNN_LAYER_LINEAR) {
+            if (!d->bias) return refuse("layers", i, &L[i], "only linear layers with a bias run yet");
+            SNN_TRY(lowered_leaky(L, count, i + 1));
+            APPEND(c, append_dense(m, (size_t)d->out));
+            role[i] = (lowered){m->num_layers - 1, ROLE_LINEAR};
+            role[i + 1] = (lowered){m->num_layers - 1, ROLE_LIF};
+            i += 2;
+        } else if (d->type == SNN_LAYER_LEAKY) {
+            return refuse("layers", i, &L[i], "a leaky runs only after conv2d + batchnorm2d or after linear");
+        } else {
+            return refuse("layers", i, &L[i], "does not run here yet");
         }
-    for (int i = 0; i < m->num_layers; i++) {
-        snprintf(name, sizeof name, "lifs.%d", i);
-        SNN_TRY(add_lif(m, &m->layer[i].lif, name));
     }
-    snn_layer *d;
-    APPEND(d, append_dense(m, SNN_VGG_HIDDEN));
-    SNN_TRY(add_linear(m, &d->weight, &d->bias, d->cin, d->cout, "fc1"));
-    SNN_TRY(add_lif(m, &d->lif, "lif_fc"));
+    if (m->num_layers == 0) return snn_fail(SNN_ERR_UNSUPPORTED, "layers: no spiking layer (%s)", WHAT_RUNS);
     return SNN_OK;
+}
+
+/* The readout: [flatten,] [dropout,] linear with bias and num_classes outputs. */
+static snn_status lower_readout(snn_model *m) {
+    const snn_net_layer *R = m->net->part[SNN_NET_READOUT];
+    const int count = m->net->count[SNN_NET_READOUT];
+    int i = 0;
+    if (i < count && R[i].d.type == SNN_LAYER_FLATTEN) i++;
+    m->cfg.dropout = 0.0f;
+    if (i < count && R[i].d.type == SNN_LAYER_DROPOUT) m->cfg.dropout = R[i++].d.p;
+    if (count == 0) return snn_fail(SNN_ERR_UNSUPPORTED, "readout: empty (spike counts as logits) does not run yet (%s)", WHAT_RUNS);
+    if (i >= count) return refuse("readout", count - 1, &R[count - 1], "the readout must end in a linear layer");
+    if (R[i].d.type != SNN_LAYER_LINEAR || i != count - 1)
+        return refuse("readout", i, &R[i], "the readout runs only [flatten,] [dropout,] linear yet");
+    if (!R[i].d.bias) return refuse("readout", i, &R[i], "only a readout with a bias runs yet");
+    return SNN_OK;
+}
+
+/* The description's parameters in state_dict order (the layers' own order, or a
+ * preset's: the seed's vgg lists its LIF layers after all its blocks). */
+static snn_status add_network_params(snn_model *m, const lowered *role) {
+    const snn_network *n = m->net;
+    const snn_net_layer *L = n->part[SNN_NET_LAYERS];
+    const int count = n->count[SNN_NET_LAYERS];
+    const int vgg = n->preset == SNN_MODEL_VGG;
+    char name[64];
+    for (int pass = 0; pass < (vgg ? 3 : 1); pass++)
+        for (int i = 0; i < count; i++) {
+            if (role[i].stage < 0) continue;
+            snn_layer *c = &m->layer[role[i].stage];
+            /* vgg: its blocks, then their LIF layers, then the dense stage */
+            const int rank = !vgg ? 0 : c->kind == SNN_STAGE_DENSE ? 2 : role[i].role == ROLE_LIF ? 1 : 0;
+            if (rank != pass) continue;
+            switch (role[i].role) {
+            case ROLE_CONV:
+                snprintf(name, sizeof name, "%s.weight", L[i].name);
+                SNN_TRY(add_conv_weight(m, c, name));
+                break;
+            case ROLE_BN: SNN_TRY(add_bn(m, c, L[i].name)); break;
+            case ROLE_LIF: SNN_TRY(add_lif(m, &c->lif, L[i].name)); break;
+            case ROLE_LINEAR: SNN_TRY(add_linear(m, &c->weight, &c->bias, c->cin, c->cout, L[i].name)); break;
+            default: break;
+            }
+        }
+    return SNN_OK;
+}
+
+/* The model's config as a description implies it: for messages, files and callers of
+ * snn_model_get_config (the first leaky's beta and threshold, the first convolutions'
+ * channels, as many as the config holds). */
+static void derive_config(snn_model *m) {
+    const snn_network *n = m->net;
+    snn_model_config *c = &m->cfg;
+    memset(c, 0, sizeof *c);
+    c->kind = SNN_MODEL_NETWORK;
+    c->in_channels = n->in_channels;
+    c->height = n->height;
+    c->width = n->width;
+    c->num_classes = n->num_classes;
+    c->T = n->T;
+    c->encoding = n->encoding;
+    c->encoding_gain = n->gain;
+    c->beta = NAN;
+    for (int i = 0; i < n->count[SNN_NET_LAYERS]; i++) {
+        const snn_layer_desc *d = &n->part[SNN_NET_LAYERS][i].d;
+        if (d->type == SNN_LAYER_LEAKY && isnan(c->beta)) {
+            c->beta = d->beta;
+            c->threshold = d->threshold;
+        }
+        if (d->type == SNN_LAYER_CONV2D && c->num_blocks < SNN_MAX_BLOCKS) c->channels[c->num_blocks++] = d->out;
+    }
 }
 
 static snn_status build_layers(snn_model *m) {
-    const char *readout = "fc";
-    switch (m->cfg.kind) {
-    case SNN_MODEL_SIMPLE: SNN_TRY(plan_simple(m)); break;
-    case SNN_MODEL_VGG:
-        SNN_TRY(plan_vgg(m));
-        readout = "fc2";
-        break;
-    default: return snn_fail(SNN_ERR_INVALID_ARG, "unknown model kind %d", (int)m->cfg.kind);
-    }
+    lowered role[SNN_NET_MAX_LAYERS];
+    derive_config(m);
+    SNN_TRY(lower_layers(m, role));
+    SNN_TRY(lower_readout(m));
+    SNN_TRY(add_network_params(m, role));
     const snn_layer *last = &m->layer[m->num_layers - 1];
     m->readout = last->G * last->out_hw;
-    return add_linear(m, &m->fc_w, &m->fc_b, m->readout, (size_t)m->cfg.num_classes, readout);
+    const snn_net_layer *fc = &m->net->part[SNN_NET_READOUT][m->net->count[SNN_NET_READOUT] - 1];
+    return add_linear(m, &m->fc_w, &m->fc_b, m->readout, (size_t)m->cfg.num_classes, fc->name);
 }
 
-snn_status snn_model_build(snn_model **out, snn_context *ctx, const snn_model_config *cfg) {
-    SNN_TRY(snn_model_config_check(cfg));
+snn_status snn_model_build_network(snn_model **out, snn_context *ctx, const snn_network *net) {
     snn_model *m = calloc(1, sizeof *m);
     if (!m) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "model");
     m->ctx = ctx;
-    m->cfg = *cfg;
     m->fwd.ws.limit = snn_forward_ws_limit(ctx);
-    snn_status st = build_layers(m);
+    snn_status st = snn_network_copy(net, &m->net);
+    if (st == SNN_OK) st = snn_network_infer(m->net);
+    if (st == SNN_OK) st = build_layers(m);
     if (st != SNN_OK) {
         snn_model_free(m);
         return st;
     }
     /* The neutral values of each table entry; loading or init overwrites them. */
-    for (int i = 0; i < m->num_layers; i++) {
-        snn_layer *l = &m->layer[i];
-        for (size_t k = 0; l->bn_weight && k < l->cout; k++) {
-            l->bn_weight->host[k] = 1.0f;
-            l->bn_var->host[k] = 1.0f;
+    const snn_net_layer *L = m->net->part[SNN_NET_LAYERS];
+    for (int i = 0, l = 0; i < m->net->count[SNN_NET_LAYERS]; i++) {
+        if (L[i].d.type != SNN_LAYER_LEAKY) continue;
+        snn_layer *c = &m->layer[l++];
+        for (size_t k = 0; c->bn_weight && k < c->cout; k++) {
+            c->bn_weight->host[k] = 1.0f;
+            c->bn_var->host[k] = 1.0f;
         }
-        l->lif.beta->host[0] = cfg->beta;
-        l->lif.threshold->host[0] = cfg->threshold;
-        l->lif.graded->host[0] = 1.0f;
+        c->lif.beta->host[0] = L[i].d.beta;
+        c->lif.threshold->host[0] = L[i].d.threshold;
+        c->lif.graded->host[0] = 1.0f;
     }
     *out = m;
     return SNN_OK;
+}
+
+snn_status snn_model_build(snn_model **out, snn_context *ctx, const snn_model_config *cfg) {
+    SNN_TRY(snn_model_config_check(cfg));
+    snn_network *net;
+    SNN_TRY(snn_network_preset(&net, cfg));
+    snn_status st = snn_model_build_network(out, ctx, net);
+    snn_network_free(net);
+    if (st == SNN_OK) (*out)->cfg = *cfg; /* a preset's config as given */
+    return st;
 }
 
 /* The seed's _init_weights: Kaiming-normal (fan_out, gain sqrt(2)) convolutions,
@@ -244,18 +363,30 @@ static void init_weights(snn_model *m, uint64_t seed) {
     snn_rng_init(&rng, seed, 0x1417u);
     /* The draws' order: every convolution, then every linear layer, the readout last. */
     for (int i = 0; i < m->num_layers; i++) {
-        if (m->layer[i].kind != SNN_LAYER_CONV) continue;
+        if (m->layer[i].kind != SNN_STAGE_CONV) continue;
         snn_param *w = m->layer[i].weight;
         double std = sqrt(2.0 / (double)(m->layer[i].cout * 9));
         for (size_t k = 0; k < w->count; k++) w->host[k] = (float)(std * snn_rng_normal(&rng));
     }
     for (int i = 0; i <= m->num_layers; i++) {
         snn_param *w = i < m->num_layers ? m->layer[i].weight : m->fc_w;
-        if (i < m->num_layers && m->layer[i].kind != SNN_LAYER_DENSE) continue;
+        if (i < m->num_layers && m->layer[i].kind != SNN_STAGE_DENSE) continue;
         double bound = sqrt(6.0 / (double)(w->shape[0] + w->shape[1]));
         for (size_t k = 0; k < w->count; k++)
             w->host[k] = (float)(bound * (2.0 * snn_rng_uniform(&rng) - 1.0));
     }
+}
+
+/* Initialization and the first upload of a freshly built model (freed on failure). */
+static snn_status init_and_upload(snn_model *m, uint64_t init_seed, snn_model **out) {
+    init_weights(m, init_seed);
+    snn_status st = snn_model_upload(m);
+    if (st != SNN_OK) {
+        snn_model_free(m);
+        return st;
+    }
+    *out = m;
+    return SNN_OK;
 }
 
 snn_status snn_model_create(snn_model **out, snn_context *ctx, const snn_model_config *cfg,
@@ -268,13 +399,34 @@ snn_status snn_model_create(snn_model **out, snn_context *ctx, const snn_model_c
     snn_status built = snn_model_build(&m, ctx, cfg);
     if (built == SNN_ERR_INVALID_ARG) return snn_fail_context(built, "snn_model_create: cfg");
     SNN_TRY(built);
-    init_weights(m, init_seed);
-    snn_status st = snn_model_upload(m);
-    if (st != SNN_OK) {
-        snn_model_free(m);
-        return st;
+    return init_and_upload(m, init_seed, out);
+}
+
+snn_status snn_model_create_network(snn_model **out, snn_context *ctx, const snn_network *net, uint64_t init_seed) {
+    SNN_REQUIRE_ARG("snn_model_create_network", out);
+    *out = NULL;
+    SNN_REQUIRE_ARG("snn_model_create_network", ctx);
+    SNN_REQUIRE_ARG("snn_model_create_network", net);
+    snn_model *m;
+    snn_status built = snn_model_build_network(&m, ctx, net);
+    if (built != SNN_OK) return snn_fail_context(built, "snn_model_create_network");
+    return init_and_upload(m, init_seed, out);
+}
+
+snn_status snn_model_network(const snn_model *model, snn_network **out) {
+    SNN_REQUIRE_ARG("snn_model_network", out);
+    *out = NULL;
+    SNN_REQUIRE_ARG("snn_model_network", model);
+    SNN_TRY(snn_network_copy(model->net, out));
+    /* The description with the model's own values: a loaded or trained model's
+     * beta and threshold, which the tensors hold. */
+    snn_net_layer *L = (*out)->part[SNN_NET_LAYERS];
+    for (int i = 0, l = 0; i < (*out)->count[SNN_NET_LAYERS]; i++) {
+        if (L[i].d.type != SNN_LAYER_LEAKY) continue;
+        L[i].d.beta = model->layer[l].lif.beta->host[0];
+        L[i].d.threshold = model->layer[l].lif.threshold->host[0];
+        l++;
     }
-    *out = m;
     return SNN_OK;
 }
 
@@ -295,7 +447,7 @@ snn_status snn_model_upload(snn_model *m) {
     for (int i = 0; i < m->num_layers; i++) {
         snn_layer *c = &m->layer[i];
         SNN_TRY(upload_param(m, c->weight));
-        if (c->kind == SNN_LAYER_DENSE) {
+        if (c->kind == SNN_STAGE_DENSE) {
             SNN_TRY(upload_param(m, c->bias));
             c->scale = m->ones;
             c->shift = m->zeros;
@@ -348,7 +500,7 @@ double snn_model_widest_step(const snn_model *m) {
     for (int i = 0; i < m->num_layers; i++) {
         const snn_layer *l = &m->layer[i];
         widest = fmax(widest, (double)l->G * (double)l->S);
-        if (l->kind == SNN_LAYER_DENSE) widest = fmax(widest, (double)l->cin);
+        if (l->kind == SNN_STAGE_DENSE) widest = fmax(widest, (double)l->cin);
     }
     return widest;
 }
@@ -378,13 +530,14 @@ void snn_model_free(snn_model *m) {
         snn_buffer_release(&m->params[i].dev);
     }
     for (int i = 0; i < m->num_layers; i++) {
-        if (m->layer[i].kind != SNN_LAYER_CONV) continue; /* dense layers borrow ones and zeros */
+        if (m->layer[i].kind != SNN_STAGE_CONV) continue; /* dense layers borrow ones and zeros */
         snn_buffer_release(&m->layer[i].scale);
         snn_buffer_release(&m->layer[i].shift);
     }
     snn_buffer_release(&m->ones);
     snn_buffer_release(&m->zeros);
     snn_forward_buffers_release(&m->fwd);
+    snn_network_free(m->net);
     free(m);
 }
 
@@ -415,7 +568,7 @@ snn_status snn_model_lif_shape(const snn_model *model, int layer, int batch, int
     if (batch < 1)
         return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_lif_shape: batch must be >= 1, got %d", batch);
     const snn_layer *c = &model->layer[layer];
-    if (c->kind == SNN_LAYER_CONV) {
+    if (c->kind == SNN_STAGE_CONV) {
         *ndim = 4;
         shape[0] = batch;
         shape[1] = (int64_t)c->cout;

@@ -4,6 +4,7 @@
 #define SNNCL_MODEL_H
 
 #include "context.h"
+#include "network.h"
 #include "ops.h"
 #include "tune.h"
 
@@ -28,13 +29,14 @@ typedef struct snn_param {
 /* ------------------------------------------------------------ layer plan -- *
  * A model is a list of spiking layers, each ending in one LIF layer, then a readout
  * (the last layer's spikes summed over time, dropout in training, a linear layer).
- * model.c builds the list from the config (the only place that knows the model
- * kinds); every pass walks it: eval forward (forward.c), spike records, training
+ * model.c lowers the model's network description (network.h; the presets expand to
+ * one) to this list, the only place that reads the description's layers; every pass
+ * walks it: eval forward (forward.c), spike records, training
  * forward and backward (train/backprop.c), memory planning, FLOP counts and the GEMM
  * tuner's shapes (plan.c). docs/guide.md says how to add a model or a layer kind. */
 typedef enum snn_layer_kind {
-    SNN_LAYER_CONV,  /* conv3x3 (pad 1, no bias), BatchNorm, LIF; 2x2 average pooling if pool */
-    SNN_LAYER_DENSE, /* linear with bias on the flattened input, LIF */
+    SNN_STAGE_CONV,  /* conv3x3 (pad 1, no bias), BatchNorm, LIF; 2x2 average pooling if pool */
+    SNN_STAGE_DENSE, /* linear with bias on the flattened input, LIF */
 } snn_layer_kind;
 
 /* snnTorch Leaky's buffers. */
@@ -53,6 +55,7 @@ typedef struct snn_layer {
     size_t G, S, out_hw;
     snn_param *weight, *bias;                                     /* bias: dense only */
     snn_param *bn_weight, *bn_bias, *bn_mean, *bn_var, *bn_count; /* conv only */
+    float bn_momentum;                                            /* conv: running statistics' rate */
     snn_lif_params lif;
     /* The LIF input's affine in eval: BatchNorm folded (conv, owned), y = scale*x + shift;
      * the identity (dense: the model's ones and zeros). */
@@ -82,7 +85,8 @@ struct snn_session {
 
 struct snn_model {
     snn_context *ctx;
-    snn_model_config cfg;
+    snn_model_config cfg;     /* presets: as given; descriptions: derived (kind SNN_MODEL_NETWORK) */
+    snn_network *net;         /* the description the layer plan was lowered from */
     snn_param params[SNN_MAX_PARAMS];
     int num_params;
     int num_layers;           /* layer l holds LIF layer l */
@@ -99,6 +103,9 @@ struct snn_model {
 
 /* Validates cfg and lays out the structure and parameter table (host memory only). */
 snn_status snn_model_build(snn_model **out, snn_context *ctx, const snn_model_config *cfg);
+/* The same from a description (copied into the model); SNN_ERR_UNSUPPORTED names the
+ * first layer the kernels cannot run. */
+snn_status snn_model_build_network(snn_model **out, snn_context *ctx, const snn_network *net);
 /* Creates or refreshes device copies and folded BatchNorm from the host tables. */
 snn_status snn_model_upload(snn_model *model);
 /* Validates a config (shared by create and load). */

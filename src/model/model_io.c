@@ -49,8 +49,9 @@ static snn_status check_loaded(snn_model *m, const snn_safetensors *st) {
         const char *name = snn_safetensors_at(st, i)->name;
         /* snnTorch membrane buffers and a checkpoint's optimizer state are not model tensors. */
         if (!snn_model_param(m, name) && !ends_with(name, ".mem") && strncmp(name, "optim.", 6) != 0)
-            return snn_fail(SNN_ERR_FORMAT, "unexpected tensor '%s' for a %s model with %d blocks", name,
-                            snn_model_kind_name(m->cfg.kind), m->cfg.num_blocks);
+            return snn_fail(SNN_ERR_FORMAT, "unexpected tensor '%s' for this %s model (%d parameter tensors, "
+                            "the first '%s')", name, snn_model_kind_name(m->cfg.kind), m->num_params,
+                            m->params[0].name);
     }
     for (int l = 0; l < m->num_layers; l++) {
         const snn_lif_params *lif = &m->layer[l].lif;
@@ -75,12 +76,24 @@ snn_status snn_model_from_safetensors(snn_model **out, snn_context *ctx, const s
     *out = NULL;
     SNN_REQUIRE_ARG("snn_model_from_safetensors", ctx);
     SNN_REQUIRE_ARG("snn_model_from_safetensors", st);
-    snn_model_config cfg;
-    SNN_TRY(snn_model_config_from_safetensors(st, &cfg));
     snn_model *m;
-    snn_status s = snn_model_build(&m, ctx, &cfg);
-    if (s == SNN_ERR_INVALID_ARG) return snn_fail_context(SNN_ERR_FORMAT, "the file's model configuration");
-    SNN_TRY(s);
+    snn_status s;
+    const char *json = snn_safetensors_meta_get(st, SNN_NETWORK_META);
+    if (json) {
+        /* A description's model (written by snncl or by PyTorch with the description). */
+        snn_network *net;
+        s = snn_network_parse(&net, json);
+        if (s != SNN_OK) return snn_fail_context(SNN_ERR_FORMAT, "metadata '%s'", SNN_NETWORK_META);
+        s = snn_model_build_network(&m, ctx, net);
+        snn_network_free(net);
+        if (s != SNN_OK) return snn_fail_context(s, "metadata '%s'", SNN_NETWORK_META);
+    } else {
+        snn_model_config cfg;
+        SNN_TRY(snn_model_config_from_safetensors(st, &cfg));
+        s = snn_model_build(&m, ctx, &cfg);
+        if (s == SNN_ERR_INVALID_ARG) return snn_fail_context(SNN_ERR_FORMAT, "the file's model configuration");
+        SNN_TRY(s);
+    }
     for (int i = 0; i < m->num_params && s == SNN_OK; i++) s = read_param(st, &m->params[i]);
     if (s == SNN_OK) s = check_loaded(m, st);
     if (s == SNN_OK) {
@@ -155,6 +168,15 @@ snn_status snn_model_to_safetensors(const snn_model *m, snn_safetensors **out) {
     META("width", "%d", c->width);
     META("num_classes", "%d", c->num_classes);
 #undef META
+    if (s == SNN_OK && c->kind == SNN_MODEL_NETWORK) {
+        snn_network *net = NULL;
+        char *json = NULL;
+        s = snn_model_network(m, &net);
+        if (s == SNN_OK) s = snn_network_json_alloc(net, &json);
+        if (s == SNN_OK) s = snn_safetensors_meta_set(st, SNN_NETWORK_META, json);
+        free(json);
+        snn_network_free(net);
+    }
     if (s != SNN_OK) {
         snn_safetensors_free(st);
         return s;

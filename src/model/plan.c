@@ -11,7 +11,7 @@
 
 /* Multiply-adds of layer l for one image of one step. */
 static double layer_macs(const snn_layer *l) {
-    return l->kind == SNN_LAYER_CONV ? (double)l->cout * (double)l->cin * 9.0 * (double)(l->H * l->W)
+    return l->kind == SNN_STAGE_CONV ? (double)l->cout * (double)l->cin * 9.0 * (double)(l->H * l->W)
                                      : (double)l->cin * (double)l->cout;
 }
 
@@ -95,7 +95,7 @@ size_t snn_model_gemm_shapes(const snn_model *m, size_t batch, size_t max_cols, 
             const snn_layer *l = &m->layer[i];
             if (pass == 2 && i == 0) continue;
             const char *pr = product[pass];
-            if (l->kind == SNN_LAYER_CONV) {
+            if (l->kind == SNN_STAGE_CONV) {
                 const size_t K = 9 * l->cin, C = conv_cols(K, l->H * l->W, max_cols);
                 if (pass == 0) n = push(out, n, max, "conv", i + 1, pr, 0, 0, l->cout, C, K, 0.0f);
                 if (pass == 1) n = push(out, n, max, "conv", i + 1, pr, 0, 1, l->cout, K, C, 1.0f);

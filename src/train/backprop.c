@@ -55,7 +55,7 @@ static snn_status reserve(snn_trainer *tr, const train_plan *p) {
         if (i != 0 || m->num_layers == 1) SNN_TRY(snn_dbuf_reserve(ctx, &l->z, zbytes));
         scratch = max_sz(scratch, c->G * c->S * N);  /* the LIF's spikes or gradient */
         state = max_sz(state, c->G * c->S * B);
-        if (c->kind == SNN_LAYER_DENSE) {
+        if (c->kind == SNN_STAGE_DENSE) {
             SNN_TRY(snn_dbuf_reserve(ctx, &l->in, N * c->cin * FS));
             gup = max_sz(gup, N * max_sz(c->cout, c->cin));
             continue;
@@ -254,9 +254,9 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
     for (int i = 0; i < m->num_layers; i++) {
         snn_layer *c = &m->layer[i];
         train_layer *l = &tr->layer[i];
-        const int next_conv = i + 1 < m->num_layers && m->layer[i + 1].kind == SNN_LAYER_CONV;
+        const int next_conv = i + 1 < m->num_layers && m->layer[i + 1].kind == SNN_STAGE_CONV;
         cl_mem next = next_conv ? tr->layer[i + 1].in.mem : tr->gup[1].mem;
-        if (c->kind == SNN_LAYER_DENSE) {
+        if (c->kind == SNN_STAGE_DENSE) {
             const snn_layer *prev = &m->layer[i - 1];
             const size_t N = P * T * B;
             SNN_TRY(snn_op_flatten_rows(ctx, tr->gup[1].mem, l->in.mem, prev->G, N, prev->out_hw));
@@ -273,7 +273,7 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
             SNN_TRY(snn_op_bn_stats(ctx, z, c->cout, d.Pz * d.Tz, B * d.HW, c->bn_weight->dev, c->bn_bias->dev,
                                     l->mean.mem, l->rstd.mem, l->var_unbiased.mem, l->scale.mem, l->shift.mem));
         SNN_TRY(snn_op_bn_running_update(ctx, l->mean.mem, l->var_unbiased.mem, c->bn_mean->dev, c->bn_var->dev,
-                                         c->cout, P, T, d.Pz, d.Tz, SNN_BN_MOMENTUM));
+                                         c->cout, P, T, d.Pz, d.Tz, c->bn_momentum));
         c->bn_count->i64 += (int64_t)(P * T);
         if (c->pool && P == 1) {
             SNN_TRY(run_lif_pooled(tr, p, i, z, d.Tz, l->scale.mem, l->shift.mem, next));
@@ -375,7 +375,7 @@ static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch
         snn_layer *c = &m->layer[i];
         train_layer *l = &tr->layer[i];
         int summed;
-        if (c->kind == SNN_LAYER_DENSE) {
+        if (c->kind == SNN_STAGE_DENSE) {
             /* The input gradient, as rows, back into the layout of the layer before. */
             const snn_layer *prev = &m->layer[i - 1];
             SNN_TRY(lif_backward(tr, p, batch, i, l->z.mem, P, T, c->scale, c->shift, 1, 1, c->cout, 0,

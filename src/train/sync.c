@@ -41,7 +41,7 @@ static size_t backward_len(const snn_trainer *tr, int i) { return 1 + 2 * slots(
 static int bn_layers(const snn_trainer *tr, int *out) {
     int n = 0;
     for (int i = 0; i < tr->model->num_layers; i++)
-        if (tr->model->layer[i].kind == SNN_LAYER_CONV) out[n++] = i;
+        if (tr->model->layer[i].kind == SNN_STAGE_CONV) out[n++] = i;
     return n;
 }
 
@@ -140,7 +140,7 @@ snn_status snn_sync_empty_share(snn_trainer *tr) {
         SNN_TRY(snn_buffer_write(tr->ctx, s->dev2.mem, 0, blocks * sizeof(float), var_unbiased));
         const size_t Pz = i == 0 ? 1 : P, Tz = s->rows / Pz; /* as backprop.c's dims_of */
         SNN_TRY(snn_op_bn_running_update(tr->ctx, s->dev.mem, s->dev2.mem, c->bn_mean->dev, c->bn_var->dev, C, P, T,
-                                         Pz, Tz, SNN_BN_MOMENTUM));
+                                         Pz, Tz, c->bn_momentum));
         c->bn_count->i64 += (int64_t)(P * T);
         tr->model->device_newer = 1;
     }

@@ -51,9 +51,6 @@ typedef struct train_sync {
  * is on (lyap_weight > 0; a warm-up only scales it). */
 static inline size_t train_trajectories(const snn_train_config *cfg) { return cfg->lyap_weight > 0.0f ? 2 : 1; }
 
-/* BatchNorm's running estimates: (1 - m) * running + m * batch statistic, as PyTorch. */
-#define SNN_BN_MOMENTUM 0.1f
-
 /* Shapes of one step. */
 typedef struct train_plan {
     size_t B, T, P, L, K;
