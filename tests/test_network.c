@@ -379,7 +379,7 @@ START_TEST(test_network_model_file) {
     ck_assert_snn_ok(snn_safetensors_read(&st, path));
     const char *meta = snn_safetensors_meta_get(st, "snncl.network");
     ck_assert_ptr_nonnull(meta);
-    ck_assert_ptr_nonnull(strstr(meta, "\"momentum\": 0.200000003"));
+    ck_assert_ptr_nonnull(strstr(meta, "\"momentum\": 0.2"));
     snn_safetensors_free(st);
     snn_model *loaded;
     ck_assert_snn_ok(snn_model_load(&loaded, test_context(), path));

@@ -154,3 +154,18 @@ void cli_format(const cli_option *o, char *buf, size_t len) {
     }
     }
 }
+
+int cli_parse_command(const char *cmd, int argc, char **argv, cli_option *opts, size_t nopts, const char *usage,
+                      const char *summary) {
+    char err[512];
+    int rc = cli_parse(argc, argv, 2, opts, nopts, err, sizeof err);
+    if (rc == CLI_HELP) {
+        cli_usage(stdout, usage, summary, opts, nopts);
+        return 0;
+    }
+    if (rc == CLI_ERROR) {
+        fprintf(stderr, "snncl %s: %s (see snncl %s --help)\n", cmd, err, cmd);
+        return 2;
+    }
+    return -1;
+}

@@ -21,7 +21,7 @@
 /* Every option that shapes the run; a checkpoint stores them all as metadata
  * "cli.<name>" so --resume continues with the same settings. */
 typedef struct train_opts {
-    const char *model, *init, *channels, *encoding, *data, *data_dir, *out, *checkpoint, *resume, *device, *json, *plot;
+    const char *model, *net, *init, *channels, *encoding, *data, *data_dir, *out, *checkpoint, *resume, *device, *json, *plot;
     const char *lyap_target_text; /* a number, or "floor", "floor+D", "floor-D" (lyap_target resolves it) */
     const char *optimizer, *schedule;
     int T, epochs, batch, eval_batch, limit, test_limit, checkpoint_every, max_steps, no_eval, quiet, sync_bn;
@@ -222,6 +222,27 @@ static int parse_channels(const char *text, snn_model_config *cfg) {
     return 0;
 }
 
+/* --net: the description states the architecture, so the options that would state it
+ * again are refused rather than silently ignored. */
+static int make_network_model(train_run *r) {
+    static const char *const architecture[] = {"model", "channels", "T", "beta", "threshold", "encoding",
+                                               "encoding-gain", "dropout"};
+    for (size_t i = 0; i < r->nopts; i++)
+        for (size_t k = 0; k < sizeof architecture / sizeof architecture[0]; k++)
+            if (r->opts[i].seen && strcmp(r->opts[i].name, architecture[k]) == 0) {
+                fprintf(stderr, "snncl train: --%s does not apply with --net: the description states it\n",
+                        architecture[k]);
+                return 2;
+            }
+    snn_network *net;
+    snn_status st = snn_network_load(&net, r->o.net);
+    if (st != SNN_OK) return cli_report("reading --net", st);
+    st = snn_model_create_network(&r->model, r->ctx, net, r->o.seed);
+    snn_network_free(net);
+    if (st != SNN_OK) return cli_report("creating the model", st);
+    return 0;
+}
+
 static int make_model(train_run *r) {
     snn_status st;
     if (r->resume) {
@@ -233,6 +254,7 @@ static int make_model(train_run *r) {
         if ((st = snn_model_load(&r->model, r->ctx, r->o.init)) != SNN_OK) return cli_report("loading --init", st);
         return 0;
     }
+    if (r->o.net) return make_network_model(r);
     snn_model_config cfg;
     if (snn_model_config_default(&cfg, r->o.model) != SNN_OK) {
         fprintf(stderr, "snncl train: --model must be simple or vgg, got '%s'\n", r->o.model);
@@ -350,6 +372,9 @@ static void print_config(const train_run *r) {
     snn_context_device_info(r->ctx, &dev);
     printf("device: %s (%s)\n", dev.name, dev.platform);
     printf("model: %s", snn_model_kind_name(cfg.kind));
+    if (cfg.kind == SNN_MODEL_NETWORK)
+        printf(" of %d spiking layers (snncl describe --model %s: its layers; beta and threshold of the first)",
+               snn_model_num_lif_layers(r->model), r->o.out);
     if (cfg.kind == SNN_MODEL_SIMPLE) {
         printf(" channels ");
         for (int i = 0; i < cfg.num_blocks; i++) printf("%s%d", i ? "," : "", cfg.channels[i]);
@@ -488,6 +513,7 @@ static int draw_plot(train_run *r) {
     snn_model_config cfg;
     snn_model_get_config(r->model, &cfg);
     char title[256], subtitle[512], arch[128] = "";
+    if (cfg.kind == SNN_MODEL_NETWORK) snprintf(arch, sizeof arch, " of %d spiking layers", snn_model_num_lif_layers(r->model));
     if (cfg.kind == SNN_MODEL_SIMPLE) {
         int len = snprintf(arch, sizeof arch, " channels ");
         for (int i = 0; i < cfg.num_blocks && len < (int)sizeof arch; i++)
@@ -640,7 +666,8 @@ int cmd_train(int argc, char **argv) {
                       .adam_eps = tdef.adam_eps, .momentum = tdef.momentum, .weight_decay = tdef.weight_decay,
                       .gamma = tdef.gamma, .step_size = (int)tdef.step_size, .clip = tdef.grad_clip};
     cli_option opts[] = {
-        {"model", CLI_STRING, &o->model, "simple|vgg", "architecture", 0, 0},
+        {"model", CLI_STRING, &o->model, "simple|vgg", "architecture: a preset of the seed's", 0, 0},
+        {"net", CLI_STRING, &o->net, "FILE.json", "architecture: a network description (docs/network.md) instead of a preset", 0, 0},
         {"channels", CLI_STRING, &o->channels, "C1,C2,..", "simple: channels per block (default 64,128,256)", 0, 0},
         {"T", CLI_INT, &o->T, "N", "time steps", 0, 0},
         {"beta", CLI_FLOAT, &o->beta, "B", "membrane decay", 0, 0},

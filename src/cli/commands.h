@@ -13,6 +13,12 @@ int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_raster(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
+int cmd_describe(int argc, char **argv);
+int cmd_create(int argc, char **argv);
+
+/* The description of --net FILE.json, or else of the model file model_path
+ * (cmd_network.c). */
+snn_status cli_load_network(const char *net_path, const char *model_path, snn_network **out);
 
 /* Shared by train and eval (cmd_eval.c): loads one split of a dataset (limit 0: all),
  * and checks a model takes its images. Return 0 or an exit status. */

@@ -17,6 +17,8 @@ static const struct {
     {"bench", cmd_bench, "time standard workloads on one or every device (table and JSON lines)"},
     {"grad", cmd_grad, "loss and gradients of one training-mode step on a batch (no update)"},
     {"tune", cmd_tune, "measure the fastest GEMM path for a device and store it for later runs"},
+    {"describe", cmd_describe, "print a network's description (JSON) and a table of its layers"},
+    {"create", cmd_create, "write a fresh model of a network description (JSON)"},
     {"raster", cmd_raster, "draw one sample's spikes in every layer over time (PNG or SVG)"},
 };
 

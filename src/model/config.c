@@ -107,7 +107,7 @@ snn_status snn_model_config_check(const snn_model_config *cfg) {
 
 /* ------------------------------------------------------- from a model file -- */
 
-static snn_status parse_int(const char *key, const char *s, int lo, int hi, int *out) {
+snn_status snn_meta_int(const char *key, const char *s, int lo, int hi, int *out) {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -163,10 +163,10 @@ snn_status snn_model_config_from_safetensors(const snn_safetensors *st, snn_mode
     const char *h = snn_safetensors_meta_get(st, "height"), *w = snn_safetensors_meta_get(st, "width");
     if (!h || !w)
         return snn_fail(SNN_ERR_FORMAT, "metadata 'height' and 'width' are required (the input size)");
-    SNN_TRY(parse_int("height", h, 1, 16384, &cfg->height));
-    SNN_TRY(parse_int("width", w, 1, 16384, &cfg->width));
+    SNN_TRY(snn_meta_int("height", h, 1, 16384, &cfg->height));
+    SNN_TRY(snn_meta_int("width", w, 1, 16384, &cfg->width));
     const char *v;
-    if ((v = snn_safetensors_meta_get(st, "T"))) SNN_TRY(parse_int("T", v, 1, 100000, &cfg->T));
+    if ((v = snn_safetensors_meta_get(st, "T"))) SNN_TRY(snn_meta_int("T", v, 1, 100000, &cfg->T));
     if ((v = snn_safetensors_meta_get(st, "encoding")))
         if (snn_encoding_parse(v, &cfg->encoding) != SNN_OK)
             return snn_fail(SNN_ERR_FORMAT, "metadata 'encoding' = '%s' is not rate, direct or none", v);
@@ -197,13 +197,13 @@ snn_status snn_model_config_from_safetensors(const snn_safetensors *st, snn_mode
     }
     int n = 0;
     if ((v = snn_safetensors_meta_get(st, "in_channels"))) {
-        SNN_TRY(parse_int("in_channels", v, 1, 65536, &n));
+        SNN_TRY(snn_meta_int("in_channels", v, 1, 65536, &n));
         if (n != cfg->in_channels)
             return snn_fail(SNN_ERR_SHAPE, "metadata in_channels = %d but %s has %d input channels", n, first,
                             cfg->in_channels);
     }
     if ((v = snn_safetensors_meta_get(st, "num_classes"))) {
-        SNN_TRY(parse_int("num_classes", v, 1, 1000000, &n));
+        SNN_TRY(snn_meta_int("num_classes", v, 1, 1000000, &n));
         if (n != cfg->num_classes)
             return snn_fail(SNN_ERR_SHAPE, "metadata num_classes = %d but the readout has %d outputs", n,
                             cfg->num_classes);

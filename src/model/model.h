@@ -114,6 +114,8 @@ snn_status snn_model_config_check(const snn_model_config *cfg);
  * the tensors (no device needed; snn_model_config_check() is left to the caller). */
 snn_status snn_model_config_from_safetensors(const snn_safetensors *st, snn_model_config *cfg);
 snn_param *snn_model_param(snn_model *model, const char *name);
+/* A model file's integer metadata `key` = s in lo..hi (SNN_ERR_FORMAT naming it otherwise). */
+snn_status snn_meta_int(const char *key, const char *s, int lo, int hi, int *out);
 /* Floats of a batch of B as the caller hands it in: (B, C, H, W), or (B, T, C, H, W)
  * when it comes encoded already (encoding none). */
 size_t snn_model_input_elems(const snn_model *model, size_t B, snn_encoding encoding);

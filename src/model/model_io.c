@@ -84,7 +84,11 @@ snn_status snn_model_from_safetensors(snn_model **out, snn_context *ctx, const s
         snn_network *net;
         s = snn_network_parse(&net, json);
         if (s != SNN_OK) return snn_fail_context(SNN_ERR_FORMAT, "metadata '%s'", SNN_NETWORK_META);
-        s = snn_model_build_network(&m, ctx, net);
+        /* The file's "T", where present, wins: the same parameters run over any number
+         * of steps (snncl writes both; a file from PyTorch may have the description only). */
+        const char *T = snn_safetensors_meta_get(st, "T");
+        if (T) s = snn_meta_int("T", T, 1, 100000, &net->T);
+        if (s == SNN_OK) s = snn_model_build_network(&m, ctx, net);
         snn_network_free(net);
         if (s != SNN_OK) return snn_fail_context(s, "metadata '%s'", SNN_NETWORK_META);
     } else {

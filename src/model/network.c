@@ -785,6 +785,20 @@ static void put(text_buf *b, const char *fmt, ...) {
 
 static const char *tf(int v) { return v ? "true" : "false"; }
 
+/* The shortest text that reads back as the same float (0.9, not 0.899999976). */
+typedef struct float_text {
+    char s[32];
+} float_text;
+
+static float_text ft(float v) {
+    float_text t;
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(t.s, sizeof t.s, "%.*g", digits, (double)v);
+        if (strtof(t.s, NULL) == v) break;
+    }
+    return t;
+}
+
 static void put_layer(text_buf *b, const snn_layer_desc *d) {
     put(b, "{\"type\": \"%s\"", snn_layer_type_name(d->type));
     switch (d->type) {
@@ -792,12 +806,12 @@ static void put_layer(text_buf *b, const snn_layer_desc *d) {
         put(b, ", \"out_channels\": %d, \"kernel_size\": %d, \"stride\": %d, \"padding\": %d, \"bias\": %s", d->out,
             d->kernel_size, d->stride, d->padding, tf(d->bias));
         break;
-    case SNN_LAYER_BATCHNORM2D: put(b, ", \"eps\": %.9g, \"momentum\": %.9g", (double)d->eps, (double)d->momentum); break;
+    case SNN_LAYER_BATCHNORM2D: put(b, ", \"eps\": %s, \"momentum\": %s", ft(d->eps).s, ft(d->momentum).s); break;
     case SNN_LAYER_LEAKY:
-        put(b, ", \"beta\": %.9g, \"threshold\": %.9g, \"reset_mechanism\": \"%s\", \"reset_delay\": %s, "
-               "\"surrogate\": {\"type\": \"%s\", \"%s\": %.9g}, \"learn_beta\": %s, \"learn_threshold\": %s",
-            (double)d->beta, (double)d->threshold, reset_names[d->reset_mechanism], tf(d->reset_delay),
-            surrogate_names[d->surrogate], surrogate_param_name(d->surrogate), (double)d->surrogate_param,
+        put(b, ", \"beta\": %s, \"threshold\": %s, \"reset_mechanism\": \"%s\", \"reset_delay\": %s, "
+               "\"surrogate\": {\"type\": \"%s\", \"%s\": %s}, \"learn_beta\": %s, \"learn_threshold\": %s",
+            ft(d->beta).s, ft(d->threshold).s, reset_names[d->reset_mechanism], tf(d->reset_delay),
+            surrogate_names[d->surrogate], surrogate_param_name(d->surrogate), ft(d->surrogate_param).s,
             tf(d->learn_beta), tf(d->learn_threshold));
         break;
     case SNN_LAYER_AVGPOOL2D:
@@ -805,7 +819,7 @@ static void put_layer(text_buf *b, const snn_layer_desc *d) {
         put(b, ", \"kernel_size\": %d, \"stride\": %d", d->kernel_size, d->stride ? d->stride : d->kernel_size);
         break;
     case SNN_LAYER_LINEAR: put(b, ", \"out_features\": %d, \"bias\": %s", d->out, tf(d->bias)); break;
-    case SNN_LAYER_DROPOUT: put(b, ", \"p\": %.9g", (double)d->p); break;
+    case SNN_LAYER_DROPOUT: put(b, ", \"p\": %s", ft(d->p).s); break;
     case SNN_LAYER_FLATTEN: break;
     }
     put(b, "}");
@@ -815,7 +829,7 @@ snn_status snn_network_json_alloc(const snn_network *net, char **out) {
     text_buf b = {0};
     put(&b, "{\n  \"input\": [%d, %d, %d],\n  \"num_classes\": %d,\n  \"T\": %d,\n", net->in_channels, net->height,
         net->width, net->num_classes, net->T);
-    put(&b, "  \"encoding\": \"%s\",\n  \"encoding_gain\": %.9g,\n", snn_encoding_name(net->encoding), (double)net->gain);
+    put(&b, "  \"encoding\": \"%s\",\n  \"encoding_gain\": %s,\n", snn_encoding_name(net->encoding), ft(net->gain).s);
     for (int p = 0; p < 2; p++) {
         put(&b, "  \"%s\": [", snn_network_part_name((snn_network_part)p));
         for (int i = 0; i < net->count[p]; i++) {
