@@ -1,11 +1,6 @@
 /* Backward through time of LIF layers (one trajectory, fused or from recorded
- * membranes, and the estimate's two trajectories), with the fast-sigmoid surrogate. */
-
-/* d spk / d mem of the fast-sigmoid surrogate (slope 25). */
-inline float lif_surrogate(const float v, const float thr) {
-    const float s = 1.0f + 25.0f * fabs(v - thr);
-    return 1.0f / (s * s);
-}
+ * membranes, and the estimate's two trajectories): the neuron, its reset and its
+ * surrogate (sg_kind, sg) are cl/lif.cl's. */
 
 /* Gradient arriving at a LIF neuron's spike from above: gup has the layout
  * (G, P, T, B, Ho, Wo) of the layer's (pooled) output; with pooling each spike gets a
@@ -23,9 +18,9 @@ inline float lif_upstream(__global const float *gup, const uint g, const uint p,
 /* Backward through time of one trajectory. buf (G, T, B*S) holds the recorded
  * membranes mem[t] on entry and d loss / d cur[t] on exit (in place). No gradient
  * flows through the reset (snnTorch detaches it):
- *   g_mem[t] = g_spk[t] * surrogate(mem[t]) + beta * g_mem[t+1],  g_cur[t] = g_mem[t]. */
+ *   g_mem[t] = g_spk[t] * surrogate(mem[t]) + decay(mem[t]) * g_mem[t+1],  g_cur[t] = g_mem[t]. */
 __kernel void snn_k_lif_backward(__global float *buf, __global const float *gup, const float beta,
-                           const float thr, const uint G, const uint S, const uint B, const uint T,
+                           const float thr, const uint reset, const uint sg_kind, const float sg, const uint G, const uint S, const uint B, const uint T,
                            const uint H, const uint W, const uint pool) {
     const uint m = get_global_id(0), g = get_global_id(1);
     const uint M = B * S;
@@ -35,7 +30,7 @@ __kernel void snn_k_lif_backward(__global float *buf, __global const float *gup,
     for (uint t = T; t-- > 0;) {
         const size_t i = ((size_t)g * T + t) * M + m;
         const float gs = lif_upstream(gup, g, 0, t, b, s, 1, T, B, H, W, pool);
-        gm = gs * lif_surrogate(buf[i], thr) + beta * gm;
+        gm = gs * lif_surrogate(buf[i], thr, sg_kind, sg) + lif_decay(buf[i], beta, thr, reset) * gm;
         buf[i] = gm;
     }
 }
@@ -51,11 +46,12 @@ __kernel void snn_k_lif_backward(__global float *buf, __global const float *gup,
 #define LIF_BACKWARD_FUSED_ARGS                                                                   \
     __global const float *in, const uint in_off, const uint gstride, const uint tstride,          \
         __global const float *scale, __global const float *shift, const uint aff_tstride,        \
-        const float beta, const float thr, __global const float *gup, __global float *out,       \
-        const uint G, const uint S, const uint B, const uint T, const uint H, const uint W,      \
-        const uint pool, const uint sum_t
-#define LIF_BACKWARD_FUSED_PASS \
-    in, in_off, gstride, tstride, scale, shift, aff_tstride, beta, thr, gup, out, G, S, B, T, H, W, pool, sum_t
+        const float beta, const float thr, const uint reset, const uint sg_kind, const float sg,   \
+        __global const float *gup, __global float *out, const uint G, const uint S, const uint B, \
+        const uint T, const uint H, const uint W, const uint pool, const uint sum_t
+#define LIF_BACKWARD_FUSED_PASS                                                                     \
+    in, in_off, gstride, tstride, scale, shift, aff_tstride, beta, thr, reset, sg_kind, sg, gup, out, G, S, B, T, \
+        H, W, pool, sum_t
 
 /* One neuron (g, m) of lif_backward_fused. */
 inline void lif_backward_fused_one(LIF_BACKWARD_FUSED_ARGS, const uint g, const uint m) {
@@ -66,14 +62,13 @@ inline void lif_backward_fused_one(LIF_BACKWARD_FUSED_ARGS, const uint g, const 
     float v = 0.0f;
     for (uint t = 0; t < T; t++) {
         const uint k = g + t * aff_tstride;
-        const float reset = v > thr ? thr : 0.0f;
-        v = beta * v + (scale[k] * x[(size_t)t * tstride] + shift[k]) - reset;
+        v = lif_step(v, scale[k] * x[(size_t)t * tstride] + shift[k], beta, thr, reset);
         mem[t] = v;
     }
     float gm = 0.0f, total = 0.0f;
     for (uint t = T; t-- > 0;) {
         const float gs = lif_upstream(gup, g, 0, t, b, s, 1, T, B, H, W, pool);
-        gm = gs * lif_surrogate(mem[t], thr) + beta * gm;
+        gm = gs * lif_surrogate(mem[t], thr, sg_kind, sg) + lif_decay(mem[t], beta, thr, reset) * gm;
         if (sum_t)
             total += gm;
         else
@@ -104,8 +99,7 @@ __kernel void snn_k_lif_backward_fused_vec8(LIF_BACKWARD_FUSED_ARGS) {
     float8 v = (float8)(0.0f);
     for (uint t = 0; t < T; t++) {
         const uint k = g + t * aff_tstride;
-        const float8 reset = select((float8)(0.0f), (float8)(thr), v > (float8)(thr));
-        v = beta * v + (scale[k] * vload8(0, x + (size_t)t * tstride) + shift[k]) - reset;
+        v = lif_step8(v, scale[k] * vload8(0, x + (size_t)t * tstride) + shift[k], beta, thr, reset);
         mem[t] = v;
     }
     uint lb[8], ls[8];
@@ -121,8 +115,7 @@ __kernel void snn_k_lif_backward_fused_vec8(LIF_BACKWARD_FUSED_ARGS) {
         } else {
             vstore8(vload8(0, gup + ((size_t)g * T + t) * M + m0), 0, up);
         }
-        const float8 sv = 1.0f + 25.0f * fabs(mem[t] - thr);
-        gm = vload8(0, up) * (1.0f / (sv * sv)) + beta * gm;
+        gm = vload8(0, up) * lif_surrogate8(mem[t], thr, sg_kind, sg) + lif_decay8(mem[t], beta, thr, reset) * gm;
         if (sum_t)
             total += gm;
         else
@@ -137,16 +130,17 @@ __kernel void snn_k_lif_backward_fused_vec8(LIF_BACKWARD_FUSED_ARGS) {
  * records them; on exit d loss / d cur[t] of each trajectory. With u = mem + diff,
  * n = sqrt(||diff||^2 + 1e-12) (sq[sq_off + t*B + b] from the forward) and the carried
  * state p[t] = mem[t] + eps * diff / n:
- *   g_p    = beta * g_u[t+1]
+ *   g_p    = decay(p) * g_u[t+1]
  *   g_diff = G[t,b] * diff + eps * (g_p / n - diff * (diff . g_p) / n^3)
  *   g_u    = g_spk_p * surrogate(u) + g_diff
- *   g_mem  = g_spk * surrogate(mem) + beta * g_mem[t+1] + g_p - g_diff
+ *   g_mem  = g_spk * surrogate(mem) + decay(mem) * g_mem[t+1] + g_p - g_diff
  * where G[t,b] = d loss / d diff from the log-divergence term (lyapunov_grad).
  * One work-group per sample; carry (2, G, B*S) keeps g_mem and g_u between steps. */
 __kernel void snn_k_lif_lyapunov_backward(__global float *buf, __global const float *gup,
                                     __global float *carry, __global const float *sq,
                                     const uint sq_off, __global const float *gdiv, const float beta,
-                                    const float thr, const float eps, const uint G, const uint S,
+                                    const float thr, const uint reset, const uint sg_kind, const float sg,
+                                    const float eps, const uint G, const uint S,
                                     const uint B, const uint T, const uint H, const uint W,
                                     const uint pool, __local float *scratch) {
     const uint b = get_group_id(0), lid = get_local_id(0), wg = get_local_size(0);
@@ -158,27 +152,29 @@ __kernel void snn_k_lif_lyapunov_backward(__global float *buf, __global const fl
         cu[state] = 0.0f;
     }
     for (uint t = T; t-- > 0;) {
+        const float nrm = sqrt(sq[sq_off + (size_t)t * B + b] + 1e-12f);
+        const float inv_n = 1.0f / nrm, inv_n3 = inv_n * inv_n * inv_n;
         float acc = 0.0f;
         for (uint i = lid; i < n; i += wg) {
             const uint g = i / S, m = b * S + i % S;
-            const size_t state = (size_t)g * M + m;
-            acc += buf[(((size_t)g * 2 + 1) * T + t) * M + m] * (beta * cu[state]);
+            const size_t im = (((size_t)g * 2) * T + t) * M + m;
+            const float v = buf[im], d = buf[im + (size_t)T * M];
+            acc += d * (lif_decay(v + eps * d * inv_n, beta, thr, reset) * cu[(size_t)g * M + m]);
         }
         const float dot = snn_group_sum(acc, scratch);
-        const float nrm = sqrt(sq[sq_off + (size_t)t * B + b] + 1e-12f);
-        const float inv_n = 1.0f / nrm, inv_n3 = inv_n * inv_n * inv_n;
         const float gd = gdiv[(size_t)t * B + b];
         for (uint i = lid; i < n; i += wg) {
             const uint g = i / S, s = i % S, m = b * S + s;
             const size_t state = (size_t)g * M + m;
             const size_t im = (((size_t)g * 2) * T + t) * M + m, iu = im + (size_t)T * M;
             const float v = buf[im], d = buf[iu];
-            const float gp = beta * cu[state];
+            /* p, the carried perturbed state, decides the perturbed trajectory's next reset */
+            const float gp = lif_decay(v + eps * d * inv_n, beta, thr, reset) * cu[state];
             const float gdf = gd * d + eps * (gp * inv_n - d * dot * inv_n3);
             const float gs = lif_upstream(gup, g, 0, t, b, s, 2, T, B, H, W, pool);
             const float gsp = lif_upstream(gup, g, 1, t, b, s, 2, T, B, H, W, pool);
-            const float gu = gsp * lif_surrogate(v + d, thr) + gdf;
-            const float gm = gs * lif_surrogate(v, thr) + beta * cm[state] + gp - gdf;
+            const float gu = gsp * lif_surrogate(v + d, thr, sg_kind, sg) + gdf;
+            const float gm = gs * lif_surrogate(v, thr, sg_kind, sg) + lif_decay(v, beta, thr, reset) * cm[state] + gp - gdf;
             buf[im] = gm;
             buf[iu] = gu;
             cm[state] = gm;

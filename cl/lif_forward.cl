@@ -1,6 +1,4 @@
-/* Leaky integrate-and-fire over a chunk of time steps, as snnTorch's Leaky with
- * reset by subtraction and reset_delay:
- *   reset = mem[t-1] > thr;  mem[t] = beta*mem[t-1] + cur[t] - reset*thr;  spk = mem[t] > thr
+/* Leaky integrate-and-fire over a chunk of time steps (the neuron of cl/lif.cl).
  * Neurons are (g, m): g a channel (or 0 for a dense layer), m runs over batch and
  * space. The input current is affine in the convolution output (BatchNorm):
  *   cur[t] = scale[k] * in[in_off + g*gstride + t*tstride + m] + shift[k],
@@ -14,9 +12,10 @@
 #define LIF_FORWARD_ARGS                                                                      \
     __global const float *in, const uint in_off, const uint gstride, const uint tstride,       \
         __global const float *scale, __global const float *shift, const uint aff_tstride,     \
-        const float beta, const float thr, __global float *mem, __global float *spk,          \
-        const uint spk_gstride, const uint G, const uint M, const uint T
-#define LIF_FORWARD_PASS in, in_off, gstride, tstride, scale, shift, aff_tstride, beta, thr, mem, spk, spk_gstride, G, M, T
+        const float beta, const float thr, const uint reset, __global float *mem,             \
+        __global float *spk, const uint spk_gstride, const uint G, const uint M, const uint T
+#define LIF_FORWARD_PASS \
+    in, in_off, gstride, tstride, scale, shift, aff_tstride, beta, thr, reset, mem, spk, spk_gstride, G, M, T
 
 inline void lif_forward(LIF_FORWARD_ARGS, const uint record) {
     const uint m = get_global_id(0), g = get_global_id(1);
@@ -26,8 +25,7 @@ inline void lif_forward(LIF_FORWARD_ARGS, const uint record) {
     float v = mem[(size_t)g * M + m];
     for (uint t = 0; t < T; t++) {
         const uint k = g + t * aff_tstride;
-        const float reset = v > thr ? thr : 0.0f;
-        v = beta * v + (scale[k] * x[(size_t)t * tstride] + shift[k]) - reset;
+        v = lif_step(v, scale[k] * x[(size_t)t * tstride] + shift[k], beta, thr, reset);
         s[(size_t)t * M] = record ? v : (v > thr ? 1.0f : 0.0f);
     }
     mem[(size_t)g * M + m] = v;
@@ -44,7 +42,7 @@ __kernel void snn_k_lif_forward_record(LIF_FORWARD_ARGS) { lif_forward(LIF_FORWA
 __kernel void snn_k_lif_forward_pool(__global const float *in, const uint in_off, const uint gstride,
                                const uint tstride, __global const float *scale,
                                __global const float *shift, const uint aff_tstride,
-                               const float beta, const float thr, __global float *mem,
+                               const float beta, const float thr, const uint reset, __global float *mem,
                                __global float *out, const uint out_gstride, const uint G,
                                const uint B, const uint H, const uint W, const uint T) {
     const uint q = get_global_id(0), g = get_global_id(1);
@@ -63,8 +61,7 @@ __kernel void snn_k_lif_forward_pool(__global const float *in, const uint in_off
         __global const float *xt = x + (size_t)t * tstride;
         float spikes = 0.0f;
         for (int k = 0; k < 4; k++) {
-            const float reset = v[k] > thr ? thr : 0.0f;
-            v[k] = beta * v[k] + (sc * xt[idx[k]] + sh) - reset;
+            v[k] = lif_step(v[k], sc * xt[idx[k]] + sh, beta, thr, reset);
             spikes += v[k] > thr ? 1.0f : 0.0f;
         }
         out[(size_t)g * out_gstride + (size_t)t * Q + q] = 0.25f * spikes;

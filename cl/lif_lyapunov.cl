@@ -1,5 +1,5 @@
-/* The Lyapunov estimate's two trajectories through one LIF layer (the recurrence of
- * lif_forward.cl on each), with Benettin's per-layer renormalization. */
+/* The Lyapunov estimate's two trajectories through one LIF layer (the neuron of
+ * cl/lif.cl on each), with Benettin's per-layer renormalization. */
 
 /* The perturbed trajectory's input minus the reference's at one neuron (x: the
  * reference's input): formed from the dense perturbed input at in[src_p], or, in sparse
@@ -31,11 +31,11 @@ inline float lif_input_diff(__global const float *in, const size_t src_p, const 
     __global const float *in, const uint in_off, const uint gstride, const uint tstride,         \
         const uint p_off, __global const float *scale, __global const float *shift,             \
         const uint aff_tstride, const uint aff_pstride, const float beta, const float thr,      \
-        const float eps, __global float *mem, __global float *delta, __global float *spk,       \
+        const uint reset, const float eps, __global float *mem, __global float *delta, __global float *spk,       \
         const uint spk_gstride, const uint G, const uint S, const uint B, const uint T,         \
         const uint t0, __global float *sq, const uint sq_off
 #define LIF_LYAPUNOV_PASS                                                                        \
-    in, in_off, gstride, tstride, p_off, scale, shift, aff_tstride, aff_pstride, beta, thr, eps, \
+    in, in_off, gstride, tstride, p_off, scale, shift, aff_tstride, aff_pstride, beta, thr, reset, eps, \
         mem, delta, spk, spk_gstride, G, S, B, T, t0, sq, sq_off
 
 inline void lif_lyapunov(LIF_LYAPUNOV_ARGS, const uint record, const uint sparse, __global const int *dmap,
@@ -58,12 +58,10 @@ inline void lif_lyapunov(LIF_LYAPUNOV_ARGS, const uint record, const uint sparse
                 const float xd = lif_input_diff(in, src0 + s + p_off, x, sparse, any, dmap,
                                                 (size_t)t * M + (size_t)b * S + s, dx, (size_t)g * dx_gstride);
                 const float v = mem[state], d = delta[state];
-                const float reset = v > thr ? thr : 0.0f;
-                const float reset_p = v + d > thr ? thr : 0.0f;
-                const float v_new = beta * v + (a * x + c) - reset;
+                const float v_new = lif_step(v, a * x + c, beta, thr, reset);
                 /* mem_p - mem without forming mem_p: with a shared affine (eval mode, or the
                  * first layer's shared input) the second term is exactly zero. */
-                const float d_new = beta * d + ap * xd + ((ap - a) * x + dc) - (reset_p - reset);
+                const float d_new = lif_step_delta(v, d, beta, thr, reset) + (ap * xd + ((ap - a) * x + dc));
                 mem[state] = v_new;
                 delta[state] = d_new;
                 spk[out0 + s] = record ? v_new : (v_new > thr ? 1.0f : 0.0f);
@@ -104,12 +102,12 @@ __kernel void snn_k_lif_lyapunov_sparse(LIF_LYAPUNOV_ARGS, __global const int *d
 #define LIF_LYAPUNOV_POOL_ARGS                                                                   \
     __global const float *in, const uint in_off, const uint gstride, const uint tstride,         \
         const uint p_off, __global const float *scale, __global const float *shift,             \
-        const float beta, const float thr, const float eps, __global float *mem,                \
+        const float beta, const float thr, const uint reset, const float eps, __global float *mem, \
         __global float *delta, __global float *out, const uint out_gstride, const uint G,       \
         const uint B, const uint H, const uint W, const uint T, const uint t0, __global float *sq, \
         const uint sq_off
 #define LIF_LYAPUNOV_POOL_PASS                                                                   \
-    in, in_off, gstride, tstride, p_off, scale, shift, beta, thr, eps, mem, delta, out, out_gstride, G, B, H, \
+    in, in_off, gstride, tstride, p_off, scale, shift, beta, thr, reset, eps, mem, delta, out, out_gstride, G, B, H, \
         W, T, t0, sq, sq_off
 
 inline void lif_lyapunov_pool(LIF_LYAPUNOV_POOL_ARGS, const uint sparse, __global const int *dmap,
@@ -144,10 +142,8 @@ inline void lif_lyapunov_pool(LIF_LYAPUNOV_POOL_ARGS, const uint sparse, __globa
                                                     (size_t)t * M + (size_t)b * S + s, dx, (size_t)g * dx_gstride);
                     const float v = mem[state];
                     const float d = delta[state] * r;
-                    const float reset = v > thr ? thr : 0.0f;
-                    const float reset_p = v + d > thr ? thr : 0.0f;
-                    const float v_new = beta * v + (a * x + c) - reset;
-                    const float d_new = beta * d + a * xd - (reset_p - reset);
+                    const float v_new = lif_step(v, a * x + c, beta, thr, reset);
+                    const float d_new = lif_step_delta(v, d, beta, thr, reset) + a * xd;
                     mem[state] = v_new;
                     delta[state] = d_new;
                     spikes += v_new > thr ? 1.0f : 0.0f;

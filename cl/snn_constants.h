@@ -18,6 +18,15 @@
 #define SNN_STREAM_DROPOUT 2u
 #define SNN_STREAM_HOST 0xC0FFEEu
 
+/* A LIF layer's reset and surrogate as the kernels take them (cl/lif.cl): the values of
+ * snn_reset and snn_surrogate (include/snncl.h; src/ops/ops.h checks they agree). */
+#define SNN_LIF_RESET_SUBTRACT 0u
+#define SNN_LIF_RESET_ZERO 1u
+#define SNN_LIF_RESET_NONE 2u
+#define SNN_LIF_SURROGATE_ATAN 0u
+#define SNN_LIF_SURROGATE_FAST_SIGMOID 1u
+#define SNN_LIF_SURROGATE_SIGMOID 2u
+
 /* Register blocking of the native GEMM kernels (cl/gemm.cl): snn_k_gemm_cols computes
  * SNN_GEMM_RM rows x SNN_GEMM_CW columns (SNN_GEMM_CV float16 vectors) per work-item,
  * snn_k_gemm_dot SNN_GEMM_DI x SNN_GEMM_DJ of C. They follow the device's

@@ -129,8 +129,22 @@ static void finite_diff(loss_fn f, void *data, double *x, size_t n, double *grad
     }
 }
 
-/* The smooth spike: its derivative 1/(1 + 25|x|)^2 is the kernels' surrogate. */
-static double fsig(double x) { return x / (1.0 + 25.0 * fabs(x)); }
+/* The smooth spike of a surrogate (SNN_LIF_SURROGATE_*, parameter p): an
+ * antiderivative of the kernels' surrogate, so that its finite differences are what
+ * they must compute (fast sigmoid x / (1 + p|x|); atan(pi/2 p x) / pi; sigmoid(p x)). */
+static double smooth_spike(double x, unsigned kind, double p) {
+    const double pi = 3.14159265358979323846;
+    if (kind == SNN_LIF_SURROGATE_ATAN) return atan(pi / 2 * p * x) / pi;
+    if (kind == SNN_LIF_SURROGATE_SIGMOID) return 1.0 / (1.0 + exp(-p * x));
+    return x / (1.0 + p * fabs(x));
+}
+
+/* One step of the neuron of cl/lif.cl in double: the reset a step function of v. */
+static double lif_next(double v, double cur, double beta, double thr, unsigned reset) {
+    if (reset == SNN_LIF_RESET_ZERO) return beta * (v > thr ? 0.0 : v) + cur;
+    if (reset == SNN_LIF_RESET_NONE) return beta * v + cur;
+    return beta * v + cur - (v > thr ? thr : 0.0);
+}
 
 /* ------------------------------------------------------------ lif_backward -- */
 
@@ -138,14 +152,22 @@ typedef struct lif_case {
     size_t G, B, H, W, T;
     int pool;
     float beta, thr;
+    unsigned reset, sg_kind; /* SNN_LIF_RESET_*, SNN_LIF_SURROGATE_* */
+    float sg;
 } lif_case;
 
+#define SEED_LIF SNN_LIF_RESET_SUBTRACT, SNN_LIF_SURROGATE_FAST_SIGMOID, 25.0f /* the seed's neuron */
 static const lif_case lif_cases[] = {
-    {2, 2, 5, 7, 6, 0, 0.9f, 1.0f},   /* odd H, W, no pooling */
-    {3, 2, 5, 7, 5, 1, 0.8f, 1.0f},   /* pooled with odd H, W: last row and column dropped */
-    {2, 3, 4, 6, 4, 1, 0.95f, 0.7f},  /* pooled, even */
-    {1, 3, 1, 13, 7, 0, 0.9f, 1.0f},  /* a dense layer (vgg's fc LIF: H = 1) */
-    {2, 1, 3, 3, 3, 1, 0.5f, 1.25f},  /* one pooled output per channel */
+    {2, 2, 5, 7, 6, 0, 0.9f, 1.0f, SEED_LIF},   /* odd H, W, no pooling */
+    {3, 2, 5, 7, 5, 1, 0.8f, 1.0f, SEED_LIF},   /* pooled with odd H, W: last row and column dropped */
+    {2, 3, 4, 6, 4, 1, 0.95f, 0.7f, SEED_LIF},  /* pooled, even */
+    {1, 3, 1, 13, 7, 0, 0.9f, 1.0f, SEED_LIF},  /* a dense layer (vgg's fc LIF: H = 1) */
+    {2, 1, 3, 3, 3, 1, 0.5f, 1.25f, SEED_LIF},  /* one pooled output per channel */
+    /* the other resets and surrogates (snnTorch's default neuron: atan, alpha 2) */
+    {2, 2, 5, 7, 6, 0, 0.9f, 1.0f, SNN_LIF_RESET_ZERO, SNN_LIF_SURROGATE_ATAN, 2.0f},
+    {3, 2, 5, 7, 5, 1, 0.8f, 0.6f, SNN_LIF_RESET_NONE, SNN_LIF_SURROGATE_SIGMOID, 25.0f},
+    {1, 3, 1, 13, 7, 0, 0.7f, 1.0f, SNN_LIF_RESET_ZERO, SNN_LIF_SURROGATE_FAST_SIGMOID, 10.0f},
+    {2, 3, 4, 6, 4, 1, 0.95f, 0.7f, SNN_LIF_RESET_SUBTRACT, SNN_LIF_SURROGATE_ATAN, 3.5f},
 };
 
 /* |mem - thr| of the data; a perturbed evaluation must keep at least half of it. */
@@ -162,8 +184,8 @@ typedef struct lif_ref {
 } lif_ref;
 
 /* L of one LIF layer over all steps from currents cur (G, T, M), M = B*H*W:
- * reset = H(mem[t-1] - thr); mem[t] = beta mem[t-1] + cur[t] - reset thr; the smooth
- * spikes pooled 2x2 (floor) when the case pools; dotted with w. */
+ * mem[t] = lif_next(mem[t-1], cur[t]); the smooth spikes pooled 2x2 (floor) when the
+ * case pools; dotted with w. */
 static double lif_loss(void *data, const double *cur, size_t i) {
     (void)i;
     lif_ref *r = data;
@@ -177,14 +199,10 @@ static double lif_loss(void *data, const double *cur, size_t i) {
             double v = 0;
             for (size_t t = 0; t < T; t++) {
                 const size_t k = (g * T + t) * M + m;
-                double reset = 0;
-                if (v > thr) {
-                    reset = thr;
-                    r->resets++;
-                }
-                v = beta * v + cur[k] - reset;
+                r->resets += v > thr;
+                v = lif_next(v, cur[k], beta, thr, lc->reset);
                 r->margin = fmin(r->margin, fabs(v - thr));
-                r->out[k] = fsig(v - thr);
+                r->out[k] = smooth_spike(v - thr, lc->sg_kind, lc->sg);
                 if (r->mem) r->mem[k] = v;
             }
         }
@@ -216,13 +234,12 @@ static void lif_make_currents(test_rng *r, const lif_case *lc, float *cur) {
         for (size_t m = 0; m < M; m++) {
             double v = 0;
             for (size_t t = 0; t < T; t++) {
-                const double reset = v > thr ? thr : 0.0;
                 float c;
                 double vn;
                 int tries = 0;
                 do {
                     c = test_rng_uniform(r, -0.4f * lc->thr, 1.2f * lc->thr);
-                    vn = beta * v + c - reset;
+                    vn = lif_next(v, c, beta, thr, lc->reset);
                     expect_msg(++tries < 1000, "cannot draw a current away from the threshold");
                 } while (fabs(vn - thr) < LIF_MARGIN);
                 cur[(g * T + t) * M + m] = c;
@@ -239,7 +256,8 @@ START_TEST(test_lif_backward) {
     const size_t G = lc->G, B = lc->B, H = lc->H, W = lc->W, T = lc->T, S = H * W, M = B * S;
     const size_t Ho = H / 2, Wo = W / 2, n = G * T * M, n_up = lc->pool ? G * T * B * Ho * Wo : n, pad = 13;
     char what[160];
-    snprintf(what, sizeof what, "lif_backward G=%zu B=%zu H=%zu W=%zu T=%zu pool=%d", G, B, H, W, T, lc->pool);
+    snprintf(what, sizeof what, "lif_backward G=%zu B=%zu H=%zu W=%zu T=%zu pool=%d reset=%u surrogate=%u(%g)", G, B,
+             H, W, T, lc->pool, lc->reset, lc->sg_kind, (double)lc->sg);
 
     float *cur = host_alloc(n);
     lif_make_currents(&r, lc, cur);
@@ -259,6 +277,7 @@ START_TEST(test_lif_backward) {
     cl_mem buf = dev_upload_padded(ctx, memf, n, pad), gup = dev_upload_padded(ctx, w, n_up, pad);
     snn_lif_backward_args a = {0};
     a.buf = buf, a.gup = gup, a.beta = lc->beta, a.thr = lc->thr;
+    a.reset = lc->reset, a.sg_kind = lc->sg_kind, a.sg = lc->sg;
     a.G = G, a.S = S, a.B = B, a.T = T, a.H = H, a.W = W, a.pool = lc->pool;
     ck_assert_snn_ok(snn_op_lif_backward(ctx, &a));
     float *got = dev_download(ctx, buf, n + pad);
@@ -282,7 +301,7 @@ START_TEST(test_lif_backward) {
     cl_mem rec = dev_sentinel(ctx, n + pad);
     snn_lif_args f = {0};
     f.in = ind, f.gstride = T * M, f.tstride = M, f.scale = ones, f.shift = zeros;
-    f.beta = lc->beta, f.thr = lc->thr, f.mem = state, f.spk = rec, f.spk_gstride = T * M;
+    f.beta = lc->beta, f.thr = lc->thr, f.reset = lc->reset, f.mem = state, f.spk = rec, f.spk_gstride = T * M;
     f.G = G, f.S = S, f.B = B, f.T = T, f.record = 1;
     ck_assert_snn_ok(snn_op_lif_forward(ctx, &f));
     float *recorded = dev_download(ctx, rec, n + pad);
@@ -338,15 +357,21 @@ typedef struct ly_case {
     double c;           /* weight of the log-divergence term */
     double other;       /* other layers' squared divergence, in eps^2 (0: a single layer) */
     int expect_flips;   /* the trajectories must reset differently somewhere */
+    unsigned reset, sg_kind; /* SNN_LIF_RESET_*, SNN_LIF_SURROGATE_* */
+    float sg;
 } ly_case;
 
 static const ly_case ly_cases[] = {
-    {2, 2, 2, 3, 5, 0, 0, 0.9f, 1.0f, 1e-2f, 0.05, 0.0, 0},
-    {2, 2, 3, 5, 4, 1, 0, 0.85f, 1.0f, 1e-2f, 0.05, 0.0, 0},  /* pooled, odd H, W */
-    {2, 3, 3, 3, 5, 0, 1, 0.9f, 1.0f, 1e-2f, 5e-3, 0.0, 0},   /* shared input: divergence of size eps */
-    {2, 2, 3, 3, 6, 0, 1, 0.9f, 1.0f, 0.3f, 0.05, 0.0, 1},    /* large eps: resets differ */
-    {3, 2, 11, 9, 3, 1, 0, 0.9f, 1.0f, 1e-2f, 0.05, 2.0, 0},  /* G*S = 297 > work-group; d != n */
-    {1, 2, 1, 17, 6, 0, 0, 0.9f, 0.8f, 3e-2f, 0.0, 0.0, 0},   /* dense, no log term */
+    {2, 2, 2, 3, 5, 0, 0, 0.9f, 1.0f, 1e-2f, 0.05, 0.0, 0, SEED_LIF},
+    {2, 2, 3, 5, 4, 1, 0, 0.85f, 1.0f, 1e-2f, 0.05, 0.0, 0, SEED_LIF},  /* pooled, odd H, W */
+    {2, 3, 3, 3, 5, 0, 1, 0.9f, 1.0f, 1e-2f, 5e-3, 0.0, 0, SEED_LIF},   /* shared input: divergence of size eps */
+    {2, 2, 3, 3, 6, 0, 1, 0.9f, 1.0f, 0.3f, 0.05, 0.0, 1, SEED_LIF},    /* large eps: resets differ */
+    {3, 2, 11, 9, 3, 1, 0, 0.9f, 1.0f, 1e-2f, 0.05, 2.0, 0, SEED_LIF},  /* G*S = 297 > work-group; d != n */
+    {1, 2, 1, 17, 6, 0, 0, 0.9f, 0.8f, 3e-2f, 0.0, 0.0, 0, SEED_LIF},   /* dense, no log term */
+    /* reset to zero (the perturbed state decides its own reset) and the other surrogates */
+    {2, 2, 3, 3, 6, 0, 1, 0.9f, 1.0f, 0.3f, 0.05, 0.0, 1, SNN_LIF_RESET_ZERO, SNN_LIF_SURROGATE_ATAN, 2.0f},
+    {2, 2, 3, 5, 4, 1, 0, 0.85f, 1.0f, 1e-2f, 0.05, 1.0, 0, SNN_LIF_RESET_ZERO, SNN_LIF_SURROGATE_SIGMOID, 25.0f},
+    {1, 2, 1, 17, 6, 0, 0, 0.8f, 0.8f, 3e-2f, 0.05, 0.0, 0, SNN_LIF_RESET_NONE, SNN_LIF_SURROGATE_ATAN, 2.0f},
 };
 
 #define LY_MARGIN 1e-4
@@ -365,8 +390,7 @@ typedef struct ly_ref {
 } ly_ref;
 
 /* Sample b's part of L: both trajectories of one layer from cur (G, 2, T, M):
- *   m[t] = beta m[t-1] + cm[t] - H(m[t-1] - thr) thr
- *   u[t] = beta p[t-1] + cu[t] - H(p[t-1] - thr) thr,   diff = u - m,
+ *   m[t] = lif_next(m[t-1], cm[t]),  u[t] = lif_next(p[t-1], cu[t]),   diff = u - m,
  *   n = sqrt(||diff||^2 + 1e-12),  p[t] = m[t] + eps diff / n   (m[-1] = 0, p[-1] = eps n0)
  *   L_b = sum w f(m - thr) + sum w f(u - thr) + c sum_t log(d / eps + 1e-12),
  *   d = sqrt(||diff||^2 + other + 1e-12). */
@@ -387,12 +411,11 @@ static double ly_sample_loss(ly_ref *r, const double *cur, size_t b) {
         for (size_t i = 0; i < ns; i++) {
             const size_t g = i / S, mi = b * S + i % S;
             const double cm = cur[((g * 2 + 0) * T + t) * M + mi], cu = cur[((g * 2 + 1) * T + t) * M + mi];
-            const double rm = m[i] > thr ? thr : 0.0, ru = p[i] > thr ? thr : 0.0;
-            r->flips += rm != ru;
-            const double mn = beta * m[i] + cm - rm, un = beta * p[i] + cu - ru;
+            r->flips += (m[i] > thr) != (p[i] > thr);
+            const double mn = lif_next(m[i], cm, beta, thr, lc->reset), un = lif_next(p[i], cu, beta, thr, lc->reset);
             r->margin = fmin(r->margin, fmin(fabs(mn - thr), fabs(un - thr)));
-            fo[i] = fsig(mn - thr);
-            fo[ns + i] = fsig(un - thr);
+            fo[i] = smooth_spike(mn - thr, lc->sg_kind, lc->sg);
+            fo[ns + i] = smooth_spike(un - thr, lc->sg_kind, lc->sg);
             m[i] = mn;
             df[i] = un - mn;
             acc += df[i] * df[i];
@@ -443,8 +466,9 @@ START_TEST(test_lif_lyapunov_backward) {
     const size_t n_up = lc->pool ? G * 2 * T * B * Ho * Wo : n;
     const float eps = lc->eps;
     char what[200];
-    snprintf(what, sizeof what, "lif_lyapunov_backward G=%zu B=%zu H=%zu W=%zu T=%zu pool=%d shared=%d eps=%g", G,
-             B, H, W, T, lc->pool, lc->shared, (double)eps);
+    snprintf(what, sizeof what,
+             "lif_lyapunov_backward G=%zu B=%zu H=%zu W=%zu T=%zu pool=%d shared=%d eps=%g reset=%u surrogate=%u(%g)", G,
+             B, H, W, T, lc->pool, lc->shared, (double)eps, lc->reset, lc->sg_kind, (double)lc->sg);
 
     float *n0f = host_alloc(G * M);
     for (size_t i = 0; i < G * M; i++) n0f[i] = test_rng_normal(&r);
@@ -509,6 +533,7 @@ START_TEST(test_lif_lyapunov_backward) {
     cl_mem gdivd = dev_upload_padded(ctx, gdiv, T * B, pad);
     snn_lif_backward_args a = {0};
     a.buf = buf, a.gup = gup, a.beta = lc->beta, a.thr = lc->thr;
+    a.reset = lc->reset, a.sg_kind = lc->sg_kind, a.sg = lc->sg;
     a.G = G, a.S = S, a.B = B, a.T = T, a.H = H, a.W = W, a.pool = lc->pool;
     a.carry = carry, a.sq = sqd, a.sq_off = sq_off, a.gdiv = gdivd, a.eps = eps;
     ck_assert_snn_ok(snn_op_lif_lyapunov_backward(ctx, &a));
@@ -542,7 +567,7 @@ START_TEST(test_lif_lyapunov_backward) {
     cl_mem recd = dev_sentinel(ctx, n + pad), sq2 = dev_sentinel(ctx, sq_len);
     snn_lif_args f = {0};
     f.in = ind, f.gstride = 2 * T * M, f.tstride = M, f.p_off = T * M, f.scale = ones, f.shift = zeros;
-    f.beta = lc->beta, f.thr = lc->thr, f.eps = eps, f.mem = state, f.delta = delta, f.spk = recd;
+    f.beta = lc->beta, f.thr = lc->thr, f.reset = lc->reset, f.eps = eps, f.mem = state, f.delta = delta, f.spk = recd;
     f.spk_gstride = 2 * T * M, f.G = G, f.S = S, f.B = B, f.T = T, f.sq = sq2, f.sq_off = sq_off, f.record = 1;
     ck_assert_snn_ok(snn_op_lif_lyapunov(ctx, &f));
     float *rg = dev_download(ctx, recd, n + pad), *sqg = dev_download(ctx, sq2, sq_len);

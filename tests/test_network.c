@@ -421,8 +421,9 @@ START_TEST(test_unsupported_layers_named) {
         {CONV ", {\"type\": \"batchnorm2d\"}, " LIF ", " TAIL, "layers[0] conv2d: only 3x3 kernels, stride 1, padding 1, bias false"},
         {"{\"type\": \"conv2d\", \"out_channels\": 4, \"kernel_size\": 3, \"padding\": 1, \"bias\": false}, " LIF ", " TAIL,
          "layers[0] conv2d: needs a batchnorm2d after it"},
-        {"{\"type\": \"flatten\"}, {\"type\": \"linear\", \"out_features\": 8}, " LIF ", " TAIL,
-         "layers[2] leaky: only the fast_sigmoid surrogate"},
+        {"{\"type\": \"flatten\"}, {\"type\": \"linear\", \"out_features\": 8}, "
+         "{\"type\": \"leaky\", \"beta\": 0.9, \"reset_delay\": false}, " TAIL,
+         "layers[2] leaky: only reset_delay true runs yet"},
         {"{\"type\": \"maxpool2d\", \"kernel_size\": 2}, " TAIL, "layers[0] maxpool2d: does not run here yet"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -1,5 +1,6 @@
-/* Model configurations: the seed's defaults, names, validation, and reading them from a
- * model file's metadata and tensor shapes (host only, so the fuzzers reach it). */
+/* Model configurations: the seed's defaults, names, validation, reading them from a
+ * model file's metadata and tensor shapes, and the presets as network descriptions
+ * (host only, so the fuzzers reach it). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -208,5 +209,89 @@ snn_status snn_model_config_from_safetensors(const snn_safetensors *st, snn_mode
             return snn_fail(SNN_ERR_SHAPE, "metadata num_classes = %d but the readout has %d outputs", n,
                             cfg->num_classes);
     }
+    return SNN_OK;
+}
+
+/* ------------------------------------------------------------------ presets -- */
+
+#define PRESET_TRY(expr)                       \
+    do {                                       \
+        if ((st = (expr)) != SNN_OK) goto out; \
+    } while (0)
+
+snn_status snn_network_preset(snn_network **out, const snn_model_config *cfg) {
+    SNN_REQUIRE_ARG("snn_network_preset", out);
+    *out = NULL;
+    SNN_REQUIRE_ARG("snn_network_preset", cfg);
+    snn_status st = snn_model_config_check(cfg);
+    if (st != SNN_OK) return snn_fail_context(st, "snn_network_preset: cfg");
+    if (cfg->kind != SNN_MODEL_SIMPLE && cfg->kind != SNN_MODEL_VGG)
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_network_preset: cfg names no preset (kind %s)",
+                        snn_model_kind_name(cfg->kind));
+    snn_network *n;
+    SNN_TRY(snn_network_create(&n, cfg->in_channels, cfg->height, cfg->width, cfg->num_classes, cfg->T));
+    n->encoding = cfg->encoding;
+    n->gain = cfg->encoding_gain;
+    n->preset = (int)cfg->kind;
+    snn_layer_desc conv, bn, lif, pool, flat, fc, drop;
+    snn_layer_desc_default(&conv, SNN_LAYER_CONV2D);
+    conv.kernel_size = 3;
+    conv.padding = 1;
+    conv.bias = 0;
+    snn_layer_desc_default(&bn, SNN_LAYER_BATCHNORM2D);
+    snn_layer_desc_default(&lif, SNN_LAYER_LEAKY);
+    lif.beta = cfg->beta;
+    lif.threshold = cfg->threshold;
+    lif.surrogate = SNN_SURROGATE_FAST_SIGMOID;
+    lif.surrogate_param = 25.0f;
+    snn_layer_desc_default(&pool, SNN_LAYER_AVGPOOL2D);
+    pool.kernel_size = 2;
+    snn_layer_desc_default(&flat, SNN_LAYER_FLATTEN);
+    snn_layer_desc_default(&fc, SNN_LAYER_LINEAR);
+    snn_layer_desc_default(&drop, SNN_LAYER_DROPOUT);
+    drop.p = cfg->dropout;
+    char name[48];
+    const snn_network_part L = SNN_NET_LAYERS;
+    /* The seed's state_dict names (its SimpleSNN and VGGSNN modules). */
+    if (cfg->kind == SNN_MODEL_SIMPLE) {
+        for (int b = 0; b < cfg->num_blocks; b++) {
+            conv.out = cfg->channels[b];
+            snprintf(name, sizeof name, "blocks.%d.conv", b);
+            PRESET_TRY(snn_network_append(n, L, &conv, name));
+            snprintf(name, sizeof name, "blocks.%d.bn", b);
+            PRESET_TRY(snn_network_append(n, L, &bn, name));
+            snprintf(name, sizeof name, "blocks.%d.lif", b);
+            PRESET_TRY(snn_network_append(n, L, &lif, name));
+            PRESET_TRY(snn_network_append(n, L, &pool, "-"));
+        }
+        PRESET_TRY(snn_network_append(n, L, &flat, "-"));
+        fc.out = cfg->num_classes;
+    } else {
+        for (int b = 0; b < cfg->num_blocks; b++)
+            for (int j = 0; j < 2; j++) {
+                conv.out = cfg->channels[b];
+                snprintf(name, sizeof name, "blocks.%d.%d", b, 2 * j);
+                PRESET_TRY(snn_network_append(n, L, &conv, name));
+                snprintf(name, sizeof name, "blocks.%d.%d", b, 2 * j + 1);
+                PRESET_TRY(snn_network_append(n, L, &bn, name));
+                snprintf(name, sizeof name, "lifs.%d", 2 * b + j);
+                PRESET_TRY(snn_network_append(n, L, &lif, name));
+                if (j == 1) PRESET_TRY(snn_network_append(n, L, &pool, "-"));
+            }
+        PRESET_TRY(snn_network_append(n, L, &flat, "-"));
+        fc.out = 512; /* the seed's hidden dense layer */
+        PRESET_TRY(snn_network_append(n, L, &fc, "fc1"));
+        PRESET_TRY(snn_network_append(n, L, &lif, "lif_fc"));
+        fc.out = cfg->num_classes;
+    }
+    PRESET_TRY(snn_network_append(n, SNN_NET_READOUT, &drop, "-"));
+    PRESET_TRY(snn_network_append(n, SNN_NET_READOUT, &fc, cfg->kind == SNN_MODEL_SIMPLE ? "fc" : "fc2"));
+    PRESET_TRY(snn_network_infer(n));
+out:
+    if (st != SNN_OK) {
+        snn_network_free(n);
+        return st;
+    }
+    *out = n;
     return SNN_OK;
 }

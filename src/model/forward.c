@@ -175,6 +175,7 @@ static void swap_buffers(snn_forward_buffers *f) {
 static void run_lif_setup(const snn_model *m, const forward_plan *p, snn_lif_args *a, int layer) {
     a->beta = snn_model_lif_beta(m, layer);
     a->thr = snn_model_lif_threshold(m, layer);
+    a->reset = m->layer[layer].reset;
     a->mem = p->f->mem[layer].mem;
     a->delta = p->f->delta[layer].mem;
     a->sq = p->f->sq.mem;
@@ -318,6 +319,7 @@ static snn_status forward_chunk(const snn_model *m, const forward_plan *p, size_
             /* Pooling fused into the LIF pass: pooled spikes straight to the next input. */
             a.beta = snn_model_lif_beta(m, i);
             a.thr = snn_model_lif_threshold(m, i);
+            a.reset = c->reset;
             a.mem = f->mem[i].mem;
             a.spk = f->act.mem;
             a.spk_gstride = Tn * B * c->out_hw;

@@ -161,7 +161,8 @@ static snn_layer *append_dense(snn_model *m, size_t units) {
 
 #define WHAT_RUNS                                                                                        \
     "snncl's kernels run conv2d (3x3, stride 1, padding 1, no bias) + batchnorm2d + leaky [+ avgpool2d " \
-    "2x2], flatten, linear (with bias) + leaky, and a readout of [dropout +] linear"
+    "2x2], flatten, linear (with bias) + leaky, and a readout of [dropout +] linear; leaky with any "  \
+    "reset_mechanism and surrogate, reset_delay true, beta and threshold not learned"
 
 static snn_status refuse(const char *part, int i, const snn_net_layer *l, const char *why) {
     return snn_fail(SNN_ERR_UNSUPPORTED, "%s[%d] %s: %s (%s)", part, i, snn_layer_type_name(l->d.type), why,
@@ -174,10 +175,7 @@ static snn_status lowered_leaky(const snn_net_layer *L, int count, int i) {
         return refuse("layers", i, &L[i], "a leaky must come here");
     }
     const snn_layer_desc *d = &L[i].d;
-    if (d->reset_mechanism != SNN_RESET_SUBTRACT) return refuse("layers", i, &L[i], "only reset_mechanism subtract runs yet");
     if (!d->reset_delay) return refuse("layers", i, &L[i], "only reset_delay true runs yet");
-    if (d->surrogate != SNN_SURROGATE_FAST_SIGMOID || d->surrogate_param != 25.0f)
-        return refuse("layers", i, &L[i], "only the fast_sigmoid surrogate with slope 25 runs yet");
     if (d->learn_beta || d->learn_threshold) return refuse("layers", i, &L[i], "learn_beta and learn_threshold do not run yet");
     return SNN_OK;
 }
@@ -341,6 +339,10 @@ snn_status snn_model_build_network(snn_model **out, snn_context *ctx, const snn_
         c->lif.beta->host[0] = L[i].d.beta;
         c->lif.threshold->host[0] = L[i].d.threshold;
         c->lif.graded->host[0] = 1.0f;
+        c->lif.reset_mechanism->i64 = (int64_t)L[i].d.reset_mechanism; /* snnTorch's reset_mechanism_val */
+        c->reset = (unsigned)L[i].d.reset_mechanism;
+        c->sg_kind = (unsigned)L[i].d.surrogate;
+        c->sg = L[i].d.surrogate_param;
     }
     *out = m;
     return SNN_OK;

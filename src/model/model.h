@@ -57,6 +57,8 @@ typedef struct snn_layer {
     snn_param *bn_weight, *bn_bias, *bn_mean, *bn_var, *bn_count; /* conv only */
     float bn_momentum;                                            /* conv: running statistics' rate */
     snn_lif_params lif;
+    unsigned reset, sg_kind;  /* the LIF's reset and surrogate (SNN_LIF_RESET_*, SNN_LIF_SURROGATE_*) */
+    float sg;                 /* the surrogate's alpha or slope */
     /* The LIF input's affine in eval: BatchNorm folded (conv, owned), y = scale*x + shift;
      * the identity (dense: the model's ones and zeros). */
     cl_mem scale, shift;

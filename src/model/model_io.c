@@ -58,9 +58,10 @@ static snn_status check_loaded(snn_model *m, const snn_safetensors *st) {
         if (lif->graded->host[0] != 1.0f)
             return snn_fail(SNN_ERR_UNSUPPORTED, "'%s' = %g: only graded_spikes_factor 1 is supported",
                             lif->graded->name, (double)lif->graded->host[0]);
-        if (lif->reset_mechanism->i64 != 0)
-            return snn_fail(SNN_ERR_UNSUPPORTED, "'%s' = %lld: only reset by subtraction (0) is supported",
-                            lif->reset_mechanism->name, (long long)lif->reset_mechanism->i64);
+        if (lif->reset_mechanism->i64 != (int64_t)m->layer[l].reset)
+            return snn_fail(SNN_ERR_FORMAT, "'%s' = %lld, but the description's reset_mechanism is %u (0 subtract, "
+                            "1 zero, 2 none)", lif->reset_mechanism->name, (long long)lif->reset_mechanism->i64,
+                            m->layer[l].reset);
     }
     for (int i = 0; i < m->num_layers; i++) {
         const snn_param *var = m->layer[i].bn_var;

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
 
 /* Sizes a description may ask for: generous for any network, small enough that no
  * product of them with a batch wraps around. */
@@ -159,8 +158,7 @@ snn_status snn_network_set_encoding(snn_network *net, snn_encoding encoding, flo
 
 static int valid_part(snn_network_part part) { return part == SNN_NET_LAYERS || part == SNN_NET_READOUT; }
 
-/* Appends with a parameter prefix (NULL: "<part>.<index>", as PyTorch's ModuleDict). */
-static snn_status append_named(snn_network *net, snn_network_part part, const snn_layer_desc *d, const char *name) {
+snn_status snn_network_append(snn_network *net, snn_network_part part, const snn_layer_desc *d, const char *name) {
     char at[32];
     snprintf(at, sizeof at, "%s[%d]", snn_network_part_name(part), net->count[part]);
     SNN_TRY(check_fields(d, at));
@@ -187,7 +185,7 @@ snn_status snn_network_add(snn_network *net, snn_network_part part, const snn_la
     SNN_REQUIRE_ARG("snn_network_add", net);
     SNN_REQUIRE_ARG("snn_network_add", desc);
     FIELD_CHECK(valid_part(part), "snn_network_add: unknown part %d", (int)part);
-    return append_named(net, part, desc, NULL);
+    return snn_network_append(net, part, desc, NULL);
 }
 
 /* The one-call builders: a default of the type, a few fields set, snn_network_add. */
@@ -370,7 +368,7 @@ snn_status snn_network_copy(const snn_network *net, snn_network **out) {
     n->preset = net->preset;
     for (int p = 0; p < 2; p++)
         for (int i = 0; i < net->count[p]; i++) {
-            snn_status st = append_named(n, (snn_network_part)p, &net->part[p][i].d, net->part[p][i].name);
+            snn_status st = snn_network_append(n, (snn_network_part)p, &net->part[p][i].d, net->part[p][i].name);
             if (st != SNN_OK) {
                 snn_network_free(n);
                 return st;
@@ -378,90 +376,6 @@ snn_status snn_network_copy(const snn_network *net, snn_network **out) {
             n->part[p][i].ndim = net->part[p][i].ndim;
             memcpy(n->part[p][i].shape, net->part[p][i].shape, sizeof n->part[p][i].shape);
         }
-    *out = n;
-    return SNN_OK;
-}
-
-/* ------------------------------------------------------------------ presets -- */
-
-#define PRESET_TRY(expr)                       \
-    do {                                       \
-        if ((st = (expr)) != SNN_OK) goto out; \
-    } while (0)
-
-snn_status snn_network_preset(snn_network **out, const snn_model_config *cfg) {
-    SNN_REQUIRE_ARG("snn_network_preset", out);
-    *out = NULL;
-    SNN_REQUIRE_ARG("snn_network_preset", cfg);
-    snn_status st = snn_model_config_check(cfg);
-    if (st != SNN_OK) return snn_fail_context(st, "snn_network_preset: cfg");
-    if (cfg->kind != SNN_MODEL_SIMPLE && cfg->kind != SNN_MODEL_VGG)
-        return snn_fail(SNN_ERR_INVALID_ARG, "snn_network_preset: cfg names no preset (kind %s)",
-                        snn_model_kind_name(cfg->kind));
-    snn_network *n;
-    SNN_TRY(snn_network_create(&n, cfg->in_channels, cfg->height, cfg->width, cfg->num_classes, cfg->T));
-    n->encoding = cfg->encoding;
-    n->gain = cfg->encoding_gain;
-    n->preset = (int)cfg->kind;
-    snn_layer_desc conv, bn, lif, pool, flat, fc, drop;
-    snn_layer_desc_default(&conv, SNN_LAYER_CONV2D);
-    conv.kernel_size = 3;
-    conv.padding = 1;
-    conv.bias = 0;
-    snn_layer_desc_default(&bn, SNN_LAYER_BATCHNORM2D);
-    snn_layer_desc_default(&lif, SNN_LAYER_LEAKY);
-    lif.beta = cfg->beta;
-    lif.threshold = cfg->threshold;
-    lif.surrogate = SNN_SURROGATE_FAST_SIGMOID;
-    lif.surrogate_param = 25.0f;
-    snn_layer_desc_default(&pool, SNN_LAYER_AVGPOOL2D);
-    pool.kernel_size = 2;
-    snn_layer_desc_default(&flat, SNN_LAYER_FLATTEN);
-    snn_layer_desc_default(&fc, SNN_LAYER_LINEAR);
-    snn_layer_desc_default(&drop, SNN_LAYER_DROPOUT);
-    drop.p = cfg->dropout;
-    char name[48];
-    const snn_network_part L = SNN_NET_LAYERS;
-    /* The seed's state_dict names (its SimpleSNN and VGGSNN modules). */
-    if (cfg->kind == SNN_MODEL_SIMPLE) {
-        for (int b = 0; b < cfg->num_blocks; b++) {
-            conv.out = cfg->channels[b];
-            snprintf(name, sizeof name, "blocks.%d.conv", b);
-            PRESET_TRY(append_named(n, L, &conv, name));
-            snprintf(name, sizeof name, "blocks.%d.bn", b);
-            PRESET_TRY(append_named(n, L, &bn, name));
-            snprintf(name, sizeof name, "blocks.%d.lif", b);
-            PRESET_TRY(append_named(n, L, &lif, name));
-            PRESET_TRY(append_named(n, L, &pool, "-"));
-        }
-        PRESET_TRY(append_named(n, L, &flat, "-"));
-        fc.out = cfg->num_classes;
-    } else {
-        for (int b = 0; b < cfg->num_blocks; b++)
-            for (int j = 0; j < 2; j++) {
-                conv.out = cfg->channels[b];
-                snprintf(name, sizeof name, "blocks.%d.%d", b, 2 * j);
-                PRESET_TRY(append_named(n, L, &conv, name));
-                snprintf(name, sizeof name, "blocks.%d.%d", b, 2 * j + 1);
-                PRESET_TRY(append_named(n, L, &bn, name));
-                snprintf(name, sizeof name, "lifs.%d", 2 * b + j);
-                PRESET_TRY(append_named(n, L, &lif, name));
-                if (j == 1) PRESET_TRY(append_named(n, L, &pool, "-"));
-            }
-        PRESET_TRY(append_named(n, L, &flat, "-"));
-        fc.out = 512; /* the seed's hidden dense layer */
-        PRESET_TRY(append_named(n, L, &fc, "fc1"));
-        PRESET_TRY(append_named(n, L, &lif, "lif_fc"));
-        fc.out = cfg->num_classes;
-    }
-    PRESET_TRY(append_named(n, SNN_NET_READOUT, &drop, "-"));
-    PRESET_TRY(append_named(n, SNN_NET_READOUT, &fc, cfg->kind == SNN_MODEL_SIMPLE ? "fc" : "fc2"));
-    PRESET_TRY(snn_network_infer(n));
-out:
-    if (st != SNN_OK) {
-        snn_network_free(n);
-        return st;
-    }
     *out = n;
     return SNN_OK;
 }
@@ -632,7 +546,7 @@ static snn_status read_part(snn_network *n, snn_network_part part, const cJSON *
         snprintf(at, sizeof at, "%s[%d]", pn, i++);
         snn_layer_desc d;
         SNN_TRY(read_layer(at, v, &d));
-        SNN_TRY(append_named(n, part, &d, NULL));
+        SNN_TRY(snn_network_append(n, part, &d, NULL));
     }
     return SNN_OK;
 }

@@ -30,6 +30,9 @@ struct snn_network {
     int preset;             /* -1, or the snn_model_kind whose seed names the layers carry */
 };
 
+/* Appends a layer whose parameters are named `name`.<tensor> (NULL: "<part>.<index>",
+ * as PyTorch's ModuleDict names them; presets give the seed's names). */
+snn_status snn_network_append(snn_network *net, snn_network_part part, const snn_layer_desc *d, const char *name);
 /* Infers every layer's output shape (net is logically const: only the cached shapes
  * change), failing with a message that names the first layer that does not fit. */
 snn_status snn_network_infer(snn_network *net);

@@ -9,8 +9,8 @@ snn_status snn_op_lif_forward(snn_context *ctx, const snn_lif_args *a) {
                       SNN_ARGS(SNN_ARG_MEM(a->in), SNN_ARG_UINT(a->in_off), SNN_ARG_UINT(a->gstride),
                                SNN_ARG_UINT(a->tstride), SNN_ARG_MEM(a->scale), SNN_ARG_MEM(a->shift),
                                SNN_ARG_UINT(a->aff_tstride), SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr),
-                               SNN_ARG_MEM(a->mem), SNN_ARG_MEM(a->spk), SNN_ARG_UINT(a->spk_gstride),
-                               SNN_ARG_UINT(a->G), SNN_ARG_UINT(M), SNN_ARG_UINT(a->T)));
+                               SNN_ARG_UINT(a->reset), SNN_ARG_MEM(a->mem), SNN_ARG_MEM(a->spk),
+                               SNN_ARG_UINT(a->spk_gstride), SNN_ARG_UINT(a->G), SNN_ARG_UINT(M), SNN_ARG_UINT(a->T)));
 }
 
 snn_status snn_op_lif_forward_pool(snn_context *ctx, const snn_lif_args *a, size_t H, size_t W) {
@@ -19,8 +19,8 @@ snn_status snn_op_lif_forward_pool(snn_context *ctx, const snn_lif_args *a, size
                       SNN_ARGS(SNN_ARG_MEM(a->in), SNN_ARG_UINT(a->in_off), SNN_ARG_UINT(a->gstride),
                                SNN_ARG_UINT(a->tstride), SNN_ARG_MEM(a->scale), SNN_ARG_MEM(a->shift),
                                SNN_ARG_UINT(a->aff_tstride), SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr),
-                               SNN_ARG_MEM(a->mem), SNN_ARG_MEM(a->spk), SNN_ARG_UINT(a->spk_gstride),
-                               SNN_ARG_UINT(a->G), SNN_ARG_UINT(a->B), SNN_ARG_UINT(H), SNN_ARG_UINT(W),
+                               SNN_ARG_UINT(a->reset), SNN_ARG_MEM(a->mem), SNN_ARG_MEM(a->spk),
+                               SNN_ARG_UINT(a->spk_gstride), SNN_ARG_UINT(a->G), SNN_ARG_UINT(a->B), SNN_ARG_UINT(H), SNN_ARG_UINT(W),
                                SNN_ARG_UINT(a->T)));
 }
 
@@ -29,7 +29,7 @@ snn_status snn_op_lif_forward_pool(snn_context *ctx, const snn_lif_args *a, size
     SNN_ARG_MEM((a)->in), SNN_ARG_UINT((a)->in_off), SNN_ARG_UINT((a)->gstride), SNN_ARG_UINT((a)->tstride), \
         SNN_ARG_UINT((a)->p_off), SNN_ARG_MEM((a)->scale), SNN_ARG_MEM((a)->shift),                       \
         SNN_ARG_UINT((a)->aff_tstride), SNN_ARG_UINT((a)->aff_pstride), SNN_ARG_FLOAT((a)->beta),         \
-        SNN_ARG_FLOAT((a)->thr), SNN_ARG_FLOAT((a)->eps), SNN_ARG_MEM((a)->mem), SNN_ARG_MEM((a)->delta), \
+        SNN_ARG_FLOAT((a)->thr), SNN_ARG_UINT((a)->reset), SNN_ARG_FLOAT((a)->eps), SNN_ARG_MEM((a)->mem), SNN_ARG_MEM((a)->delta), \
         SNN_ARG_MEM((a)->spk), SNN_ARG_UINT((a)->spk_gstride), SNN_ARG_UINT((a)->G), SNN_ARG_UINT((a)->S), \
         SNN_ARG_UINT((a)->B), SNN_ARG_UINT((a)->T), SNN_ARG_UINT((a)->t0), SNN_ARG_MEM((a)->sq),          \
         SNN_ARG_UINT((a)->sq_off)
@@ -38,7 +38,7 @@ snn_status snn_op_lif_forward_pool(snn_context *ctx, const snn_lif_args *a, size
 #define LYAPUNOV_POOL_ARGS(a, H, W)                                                                       \
     SNN_ARG_MEM((a)->in), SNN_ARG_UINT((a)->in_off), SNN_ARG_UINT((a)->gstride), SNN_ARG_UINT((a)->tstride), \
         SNN_ARG_UINT((a)->p_off), SNN_ARG_MEM((a)->scale), SNN_ARG_MEM((a)->shift), SNN_ARG_FLOAT((a)->beta), \
-        SNN_ARG_FLOAT((a)->thr), SNN_ARG_FLOAT((a)->eps), SNN_ARG_MEM((a)->mem), SNN_ARG_MEM((a)->delta), \
+        SNN_ARG_FLOAT((a)->thr), SNN_ARG_UINT((a)->reset), SNN_ARG_FLOAT((a)->eps), SNN_ARG_MEM((a)->mem), SNN_ARG_MEM((a)->delta), \
         SNN_ARG_MEM((a)->spk), SNN_ARG_UINT((a)->spk_gstride), SNN_ARG_UINT((a)->G), SNN_ARG_UINT((a)->B), \
         SNN_ARG_UINT(H), SNN_ARG_UINT(W), SNN_ARG_UINT((a)->T), SNN_ARG_UINT((a)->t0), SNN_ARG_MEM((a)->sq), \
         SNN_ARG_UINT((a)->sq_off)
@@ -88,7 +88,8 @@ snn_status snn_op_lif_backward(snn_context *ctx, const snn_lif_backward_args *a)
     size_t global[2] = {a->B * a->S, a->G};
     return snn_launch(ctx, "snn_k_lif_backward", 2, global, NULL,
                       SNN_ARGS(SNN_ARG_MEM(a->buf), SNN_ARG_MEM(a->gup), SNN_ARG_FLOAT(a->beta),
-                               SNN_ARG_FLOAT(a->thr), SNN_ARG_UINT(a->G), SNN_ARG_UINT(a->S),
+                               SNN_ARG_FLOAT(a->thr), SNN_ARG_UINT(a->reset), SNN_ARG_UINT(a->sg_kind),
+                               SNN_ARG_FLOAT(a->sg), SNN_ARG_UINT(a->G), SNN_ARG_UINT(a->S),
                                SNN_ARG_UINT(a->B), SNN_ARG_UINT(a->T), SNN_ARG_UINT(a->H),
                                SNN_ARG_UINT(a->W), SNN_ARG_UINT(a->pool != 0)));
 }
@@ -100,7 +101,8 @@ snn_status snn_op_lif_lyapunov_backward(snn_context *ctx, const snn_lif_backward
     return snn_launch(ctx, "snn_k_lif_lyapunov_backward", 1, global, local,
                       SNN_ARGS(SNN_ARG_MEM(a->buf), SNN_ARG_MEM(a->gup), SNN_ARG_MEM(a->carry),
                                SNN_ARG_MEM(a->sq), SNN_ARG_UINT(a->sq_off), SNN_ARG_MEM(a->gdiv),
-                               SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr), SNN_ARG_FLOAT(a->eps),
+                               SNN_ARG_FLOAT(a->beta), SNN_ARG_FLOAT(a->thr), SNN_ARG_UINT(a->reset),
+                               SNN_ARG_UINT(a->sg_kind), SNN_ARG_FLOAT(a->sg), SNN_ARG_FLOAT(a->eps),
                                SNN_ARG_UINT(a->G), SNN_ARG_UINT(a->S), SNN_ARG_UINT(a->B),
                                SNN_ARG_UINT(a->T), SNN_ARG_UINT(a->H), SNN_ARG_UINT(a->W),
                                SNN_ARG_UINT(a->pool != 0), SNN_ARG_LOCAL(wg * sizeof(float))));
@@ -117,6 +119,7 @@ snn_status snn_op_lif_backward_fused(snn_context *ctx, const snn_lif_args *f, co
                       SNN_ARGS(SNN_ARG_MEM(f->in), SNN_ARG_UINT(f->in_off), SNN_ARG_UINT(f->gstride),
                                SNN_ARG_UINT(f->tstride), SNN_ARG_MEM(f->scale), SNN_ARG_MEM(f->shift),
                                SNN_ARG_UINT(f->aff_tstride), SNN_ARG_FLOAT(f->beta), SNN_ARG_FLOAT(f->thr),
+                               SNN_ARG_UINT(b->reset), SNN_ARG_UINT(b->sg_kind), SNN_ARG_FLOAT(b->sg),
                                SNN_ARG_MEM(b->gup), SNN_ARG_MEM(out), SNN_ARG_UINT(f->G), SNN_ARG_UINT(f->S),
                                SNN_ARG_UINT(f->B), SNN_ARG_UINT(f->T), SNN_ARG_UINT(b->H), SNN_ARG_UINT(b->W),
                                SNN_ARG_UINT(b->pool != 0), SNN_ARG_UINT(sum_t != 0)));

@@ -124,7 +124,16 @@ snn_status snn_conv_diff_marks(snn_context *ctx, snn_conv_diff *d, size_t NP, cl
 snn_status snn_op_conv3x3_strided(snn_context *ctx, cl_mem in, size_t C, size_t cstride, size_t N, size_t H,
                                   size_t W, cl_mem weight, size_t Cout, cl_mem out, snn_workspace *ws);
 
-/* ---- LIF (cl/lif_forward.cl, cl/lif_lyapunov.cl, cl/lif_backward.cl, src/ops/lif.c) ---- */
+/* The kernels' reset and surrogate numbers are the public enums' values. */
+_Static_assert(SNN_LIF_RESET_SUBTRACT == (unsigned)SNN_RESET_SUBTRACT && SNN_LIF_RESET_ZERO == (unsigned)SNN_RESET_ZERO &&
+                   SNN_LIF_RESET_NONE == (unsigned)SNN_RESET_NONE,
+               "cl/snn_constants.h and snn_reset disagree");
+_Static_assert(SNN_LIF_SURROGATE_ATAN == (unsigned)SNN_SURROGATE_ATAN &&
+                   SNN_LIF_SURROGATE_FAST_SIGMOID == (unsigned)SNN_SURROGATE_FAST_SIGMOID &&
+                   SNN_LIF_SURROGATE_SIGMOID == (unsigned)SNN_SURROGATE_SIGMOID,
+               "cl/snn_constants.h and snn_surrogate disagree");
+
+/* ---- LIF (cl/lif.cl, cl/lif_forward.cl, cl/lif_lyapunov.cl, cl/lif_backward.cl, src/ops/lif.c) ---- */
 typedef struct snn_lif_args {
     cl_mem in;            /* conv/linear output */
     size_t in_off;        /* element offset of (g=0, t=0, m=0) */
@@ -135,6 +144,7 @@ typedef struct snn_lif_args {
     size_t aff_tstride;   /* affine index g + t*aff_tstride (+ aff_pstride, perturbed); 0 in eval */
     size_t aff_pstride;
     float beta, thr;
+    unsigned reset;       /* SNN_LIF_RESET_* (cl/lif.cl) */
     cl_mem mem;           /* (G, M) state, kept across chunks */
     cl_mem delta;         /* (G, M) perturbed minus reference (estimate only) */
     cl_mem spk;           /* output spikes */
@@ -170,6 +180,8 @@ snn_status snn_op_lif_lyapunov_pool(snn_context *ctx, const snn_lif_args *a, siz
 typedef struct snn_lif_backward_args {
     cl_mem buf, gup;
     float beta, thr;
+    unsigned reset, sg_kind; /* SNN_LIF_RESET_*, SNN_LIF_SURROGATE_* (cl/lif.cl) */
+    float sg;                /* the surrogate's alpha or slope */
     size_t G, S, B, T, H, W;
     int pool;
     /* two trajectories only */

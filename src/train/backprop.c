@@ -124,6 +124,7 @@ static snn_lif_args lif_args(snn_trainer *tr, const train_plan *p, int l, cl_mem
     a.aff_pstride = (scale == m->ones || Pz == 1) ? 0 : Tz * G;
     a.beta = snn_model_lif_beta(m, l);
     a.thr = snn_model_lif_threshold(m, l);
+    a.reset = m->layer[l].reset;
     a.mem = tr->mem.mem;
     a.delta = tr->delta.mem;
     a.spk = out;
@@ -330,6 +331,9 @@ static snn_status lif_backward(snn_trainer *tr, const train_plan *p, const snn_b
     a.gup = gup;
     a.beta = snn_model_lif_beta(tr->model, l);
     a.thr = snn_model_lif_threshold(tr->model, l);
+    a.reset = tr->model->layer[l].reset;
+    a.sg_kind = tr->model->layer[l].sg_kind;
+    a.sg = tr->model->layer[l].sg;
     a.G = G;
     a.S = S;
     a.B = p->B;

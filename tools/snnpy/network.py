@@ -196,7 +196,7 @@ def random_description(rng, kernels="snncl"):
     """A random description of the layers snncl's kernels run today (kernels="snncl"):
     1-3 conv2d(3x3, padding 1, no bias) + batchnorm2d + leaky [+ avgpool2d 2] stages,
     0-2 linear + leaky stages after a flatten, a readout of [dropout +] linear, each
-    leaky with its own beta and threshold. rng: random.Random."""
+    leaky with its own beta, threshold, reset mechanism and surrogate. rng: random.Random."""
     C, H, W = rng.randint(1, 3), rng.randint(6, 12), rng.randint(6, 12)
     classes = rng.randint(2, 6)
     layers = []
@@ -221,5 +221,9 @@ def random_description(rng, kernels="snncl"):
 
 
 def _random_leaky(rng, lo=0.3, hi=1.2):
+    kind = rng.choice(["fast_sigmoid", "atan", "sigmoid"])
+    param = {"fast_sigmoid": ("slope", rng.choice([25, 10])), "atan": ("alpha", rng.choice([2.0, 3.5])),
+             "sigmoid": ("slope", rng.choice([25, 5]))}[kind]
     return {"type": "leaky", "beta": round(rng.uniform(0.5, 0.99), 3), "threshold": round(rng.uniform(lo, hi), 3),
-            "surrogate": {"type": "fast_sigmoid", "slope": 25}}
+            "reset_mechanism": rng.choice(["subtract", "zero", "none"]),
+            "surrogate": {"type": kind, param[0]: param[1]}}
