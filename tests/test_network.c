@@ -319,6 +319,18 @@ static void check_preset_as_description(snn_model_kind kind) {
     ck_assert_int_eq(a->num_params, b->num_params);
     ck_assert_str_eq(b->params[0].name, "layers.0.weight");
     ck_assert_str_eq(a->params[0].name, kind == SNN_MODEL_VGG ? "blocks.0.0.weight" : "blocks.0.conv.weight");
+    if (kind == SNN_MODEL_VGG) {
+        /* the seed's state_dict order: blocks, then the ModuleList of LIFs, then fc1, lif_fc, fc2 */
+        const char *order[] = {"blocks.2.3.num_batches_tracked", "lifs.0.threshold", "lifs.5.beta", "fc1.weight",
+                               "lif_fc.beta", "fc2.bias"};
+        int last = -1;
+        for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
+            const snn_param *p = snn_model_param(a, order[k]);
+            ck_assert_msg(p != NULL, "no %s", order[k]);
+            ck_assert_msg((int)(p - a->params) > last, "%s out of the seed's order", order[k]);
+            last = (int)(p - a->params);
+        }
+    }
     float la[9], lb[9], ya, yb;
     run_model(a, &cfg, la, &ya);
     run_model(b, &cfg, lb, &yb);

@@ -276,12 +276,14 @@ snn_status snn_network_preset(snn_network **out, const snn_model_config *cfg) {
                 PRESET_TRY(snn_network_append(n, L, &bn, name));
                 snprintf(name, sizeof name, "lifs.%d", 2 * b + j);
                 PRESET_TRY(snn_network_append(n, L, &lif, name));
+                n->part[L][n->count[L] - 1].param_rank = 1; /* the seed's ModuleList after its blocks */
                 if (j == 1) PRESET_TRY(snn_network_append(n, L, &pool, "-"));
             }
         PRESET_TRY(snn_network_append(n, L, &flat, "-"));
         fc.out = 512; /* the seed's hidden dense layer */
         PRESET_TRY(snn_network_append(n, L, &fc, "fc1"));
         PRESET_TRY(snn_network_append(n, L, &lif, "lif_fc"));
+        n->part[L][n->count[L] - 2].param_rank = n->part[L][n->count[L] - 1].param_rank = 2;
         fc.out = cfg->num_classes;
     }
     PRESET_TRY(snn_network_append(n, SNN_NET_READOUT, &drop, "-"));

@@ -248,21 +248,19 @@ static snn_status lower_readout(snn_model *m) {
     return SNN_OK;
 }
 
-/* The description's parameters in state_dict order (the layers' own order, or a
- * preset's: the seed's vgg lists its LIF layers after all its blocks). */
+/* The description's parameters in state_dict order: by the layers' param_rank, then
+ * their position (a preset's ranks follow the seed's modules). */
 static snn_status add_network_params(snn_model *m, const lowered *role) {
     const snn_network *n = m->net;
     const snn_net_layer *L = n->part[SNN_NET_LAYERS];
     const int count = n->count[SNN_NET_LAYERS];
-    const int vgg = n->preset == SNN_MODEL_VGG;
+    int ranks = 1;
+    for (int i = 0; i < count; i++) ranks = L[i].param_rank >= ranks ? L[i].param_rank + 1 : ranks;
     char name[64];
-    for (int pass = 0; pass < (vgg ? 3 : 1); pass++)
+    for (int pass = 0; pass < ranks; pass++)
         for (int i = 0; i < count; i++) {
-            if (role[i].stage < 0) continue;
+            if (role[i].stage < 0 || L[i].param_rank != pass) continue;
             snn_layer *c = &m->layer[role[i].stage];
-            /* vgg: its blocks, then their LIF layers, then the dense stage */
-            const int rank = !vgg ? 0 : c->kind == SNN_STAGE_DENSE ? 2 : role[i].role == ROLE_LIF ? 1 : 0;
-            if (rank != pass) continue;
             switch (role[i].role) {
             case ROLE_CONV:
                 snprintf(name, sizeof name, "%s.weight", L[i].name);

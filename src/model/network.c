@@ -374,6 +374,7 @@ snn_status snn_network_copy(const snn_network *net, snn_network **out) {
                 return st;
             }
             n->part[p][i].ndim = net->part[p][i].ndim;
+            n->part[p][i].param_rank = net->part[p][i].param_rank;
             memcpy(n->part[p][i].shape, net->part[p][i].shape, sizeof n->part[p][i].shape);
         }
     *out = n;

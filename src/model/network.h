@@ -17,6 +17,8 @@
 typedef struct snn_net_layer {
     snn_layer_desc d;
     char name[48];       /* its parameters' prefix: "layers.3", or a preset's seed name */
+    int param_rank;      /* state_dict order: layers' parameters by rank, then position (presets
+                          * follow the seed's module order; descriptions have rank 0) */
     int ndim;            /* output per sample and step: 3 (C, H, W) or 1 (features) */
     int64_t shape[3];
 } snn_net_layer;
