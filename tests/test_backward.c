@@ -942,6 +942,130 @@ START_TEST(test_bn_stats_single) {
 }
 END_TEST
 
+/* ---------------------------------------------------------- conv2d (any) -- */
+
+/* Convolutions of any square kernel, stride and padding (snn_op_conv2d_at and its
+ * backward, im2col + GEMM), with odd sizes, against a double reference: the forward
+ * exactly, the gradients by finite differences; one image per chunk and all at once. */
+typedef struct conv2d_case {
+    size_t C, N, H, W, Cout, K, stride, pad;
+} conv2d_case;
+
+static const conv2d_case conv2d_cases[] = {
+    {2, 3, 9, 7, 3, 5, 1, 2}, /* 5x5, same size */
+    {3, 2, 8, 9, 4, 3, 2, 1}, /* strided */
+    {2, 2, 7, 7, 3, 1, 1, 0}, /* 1x1 */
+    {1, 3, 6, 5, 2, 4, 2, 0}, /* even kernel, stride 2, no padding: the last column unread */
+    {2, 2, 5, 5, 2, 3, 1, 3}, /* padding wider than the kernel reaches: zero border outputs */
+    {3, 2, 6, 6, 2, 3, 1, 1}, /* the seed's 3x3: dispatched to the 3x3 paths */
+};
+
+typedef struct conv2d_ref {
+    const conv2d_case *cc;
+    const double *x, *wt;
+    const float *wout;
+    int wrt_weight;
+    double *out; /* the forward, when not NULL */
+} conv2d_ref;
+
+static size_t conv2d_out(size_t n, const conv2d_case *cc) { return (n + 2 * cc->pad - cc->K) / cc->stride + 1; }
+
+static double conv2d_loss_of(const conv2d_case *cc, const double *x, const double *wt, const float *wout,
+                             double *outp) {
+    const size_t C = cc->C, N = cc->N, H = cc->H, W = cc->W, K = cc->K, Ho = conv2d_out(H, cc), Wo = conv2d_out(W, cc);
+    double L = 0;
+    for (size_t co = 0; co < cc->Cout; co++)
+        for (size_t n = 0; n < N; n++)
+            for (size_t oy = 0; oy < Ho; oy++)
+                for (size_t ox = 0; ox < Wo; ox++) {
+                    double acc = 0;
+                    for (size_t c = 0; c < C; c++)
+                        for (size_t ky = 0; ky < K; ky++)
+                            for (size_t kx = 0; kx < K; kx++) {
+                                const long sy = (long)(oy * cc->stride + ky) - (long)cc->pad;
+                                const long sx = (long)(ox * cc->stride + kx) - (long)cc->pad;
+                                if (sy < 0 || sy >= (long)H || sx < 0 || sx >= (long)W) continue;
+                                acc += wt[((co * C + c) * K + ky) * K + kx] * x[((c * N + n) * H + (size_t)sy) * W + (size_t)sx];
+                            }
+                    const size_t o = ((co * N + n) * Ho + oy) * Wo + ox;
+                    if (outp) outp[o] = acc;
+                    L += wout[o] * acc;
+                }
+    return L;
+}
+
+static double conv2d_loss(void *data, const double *v, size_t i) {
+    (void)i;
+    const conv2d_ref *r = data;
+    return r->wrt_weight ? conv2d_loss_of(r->cc, r->x, v, r->wout, NULL) : conv2d_loss_of(r->cc, v, r->wt, r->wout, NULL);
+}
+
+START_TEST(test_conv2d_general) {
+    snn_context *ctx = test_context();
+    const conv2d_case *cc = &conv2d_cases[_i];
+    test_rng r;
+    test_rng_seed(&r, 4501 + (uint64_t)_i);
+    const size_t C = cc->C, N = cc->N, H = cc->H, W = cc->W, Cout = cc->Cout, K = cc->K;
+    const size_t Ho = conv2d_out(H, cc), Wo = conv2d_out(W, cc), pad = 13;
+    const size_t n_in = C * N * H * W, n_w = Cout * C * K * K, n_out = Cout * N * Ho * Wo;
+    const snn_conv_geom g = {C, H, W, Cout, K, cc->stride, cc->pad, Ho, Wo};
+    float *x = random_array(&r, n_in, -1.0f, 1.0f), *wt = random_array(&r, n_w, -1.0f, 1.0f);
+    float *wout = random_array(&r, n_out, -1.0f, 1.0f);
+    double *xd = to_double(x, n_in), *wd = to_double(wt, n_w), *want_out = host_alloc_d(n_out);
+    double *want_x = host_alloc_d(n_in), *want_w = host_alloc_d(n_w);
+    conv2d_loss_of(cc, xd, wd, wout, want_out);
+    conv2d_ref ref = {cc, xd, wd, wout, 0, NULL};
+    finite_diff(conv2d_loss, &ref, xd, n_in, want_x);
+    ref.wrt_weight = 1;
+    finite_diff(conv2d_loss, &ref, wd, n_w, want_w);
+    cl_mem xin = dev_upload_padded(ctx, x, n_in, pad), wdev = dev_upload_padded(ctx, wt, n_w, pad);
+    cl_mem gout = dev_upload_padded(ctx, wout, n_out, pad);
+    const size_t limits[] = {1, (size_t)1 << 26};
+    for (size_t li = 0; li < ARRAY_LEN(limits); li++) {
+        char what[200];
+        snprintf(what, sizeof what, "conv2d C=%zu N=%zu %zux%zu Cout=%zu K=%zu stride=%zu pad=%zu limit=%zu", C, N, H,
+                 W, Cout, K, cc->stride, cc->pad, limits[li]);
+        snn_workspace ws = {.limit = limits[li]}, ws2 = {.limit = limits[li]};
+        cl_mem out = dev_sentinel(ctx, n_out + pad), dweight = dev_sentinel(ctx, n_w + pad);
+        cl_mem din = dev_sentinel(ctx, n_in + pad);
+        ck_assert_snn_ok(snn_op_conv2d_at(ctx, (snn_images){xin, N, 0}, N, &g, wdev, (snn_images){out, N, 0}, &ws));
+        ck_assert_snn_ok(snn_op_conv2d_backward_at(ctx, (snn_images){xin, N, 0}, N, &g, wdev,
+                                                   (snn_images){gout, N, 0}, dweight, 0.0f, (snn_images){din, N, 0},
+                                                   &ws, &ws2));
+        float *go = dev_download(ctx, out, n_out + pad), *gw = dev_download(ctx, dweight, n_w + pad);
+        float *gx = dev_download(ctx, din, n_in + pad);
+        char w2[240];
+        snprintf(w2, sizeof w2, "%s out", what);
+        check_scaled(go, want_out, n_out, 0.0, 1e-5, w2);
+        assert_sentinel(go, n_out, n_out + pad, w2);
+        snprintf(w2, sizeof w2, "%s dW", what);
+        check_scaled(gw, want_w, n_w, 0.0, 1e-4, w2);
+        assert_sentinel(gw, n_w, n_w + pad, w2);
+        snprintf(w2, sizeof w2, "%s dx", what);
+        check_scaled(gx, want_x, n_in, 0.0, 1e-4, w2);
+        assert_sentinel(gx, n_in, n_in + pad, w2);
+        free(go);
+        free(gw);
+        free(gx);
+        snn_workspace_release(&ws);
+        snn_workspace_release(&ws2);
+        snn_buffer_release(&out);
+        snn_buffer_release(&dweight);
+        snn_buffer_release(&din);
+    }
+    free(x);
+    free(wt);
+    free(wout);
+    free(xd);
+    free(wd);
+    free(want_out);
+    free(want_x);
+    free(want_w);
+    cl_mem *bufs[] = {&xin, &wdev, &gout};
+    for (size_t k = 0; k < ARRAY_LEN(bufs); k++) snn_buffer_release(bufs[k]);
+}
+END_TEST
+
 /* ------------------------------------------------------- conv3x3_backward -- */
 
 typedef struct conv_case {
@@ -1837,6 +1961,7 @@ static Suite *backward_suite(void) {
     tcase_add_loop_test(tc, test_bn_backward, 0, (int)ARRAY_LEN(bn_cases));
     tcase_add_test(tc, test_bn_stats_single);
     tcase_add_loop_test(gemm_tcase(s, "conv3x3_backward"), test_conv3x3_backward, 0, (int)ARRAY_LEN(conv_cases));
+    tcase_add_loop_test(gemm_tcase(s, "conv2d_general"), test_conv2d_general, 0, (int)ARRAY_LEN(conv2d_cases));
     tcase_add_test(gemm_tcase(s, "linear_backward"), test_linear_backward);
     tc = tcase(s, "readout");
     tcase_add_test(tc, test_softmax_xent);

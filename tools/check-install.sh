@@ -38,7 +38,7 @@ echo "pkg-config --static --cflags --libs snncl: $(pkg-config --static --cflags 
 
 CFLAGS="-std=c11 -O2 -Wall -Wextra -Werror"
 step "compile the examples against the installed shared library"
-for ex in devices classify train_tiny lyapunov opencl_pipeline threads; do
+for ex in devices classify train_tiny lyapunov opencl_pipeline threads custom_network; do
     # -lm: classify computes a softmax; OpenCL: opencl_pipeline makes its own OpenCL
     # objects; -pthread: threads starts threads; rpath: the prefix is not on the
     # loader's path.
@@ -104,6 +104,8 @@ step "run them"
 "$tmp/lyapunov"
 "$tmp/opencl_pipeline"
 "$tmp/threads" 4
+"$tmp/custom_network" "$tmp/custom.safetensors" >/dev/null
+"$prefix/bin/snncl" describe --model "$tmp/custom.safetensors" >/dev/null
 "$prefix/bin/snncl" infer --model "$tmp/tiny.safetensors" \
     --input "$src/tests/fixtures/simple_direct_lyap.input.safetensors" --output "$tmp/logits.safetensors"
 echo

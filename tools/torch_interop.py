@@ -42,6 +42,7 @@ tools/snnpy/seed.py (its SimpleNet/VGGNet: the seed's classes at any input size)
 """
 import argparse
 import gzip
+import json
 import math
 import os
 import pathlib
@@ -74,7 +75,8 @@ class Failure(Exception):
 
 # ------------------------------------------------------------------- models --
 def describe(cfg):
-    arch = f"simple {list(cfg.channels)}" if cfg.model == "simple" else "vgg"
+    arch = (f"simple {list(cfg.channels)}" if cfg.model == "simple" else "vgg" if cfg.model == "vgg"
+            else f"a network description of {len(cfg.description)} bytes")
     return (f"{arch}, {cfg.in_channels}x{cfg.height}x{cfg.width}, {cfg.num_classes} classes, "
             f"T={cfg.T}, encoding {cfg.encoding}")
 
@@ -163,6 +165,8 @@ def read_snncl_model(path):
               f"the model's tensors remain")
         for k in optim:
             del tensors[k]
+    if "snncl.network" in meta:
+        return read_network_model(path, tensors, meta)
     kind = meta.get("model")
     if kind is None:
         kind = "simple" if "blocks.0.conv.weight" in tensors else "vgg" if "fc1.weight" in tensors else None
@@ -194,6 +198,28 @@ def read_snncl_model(path):
             raise Failure(f"{path}: metadata {k} = {meta[k]} but the tensors say {n}")
     net = seedmod.build_model(cfg)
     load_state(net, {k: torch.from_numpy(a.copy()) for k, (_, a) in tensors.items()}, str(path))
+    return cfg, net, meta
+
+
+def read_network_model(path, tensors, meta):
+    """A model of a network description (metadata snncl.network): its nn.ModuleDict from
+    tools/snnpy/network.py, behind the seed's interface."""
+    from snnpy import network
+    try:
+        desc = json.loads(meta["snncl.network"])
+        if "T" in meta:
+            desc["T"] = int(meta["T"])   # as snncl: the file's T wins
+        net = network.SeedLike(desc, network.build(desc).double().eval())
+    except (ValueError, KeyError, TypeError) as e:
+        raise Failure(f"{path}: bad snncl.network description: {e}")
+    C, H, W = desc["input"]
+    cfg = seedmod.CaseConfig(path.name, "network", C, H, W, desc["num_classes"], batch=0, T=desc.get("T", 25),
+                             encoding=desc.get("encoding", "rate"), lyapunov=False,
+                             description=meta["snncl.network"], seed=0,
+                             encoding_gain=float(desc.get("encoding_gain", 1.0)))
+    load_state(net, {k: torch.from_numpy(a.copy()) for k, (_, a) in tensors.items()}, str(path))
+    for lif in net.leaky_layers():
+        lif.spike_grad = seedmod._keep_dtype(lif.spike_grad)
     return cfg, net, meta
 
 
@@ -321,7 +347,7 @@ def make_batch(args, cfg):
 def torch_forward(net, x, pre_encoded):
     """The seed's forward in eval mode; returns (logits, firing rate per LIF layer,
     per-sample min |mem - threshold| over every layer and step)."""
-    lifs = seedmod.lif_modules(net)
+    lifs = net.leaky_layers() if hasattr(net, "leaky_layers") else seedmod.lif_modules(net)
     B = x.shape[0]
     margin = torch.full((B,), math.inf, dtype=torch.float64)
     fired = [0.0] * len(lifs)
@@ -426,8 +452,12 @@ def compare(args, model_path, cfg, net):
 def cmd_to_torch(args):
     path = pathlib.Path(args.model)
     cfg, net, _ = read_snncl_model(path)
-    print(f"{path}: {describe(cfg)}; loaded into the seed's model with load_state_dict(strict=True)")
-    print(f"  PyTorch model: {seed_constructor(cfg)}")
+    if cfg.model == "network":
+        print(f"{path}: {describe(cfg)}; loaded into its nn.ModuleDict (tools/snnpy/network.py) with "
+              "load_state_dict(strict=True)")
+    else:
+        print(f"{path}: {describe(cfg)}; loaded into the seed's model with load_state_dict(strict=True)")
+        print(f"  PyTorch model: {seed_constructor(cfg)}")
     if args.save_pt:
         dtypes = {k: dt for k, (dt, _) in st_read(path)[0].items()}
         state = {k: v.float() if dtypes[k] == "F32" else v.clone() for k, v in net.state_dict().items()}

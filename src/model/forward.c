@@ -285,7 +285,7 @@ static snn_status forward_chunk(const snn_model *m, const forward_plan *p, size_
             /* The perturbed trajectory's input spikes rarely differ from the reference's:
              * its convolution is the reference's plus a sparse difference, unless more
              * than 1/16 of the pixels need one (then the GEMM over both is cheaper). */
-            if (pin == 2 && !m->dense_perturbed) {
+            if (pin == 2 && !m->dense_perturbed && snn_conv_is3x3(&c->geom)) {
                 /* ent and val (slots x 9*cin each) within the workspace's limit */
                 size_t slots = NB * HW / 16, fit = f->ws.limit / (c->cin * 9 * 2 * sizeof(float));
                 SNN_TRY(snn_op_conv3x3_diff(ctx, f->act.mem, c->cin, 2 * NB, NB, NB, c->H, c->W, c->weight->dev,
@@ -293,8 +293,8 @@ static snn_status forward_chunk(const snn_model *m, const forward_plan *p, size_
             }
             premarked = 0;
             const size_t nconv = dense ? pin : 1;
-            SNN_TRY(snn_op_conv3x3_strided(ctx, f->act.mem, c->cin, pin * NB, nconv * NB, c->H, c->W,
-                                           c->weight->dev, c->cout, f->conv.mem, &f->ws));
+            SNN_TRY(snn_op_conv2d_at(ctx, (snn_images){f->act.mem, pin * NB, 0}, nconv * NB, &c->geom, c->weight->dev,
+                                     (snn_images){f->conv.mem, nconv * NB, 0}, &f->ws));
             a.in = f->conv.mem;
             a.gstride = nconv * NB * HW;
             a.tstride = B * HW;
@@ -394,8 +394,9 @@ static snn_status forward_enqueue(const snn_model *m, const forward_plan *p, con
     if (p->encoding == SNN_ENCODING_DIRECT) {
         /* Direct encoding feeds x at every step: the first convolution is computed once. */
         const snn_layer *c = &m->layer[0];
-        SNN_TRY(snn_op_to_channel_major(ctx, p->input, f->act.mem, p->B, 1, 0, 1, c->cin, c->H * c->W));
-        SNN_TRY(snn_op_conv3x3(ctx, f->act.mem, c->cin, p->B, c->H, c->W, c->weight->dev, c->cout, f->cur0.mem, &f->ws));
+        SNN_TRY(snn_op_to_channel_major(ctx, p->input, f->act.mem, p->B, 1, 0, 1, c->cin, c->geom.H * c->geom.W));
+        SNN_TRY(snn_op_conv2d_at(ctx, (snn_images){f->act.mem, p->B, 0}, p->B, &c->geom, c->weight->dev,
+                                 (snn_images){f->cur0.mem, p->B, 0}, &f->ws));
     }
     for (size_t t0 = 0; t0 < p->T; t0 += p->Tc) {
         size_t Tn = p->T - t0 < p->Tc ? p->T - t0 : p->Tc;

@@ -79,7 +79,7 @@ static snn_status add_linear(snn_model *m, snn_param **w, snn_param **b, size_t 
 }
 
 static snn_status add_conv_weight(snn_model *m, snn_layer *c, const char *name) {
-    int64_t s[4] = {(int64_t)c->cout, (int64_t)c->cin, 3, 3};
+    int64_t s[4] = {(int64_t)c->cout, (int64_t)c->cin, (int64_t)c->geom.K, (int64_t)c->geom.K};
     ADD(c->weight, SNN_F32, 0, 4, s, "%s", name);
     return SNN_OK;
 }
@@ -117,11 +117,15 @@ static void current_output(const snn_model *m, size_t *C, size_t *H, size_t *W) 
     }
 }
 
-static snn_layer *append_conv(snn_model *m, size_t cout, int pool) {
+static snn_layer *append_conv(snn_model *m, size_t cout, size_t K, size_t stride, size_t pad, int pool) {
     size_t C, H, W;
     current_output(m, &C, &H, &W);
     snn_layer *l = append_layer(m, SNN_STAGE_CONV);
     if (!l) return NULL;
+    l->geom = (snn_conv_geom){C, H, W, cout, K, stride, pad, (H + 2 * pad - K) / stride + 1,
+                              (W + 2 * pad - K) / stride + 1};
+    H = l->geom.Ho;
+    W = l->geom.Wo;
     l->cin = C;
     l->cout = cout;
     l->H = H;
@@ -160,7 +164,7 @@ static snn_layer *append_dense(snn_model *m, size_t units) {
  * other layer or option is refused here, naming it, until a kernel runs it. */
 
 #define WHAT_RUNS                                                                                        \
-    "snncl's kernels run conv2d (3x3, stride 1, padding 1, no bias) + batchnorm2d + leaky [+ avgpool2d " \
+    "snncl's kernels run conv2d (no bias) + batchnorm2d + leaky [+ avgpool2d "                         \
     "2x2], flatten, linear (with bias) + leaky, and a readout of [dropout +] linear; leaky with any "  \
     "reset_mechanism and surrogate, reset_delay true, beta and threshold not learned"
 
@@ -196,8 +200,7 @@ static snn_status lower_layers(snn_model *m, lowered *role) {
         if (d->type == SNN_LAYER_FLATTEN) {
             i++;
         } else if (d->type == SNN_LAYER_CONV2D) {
-            if (d->kernel_size != 3 || d->stride != 1 || d->padding != 1 || d->bias)
-                return refuse("layers", i, &L[i], "only 3x3 kernels, stride 1, padding 1, bias false run yet");
+            if (d->bias) return refuse("layers", i, &L[i], "only bias false runs yet");
             if (i + 1 >= count || L[i + 1].d.type != SNN_LAYER_BATCHNORM2D)
                 return refuse("layers", i, &L[i], "needs a batchnorm2d after it");
             if (L[i + 1].d.eps != 1e-5f) return refuse("layers", i + 1, &L[i + 1], "only eps 1e-5 runs yet");
@@ -209,7 +212,8 @@ static snn_status lower_layers(snn_model *m, lowered *role) {
                     return refuse("layers", i + 3, &L[i + 3], "only avgpool2d 2x2 with stride 2 runs yet");
                 pool = 1;
             }
-            APPEND(c, append_conv(m, (size_t)d->out, pool));
+            APPEND(c, append_conv(m, (size_t)d->out, (size_t)d->kernel_size, (size_t)d->stride, (size_t)d->padding,
+                                  pool));
             c->bn_momentum = L[i + 1].d.momentum;
             role[i] = (lowered){m->num_layers - 1, ROLE_CONV};
             role[i + 1] = (lowered){m->num_layers - 1, ROLE_BN};
@@ -365,7 +369,7 @@ static void init_weights(snn_model *m, uint64_t seed) {
     for (int i = 0; i < m->num_layers; i++) {
         if (m->layer[i].kind != SNN_STAGE_CONV) continue;
         snn_param *w = m->layer[i].weight;
-        double std = sqrt(2.0 / (double)(m->layer[i].cout * 9));
+        double std = sqrt(2.0 / (double)(m->layer[i].cout * m->layer[i].geom.K * m->layer[i].geom.K));
         for (size_t k = 0; k < w->count; k++) w->host[k] = (float)(std * snn_rng_normal(&rng));
     }
     for (int i = 0; i <= m->num_layers; i++) {

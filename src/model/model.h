@@ -35,7 +35,7 @@ typedef struct snn_param {
  * forward and backward (train/backprop.c), memory planning, FLOP counts and the GEMM
  * tuner's shapes (plan.c). docs/guide.md says how to add a model or a layer kind. */
 typedef enum snn_layer_kind {
-    SNN_STAGE_CONV,  /* conv3x3 (pad 1, no bias), BatchNorm, LIF; 2x2 average pooling if pool */
+    SNN_STAGE_CONV,  /* convolution (no bias), BatchNorm, LIF; 2x2 average pooling if pool */
     SNN_STAGE_DENSE, /* linear with bias on the flattened input, LIF */
 } snn_layer_kind;
 
@@ -47,7 +47,8 @@ typedef struct snn_lif_params {
 typedef struct snn_layer {
     snn_layer_kind kind;
     size_t cin, cout; /* conv: channels in and out; dense: features in, units out */
-    size_t H, W;      /* conv: input = output size; dense: 1 x cout */
+    size_t H, W;      /* conv: the convolution's output (the LIF's neurons); dense: 1 x cout */
+    snn_conv_geom geom; /* conv: the convolution, from the previous output (geom.H, geom.W) to H x W */
     int pool;         /* conv: AvgPool2d(2) after the LIF */
     /* Neurons per sample: G groups of S (conv: cout channels of H*W; dense: one group
      * of cout units), as LIF kernels, the estimate's state and spike records see them.

@@ -11,7 +11,8 @@
 
 /* Multiply-adds of layer l for one image of one step. */
 static double layer_macs(const snn_layer *l) {
-    return l->kind == SNN_STAGE_CONV ? (double)l->cout * (double)l->cin * 9.0 * (double)(l->H * l->W)
+    const double taps = (double)(l->geom.K * l->geom.K);
+    return l->kind == SNN_STAGE_CONV ? (double)l->cout * (double)l->cin * taps * (double)(l->H * l->W)
                                      : (double)l->cin * (double)l->cout;
 }
 
@@ -96,7 +97,7 @@ size_t snn_model_gemm_shapes(const snn_model *m, size_t batch, size_t max_cols, 
             if (pass == 2 && i == 0) continue;
             const char *pr = product[pass];
             if (l->kind == SNN_STAGE_CONV) {
-                const size_t K = 9 * l->cin, C = conv_cols(K, l->H * l->W, max_cols);
+                const size_t K = l->geom.K * l->geom.K * l->cin, C = conv_cols(K, l->H * l->W, max_cols);
                 if (pass == 0) n = push(out, n, max, "conv", i + 1, pr, 0, 0, l->cout, C, K, 0.0f);
                 if (pass == 1) n = push(out, n, max, "conv", i + 1, pr, 0, 1, l->cout, K, C, 1.0f);
                 if (pass == 2) n = push(out, n, max, "conv", i + 1, pr, 1, 0, K, C, l->cout, 0.0f);

@@ -1,5 +1,5 @@
-/* 3x3 convolution per chunk of images: im2col + one GEMM, or on sparse inputs (spikes)
- * the products of the nonzero inputs only (cl/conv_sparse.cl). */
+/* Convolution per chunk of images: im2col + one GEMM, or for the seed's 3x3 convolutions
+ * on sparse inputs (spikes) the products of the nonzero inputs only (cl/conv_sparse.cl). */
 #include <stdlib.h>
 
 #include "gemm.h"
@@ -304,6 +304,65 @@ snn_status snn_op_conv3x3_wgrad_diff(snn_context *ctx, snn_images in, size_t p_o
         const size_t count = N - n0 < chunk ? N - n0 : chunk;
         SNN_TRY(wgrad_sparse_chunk(ctx, in, in.off + n0, p_off, C, count, H, W, Cout, dout, dout.off + n0,
                                    n0 == 0 ? beta : 1.0f, dweight, ws));
+    }
+    return SNN_OK;
+}
+
+/* ---------------------------------------------------- any kernel, stride, padding -- */
+
+/* ws->buf = the im2col columns (C*K*K, count*Ho*Wo) of images first .. first+count-1. */
+static snn_status im2col_general(snn_context *ctx, snn_images in, const snn_conv_geom *g, size_t first, size_t count,
+                                 size_t bytes, snn_workspace *ws) {
+    SNN_TRY(snn_dbuf_reserve(ctx, &ws->buf, bytes));
+    size_t global[2] = {count * g->Ho, g->C};
+    return snn_launch(ctx, "snn_k_im2col", 2, global, NULL,
+                      SNN_ARGS(SNN_ARG_MEM(in.mem), SNN_ARG_MEM(ws->buf.mem), SNN_ARG_UINT(g->C),
+                               SNN_ARG_UINT(in.cstride), SNN_ARG_UINT(g->H), SNN_ARG_UINT(g->W), SNN_ARG_UINT(g->K),
+                               SNN_ARG_UINT(g->stride), SNN_ARG_UINT(g->pad), SNN_ARG_UINT(g->Ho),
+                               SNN_ARG_UINT(g->Wo), SNN_ARG_UINT(first), SNN_ARG_UINT(count)));
+}
+
+snn_status snn_op_conv2d_at(snn_context *ctx, snn_images in, size_t N, const snn_conv_geom *g, cl_mem weight,
+                            snn_images out, snn_workspace *ws) {
+    if (snn_conv_is3x3(g)) return snn_op_conv3x3_at(ctx, in, g->C, N, g->H, g->W, weight, g->Cout, out, ws);
+    const size_t HWo = g->Ho * g->Wo, K = g->C * g->K * g->K, per_image = K * HWo * sizeof(float);
+    const size_t chunk = chunk_images(ws, per_image, N);
+    for (size_t n0 = 0; n0 < N; n0 += chunk) {
+        const size_t count = N - n0 < chunk ? N - n0 : chunk;
+        SNN_TRY(im2col_general(ctx, in, g, in.off + n0, count, chunk * per_image, ws));
+        SNN_TRY(snn_gemm(ctx, 0, 0, g->Cout, count * HWo, K, 1.0f, weight, 0, K, ws->buf.mem, 0, count * HWo, 0.0f,
+                         out.mem, (out.off + n0) * HWo, out.cstride * HWo));
+    }
+    return SNN_OK;
+}
+
+snn_status snn_op_conv2d_backward_at(snn_context *ctx, snn_images in, size_t N, const snn_conv_geom *g,
+                                     cl_mem weight, snn_images dout, cl_mem dweight, float beta, snn_images din,
+                                     snn_workspace *ws, snn_workspace *ws2) {
+    if (snn_conv_is3x3(g))
+        return snn_op_conv3x3_backward_at(ctx, in, g->C, N, g->H, g->W, weight, g->Cout, dout, dweight, beta, din,
+                                          ws, ws2);
+    const size_t HWo = g->Ho * g->Wo, K = g->C * g->K * g->K, per_image = K * HWo * sizeof(float);
+    const size_t chunk = chunk_images(ws, per_image, N);
+    if (din.mem) SNN_TRY(snn_dbuf_reserve(ctx, &ws2->buf, chunk * per_image));
+    for (size_t n0 = 0; n0 < N; n0 += chunk) {
+        const size_t count = N - n0 < chunk ? N - n0 : chunk;
+        const size_t g0 = dout.off + n0;
+        if (dweight) {
+            SNN_TRY(im2col_general(ctx, in, g, in.off + n0, count, chunk * per_image, ws));
+            SNN_TRY(snn_gemm(ctx, 0, 1, g->Cout, K, count * HWo, 1.0f, dout.mem, g0 * HWo, dout.cstride * HWo,
+                             ws->buf.mem, 0, count * HWo, n0 == 0 ? beta : 1.0f, dweight, 0, K));
+        }
+        if (!din.mem) continue;
+        SNN_TRY(snn_gemm(ctx, 1, 0, K, count * HWo, g->Cout, 1.0f, weight, 0, K, dout.mem, g0 * HWo,
+                         dout.cstride * HWo, 0.0f, ws2->buf.mem, 0, count * HWo));
+        size_t g2[2] = {count * g->H, g->C};
+        SNN_TRY(snn_launch(ctx, "snn_k_col2im", 2, g2, NULL,
+                           SNN_ARGS(SNN_ARG_MEM(ws2->buf.mem), SNN_ARG_MEM(din.mem), SNN_ARG_UINT(g->C),
+                                    SNN_ARG_UINT(din.cstride), SNN_ARG_UINT(g->H), SNN_ARG_UINT(g->W),
+                                    SNN_ARG_UINT(g->K), SNN_ARG_UINT(g->stride), SNN_ARG_UINT(g->pad),
+                                    SNN_ARG_UINT(g->Ho), SNN_ARG_UINT(g->Wo), SNN_ARG_UINT(din.off + n0),
+                                    SNN_ARG_UINT(count))));
     }
     return SNN_OK;
 }

@@ -66,6 +66,28 @@ typedef struct snn_images {
     size_t cstride, off;
 } snn_images;
 
+/* A convolution's geometry: C channels of H x W in, Cout of Ho x Wo out, a square
+ * K x K kernel with stride and zero padding (Ho = (H + 2 pad - K) / stride + 1). */
+typedef struct snn_conv_geom {
+    size_t C, H, W, Cout, K, stride, pad, Ho, Wo;
+} snn_conv_geom;
+
+/* The seed's convolution, which the 3x3 kernels and the sparse paths below run. */
+static inline int snn_conv_is3x3(const snn_conv_geom *g) {
+    return g->K == 3 && g->stride == 1 && g->pad == 1;
+}
+
+/* out (Cout, N, Ho, Wo) images as laid out = conv(in (C, N, H, W)) with weight
+ * (Cout, C, K, K): the 3x3 paths (snn_op_conv3x3_at) for 3x3/1/1, else im2col + GEMM
+ * (in and out offsets count images of their own sizes). */
+snn_status snn_op_conv2d_at(snn_context *ctx, snn_images in, size_t N, const snn_conv_geom *g, cl_mem weight,
+                            snn_images out, snn_workspace *ws);
+/* Its gradients, as snn_op_conv3x3_backward_at: dweight = beta * dweight + the weight
+ * gradient (dweight NULL: none), din (its mem NULL: none) written. */
+snn_status snn_op_conv2d_backward_at(snn_context *ctx, snn_images in, size_t N, const snn_conv_geom *g,
+                                     cl_mem weight, snn_images dout, cl_mem dweight, float beta, snn_images din,
+                                     snn_workspace *ws, snn_workspace *ws2);
+
 /* out (Cout, N, H, W) = conv3x3(in (C, N, H, W), weight (Cout, C, 3, 3)), stride 1, pad 1. */
 snn_status snn_op_conv3x3(snn_context *ctx, cl_mem in, size_t C, size_t N, size_t H, size_t W,
                           cl_mem weight, size_t Cout, cl_mem out, snn_workspace *ws);

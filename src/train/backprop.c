@@ -10,7 +10,8 @@
 typedef struct layer_dims {
     size_t Pz, Tz;  /* trajectories and steps with distinct inputs: 1 where shared */
     size_t Nz;      /* images through the convolution: Pz * Tz * B */
-    size_t HW, Ho, Wo;
+    size_t HW, Ho, Wo; /* the convolution's output (the LIF's), pooled */
+    size_t HWin;       /* the convolution's input */
 } layer_dims;
 
 static layer_dims dims_of(const snn_model *m, const train_plan *p, int i) {
@@ -22,6 +23,7 @@ static layer_dims dims_of(const snn_model *m, const train_plan *p, int i) {
     d.Tz = (i == 0 && p->encoding == SNN_ENCODING_DIRECT) ? 1 : p->T;
     d.Nz = d.Pz * d.Tz * p->B;
     d.HW = c->S;
+    d.HWin = c->geom.H * c->geom.W;
     d.Ho = c->pool ? c->H / 2 : c->H;
     d.Wo = c->pool ? c->W / 2 : c->W;
     return d;
@@ -60,12 +62,12 @@ static snn_status reserve(snn_trainer *tr, const train_plan *p) {
             gup = max_sz(gup, N * max_sz(c->cout, c->cin));
             continue;
         }
-        SNN_TRY(snn_dbuf_reserve(ctx, &l->in, c->cin * d.Nz * d.HW * FS));
+        SNN_TRY(snn_dbuf_reserve(ctx, &l->in, c->cin * d.Nz * d.HWin * FS));
         const size_t tab = d.Pz * d.Tz * c->cout * FS;
         snn_dbuf *tabs[] = {&l->mean, &l->rstd, &l->var_unbiased, &l->scale, &l->shift};
         for (size_t k = 0; k < SNN_ARRAY_LEN(tabs); k++) SNN_TRY(snn_dbuf_reserve(ctx, tabs[k], tab));
         gup = max_sz(gup, c->cout * N * d.Ho * d.Wo); /* gradient of this layer's output */
-        gup = max_sz(gup, c->cin * d.Nz * d.HW);      /* gradient of its input */
+        gup = max_sz(gup, c->cin * d.Nz * d.HWin);    /* gradient of its input */
         partial = max_sz(partial, 2 * P * T * c->cout);
     }
     const size_t readout = m->readout;
@@ -197,8 +199,9 @@ static snn_status upload_batch(snn_trainer *tr, const train_plan *p, const snn_b
 static snn_status conv_forward(snn_trainer *tr, const snn_layer *c, cl_mem in, layer_dims d, cl_mem z) {
     snn_context *ctx = tr->ctx;
     const size_t HW = d.HW;
-    if (d.Pz == 1 || tr->model->dense_perturbed)
-        return snn_op_conv3x3(ctx, in, c->cin, d.Nz, c->H, c->W, c->weight->dev, c->cout, z, &tr->ws);
+    if (d.Pz == 1 || tr->model->dense_perturbed || !snn_conv_is3x3(&c->geom))
+        return snn_op_conv2d_at(ctx, (snn_images){in, d.Nz, 0}, d.Nz, &c->geom, c->weight->dev,
+                                (snn_images){z, d.Nz, 0}, &tr->ws);
     const size_t NB = d.Nz / 2; /* images per trajectory */
     const snn_images ref_in = {in, d.Nz, 0}, ref_out = {z, d.Nz, 0};
     SNN_TRY(snn_op_conv3x3_at(ctx, ref_in, c->cin, NB, c->H, c->W, c->weight->dev, c->cout, ref_out, &tr->ws));
@@ -221,7 +224,7 @@ static snn_status conv_backward(snn_trainer *tr, const snn_layer *c, cl_mem in, 
                                 cl_mem z, cl_mem dweight, cl_mem din) {
     snn_context *ctx = tr->ctx;
     const snn_images none = {NULL, 0, 0};
-    if (d.Pz == 2 && !tr->model->dense_perturbed) {
+    if (d.Pz == 2 && !tr->model->dense_perturbed && snn_conv_is3x3(&c->geom)) {
         const size_t NB = d.Nz / 2;
         int dense;
         SNN_TRY(snn_op_conv3x3_wgrad_diff(ctx, (snn_images){in, d.Nz, 0}, NB, c->cin, NB, c->H, c->W, c->cout,
@@ -241,8 +244,9 @@ static snn_status conv_backward(snn_trainer *tr, const snn_layer *c, cl_mem in, 
                                               (snn_images){din, d.Nz, 0}, &tr->ws, &tr->ws2);
         }
     }
-    return snn_op_conv3x3_backward(ctx, in, c->cin, d.Nz, c->H, c->W, c->weight->dev, c->cout, dz, dweight, din,
-                                   &tr->ws, &tr->ws2);
+    return snn_op_conv2d_backward_at(ctx, (snn_images){in, d.Nz, 0}, d.Nz, &c->geom, c->weight->dev,
+                                     (snn_images){dz, d.Nz, 0}, dweight, 0.0f,
+                                     din ? (snn_images){din, d.Nz, 0} : none, &tr->ws, &tr->ws2);
 }
 
 static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch *batch) {
@@ -392,7 +396,8 @@ static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch
         layer_dims d = dims_of(m, p, i);
         cl_mem z = z_buffer(tr, i);
         if (i == 0 && m->num_layers > 1)
-            SNN_TRY(snn_op_conv3x3(ctx, l->in.mem, c->cin, d.Nz, c->H, c->W, c->weight->dev, c->cout, z, &tr->ws));
+            SNN_TRY(snn_op_conv2d_at(ctx, (snn_images){l->in.mem, d.Nz, 0}, d.Nz, &c->geom, c->weight->dev,
+                                     (snn_images){z, d.Nz, 0}, &tr->ws));
         SNN_TRY(lif_backward(tr, p, batch, i, z, d.Pz, d.Tz, l->scale.mem, l->shift.mem, c->cout, c->H, c->W,
                              c->pool, tr->gup[cur].mem, &summed));
         /* With one shared input (and so one set of statistics) BatchNorm's backward of

@@ -174,6 +174,31 @@ def forward(net, desc, x, lyapunov=False, lyap_eps=1e-4, init_perturb=None):
     return logits, (lyap / T if lyapunov else None)
 
 
+class SeedLike(nn.Module):
+    """A description's model behind the seed models' interface, for tools written for
+    them (tools/torch_interop.py): forward(x) -> (logits, None, None); `encoder` None
+    means x is already (B, T, C, H, W); leaky_layers() lists the Leaky layers. Its state_dict is
+    the ModuleDict's (no prefix)."""
+
+    def __init__(self, desc, net):
+        super().__init__()
+        self.desc, self.net = desc, net
+        self.encoder = desc.get("encoding", "rate")
+
+    def state_dict(self, *a, **kw):
+        return self.net.state_dict(*a, **kw)
+
+    def load_state_dict(self, *a, **kw):
+        return self.net.load_state_dict(*a, **kw)
+
+    def leaky_layers(self):
+        return lif_modules(self.net)
+
+    def forward(self, x):
+        desc = self.desc if self.encoder is not None else dict(self.desc, encoding="none")
+        return forward(self.net, desc, x)[0], None, None
+
+
 def spike_counts(net, desc, x):
     """Spikes per Leaky over the whole batch and all steps (eval forward): tests use it
     to make sure no comparison is vacuous."""
@@ -194,17 +219,29 @@ def spike_counts(net, desc, x):
 
 def random_description(rng, kernels="snncl"):
     """A random description of the layers snncl's kernels run today (kernels="snncl"):
-    1-3 conv2d(3x3, padding 1, no bias) + batchnorm2d + leaky [+ avgpool2d 2] stages,
+    1-3 conv2d (any kernel, stride, padding; no bias) + batchnorm2d + leaky [+ avgpool2d 2] stages,
     0-2 linear + leaky stages after a flatten, a readout of [dropout +] linear, each
     leaky with its own beta, threshold, reset mechanism and surrogate. rng: random.Random."""
     C, H, W = rng.randint(1, 3), rng.randint(6, 12), rng.randint(6, 12)
     classes = rng.randint(2, 6)
     layers = []
-    h, w = H, W
+    h, w, c = H, W, C
     for _ in range(rng.randint(1, 3)):
-        layers += [{"type": "conv2d", "out_channels": rng.randint(2, 8), "kernel_size": 3, "padding": 1, "bias": False},
+        # the seed's 3x3 (the sparse paths) half the time, else any kernel, stride, padding that fits
+        k, stride, pad = (3, 1, 1) if rng.random() < 0.5 else (rng.choice([1, 2, 3, 5]), rng.choice([1, 1, 2]),
+                                                               rng.randint(0, 2))
+        if h + 2 * pad < k or w + 2 * pad < k:
+            k, stride, pad = 3, 1, 1
+        if k == 1 and c == 1:
+            # one weight per channel before BatchNorm: training-mode BN cancels its scale, so its
+            # gradient is zero up to rounding and no relative comparison means anything
+            k = 3
+        c = rng.randint(2, 8)
+        layers += [{"type": "conv2d", "out_channels": c, "kernel_size": k, "stride": stride,
+                    "padding": pad, "bias": False},
                    {"type": "batchnorm2d", "momentum": rng.choice([0.1, 0.05, 0.3])},
                    _random_leaky(rng)]
+        h, w = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
         if h >= 4 and w >= 4 and rng.random() < 0.6:
             layers.append({"type": "avgpool2d", "kernel_size": 2})
             h, w = h // 2, w // 2
