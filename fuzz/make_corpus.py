@@ -185,6 +185,32 @@ def make_model_config():
         write(t, "bad_" + key, safetensors(conv, dict(base, **{key: value})))
 
 
+# ---------------------------------------------------------------- network --
+
+def make_network():
+    import json
+    t = "network"
+    with open(os.path.join(ROOT, "examples", "fashion_net.json"), "rb") as f:
+        write(t, "fashion_net", f.read())
+    conv = {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1, "bias": False}
+    base = {"input": [2, 9, 9], "num_classes": 3, "T": 3, "encoding": "rate", "encoding_gain": 0.5,
+            "layers": [conv, {"type": "batchnorm2d", "eps": 1e-3, "momentum": 0.2},
+                       {"type": "leaky", "beta": 0.8, "threshold": 0.5, "reset_mechanism": "zero",
+                        "reset_delay": False, "surrogate": {"type": "sigmoid", "slope": 5},
+                        "learn_beta": True, "learn_threshold": True},
+                       {"type": "maxpool2d", "kernel_size": [2, 2], "stride": None},
+                       {"type": "avgpool2d", "kernel_size": 2, "stride": 1},
+                       {"type": "flatten"}, {"type": "dropout", "p": 0.1},
+                       {"type": "linear", "out_features": 3, "bias": False}],
+            "readout": []}
+    write(t, "every_layer", json.dumps(base).encode())
+    write(t, "readout", json.dumps(dict(base, layers=base["layers"][:-1],
+                                        readout=[{"type": "linear", "out_features": 3}])).encode())
+    write(t, "unknown_key", json.dumps(dict(base, layers=[dict(conv, kernal_size=3)])).encode())
+    write(t, "too_small", json.dumps(dict(base, input=[1, 2, 2])).encode())
+    write(t, "not_json", b'{"input": [1, 8, 8], "layers": [')
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -193,6 +219,7 @@ def main():
     make_cifar10()
     make_cli()
     make_model_config()
+    make_network()
     total = 0
     for directory, _, names in os.walk(CORPUS):
         for name in names:

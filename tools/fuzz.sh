@@ -5,7 +5,7 @@
 #   tools/fuzz.sh [SECONDS [TARGET...]]
 #
 # SECONDS per target (default 30); TARGETs default to all (fuzz_safetensors fuzz_idx
-# fuzz_cifar10 fuzz_cli fuzz_model_config). Prints each target's number of executions;
+# fuzz_cifar10 fuzz_cli fuzz_model_config fuzz_network). Prints each target's number of executions;
 # crash, leak and timeout inputs stay in build-fuzz/artifacts/. Exit status 1 when any
 # target found something (or failed to run), 2 on bad usage.
 #
@@ -21,7 +21,7 @@ if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
     exit 2
 fi
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_safetensors fuzz_idx fuzz_cifar10 fuzz_cli fuzz_model_config)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_safetensors fuzz_idx fuzz_cifar10 fuzz_cli fuzz_model_config fuzz_network)
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-build-fuzz}
