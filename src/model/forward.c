@@ -226,7 +226,7 @@ static snn_status dense_chunk(const snn_model *m, const forward_plan *p, int i, 
     const snn_layer *prev = &m->layer[i - 1];
     const size_t B = p->B, P = p->P, N = P * Tn * B, U = d->cout;
     SNN_TRY(snn_op_flatten_rows(ctx, f->act.mem, f->conv.mem, prev->G, N, prev->out_hw));
-    SNN_TRY(snn_op_linear(ctx, f->conv.mem, N, d->cin, d->weight->dev, d->bias->dev, U, f->spk.mem));
+    SNN_TRY(snn_op_linear(ctx, f->conv.mem, N, d->cin, d->weight->dev, snn_model_bias(m, d->bias), U, f->spk.mem));
     snn_lif_args a = {0};
     a.in = f->spk.mem;
     a.gstride = N * U;
@@ -403,7 +403,10 @@ static snn_status forward_enqueue(const snn_model *m, const forward_plan *p, con
         SNN_TRY(forward_chunk(m, p, t0, Tn, params, params->lyap_eps, tap));
     }
     /* Eval mode: dropout is the identity. */
-    SNN_TRY(snn_op_linear(ctx, f->sum.mem, p->B, p->readout, m->fc_w->dev, m->fc_b->dev,
+    if (!m->fc_w) /* no readout layer: the summed spikes are the logits */
+        SNN_TRY(snn_buffer_copy(ctx, f->sum.mem, 0, f->logits.mem, 0, p->B * p->readout * sizeof(float)));
+    else
+        SNN_TRY(snn_op_linear(ctx, f->sum.mem, p->B, p->readout, m->fc_w->dev, snn_model_bias(m, m->fc_b),
                           (size_t)cfg->num_classes, f->logits.mem));
     if (p->P == 2) SNN_TRY(snn_op_lyapunov_finish(ctx, f->sq.mem, f->lambda.mem, p->L, p->T, p->B, params->lyap_eps));
     return SNN_OK;

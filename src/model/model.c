@@ -70,11 +70,12 @@ static snn_status add_lif(snn_model *m, snn_lif_params *l, const char *prefix) {
     return SNN_OK;
 }
 
+/* A linear layer's weight and, with bias, its bias (else *b stays NULL). */
 static snn_status add_linear(snn_model *m, snn_param **w, snn_param **b, size_t fin, size_t fout,
-                             const char *prefix) {
+                             const char *prefix, int bias) {
     int64_t ws[2] = {(int64_t)fout, (int64_t)fin}, bs[1] = {(int64_t)fout};
     ADD(*w, SNN_F32, 0, 2, ws, "%s.weight", prefix);
-    ADD(*b, SNN_F32, 0, 1, bs, "%s.bias", prefix);
+    if (bias) ADD(*b, SNN_F32, 0, 1, bs, "%s.bias", prefix);
     return SNN_OK;
 }
 
@@ -165,7 +166,7 @@ static snn_layer *append_dense(snn_model *m, size_t units) {
 
 #define WHAT_RUNS                                                                                        \
     "snncl's kernels run conv2d (no bias) + batchnorm2d + leaky [+ avgpool2d "                         \
-    "2x2], flatten, linear (with bias) + leaky, and a readout of [dropout +] linear; leaky with any "  \
+    "2x2], flatten, linear + leaky, and a readout of [dropout +] [linear]; leaky with any "           \
     "reset_mechanism and surrogate, reset_delay true, beta and threshold not learned"
 
 static snn_status refuse(const char *part, int i, const snn_net_layer *l, const char *why) {
@@ -220,7 +221,6 @@ static snn_status lower_layers(snn_model *m, lowered *role) {
             role[i + 2] = (lowered){m->num_layers - 1, ROLE_LIF};
             i += 3 + pool;
         } else if (d->type == SNN_LAYER_LINEAR) {
-            if (!d->bias) return refuse("layers", i, &L[i], "only linear layers with a bias run yet");
             SNN_TRY(lowered_leaky(L, count, i + 1));
             APPEND(c, append_dense(m, (size_t)d->out));
             role[i] = (lowered){m->num_layers - 1, ROLE_LINEAR};
@@ -236,19 +236,19 @@ static snn_status lower_layers(snn_model *m, lowered *role) {
     return SNN_OK;
 }
 
-/* The readout: [flatten,] [dropout,] linear with bias and num_classes outputs. */
-static snn_status lower_readout(snn_model *m) {
+/* The readout: [flatten,] [dropout,] [linear]; without the linear layer the summed
+ * output (num_classes features, as shape inference checked) is the logits. Returns the
+ * linear layer's index in *linear, or -1. */
+static snn_status lower_readout(snn_model *m, int *linear) {
     const snn_net_layer *R = m->net->part[SNN_NET_READOUT];
     const int count = m->net->count[SNN_NET_READOUT];
     int i = 0;
     if (i < count && R[i].d.type == SNN_LAYER_FLATTEN) i++;
     m->cfg.dropout = 0.0f;
     if (i < count && R[i].d.type == SNN_LAYER_DROPOUT) m->cfg.dropout = R[i++].d.p;
-    if (count == 0) return snn_fail(SNN_ERR_UNSUPPORTED, "readout: empty (spike counts as logits) does not run yet (%s)", WHAT_RUNS);
-    if (i >= count) return refuse("readout", count - 1, &R[count - 1], "the readout must end in a linear layer");
-    if (R[i].d.type != SNN_LAYER_LINEAR || i != count - 1)
-        return refuse("readout", i, &R[i], "the readout runs only [flatten,] [dropout,] linear yet");
-    if (!R[i].d.bias) return refuse("readout", i, &R[i], "only a readout with a bias runs yet");
+    *linear = -1;
+    if (i < count && R[i].d.type == SNN_LAYER_LINEAR) *linear = i++;
+    if (i < count) return refuse("readout", i, &R[i], "the readout runs only [flatten,] [dropout,] [linear] yet");
     return SNN_OK;
 }
 
@@ -272,7 +272,7 @@ static snn_status add_network_params(snn_model *m, const lowered *role) {
                 break;
             case ROLE_BN: SNN_TRY(add_bn(m, c, L[i].name)); break;
             case ROLE_LIF: SNN_TRY(add_lif(m, &c->lif, L[i].name)); break;
-            case ROLE_LINEAR: SNN_TRY(add_linear(m, &c->weight, &c->bias, c->cin, c->cout, L[i].name)); break;
+            case ROLE_LINEAR: SNN_TRY(add_linear(m, &c->weight, &c->bias, c->cin, c->cout, L[i].name, L[i].d.bias)); break;
             default: break;
             }
         }
@@ -309,12 +309,14 @@ static snn_status build_layers(snn_model *m) {
     lowered role[SNN_NET_MAX_LAYERS];
     derive_config(m);
     SNN_TRY(lower_layers(m, role));
-    SNN_TRY(lower_readout(m));
+    int linear;
+    SNN_TRY(lower_readout(m, &linear));
     SNN_TRY(add_network_params(m, role));
     const snn_layer *last = &m->layer[m->num_layers - 1];
     m->readout = last->G * last->out_hw;
-    const snn_net_layer *fc = &m->net->part[SNN_NET_READOUT][m->net->count[SNN_NET_READOUT] - 1];
-    return add_linear(m, &m->fc_w, &m->fc_b, m->readout, (size_t)m->cfg.num_classes, fc->name);
+    if (linear < 0) return SNN_OK; /* the summed spikes are the logits */
+    const snn_net_layer *fc = &m->net->part[SNN_NET_READOUT][linear];
+    return add_linear(m, &m->fc_w, &m->fc_b, m->readout, (size_t)m->cfg.num_classes, fc->name, fc->d.bias);
 }
 
 snn_status snn_model_build_network(snn_model **out, snn_context *ctx, const snn_network *net) {
@@ -374,7 +376,7 @@ static void init_weights(snn_model *m, uint64_t seed) {
     }
     for (int i = 0; i <= m->num_layers; i++) {
         snn_param *w = i < m->num_layers ? m->layer[i].weight : m->fc_w;
-        if (i < m->num_layers && m->layer[i].kind != SNN_STAGE_DENSE) continue;
+        if ((i < m->num_layers && m->layer[i].kind != SNN_STAGE_DENSE) || !w) continue;
         double bound = sqrt(6.0 / (double)(w->shape[0] + w->shape[1]));
         for (size_t k = 0; k < w->count; k++)
             w->host[k] = (float)(bound * (2.0 * snn_rng_uniform(&rng) - 1.0));
@@ -447,12 +449,17 @@ snn_status snn_model_upload(snn_model *m) {
         SNN_TRY(snn_buffer_create(ctx, sizeof(float), &m->zeros));
         SNN_TRY(snn_buffer_write(ctx, m->ones, 0, sizeof one, &one));
         SNN_TRY(snn_buffer_write(ctx, m->zeros, 0, sizeof zero, &zero));
+        /* the bias of layers that have none: as long as the widest layer */
+        size_t widest = (size_t)m->cfg.num_classes;
+        for (int i = 0; i < m->num_layers; i++) widest = m->layer[i].cout > widest ? m->layer[i].cout : widest;
+        SNN_TRY(snn_buffer_create(ctx, widest * sizeof(float), &m->zero_vec));
+        SNN_TRY(snn_buffer_fill_zero(ctx, m->zero_vec, 0, widest * sizeof(float)));
     }
     for (int i = 0; i < m->num_layers; i++) {
         snn_layer *c = &m->layer[i];
         SNN_TRY(upload_param(m, c->weight));
         if (c->kind == SNN_STAGE_DENSE) {
-            SNN_TRY(upload_param(m, c->bias));
+            if (c->bias) SNN_TRY(upload_param(m, c->bias));
             c->scale = m->ones;
             c->shift = m->zeros;
             continue;
@@ -478,8 +485,9 @@ snn_status snn_model_upload(snn_model *m) {
         free(fold);
         SNN_TRY(st);
     }
-    SNN_TRY(upload_param(m, m->fc_w));
-    return upload_param(m, m->fc_b);
+    if (m->fc_w) SNN_TRY(upload_param(m, m->fc_w));
+    if (m->fc_b) SNN_TRY(upload_param(m, m->fc_b));
+    return SNN_OK;
 }
 
 snn_status snn_model_sync_host(snn_model *m) {
@@ -540,6 +548,7 @@ void snn_model_free(snn_model *m) {
     }
     snn_buffer_release(&m->ones);
     snn_buffer_release(&m->zeros);
+    snn_buffer_release(&m->zero_vec);
     snn_forward_buffers_release(&m->fwd);
     snn_network_free(m->net);
     free(m);

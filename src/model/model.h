@@ -54,7 +54,7 @@ typedef struct snn_layer {
      * of cout units), as LIF kernels, the estimate's state and spike records see them.
      * The layer's output per image: G channels of out_hw values (pooled if pool). */
     size_t G, S, out_hw;
-    snn_param *weight, *bias;                                     /* bias: dense only */
+    snn_param *weight, *bias;                                     /* bias: NULL where there is none */
     snn_param *bn_weight, *bn_bias, *bn_mean, *bn_var, *bn_count; /* conv only */
     float bn_momentum;                                            /* conv: running statistics' rate */
     snn_lif_params lif;
@@ -95,8 +95,10 @@ struct snn_model {
     int num_layers;           /* layer l holds LIF layer l */
     snn_layer layer[SNN_MAX_LAYERS];
     size_t readout;           /* features summed over time into fc: the last layer's G * out_hw */
-    snn_param *fc_w, *fc_b;   /* the readout's linear layer */
+    snn_param *fc_w, *fc_b;   /* the readout's linear layer (NULL: the summed spikes are the logits;
+                               * fc_b NULL: no bias) */
     cl_mem ones, zeros;       /* identity affine for dense LIF layers */
+    cl_mem zero_vec;          /* zeros as long as the widest layer: the bias of layers without one */
     snn_forward_buffers fwd;
     size_t max_chunk_steps;   /* 0: chosen from device memory; tests force small chunks */
     int dense_perturbed;      /* estimate: perturbed trajectory convolved and pooled on its own, as
@@ -150,6 +152,11 @@ size_t snn_model_gemm_shapes(const snn_model *model, size_t batch, size_t max_co
 /* The same for a configuration, without a device (the plan only). */
 snn_status snn_config_gemm_shapes(const snn_model_config *cfg, size_t batch, size_t max_cols,
                                   snn_gemm_shape *out, size_t max, size_t *count);
+
+/* A layer's bias on the device, or zeros where it has none. */
+static inline cl_mem snn_model_bias(const snn_model *m, const snn_param *bias) {
+    return bias ? bias->dev : m->zero_vec;
+}
 
 /* Clamped beta and the threshold of LIF layer l, as the kernels use them. */
 float snn_model_lif_beta(const snn_model *model, int l);

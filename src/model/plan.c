@@ -29,7 +29,7 @@ snn_status snn_model_flops(const snn_model *m, int lyapunov, int training, doubl
         fwd += macs;
         bwd += i == 0 ? macs : 2.0 * macs; /* weight gradient; the input's except for the first layer */
     }
-    const double readout = (double)m->readout * (double)m->cfg.num_classes;
+    const double readout = m->fc_w ? (double)m->readout * (double)m->cfg.num_classes : 0.0;
     fwd += readout;
     bwd += 2.0 * readout;
     *flops = 2.0 * (fwd + (training ? bwd : 0.0));
@@ -108,6 +108,7 @@ size_t snn_model_gemm_shapes(const snn_model *m, size_t batch, size_t max_cols, 
                 if (pass == 2) n = push(out, n, max, "dense", i + 1, pr, 0, 0, R, l->cin, l->cout, 0.0f);
             }
         }
+    if (!m->fc_w) return n; /* no readout layer */
     const size_t K = (size_t)m->cfg.num_classes, F = m->readout;
     n = push(out, n, max, "linear", 0, "forward", 0, 1, batch, K, F, 1.0f);
     n = push(out, n, max, "linear", 0, "wgrad", 1, 0, K, F, batch, 0.0f);

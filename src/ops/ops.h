@@ -277,7 +277,7 @@ snn_status snn_op_spike_sum_backward(snn_context *ctx, cl_mem gsum, cl_mem gup, 
                                      size_t T, size_t B, size_t hw);
 /* (N, C*hw) -> (C, N, hw). */
 snn_status snn_op_unflatten_rows(snn_context *ctx, cl_mem in, cl_mem out, size_t C, size_t N, size_t hw);
-/* Gradients of snn_op_linear from dout (rows, fout): dweight, dbias written; din
+/* Gradients of snn_op_linear from dout (rows, fout): dweight, dbias (if not NULL) written; din
  * (rows, fin) too if not NULL. */
 snn_status snn_op_linear_backward(snn_context *ctx, cl_mem in, size_t rows, size_t fin, cl_mem weight,
                                   size_t fout, cl_mem dout, cl_mem dweight, cl_mem dbias, cl_mem din);

@@ -54,8 +54,9 @@ snn_status snn_op_linear_backward(snn_context *ctx, cl_mem in, size_t rows, size
     /* dweight (fout, fin) = dout^T (fout, rows) x in (rows, fin) */
     SNN_TRY(snn_gemm(ctx, 1, 0, fout, fin, rows, 1.0f, dout, 0, fout, in, 0, fin, 0.0f, dweight, 0, fin));
     size_t global[1] = {fout};
-    SNN_TRY(snn_launch(ctx, "snn_k_column_sum", 1, global, NULL,
-                       SNN_ARGS(SNN_ARG_MEM(dout), SNN_ARG_MEM(dbias), SNN_ARG_UINT(rows), SNN_ARG_UINT(fout))));
+    if (dbias)
+        SNN_TRY(snn_launch(ctx, "snn_k_column_sum", 1, global, NULL,
+                           SNN_ARGS(SNN_ARG_MEM(dout), SNN_ARG_MEM(dbias), SNN_ARG_UINT(rows), SNN_ARG_UINT(fout))));
     if (!din) return SNN_OK;
     /* din (rows, fin) = dout (rows, fout) x weight (fout, fin) */
     return snn_gemm(ctx, 0, 0, rows, fin, fout, 1.0f, dout, 0, fout, weight, 0, fin, 0.0f, din, 0, fin);

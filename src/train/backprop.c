@@ -265,7 +265,8 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
             const snn_layer *prev = &m->layer[i - 1];
             const size_t N = P * T * B;
             SNN_TRY(snn_op_flatten_rows(ctx, tr->gup[1].mem, l->in.mem, prev->G, N, prev->out_hw));
-            SNN_TRY(snn_op_linear(ctx, l->in.mem, N, c->cin, c->weight->dev, c->bias->dev, c->cout, l->z.mem));
+            SNN_TRY(snn_op_linear(ctx, l->in.mem, N, c->cin, c->weight->dev, snn_model_bias(m, c->bias), c->cout,
+                                  l->z.mem));
             SNN_TRY(run_lif(tr, p, batch, i, l->z.mem, P, T, c->scale, c->shift, 1, c->cout, next, 0));
             continue;
         }
@@ -301,7 +302,10 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
                                     p->first * readout));
         x = tr->dropped.mem;
     }
-    SNN_TRY(snn_op_linear(ctx, x, B, readout, m->fc_w->dev, m->fc_b->dev, p->K, tr->logits.mem));
+    if (m->fc_w)
+        SNN_TRY(snn_op_linear(ctx, x, B, readout, m->fc_w->dev, snn_model_bias(m, m->fc_b), p->K, tr->logits.mem));
+    else /* no readout layer: the summed spikes are the logits */
+        SNN_TRY(snn_buffer_copy(ctx, x, 0, tr->logits.mem, 0, B * readout * FS));
     SNN_TRY(snn_op_softmax_xent(ctx, tr->logits.mem, tr->labels.mem, tr->loss.mem, tr->correct.mem,
                                 tr->glogits.mem, B, p->K, tr->bad_label.mem));
     if (P == 2) {
@@ -322,6 +326,7 @@ static train_param *grad_of(snn_trainer *tr, const snn_param *param) {
 }
 
 #define GRAD(param) (grad_of(tr, (param))->grad.mem)
+#define GRAD_OR_NULL(param) ((param) ? GRAD(param) : NULL) /* an optional bias */
 
 /* Backward through time of LIF layer l into scratch: d loss / d current (G, P, T, B*S),
  * or, when every step shares one input (Tz = 1, one trajectory), only its sum over
@@ -372,8 +377,11 @@ static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch
 
     /* Readout: logits = fc(dropout(sum)). */
     cl_mem x = drop > 0.0f ? tr->dropped.mem : tr->sum.mem;
-    SNN_TRY(snn_op_linear_backward(ctx, x, B, readout, m->fc_w->dev, p->K, tr->glogits.mem, GRAD(m->fc_w),
-                                   GRAD(m->fc_b), tr->gsum.mem));
+    if (m->fc_w)
+        SNN_TRY(snn_op_linear_backward(ctx, x, B, readout, m->fc_w->dev, p->K, tr->glogits.mem, GRAD(m->fc_w),
+                                       GRAD_OR_NULL(m->fc_b), tr->gsum.mem));
+    else
+        SNN_TRY(snn_buffer_copy(ctx, tr->glogits.mem, 0, tr->gsum.mem, 0, B * readout * FS));
     if (drop > 0.0f) SNN_TRY(snn_op_dropout(ctx, tr->gsum.mem, tr->gsum.mem, B * readout, drop, batch->seed,
                                     p->first * readout));
 
@@ -389,7 +397,7 @@ static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch
             SNN_TRY(lif_backward(tr, p, batch, i, l->z.mem, P, T, c->scale, c->shift, 1, 1, c->cout, 0,
                                  tr->gup[cur].mem, &summed));
             SNN_TRY(snn_op_linear_backward(ctx, l->in.mem, N, c->cin, c->weight->dev, c->cout, tr->scratch.mem,
-                                           GRAD(c->weight), GRAD(c->bias), tr->gup[1 - cur].mem));
+                                           GRAD(c->weight), GRAD_OR_NULL(c->bias), tr->gup[1 - cur].mem));
             SNN_TRY(snn_op_unflatten_rows(ctx, tr->gup[1 - cur].mem, tr->gup[cur].mem, prev->G, N, prev->out_hw));
             continue;
         }

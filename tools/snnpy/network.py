@@ -220,7 +220,8 @@ def spike_counts(net, desc, x):
 def random_description(rng, kernels="snncl"):
     """A random description of the layers snncl's kernels run today (kernels="snncl"):
     1-3 conv2d (any kernel, stride, padding; no bias) + batchnorm2d + leaky [+ avgpool2d 2] stages,
-    0-2 linear + leaky stages after a flatten, a readout of [dropout +] linear, each
+    0-2 linear (with or without bias) + leaky stages after a flatten, a readout of
+    [dropout +] linear (or without linear: spike counts as logits), each
     leaky with its own beta, threshold, reset mechanism and surrogate. rng: random.Random."""
     C, H, W = rng.randint(1, 3), rng.randint(6, 12), rng.randint(6, 12)
     classes = rng.randint(2, 6)
@@ -248,11 +249,16 @@ def random_description(rng, kernels="snncl"):
     layers.append({"type": "flatten"})
     for _ in range(rng.randint(0, 2)):
         # Xavier-initialized linear layers pass small currents: low thresholds keep them firing
-        layers += [{"type": "linear", "out_features": rng.randint(8, 24)}, _random_leaky(rng, 0.05, 0.3)]
+        layers += [{"type": "linear", "out_features": rng.randint(8, 24), "bias": rng.random() < 0.7},
+                   _random_leaky(rng, 0.05, 0.3)]
     readout = []
     if rng.random() < 0.5:
         readout.append({"type": "dropout", "p": rng.choice([0.1, 0.3])})
-    readout.append({"type": "linear", "out_features": classes})
+    if rng.random() < 0.25:
+        # no readout layer: the last layer's spike counts are the logits
+        layers += [{"type": "linear", "out_features": classes}, _random_leaky(rng, 0.05, 0.3)]
+    else:
+        readout.append({"type": "linear", "out_features": classes, "bias": rng.random() < 0.8})
     return {"input": [C, H, W], "num_classes": classes, "T": rng.randint(3, 6),
             "encoding": rng.choice(["direct", "none"]), "layers": layers, "readout": readout}
 
