@@ -430,9 +430,10 @@ START_TEST(test_unsupported_layers_named) {
     static const struct {
         const char *layers, *mentions;
     } cases[] = {
-        {CONV ", {\"type\": \"batchnorm2d\"}, " LIF ", " TAIL, "layers[0] conv2d: only bias false runs yet"},
-        {"{\"type\": \"conv2d\", \"out_channels\": 4, \"kernel_size\": 3, \"padding\": 1, \"bias\": false}, " LIF ", " TAIL,
-         "layers[0] conv2d: needs a batchnorm2d after it"},
+        {CONV ", {\"type\": \"batchnorm2d\"}, " LIF ", " TAIL, "layers[0] conv2d: a bias before batchnorm2d"},
+        {"{\"type\": \"conv2d\", \"out_channels\": 4, \"kernel_size\": 3, \"padding\": 1}, "
+         "{\"type\": \"maxpool2d\", \"kernel_size\": 2}, " LIF ", " TAIL,
+         "layers[1] maxpool2d: a leaky must come here"},
         {"{\"type\": \"flatten\"}, {\"type\": \"linear\", \"out_features\": 8}, "
          "{\"type\": \"leaky\", \"beta\": 0.9, \"reset_delay\": false}, " TAIL,
          "layers[2] leaky: only reset_delay true runs yet"},

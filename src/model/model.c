@@ -165,7 +165,7 @@ static snn_layer *append_dense(snn_model *m, size_t units) {
  * other layer or option is refused here, naming it, until a kernel runs it. */
 
 #define WHAT_RUNS                                                                                        \
-    "snncl's kernels run conv2d (no bias) + batchnorm2d + leaky [+ avgpool2d "                         \
+    "snncl's kernels run conv2d + [batchnorm2d] + leaky [+ avgpool2d "                                 \
     "2x2], flatten, linear + leaky, and a readout of [dropout +] [linear]; leaky with any "           \
     "reset_mechanism and surrogate, reset_delay true, beta and threshold not learned"
 
@@ -201,25 +201,28 @@ static snn_status lower_layers(snn_model *m, lowered *role) {
         if (d->type == SNN_LAYER_FLATTEN) {
             i++;
         } else if (d->type == SNN_LAYER_CONV2D) {
-            if (d->bias) return refuse("layers", i, &L[i], "only bias false runs yet");
-            if (i + 1 >= count || L[i + 1].d.type != SNN_LAYER_BATCHNORM2D)
-                return refuse("layers", i, &L[i], "needs a batchnorm2d after it");
-            if (L[i + 1].d.eps != 1e-5f) return refuse("layers", i + 1, &L[i + 1], "only eps 1e-5 runs yet");
-            SNN_TRY(lowered_leaky(L, count, i + 2));
+            /* conv2d [batchnorm2d] leaky [avgpool2d] */
+            const int bn = i + 1 < count && L[i + 1].d.type == SNN_LAYER_BATCHNORM2D, lif = i + 1 + bn;
+            if (bn && d->bias)
+                return refuse("layers", i, &L[i], "a bias before batchnorm2d: BatchNorm cancels it (set bias false)");
+            if (bn && L[i + 1].d.eps != 1e-5f) return refuse("layers", i + 1, &L[i + 1], "only eps 1e-5 runs yet");
+            SNN_TRY(lowered_leaky(L, count, lif));
             int pool = 0;
-            if (i + 3 < count && (L[i + 3].d.type == SNN_LAYER_AVGPOOL2D || L[i + 3].d.type == SNN_LAYER_MAXPOOL2D)) {
-                const snn_layer_desc *p = &L[i + 3].d;
+            if (lif + 1 < count &&
+                (L[lif + 1].d.type == SNN_LAYER_AVGPOOL2D || L[lif + 1].d.type == SNN_LAYER_MAXPOOL2D)) {
+                const snn_layer_desc *p = &L[lif + 1].d;
                 if (p->type != SNN_LAYER_AVGPOOL2D || p->kernel_size != 2 || (p->stride && p->stride != 2))
-                    return refuse("layers", i + 3, &L[i + 3], "only avgpool2d 2x2 with stride 2 runs yet");
+                    return refuse("layers", lif + 1, &L[lif + 1], "only avgpool2d 2x2 with stride 2 runs yet");
                 pool = 1;
             }
             APPEND(c, append_conv(m, (size_t)d->out, (size_t)d->kernel_size, (size_t)d->stride, (size_t)d->padding,
                                   pool));
-            c->bn_momentum = L[i + 1].d.momentum;
+            c->bn = bn;
+            if (bn) c->bn_momentum = L[i + 1].d.momentum;
             role[i] = (lowered){m->num_layers - 1, ROLE_CONV};
-            role[i + 1] = (lowered){m->num_layers - 1, ROLE_BN};
-            role[i + 2] = (lowered){m->num_layers - 1, ROLE_LIF};
-            i += 3 + pool;
+            if (bn) role[i + 1] = (lowered){m->num_layers - 1, ROLE_BN};
+            role[lif] = (lowered){m->num_layers - 1, ROLE_LIF};
+            i = lif + 1 + pool;
         } else if (d->type == SNN_LAYER_LINEAR) {
             SNN_TRY(lowered_leaky(L, count, i + 1));
             APPEND(c, append_dense(m, (size_t)d->out));
@@ -266,10 +269,13 @@ static snn_status add_network_params(snn_model *m, const lowered *role) {
             if (role[i].stage < 0 || L[i].param_rank != pass) continue;
             snn_layer *c = &m->layer[role[i].stage];
             switch (role[i].role) {
-            case ROLE_CONV:
+            case ROLE_CONV: {
                 snprintf(name, sizeof name, "%s.weight", L[i].name);
                 SNN_TRY(add_conv_weight(m, c, name));
+                int64_t bs[1] = {(int64_t)c->cout};
+                if (L[i].d.bias) ADD(c->bias, SNN_F32, 0, 1, bs, "%s.bias", L[i].name);
                 break;
+            }
             case ROLE_BN: SNN_TRY(add_bn(m, c, L[i].name)); break;
             case ROLE_LIF: SNN_TRY(add_lif(m, &c->lif, L[i].name)); break;
             case ROLE_LINEAR: SNN_TRY(add_linear(m, &c->weight, &c->bias, c->cin, c->cout, L[i].name, L[i].d.bias)); break;
@@ -464,18 +470,34 @@ snn_status snn_model_upload(snn_model *m) {
             c->shift = m->zeros;
             continue;
         }
-        /* BatchNorm tensors too: training updates them on the device. */
-        SNN_TRY(upload_param(m, c->bn_weight));
-        SNN_TRY(upload_param(m, c->bn_bias));
-        SNN_TRY(upload_param(m, c->bn_mean));
-        SNN_TRY(upload_param(m, c->bn_var));
         float *fold = malloc(2 * c->cout * sizeof(float));
         if (!fold) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "BatchNorm folding");
-        /* Folded in double: y = gamma*(x - mean)/sqrt(var + 1e-5) + beta. */
-        for (size_t k = 0; k < c->cout; k++) {
-            double scale = (double)c->bn_weight->host[k] / sqrt((double)c->bn_var->host[k] + 1e-5);
-            fold[k] = (float)scale;
-            fold[c->cout + k] = (float)((double)c->bn_bias->host[k] - (double)c->bn_mean->host[k] * scale);
+        if (c->bn) {
+            /* BatchNorm tensors too: training updates them on the device. */
+            snn_param *bnp[] = {c->bn_weight, c->bn_bias, c->bn_mean, c->bn_var};
+            snn_status up = SNN_OK;
+            for (size_t k = 0; k < 4 && up == SNN_OK; k++) up = upload_param(m, bnp[k]);
+            if (up != SNN_OK) {
+                free(fold);
+                return up;
+            }
+            /* Folded in double: y = gamma*(x - mean)/sqrt(var + 1e-5) + beta. */
+            for (size_t k = 0; k < c->cout; k++) {
+                double scale = (double)c->bn_weight->host[k] / sqrt((double)c->bn_var->host[k] + 1e-5);
+                fold[k] = (float)scale;
+                fold[c->cout + k] = (float)((double)c->bn_bias->host[k] - (double)c->bn_mean->host[k] * scale);
+            }
+        } else {
+            /* No BatchNorm: the convolution's bias (or zero) is the LIF's shift. */
+            snn_status up = c->bias ? upload_param(m, c->bias) : SNN_OK;
+            if (up != SNN_OK) {
+                free(fold);
+                return up;
+            }
+            for (size_t k = 0; k < c->cout; k++) {
+                fold[k] = 1.0f;
+                fold[c->cout + k] = c->bias ? c->bias->host[k] : 0.0f;
+            }
         }
         snn_status st = SNN_OK;
         if (!c->scale) st = snn_buffer_create(ctx, c->cout * sizeof(float), &c->scale);

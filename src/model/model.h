@@ -35,7 +35,7 @@ typedef struct snn_param {
  * forward and backward (train/backprop.c), memory planning, FLOP counts and the GEMM
  * tuner's shapes (plan.c). docs/guide.md says how to add a model or a layer kind. */
 typedef enum snn_layer_kind {
-    SNN_STAGE_CONV,  /* convolution (no bias), BatchNorm, LIF; 2x2 average pooling if pool */
+    SNN_STAGE_CONV,  /* convolution, BatchNorm (if bn; else a bias, if any), LIF; 2x2 average pooling if pool */
     SNN_STAGE_DENSE, /* linear with bias on the flattened input, LIF */
 } snn_layer_kind;
 
@@ -50,18 +50,20 @@ typedef struct snn_layer {
     size_t H, W;      /* conv: the convolution's output (the LIF's neurons); dense: 1 x cout */
     snn_conv_geom geom; /* conv: the convolution, from the previous output (geom.H, geom.W) to H x W */
     int pool;         /* conv: AvgPool2d(2) after the LIF */
+    int bn;           /* conv: BatchNorm after the convolution (else the bias, if any, is the LIF's shift) */
     /* Neurons per sample: G groups of S (conv: cout channels of H*W; dense: one group
      * of cout units), as LIF kernels, the estimate's state and spike records see them.
      * The layer's output per image: G channels of out_hw values (pooled if pool). */
     size_t G, S, out_hw;
     snn_param *weight, *bias;                                     /* bias: NULL where there is none */
-    snn_param *bn_weight, *bn_bias, *bn_mean, *bn_var, *bn_count; /* conv only */
+    snn_param *bn_weight, *bn_bias, *bn_mean, *bn_var, *bn_count; /* conv with bn only */
     float bn_momentum;                                            /* conv: running statistics' rate */
     snn_lif_params lif;
     unsigned reset, sg_kind;  /* the LIF's reset and surrogate (SNN_LIF_RESET_*, SNN_LIF_SURROGATE_*) */
     float sg;                 /* the surrogate's alpha or slope */
     /* The LIF input's affine in eval: BatchNorm folded (conv, owned), y = scale*x + shift;
-     * the identity (dense: the model's ones and zeros). */
+     * without BatchNorm ones and the bias (conv, owned); the identity (dense: the model's
+     * ones and zeros). */
     cl_mem scale, shift;
 } snn_layer;
 

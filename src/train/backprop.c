@@ -122,8 +122,11 @@ static snn_lif_args lif_args(snn_trainer *tr, const train_plan *p, int l, cl_mem
     a.p_off = Pz == 2 ? Tz * B * S : 0;
     a.scale = scale;
     a.shift = shift;
-    a.aff_tstride = (scale == m->ones || Tz == 1) ? 0 : G;
-    a.aff_pstride = (scale == m->ones || Pz == 1) ? 0 : Tz * G;
+    /* one affine for every step and trajectory: a dense layer's identity, or a stage
+     * without BatchNorm (ones and the bias) */
+    const int constant = scale == m->ones || scale == m->layer[l].scale;
+    a.aff_tstride = (constant || Tz == 1) ? 0 : G;
+    a.aff_pstride = (constant || Pz == 1) ? 0 : Tz * G;
     a.beta = snn_model_lif_beta(m, l);
     a.thr = snn_model_lif_threshold(m, l);
     a.reset = m->layer[l].reset;
@@ -249,6 +252,14 @@ static snn_status conv_backward(snn_trainer *tr, const snn_layer *c, cl_mem in, 
                                      din ? (snn_images){din, d.Nz, 0} : none, &tr->ws, &tr->ws2);
 }
 
+/* The LIF input's affine of conv layer i in training: this step's BatchNorm tables, or
+ * without BatchNorm ones and the live bias (the device copy the optimizer updates). */
+static void conv_affine(snn_trainer *tr, int i, cl_mem *scale, cl_mem *shift) {
+    const snn_layer *c = &tr->model->layer[i];
+    *scale = c->bn ? tr->layer[i].scale.mem : c->scale;
+    *shift = c->bn ? tr->layer[i].shift.mem : snn_model_bias(tr->model, c->bias);
+}
+
 static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch *batch) {
     snn_model *m = tr->model;
     snn_context *ctx = tr->ctx;
@@ -273,19 +284,23 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
         layer_dims d = dims_of(m, p, i);
         cl_mem z = z_buffer(tr, i);
         SNN_TRY(conv_forward(tr, c, l->in.mem, d, z));
-        if (snn_sync_active(tr))
-            SNN_TRY(snn_sync_bn_stats(tr, i, z, d.Pz * d.Tz, B, d.HW));
-        else
-            SNN_TRY(snn_op_bn_stats(ctx, z, c->cout, d.Pz * d.Tz, B * d.HW, c->bn_weight->dev, c->bn_bias->dev,
-                                    l->mean.mem, l->rstd.mem, l->var_unbiased.mem, l->scale.mem, l->shift.mem));
-        SNN_TRY(snn_op_bn_running_update(ctx, l->mean.mem, l->var_unbiased.mem, c->bn_mean->dev, c->bn_var->dev,
-                                         c->cout, P, T, d.Pz, d.Tz, c->bn_momentum));
-        c->bn_count->i64 += (int64_t)(P * T);
+        if (c->bn) {
+            if (snn_sync_active(tr))
+                SNN_TRY(snn_sync_bn_stats(tr, i, z, d.Pz * d.Tz, B, d.HW));
+            else
+                SNN_TRY(snn_op_bn_stats(ctx, z, c->cout, d.Pz * d.Tz, B * d.HW, c->bn_weight->dev, c->bn_bias->dev,
+                                        l->mean.mem, l->rstd.mem, l->var_unbiased.mem, l->scale.mem, l->shift.mem));
+            SNN_TRY(snn_op_bn_running_update(ctx, l->mean.mem, l->var_unbiased.mem, c->bn_mean->dev, c->bn_var->dev,
+                                             c->cout, P, T, d.Pz, d.Tz, c->bn_momentum));
+            c->bn_count->i64 += (int64_t)(P * T);
+        }
+        cl_mem scale, shift;
+        conv_affine(tr, i, &scale, &shift);
         if (c->pool && P == 1) {
-            SNN_TRY(run_lif_pooled(tr, p, i, z, d.Tz, l->scale.mem, l->shift.mem, next));
+            SNN_TRY(run_lif_pooled(tr, p, i, z, d.Tz, scale, shift, next));
         } else {
             cl_mem out = c->pool ? tr->scratch.mem : next;
-            SNN_TRY(run_lif(tr, p, batch, i, z, d.Pz, d.Tz, l->scale.mem, l->shift.mem, c->cout, d.HW, out, 0));
+            SNN_TRY(run_lif(tr, p, batch, i, z, d.Pz, d.Tz, scale, shift, c->cout, d.HW, out, 0));
             if (c->pool) SNN_TRY(snn_op_avgpool2x2(ctx, tr->scratch.mem, next, c->cout * P * T * B, c->H, c->W));
         }
     }
@@ -406,18 +421,22 @@ static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch
         if (i == 0 && m->num_layers > 1)
             SNN_TRY(snn_op_conv2d_at(ctx, (snn_images){l->in.mem, d.Nz, 0}, d.Nz, &c->geom, c->weight->dev,
                                      (snn_images){z, d.Nz, 0}, &tr->ws));
-        SNN_TRY(lif_backward(tr, p, batch, i, z, d.Pz, d.Tz, l->scale.mem, l->shift.mem, c->cout, c->H, c->W,
-                             c->pool, tr->gup[cur].mem, &summed));
+        cl_mem scale, shift;
+        conv_affine(tr, i, &scale, &shift);
+        SNN_TRY(lif_backward(tr, p, batch, i, z, d.Pz, d.Tz, scale, shift, c->cout, c->H, c->W, c->pool,
+                             tr->gup[cur].mem, &summed));
         /* With one shared input (and so one set of statistics) BatchNorm's backward of
          * the summed gradient is the sum of the per-step backwards: run it once. */
         const size_t gP = summed ? 1 : P, gT = summed ? 1 : T;
-        if (snn_sync_active(tr))
+        if (c->bn && snn_sync_active(tr))
             SNN_TRY(snn_sync_bn_backward(tr, i, tr->scratch.mem, z, gP, gT, d.Pz, d.Tz, B * d.HW, GRAD(c->bn_weight),
                                          GRAD(c->bn_bias)));
-        else
+        else if (c->bn)
             SNN_TRY(snn_op_bn_backward(ctx, tr->scratch.mem, z, l->mean.mem, l->rstd.mem, c->bn_weight->dev,
                                        c->cout, gP, gT, d.Pz, d.Tz, B * d.HW, tr->partial.mem, GRAD(c->bn_weight),
                                        GRAD(c->bn_bias)));
+        else if (c->bias) /* the bias's gradient: the current's, summed per channel */
+            SNN_TRY(snn_op_sum_blocks(ctx, tr->scratch.mem, GRAD(c->bias), c->cout, gP * gT * B * d.HW, 1));
         cl_mem dz = tr->scratch.mem;
         if (!summed && d.Pz * d.Tz < P * T) {
             /* Trajectories (and, for direct encoding, steps) shared this convolution; its

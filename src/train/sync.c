@@ -41,7 +41,7 @@ static size_t backward_len(const snn_trainer *tr, int i) { return 1 + 2 * slots(
 static int bn_layers(const snn_trainer *tr, int *out) {
     int n = 0;
     for (int i = 0; i < tr->model->num_layers; i++)
-        if (tr->model->layer[i].kind == SNN_STAGE_CONV) out[n++] = i;
+        if (tr->model->layer[i].kind == SNN_STAGE_CONV && tr->model->layer[i].bn) out[n++] = i;
     return n;
 }
 

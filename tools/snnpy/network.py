@@ -219,7 +219,8 @@ def spike_counts(net, desc, x):
 
 def random_description(rng, kernels="snncl"):
     """A random description of the layers snncl's kernels run today (kernels="snncl"):
-    1-3 conv2d (any kernel, stride, padding; no bias) + batchnorm2d + leaky [+ avgpool2d 2] stages,
+    1-3 conv2d (any kernel, stride, padding) + [batchnorm2d, or a bias or none] + leaky
+    [+ avgpool2d 2] stages,
     0-2 linear (with or without bias) + leaky stages after a flatten, a readout of
     [dropout +] linear (or without linear: spike counts as logits), each
     leaky with its own beta, threshold, reset mechanism and surrogate. rng: random.Random."""
@@ -238,10 +239,15 @@ def random_description(rng, kernels="snncl"):
             # gradient is zero up to rounding and no relative comparison means anything
             k = 3
         c = rng.randint(2, 8)
-        layers += [{"type": "conv2d", "out_channels": c, "kernel_size": k, "stride": stride,
-                    "padding": pad, "bias": False},
-                   {"type": "batchnorm2d", "momentum": rng.choice([0.1, 0.05, 0.3])},
-                   _random_leaky(rng)]
+        if rng.random() < 0.7:
+            layers += [{"type": "conv2d", "out_channels": c, "kernel_size": k, "stride": stride,
+                        "padding": pad, "bias": False},
+                       {"type": "batchnorm2d", "momentum": rng.choice([0.1, 0.05, 0.3])},
+                       _random_leaky(rng)]
+        else:  # no BatchNorm: the convolution's own bias, or none
+            layers += [{"type": "conv2d", "out_channels": c, "kernel_size": k, "stride": stride,
+                        "padding": pad, "bias": rng.random() < 0.7},
+                       _random_leaky(rng, 0.1, 0.6)]
         h, w = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
         if h >= 4 and w >= 4 and rng.random() < 0.6:
             layers.append({"type": "avgpool2d", "kernel_size": 2})
