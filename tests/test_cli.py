@@ -1421,6 +1421,103 @@ class _Result(unittest.TextTestResult):
         self.failed_ids.add(test.id())
 
 
+# ------------------------------------------------------------ network descriptions --
+
+TOY_NET = {"input": [1, 8, 8], "num_classes": 10, "T": 3, "encoding": "direct",
+           "layers": [{"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": False},
+                      {"type": "batchnorm2d"},
+                      {"type": "leaky", "beta": 0.9, "surrogate": {"type": "fast_sigmoid", "slope": 25}},
+                      {"type": "avgpool2d", "kernel_size": 2},
+                      {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "stride": 2, "bias": True},
+                      {"type": "leaky", "beta": 0.8, "threshold": 0.5, "reset_mechanism": "zero"},
+                      {"type": "flatten"}],
+           "readout": [{"type": "linear", "out_features": 10}]}
+
+
+class NetworkTests(CliTestCase):
+    """snncl describe, create and train --net."""
+
+    def write_net(self, desc, name="net.json"):
+        path = self.path(name)
+        with open(path, "w") as f:
+            json.dump(desc, f)
+        return path
+
+    def test_describe_prints_json_and_table(self):
+        net = self.write_net(TOY_NET)
+        out, _ = self.run_ok(["describe", "--net", net])
+        text, table = out.split("\n\n", 1)
+        desc = json.loads(text)
+        self.assertEqual(desc["layers"][4]["stride"], 2)
+        self.assertEqual(desc["layers"][2]["reset_mechanism"], "subtract")   # defaults written out
+        self.assertEqual(desc["layers"][5]["surrogate"], {"type": "atan", "alpha": 2})
+        self.assertRegex(table, r"layers\[4\]\s+conv2d\s+8, 3x3, stride 2, padding 0, bias\s+8x1x1\s+296 ")
+        self.assertIn("trainable parameters", table)
+        js, _ = self.run_ok(["describe", "--net", net, "--json"])
+        self.assertEqual(json.loads(js), desc)
+
+    def test_describe_preset_model_file(self):
+        out, _ = self.run_ok(["describe", "--model", fixture(BASE + ".model.safetensors"), "--json"])
+        desc = json.loads(out)
+        self.assertEqual(desc["layers"][0]["type"], "conv2d")
+        self.assertEqual(desc["readout"][-1]["type"], "linear")
+
+    def test_bad_descriptions_name_the_place(self):
+        bad = dict(TOY_NET, layers=[dict(TOY_NET["layers"][0], kernal_size=3)] + TOY_NET["layers"][1:])
+        self.assert_exit(["describe", "--net", self.write_net(bad)], 1, "layers[0].kernal_size: unknown key")
+        small = dict(TOY_NET, input=[1, 2, 2])
+        self.assert_exit(["create", "--net", self.write_net(small), "--out", self.path("m.safetensors")], 1,
+                         "layers[4] conv2d: 1x1 input smaller than kernel 3")
+        self.assert_no_output(self.path("m.safetensors"))
+        self.assert_exit(["describe", "--net", self.path("missing.json")], 1, "missing.json")
+        self.assert_exit(["describe"], 2, "give one of --net and --model")
+        maxpool = dict(TOY_NET, layers=TOY_NET["layers"][:3] + [{"type": "maxpool2d", "kernel_size": 2}]
+                       + TOY_NET["layers"][4:])
+        self.assert_exit(["create", "--net", self.write_net(maxpool), "--out", self.path("m.safetensors")], 1,
+                         "layers[3] maxpool2d: only avgpool2d 2x2 with stride 2 runs yet")
+
+    def test_create_then_train_and_eval(self):
+        net = self.write_net(TOY_NET)
+        model = self.path("fresh.safetensors")
+        self.run_ok(["create", "--net", net, "--out", model, "--seed", "3"])
+        tensors, meta = st_read(model)
+        self.assertIn("layers.4.bias", tensors)
+        self.assertIn("readout.0.weight", tensors)
+        self.assertEqual(json.loads(meta["snncl.network"])["layers"][5]["threshold"], 0.5)
+        data = self.path("data")
+        os.mkdir(data)
+        write_toy_mnist(data)
+        out = self.path("trained.safetensors")
+        args = ["train", "--net", net, "--data", "mnist", "--data-dir", data, "--batch", "8", "--epochs", "2",
+                "--lr", "0.01", "--lyap-weight", "0.05", "--out", out, "--quiet"]
+        stdout, _ = self.run_ok(args)
+        last = stdout.strip().splitlines()[-1]
+        self.assertRegex(last, r"^test accuracy: ")
+        self.assertIn("model: network of 2 spiking layers", stdout)
+        ev, _ = self.run_ok(["eval", "--model", out, "--data", "mnist", "--data-dir", data, "--quiet"])
+        self.assertEqual(ev.strip().splitlines()[-1], last)
+        # The description states the architecture: options that would state it again are refused.
+        self.assert_exit(args + ["--T", "5"], 2, "--T does not apply with --net")
+        # A description that does not fit the data says so.
+        wrong = self.write_net(dict(TOY_NET, input=[3, 8, 8]), "wrong.json")
+        rc, _, err = run_snncl(["train", "--net", wrong, "--data", "mnist", "--data-dir", data, "--quiet",
+                                "--out", self.path("w.safetensors")])
+        self.assertIn(rc, (1, 2), err)
+        self.assertIn("3x8x8", err)
+
+    def test_custom_network_example_matches_fashion_net(self):
+        """examples/custom_network.c builds examples/fashion_net.json with C calls."""
+        example = os.path.join(os.path.dirname(SNNCL), "..", "examples", "example_custom_network")
+        if not os.path.exists(example):
+            self.skipTest("example_custom_network not built")
+        fashion = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "fashion_net.json")
+        want, _ = self.run_ok(["describe", "--net", fashion, "--json"])
+        p = subprocess.run([example], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=TIMEOUT)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        text = p.stdout.decode()
+        self.assertEqual(json.loads(text[text.index("{"):]), json.loads(want))
+
+
 def main(argv):
     global SNNCL, FIXTURES
     if len(argv) < 3:
