@@ -158,8 +158,10 @@ __kernel void snn_k_lif_lyapunov_backward(__global float *buf, __global const fl
         for (uint i = lid; i < n; i += wg) {
             const uint g = i / S, m = b * S + i % S;
             const size_t im = (((size_t)g * 2) * T + t) * M + m;
-            const float v = buf[im], d = buf[im + (size_t)T * M];
-            acc += d * (lif_decay(v + eps * d * inv_n, beta, thr, reset) * cu[(size_t)g * M + m]);
+            const float d = buf[im + (size_t)T * M];
+            /* the membrane only matters where a reset to zero cuts the decay */
+            const float k = reset == SNN_LIF_RESET_ZERO ? lif_decay(buf[im] + eps * d * inv_n, beta, thr, reset) : beta;
+            acc += d * (k * cu[(size_t)g * M + m]);
         }
         const float dot = snn_group_sum(acc, scratch);
         const float gd = gdiv[(size_t)t * B + b];
