@@ -657,6 +657,19 @@ SNN_API snn_status snn_model_create_network(snn_model **out, snn_context *ctx, c
 /** A copy of the model's description (presets expand to theirs). */
 SNN_API snn_status snn_model_network(const snn_model *model, snn_network **out);
 
+/** How weights are drawn for a new model. */
+typedef enum snn_init_scheme {
+    SNN_INIT_SEED = 0,   /**< the seed's: Kaiming-normal convolutions (fan_out), Xavier-uniform linear
+                          *   weights, zero biases (what snn_model_create() uses) */
+    SNN_INIT_PYTORCH = 1 /**< PyTorch's module defaults: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+                          *   (kaiming_uniform_ with a = sqrt(5)) for convolutions and linear layers */
+} snn_init_scheme;
+
+/** Draws every convolution and linear weight and bias again (scheme, init_seed) and
+ * resets BatchNorm to its initial state (weight 1, bias 0, running mean 0 and variance
+ * 1); beta and threshold stay. For a model without a trainer (create trainers after). */
+SNN_API snn_status snn_model_init(snn_model *model, snn_init_scheme scheme, uint64_t init_seed);
+
 
 /* ------------------------------------------------------------ GEMM tuning -- */
 

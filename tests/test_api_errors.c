@@ -1843,6 +1843,14 @@ START_TEST(test_bad_network_calls) {
     ck_assert_ptr_null(model);
     ck_assert_fails(snn_model_create(&model, test_context(), &cfg, 1), SNN_ERR_INVALID_ARG); /* kind network */
     ck_assert_fails(snn_model_network(NULL, &other), SNN_ERR_INVALID_ARG);
+    ck_assert_fails(snn_model_init(NULL, SNN_INIT_SEED, 1), SNN_ERR_INVALID_ARG);
+    {
+        snn_model_config simple = small_config(SNN_MODEL_SIMPLE);
+        snn_model *sm;
+        ck_assert_snn_ok(snn_model_create(&sm, test_context(), &simple, 1));
+        ck_assert_fails(snn_model_init(sm, (snn_init_scheme)7, 1), SNN_ERR_INVALID_ARG);
+        snn_model_free(sm);
+    }
     ck_assert_fails(snn_model_network((snn_model *)&cfg, NULL), SNN_ERR_INVALID_ARG);
     snn_network_free(net);
     snn_network_free(NULL);

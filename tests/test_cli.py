@@ -1498,6 +1498,11 @@ class NetworkTests(CliTestCase):
         self.assertEqual(ev.strip().splitlines()[-1], last)
         # The description states the architecture: options that would state it again are refused.
         self.assert_exit(args + ["--T", "5"], 2, "--T does not apply with --net")
+        self.assert_exit(["create", "--net", net, "--out", model, "--init-scheme", "xavier"], 2,
+                         "--init-scheme must be seed or pytorch")
+        self.run_ok(["create", "--net", net, "--out", self.path("pt.safetensors"), "--init-scheme", "pytorch"])
+        pt, _ = st_read(self.path("pt.safetensors"))
+        self.assertNotEqual(pt["readout.0.bias"].data, tensors["readout.0.bias"].data)  # PyTorch draws biases
         # A description that does not fit the data says so.
         wrong = self.write_net(dict(TOY_NET, input=[3, 8, 8]), "wrong.json")
         rc, _, err = run_snncl(["train", "--net", wrong, "--data", "mnist", "--data-dir", data, "--quiet",

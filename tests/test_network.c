@@ -425,6 +425,39 @@ START_TEST(test_network_model_file) {
 }
 END_TEST
 
+/* snn_model_init: PyTorch's module defaults draw weights and biases within
+ * 1/sqrt(fan_in); the seed's scheme again gives snn_model_create's weights exactly. */
+START_TEST(test_init_schemes) {
+    snn_network *net;
+    ck_assert_snn_ok(snn_network_parse(&net, example_json));
+    snn_model *m, *fresh;
+    ck_assert_snn_ok(snn_model_create_network(&m, test_context(), net, 11));
+    ck_assert_snn_ok(snn_model_create_network(&fresh, test_context(), net, 11));
+    ck_assert_snn_ok(snn_model_init(m, SNN_INIT_PYTORCH, 11));
+    const char *names[] = {"layers.0.weight", "layers.8.weight", "layers.8.bias", "readout.1.bias"};
+    const double fan_in[] = {9, 288, 288, 16};
+    for (size_t i = 0; i < 4; i++) {
+        const snn_param *p = snn_model_param(m, names[i]);
+        double lo = 0, hi = 0;
+        for (size_t k = 0; k < p->count; k++) {
+            lo = fmin(lo, p->host[k]);
+            hi = fmax(hi, p->host[k]);
+        }
+        const double bound = 1.0 / sqrt(fan_in[i]);
+        ck_assert_msg(hi <= bound && lo >= -bound && hi > 0.5 * bound && lo < -0.5 * bound,
+                      "%s: [%g, %g] is not U(-%g, %g)", names[i], lo, hi, bound, bound);
+    }
+    ck_assert_snn_ok(snn_model_init(m, SNN_INIT_SEED, 11));
+    for (int i = 0; i < m->num_params; i++)
+        if (m->params[i].dtype == SNN_F32)
+            ck_assert_msg(memcmp(m->params[i].host, fresh->params[i].host, m->params[i].count * sizeof(float)) == 0,
+                          "%s differs from snn_model_create's", m->params[i].name);
+    snn_model_free(m);
+    snn_model_free(fresh);
+    snn_network_free(net);
+}
+END_TEST
+
 /* A description the kernels cannot run yet is refused, naming the layer. */
 START_TEST(test_unsupported_layers_named) {
     static const struct {
@@ -468,6 +501,7 @@ static Suite *network_suite(void) {
     tcase_add_test(tc, test_vgg_as_description);
     tcase_add_test(tc, test_network_model_file);
     tcase_add_test(tc, test_unsupported_layers_named);
+    tcase_add_test(tc, test_init_schemes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -135,23 +135,37 @@ int cmd_describe(int argc, char **argv) {
     return 0;
 }
 
+int cli_init_scheme(const char *cmd, const char *name, snn_init_scheme *out) {
+    if (strcmp(name, "seed") == 0) *out = SNN_INIT_SEED;
+    else if (strcmp(name, "pytorch") == 0) *out = SNN_INIT_PYTORCH;
+    else {
+        fprintf(stderr, "snncl %s: --init-scheme must be seed or pytorch, got '%s'\n", cmd, name);
+        return 2;
+    }
+    return 0;
+}
+
 int cmd_create(int argc, char **argv) {
-    const char *net_path = NULL, *out_path = NULL, *device = NULL;
+    const char *net_path = NULL, *out_path = NULL, *device = NULL, *scheme_name = "seed";
     uint64_t seed = 0;
     cli_option opts[] = {
         {"net", CLI_STRING, &net_path, "FILE.json", "the network description", 1, 0},
         {"out", CLI_STRING, &out_path, "PATH", "where to write the model (safetensors)", 1, 0},
         {"seed", CLI_U64, &seed, "N", "initialization seed", 0, 0},
+        {"init-scheme", CLI_STRING, &scheme_name, "seed|pytorch",
+         "the seed's initialization, or PyTorch's module defaults (U(+-1/sqrt(fan_in)))", 0, 0},
         {"device", CLI_STRING, &device, "N|NAME", "OpenCL device (default $SNNCL_DEVICE or 0)", 0, 0},
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
     int rc = cli_parse_command("create", argc, argv, opts, nopts, "snncl create --net FILE --out M [--seed N]",
                                "Writes a fresh model of a network description, initialized as the seed does\n"
                                "(Kaiming-normal convolutions, Xavier-uniform linear layers, zero biases, unit\n"
-                               "BatchNorm). Its tensors are named as PyTorch's state_dict of the description's\n"
+                               "BatchNorm) or with --init-scheme pytorch as PyTorch's modules are. Its tensors are named as PyTorch's state_dict of the description's\n"
                                "nn.ModuleDict (tools/snnpy/network.py builds it); the description is in the\n"
                                "file's metadata.");
     if (rc >= 0) return rc;
+    snn_init_scheme scheme;
+    if ((rc = cli_init_scheme("create", scheme_name, &scheme)) != 0) return rc;
     snn_network *net = NULL;
     snn_context *ctx = NULL;
     snn_model *model = NULL;
@@ -163,6 +177,8 @@ int cmd_create(int argc, char **argv) {
     int status = 1;
     if ((st = snn_context_create(&ctx, &cp)) != SNN_OK) cli_report("opening the device", st);
     else if ((st = snn_model_create_network(&model, ctx, net, seed)) != SNN_OK) cli_report("creating the model", st);
+    else if (scheme != SNN_INIT_SEED && (st = snn_model_init(model, scheme, seed)) != SNN_OK)
+        cli_report("initializing the model", st);
     else if ((st = snn_model_save(model, out_path)) != SNN_OK) cli_report("writing the model", st);
     else {
         printf("wrote %s (%d spiking layers)\n", out_path, snn_model_num_lif_layers(model));

@@ -21,7 +21,7 @@
 /* Every option that shapes the run; a checkpoint stores them all as metadata
  * "cli.<name>" so --resume continues with the same settings. */
 typedef struct train_opts {
-    const char *model, *net, *init, *channels, *encoding, *data, *data_dir, *out, *checkpoint, *resume, *device, *json, *plot;
+    const char *model, *net, *init, *init_scheme, *channels, *encoding, *data, *data_dir, *out, *checkpoint, *resume, *device, *json, *plot;
     const char *lyap_target_text; /* a number, or "floor", "floor+D", "floor-D" (lyap_target resolves it) */
     const char *optimizer, *schedule;
     int T, epochs, batch, eval_batch, limit, test_limit, checkpoint_every, max_steps, no_eval, quiet, sync_bn;
@@ -243,6 +243,8 @@ static int make_network_model(train_run *r) {
     return 0;
 }
 
+static int make_preset_model(train_run *r);
+
 static int make_model(train_run *r) {
     snn_status st;
     if (r->resume) {
@@ -254,7 +256,17 @@ static int make_model(train_run *r) {
         if ((st = snn_model_load(&r->model, r->ctx, r->o.init)) != SNN_OK) return cli_report("loading --init", st);
         return 0;
     }
-    if (r->o.net) return make_network_model(r);
+    snn_init_scheme scheme;
+    int rc = cli_init_scheme("train", r->o.init_scheme, &scheme);
+    if (rc == 0) rc = r->o.net ? make_network_model(r) : make_preset_model(r);
+    if (rc == 0 && scheme != SNN_INIT_SEED && (st = snn_model_init(r->model, scheme, r->o.seed)) != SNN_OK)
+        return cli_report("initializing the model", st);
+    return rc;
+}
+
+/* --model simple|vgg with the architecture options. */
+static int make_preset_model(train_run *r) {
+    snn_status st;
     snn_model_config cfg;
     if (snn_model_config_default(&cfg, r->o.model) != SNN_OK) {
         fprintf(stderr, "snncl train: --model must be simple or vgg, got '%s'\n", r->o.model);
@@ -657,7 +669,7 @@ int cmd_train(int argc, char **argv) {
     snn_train_config tdef;
     snn_model_config_default(&mdef, "simple");
     snn_train_config_default(&tdef);
-    *o = (train_opts){.model = "simple", .encoding = snn_encoding_name(mdef.encoding), .data = "fashion-mnist",
+    *o = (train_opts){.model = "simple", .init_scheme = "seed", .encoding = snn_encoding_name(mdef.encoding), .data = "fashion-mnist",
                       .out = "model.safetensors", .optimizer = snn_optimizer_name(tdef.optimizer),
                       .schedule = snn_schedule_name(tdef.schedule), .T = mdef.T, .epochs = 2, .batch = 64,
                       .eval_batch = 256, .beta = mdef.beta, .threshold = mdef.threshold, .gain = mdef.encoding_gain,
@@ -676,6 +688,8 @@ int cmd_train(int argc, char **argv) {
         {"encoding-gain", CLI_FLOAT, &o->gain, "G", "rate encoding gain", 0, 0},
         {"dropout", CLI_FLOAT, &o->dropout, "P", "dropout before the readout (default 0.2 simple, 0.3 vgg)", 0, 0},
         {"init", CLI_STRING, &o->init, "PATH", "start from this model instead of a fresh initialization", 0, 0},
+        {"init-scheme", CLI_STRING, &o->init_scheme, "seed|pytorch",
+         "a fresh model's initialization: the seed's, or PyTorch's module defaults", 0, 0},
         {"lyap-weight", CLI_FLOAT, &o->lyap_weight, "W", "weight of (lambda - target)^2; 0: off", 0, 0},
         {"lyap-target", CLI_STRING, &o->lyap_target_text, "L|floor+D",
          "target Lyapunov exponent: a number, or relative to the estimate's floor (floor, floor+0.1)", 0, 0},

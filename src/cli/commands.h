@@ -20,6 +20,10 @@ int cmd_create(int argc, char **argv);
  * (cmd_network.c). */
 snn_status cli_load_network(const char *net_path, const char *model_path, snn_network **out);
 
+/* --init-scheme NAME ("seed" or "pytorch") as an snn_init_scheme; prints the error and
+ * returns 2 for another name, else 0 (cmd_network.c). */
+int cli_init_scheme(const char *cmd, const char *name, snn_init_scheme *out);
+
 /* Shared by train and eval (cmd_eval.c): loads one split of a dataset (limit 0: all),
  * and checks a model takes its images. Return 0 or an exit status. */
 int cli_load_split(const char *cmd, const char *data, const char *dir, int train, size_t limit,

@@ -368,30 +368,61 @@ snn_status snn_model_build(snn_model **out, snn_context *ctx, const snn_model_co
     return st;
 }
 
-/* The seed's _init_weights: Kaiming-normal (fan_out, gain sqrt(2)) convolutions,
- * Xavier-uniform linear weights, zero biases. */
-static void init_weights(snn_model *m, uint64_t seed) {
+/* The seed's _init_weights (SNN_INIT_SEED): Kaiming-normal (fan_out, gain sqrt(2))
+ * convolutions, Xavier-uniform linear weights, zero biases; or PyTorch's module
+ * defaults (SNN_INIT_PYTORCH): weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
+static void init_weights(snn_model *m, uint64_t seed, snn_init_scheme scheme) {
     snn_rng rng;
     snn_rng_init(&rng, seed, 0x1417u);
-    /* The draws' order: every convolution, then every linear layer, the readout last. */
-    for (int i = 0; i < m->num_layers; i++) {
-        if (m->layer[i].kind != SNN_STAGE_CONV) continue;
-        snn_param *w = m->layer[i].weight;
-        double std = sqrt(2.0 / (double)(m->layer[i].cout * m->layer[i].geom.K * m->layer[i].geom.K));
-        for (size_t k = 0; k < w->count; k++) w->host[k] = (float)(std * snn_rng_normal(&rng));
+    /* The draws' order: every convolution, then every linear layer, the readout last;
+     * each weight before its bias. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i <= m->num_layers; i++) {
+            const int readout = i == m->num_layers;
+            const snn_layer *l = readout ? NULL : &m->layer[i];
+            snn_param *w = readout ? m->fc_w : l->weight, *b = readout ? m->fc_b : l->bias;
+            const int conv = !readout && l->kind == SNN_STAGE_CONV;
+            if (!w || conv != (pass == 0)) continue;
+            const double fan_in = (double)w->count / (double)w->shape[0];
+            if (scheme == SNN_INIT_PYTORCH) {
+                const double bound = 1.0 / sqrt(fan_in);
+                for (size_t k = 0; k < w->count; k++) w->host[k] = (float)(bound * (2.0 * snn_rng_uniform(&rng) - 1.0));
+                for (size_t k = 0; b && k < b->count; k++) b->host[k] = (float)(bound * (2.0 * snn_rng_uniform(&rng) - 1.0));
+                continue;
+            }
+            for (size_t k = 0; b && k < b->count; k++) b->host[k] = 0.0f;
+            if (conv) {
+                const double std = sqrt(2.0 / (double)(l->cout * l->geom.K * l->geom.K));
+                for (size_t k = 0; k < w->count; k++) w->host[k] = (float)(std * snn_rng_normal(&rng));
+            } else {
+                const double bound = sqrt(6.0 / (double)(w->shape[0] + w->shape[1]));
+                for (size_t k = 0; k < w->count; k++) w->host[k] = (float)(bound * (2.0 * snn_rng_uniform(&rng) - 1.0));
+            }
+        }
+}
+
+snn_status snn_model_init(snn_model *model, snn_init_scheme scheme, uint64_t init_seed) {
+    SNN_REQUIRE_ARG("snn_model_init", model);
+    if (scheme != SNN_INIT_SEED && scheme != SNN_INIT_PYTORCH)
+        return snn_fail(SNN_ERR_INVALID_ARG, "snn_model_init: unknown scheme %d", (int)scheme);
+    SNN_TRY(snn_model_sync_host(model)); /* beta and threshold as the device has them */
+    for (int i = 0; i < model->num_layers; i++) {
+        snn_layer *c = &model->layer[i];
+        for (size_t k = 0; c->bn_weight && k < c->cout; k++) {
+            c->bn_weight->host[k] = 1.0f;
+            c->bn_bias->host[k] = 0.0f;
+            c->bn_mean->host[k] = 0.0f;
+            c->bn_var->host[k] = 1.0f;
+        }
+        if (c->bn_count) c->bn_count->i64 = 0;
     }
-    for (int i = 0; i <= m->num_layers; i++) {
-        snn_param *w = i < m->num_layers ? m->layer[i].weight : m->fc_w;
-        if ((i < m->num_layers && m->layer[i].kind != SNN_STAGE_DENSE) || !w) continue;
-        double bound = sqrt(6.0 / (double)(w->shape[0] + w->shape[1]));
-        for (size_t k = 0; k < w->count; k++)
-            w->host[k] = (float)(bound * (2.0 * snn_rng_uniform(&rng) - 1.0));
-    }
+    init_weights(model, init_seed, scheme);
+    return snn_model_upload(model);
 }
 
 /* Initialization and the first upload of a freshly built model (freed on failure). */
 static snn_status init_and_upload(snn_model *m, uint64_t init_seed, snn_model **out) {
-    init_weights(m, init_seed);
+    init_weights(m, init_seed, SNN_INIT_SEED);
     snn_status st = snn_model_upload(m);
     if (st != SNN_OK) {
         snn_model_free(m);
