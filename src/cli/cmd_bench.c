@@ -153,20 +153,11 @@ int cmd_bench(int argc, char **argv) {
          0},
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
-    char err[512];
-    int rc = cli_parse(argc, argv, 2, opts, nopts, err, sizeof err);
-    if (rc == CLI_HELP) {
-        cli_usage(stdout, "snncl bench [options]",
-                  "Times standard workloads (fresh models with the seed's initialization, random\n"
-                  "images) and prints median, min and max milliseconds per batch, images/s at the\n"
-                  "median, the convolution and linear GFLOP/s, and the peak device memory.",
-                  opts, nopts);
-        return 0;
-    }
-    if (rc == CLI_ERROR) {
-        fprintf(stderr, "snncl bench: %s (see snncl bench --help)\n", err);
-        return 2;
-    }
+    int rc = cli_parse_command("bench", argc, argv, opts, nopts, "snncl bench [options]",
+                               "Times standard workloads (fresh models with the seed's initialization, random\n"
+                               "images) and prints median, min and max milliseconds per batch, images/s at the\n"
+                               "median, the convolution and linear GFLOP/s, and the peak device memory.");
+    if (rc >= 0) return rc;
     cli_parallel par; /* under mpirun: each rank a share of every batch, rank 0 prints */
     rc = cli_parallel_init(&par, "bench");
     if (rc) return rc;

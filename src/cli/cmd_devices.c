@@ -17,17 +17,10 @@ static const char *type_name(snn_device_type t) {
 }
 
 int cmd_devices(int argc, char **argv) {
-    char err[256];
-    int rc = cli_parse(argc, argv, 2, NULL, 0, err, sizeof err);
-    if (rc == CLI_HELP) {
-        cli_usage(stdout, "snncl devices", "Lists every OpenCL device on every platform. Select one with\n"
-                  "--device N|NAME on other commands or with SNNCL_DEVICE.", NULL, 0);
-        return 0;
-    }
-    if (rc == CLI_ERROR) {
-        fprintf(stderr, "snncl devices: %s\n", err);
-        return 2;
-    }
+    int rc = cli_parse_command("devices", argc, argv, NULL, 0, "snncl devices",
+                               "Lists every OpenCL device on every platform. Select one with\n"
+                               "--device N|NAME on other commands or with SNNCL_DEVICE.");
+    if (rc >= 0) return rc;
     int n = 0;
     snn_status st = snn_device_count(&n);
     if (st != SNN_OK) return cli_report("listing devices", st);

@@ -66,19 +66,10 @@ int cmd_eval(int argc, char **argv) {
         {"quiet", CLI_FLAG, &quiet, NULL, "no progress display", 0, 0},
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
-    char err[512];
-    int rc = cli_parse(argc, argv, 2, opts, nopts, err, sizeof err);
-    if (rc == CLI_HELP) {
-        cli_usage(stdout, "snncl eval --model M [options]",
-                  "Classifies every image of a dataset split in eval mode and prints\n"
-                  "'test accuracy: 0.xxxx' (or 'train accuracy: ...') as its last line.",
-                  opts, nopts);
-        return 0;
-    }
-    if (rc == CLI_ERROR) {
-        fprintf(stderr, "snncl eval: %s (see snncl eval --help)\n", err);
-        return 2;
-    }
+    int rc = cli_parse_command("eval", argc, argv, opts, nopts, "snncl eval --model M [options]",
+                               "Classifies every image of a dataset split in eval mode and prints\n"
+                               "'test accuracy: 0.xxxx' (or 'train accuracy: ...') as its last line.");
+    if (rc >= 0) return rc;
     if (batch < 1 || limit < 0 || !(eps > 0.0f) || !(noise >= 0.0f) || steps < 0 ||
         (strcmp(split, "test") != 0 && strcmp(split, "train") != 0)) {
         fprintf(stderr, "snncl eval: --batch must be >= 1, --limit >= 0, --lyap-eps > 0, --noise >= 0, --T >= 0, "

@@ -29,21 +29,12 @@ int cmd_grad(int argc, char **argv) {
         {"device", CLI_STRING, &device, "N|NAME", "OpenCL device (default $SNNCL_DEVICE or 0)", 0, 0},
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
-    char err[512];
-    int rc = cli_parse(argc, argv, 2, opts, nopts, err, sizeof err);
-    if (rc == CLI_HELP) {
-        cli_usage(stdout, "snncl grad --model M --input X --labels Y --output G [options]",
-                  "Runs one training-mode step (BatchNorm batch statistics; dropout as the model's\n"
-                  "metadata says) without updating the model, and writes 'loss', 'cross_entropy',\n"
-                  "'lyapunov' (when --lyap-weight > 0) and 'grad.<name>' for every trainable\n"
-                  "parameter, <name> being its PyTorch state_dict name.",
-                  opts, nopts);
-        return 0;
-    }
-    if (rc == CLI_ERROR) {
-        fprintf(stderr, "snncl grad: %s (see snncl grad --help)\n", err);
-        return 2;
-    }
+    int rc = cli_parse_command("grad", argc, argv, opts, nopts, "snncl grad --model M --input X --labels Y --output G [options]",
+                               "Runs one training-mode step (BatchNorm batch statistics; dropout as the model's\n"
+                               "metadata says) without updating the model, and writes 'loss', 'cross_entropy',\n"
+                               "'lyapunov' (when --lyap-weight > 0) and 'grad.<name>' for every trainable\n"
+                               "parameter, <name> being its PyTorch state_dict name.");
+    if (rc >= 0) return rc;
     if (!(tc.lyap_weight >= 0.0f) || !(tc.lyap_eps > 0.0f)) {
         fprintf(stderr, "snncl grad: --lyap-weight must be >= 0 and --lyap-eps positive\n");
         return 2;

@@ -41,19 +41,10 @@ int cmd_infer(int argc, char **argv) {
         {"device", CLI_STRING, &device, "N|NAME", "OpenCL device (default $SNNCL_DEVICE or 0)", 0, 0},
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
-    char err[512];
-    int rc = cli_parse(argc, argv, 2, opts, nopts, err, sizeof err);
-    if (rc == CLI_HELP) {
-        cli_usage(stdout, "snncl infer --model M --input X --output Y [options]",
-                  "Runs the model in eval mode on a batch and writes 'logits' (B, classes); with\n"
-                  "--lyapunov also 'lyapunov' (1,) (batch mean) and 'lyapunov_per_sample' (B,).",
-                  opts, nopts);
-        return 0;
-    }
-    if (rc == CLI_ERROR) {
-        fprintf(stderr, "snncl infer: %s (see snncl infer --help)\n", err);
-        return 2;
-    }
+    int rc = cli_parse_command("infer", argc, argv, opts, nopts, "snncl infer --model M --input X --output Y [options]",
+                               "Runs the model in eval mode on a batch and writes 'logits' (B, classes); with\n"
+                               "--lyapunov also 'lyapunov' (1,) (batch mean) and 'lyapunov_per_sample' (B,).");
+    if (rc >= 0) return rc;
     if (perturb_path && !lyapunov) {
         fprintf(stderr, "snncl infer: --perturb needs --lyapunov\n");
         return 2;

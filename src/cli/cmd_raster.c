@@ -53,20 +53,12 @@ int cmd_raster(int argc, char **argv) {
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
     char err[512];
-    int rc = cli_parse(argc, argv, 2, opts, nopts, err, sizeof err);
-    if (rc == CLI_HELP) {
-        cli_usage(stdout, "snncl raster --model M --input X [--sample N] [--output raster.png|svg] [options]",
-                  "Runs the model in eval mode on the batch and draws one sample's spikes: a panel\n"
-                  "per LIF layer (x: time step, y: neuron, a bar per spike; large layers show an\n"
-                  "evenly spaced subset), the fraction of the layer spiking at each step, and the\n"
-                  "input image. PNG or SVG by the output's extension.",
-                  opts, nopts);
-        return 0;
-    }
-    if (rc == CLI_ERROR) {
-        fprintf(stderr, "snncl raster: %s (see snncl raster --help)\n", err);
-        return 2;
-    }
+    int rc = cli_parse_command("raster", argc, argv, opts, nopts, "snncl raster --model M --input X [--sample N] [--output raster.png|svg] [options]",
+                               "Runs the model in eval mode on the batch and draws one sample's spikes: a panel\n"
+                               "per LIF layer (x: time step, y: neuron, a bar per spike; large layers show an\n"
+                               "evenly spaced subset), the fraction of the layer spiking at each step, and the\n"
+                               "input image. PNG or SVG by the output's extension.");
+    if (rc >= 0) return rc;
     plot_format fmt;
     if (plot_format_of(output_path, &fmt) != 0) {
         fprintf(stderr, "snncl raster: --output must end in .png or .svg, got '%s'\n", output_path);

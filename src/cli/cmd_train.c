@@ -731,33 +731,24 @@ int cmd_train(int argc, char **argv) {
     };
     r.opts = opts;
     r.nopts = sizeof opts / sizeof opts[0];
-    char err[512];
-    int rc = cli_parse(argc, argv, 2, opts, r.nopts, err, sizeof err);
-    if (rc == CLI_HELP) {
-        cli_usage(stdout, "snncl train [options]",
-                  "Trains a model on a dataset with backpropagation through time (fast-sigmoid\n"
-                  "surrogate) and the Lyapunov regularizer:\n"
-                  "  loss = cross_entropy + lyap_weight * (lambda - lyap_target)^2\n"
-                  "Model and objective defaults are the seed's. Evaluates on the test split after\n"
-                  "every epoch; the last line is 'test accuracy: 0.xxxx'.\n"
-                  "Checkpoints are written atomically (temporary file, fsync, rename): a crash or\n"
-                  "a full disk never damages the previous one. SIGINT (Ctrl-C) or SIGTERM stops\n"
-                  "the run at the next step (or evaluation batch), writes a checkpoint there and\n"
-                  "exits with 130 or 143; --resume CKPT then ends with the same model, bit for bit,\n"
-                  "as an uninterrupted run. A second signal quits at once. A failed write or a loss\n"
-                  "or model that becomes inf or nan stops the run with exit status 1 and leaves\n"
-                  "the last checkpoint as it was.\n"
-                  "Under mpirun (an snncl built with MPI), each rank trains on its share of every\n"
-                  "batch with the gradients averaged over the ranks, and on its share of the\n"
-                  "evaluation; rank 0 prints and writes the files; --device may list one device\n"
-                  "per local rank (0,1,2,3).",
-                  opts, r.nopts);
-        return 0;
-    }
-    if (rc == CLI_ERROR) {
-        fprintf(stderr, "snncl train: %s (see snncl train --help)\n", err);
-        return 2;
-    }
+    int rc = cli_parse_command("train", argc, argv, opts, r.nopts, "snncl train [options]",
+                               "Trains a model on a dataset with backpropagation through time (fast-sigmoid\n"
+                               "surrogate) and the Lyapunov regularizer:\n"
+                               "  loss = cross_entropy + lyap_weight * (lambda - lyap_target)^2\n"
+                               "Model and objective defaults are the seed's. Evaluates on the test split after\n"
+                               "every epoch; the last line is 'test accuracy: 0.xxxx'.\n"
+                               "Checkpoints are written atomically (temporary file, fsync, rename): a crash or\n"
+                               "a full disk never damages the previous one. SIGINT (Ctrl-C) or SIGTERM stops\n"
+                               "the run at the next step (or evaluation batch), writes a checkpoint there and\n"
+                               "exits with 130 or 143; --resume CKPT then ends with the same model, bit for bit,\n"
+                               "as an uninterrupted run. A second signal quits at once. A failed write or a loss\n"
+                               "or model that becomes inf or nan stops the run with exit status 1 and leaves\n"
+                               "the last checkpoint as it was.\n"
+                               "Under mpirun (an snncl built with MPI), each rank trains on its share of every\n"
+                               "batch with the gradients averaged over the ranks, and on its share of the\n"
+                               "evaluation; rank 0 prints and writes the files; --device may list one device\n"
+                               "per local rank (0,1,2,3).");
+    if (rc >= 0) return rc;
     int status = cli_parallel_init(&r.par, "train");
     if (status != 0) return status;
     r.writer = r.par.rank == 0;

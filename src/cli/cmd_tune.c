@@ -90,24 +90,15 @@ int cmd_tune(int argc, char **argv) {
         {"reset", CLI_FLAG, &reset, NULL, "delete the stored tuning (back to the device-type default)", 0, 0},
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
-    char err[256];
-    int rc = cli_parse(argc, argv, 2, opts, nopts, err, sizeof err);
-    if (rc == CLI_HELP) {
-        cli_usage(stdout, "snncl tune [options]",
-                  "Times the hand-written GEMM kernels (cl/gemm.cl) and CLBlast, with its own\n"
-                  "parameters and with --candidates other Xgemm parameter sets, on the matrix\n"
-                  "products of the default workload, and stores the fastest choice for the device.\n"
-                  "Every later context on that device, driver and snncl version uses it; without\n"
-                  "one, CPUs use the native kernels and other devices CLBlast. The file lives in\n"
-                  "$SNNCL_CACHE_DIR, else $XDG_CACHE_HOME/snncl, else ~/.cache/snncl.\n"
-                  "SNNCL_TUNING=0 ignores it; SNNCL_GEMM=native|clblast overrides both.",
-                  opts, nopts);
-        return 0;
-    }
-    if (rc == CLI_ERROR) {
-        fprintf(stderr, "snncl tune: %s\n", err);
-        return 2;
-    }
+    int rc = cli_parse_command("tune", argc, argv, opts, nopts, "snncl tune [options]",
+                               "Times the hand-written GEMM kernels (cl/gemm.cl) and CLBlast, with its own\n"
+                               "parameters and with --candidates other Xgemm parameter sets, on the matrix\n"
+                               "products of the default workload, and stores the fastest choice for the device.\n"
+                               "Every later context on that device, driver and snncl version uses it; without\n"
+                               "one, CPUs use the native kernels and other devices CLBlast. The file lives in\n"
+                               "$SNNCL_CACHE_DIR, else $XDG_CACHE_HOME/snncl, else ~/.cache/snncl.\n"
+                               "SNNCL_TUNING=0 ignores it; SNNCL_GEMM=native|clblast overrides both.");
+    if (rc >= 0) return rc;
     if (candidates < 0 || candidates > 256 || runs < 1 || runs > 16 || cols < 64 || show_only + reset + dry_run > 1 ||
         (all_devices && device)) {
         fprintf(stderr, "snncl tune: --candidates 0-256, --runs 1-16, --cols >= 64; at most one of --show, --reset, "
