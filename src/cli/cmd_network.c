@@ -46,7 +46,8 @@ static void layer_text(const snn_layer_desc *d, char *buf, size_t len) {
     }
 }
 
-/* The layer table: output shapes, trainable parameters, GEMM FLOPs per sample. */
+/* The layer table: output shapes, trainable parameters, the FLOPs of the convolutions
+ * and linear layers per sample and step (the readout's: per sample, it runs once). */
 static void print_table(FILE *out, const snn_network *net) {
     int C, H, W, classes, T;
     snn_encoding enc;
@@ -54,9 +55,10 @@ static void print_table(FILE *out, const snn_network *net) {
     snn_network_input(net, &C, &H, &W, &classes, &T, &enc, &gain);
     fprintf(out, "input %dx%dx%d, %d classes, T = %d, %s encoding", C, H, W, classes, T, snn_encoding_name(enc));
     if (enc == SNN_ENCODING_RATE) fprintf(out, " (gain %g)", (double)gain);
-    fprintf(out, "\n\n%-11s %-12s %-58s %-12s %10s %12s\n", "layer", "type", "options", "output", "params", "MFLOP");
+    fprintf(out, "\n\n%-11s %-12s %-58s %-12s %10s %12s\n", "layer", "type", "options", "output", "params",
+            "MFLOP/step");
     int64_t in[3] = {C, H, W};
-    double total_params = 0, total_flops = 0;
+    double total_params = 0, step_flops = 0, readout_flops = 0;
     for (int p = 0; p < 2; p++) {
         const snn_network_part part = (snn_network_part)p;
         for (int i = 0; i < snn_network_num_layers(net, part); i++) {
@@ -77,8 +79,6 @@ static void print_table(FILE *out, const snn_network *net) {
             } else if (d.type == SNN_LAYER_LEAKY) {
                 params = d.learn_beta + d.learn_threshold;
             }
-            /* The layers run T times per sample, the readout once. */
-            if (part == SNN_NET_LAYERS) flops *= T;
             char where[24], opt[96], shape[40];
             snprintf(where, sizeof where, "%s[%d]", p ? "readout" : "layers", i);
             layer_text(&d, opt, sizeof opt);
@@ -87,12 +87,14 @@ static void print_table(FILE *out, const snn_network *net) {
             fprintf(out, "%-11s %-12s %-58s %-12s %10.0f %12.3f\n", where, snn_layer_type_name(d.type), opt, shape, params,
                     flops / 1e6);
             total_params += params;
-            total_flops += flops;
+            if (part == SNN_NET_LAYERS) step_flops += flops;
+            else readout_flops += flops;
             memcpy(in, s, sizeof in);
         }
     }
-    fprintf(out, "\n%.0f trainable parameters; %.3f MFLOP per sample (convolutions and linear layers, all %d steps, "
-                 "forward only)\n", total_params, total_flops / 1e6, T);
+    fprintf(out, "\n%.0f trainable parameters; %.3f MFLOP per sample and step, %.3f MFLOP per sample over the %d "
+                 "steps and the readout (convolutions and linear layers, forward only)\n",
+            total_params, step_flops / 1e6, (step_flops * T + readout_flops) / 1e6, T);
 }
 
 int cmd_describe(int argc, char **argv) {
