@@ -942,6 +942,132 @@ START_TEST(test_bn_stats_single) {
 }
 END_TEST
 
+/* ---------------------------------------------------------- pool2d (any) -- */
+
+/* Pooling of any window and stride, average and max: the forward against a direct
+ * reference; the average's backward by finite differences; max pooling's backward
+ * routes each window's gradient to its first spike, read from recorded membranes (one
+ * trajectory, and two: the perturbed planes hold raw differences). */
+typedef struct pool_case {
+    size_t P, H, W, K, stride;
+    int max;
+} pool_case;
+
+static const pool_case pool_cases[] = {
+    {6, 7, 9, 3, 2, 0}, {4, 8, 8, 2, 1, 0}, {8, 5, 7, 3, 3, 0},
+    {6, 7, 9, 3, 2, 1}, {4, 8, 8, 2, 1, 1}, {8, 6, 6, 2, 2, 1},
+};
+
+static double pool_ref(const pool_case *pc, const double *x, size_t plane, size_t oy, size_t ox, size_t *arg) {
+    const size_t Ho = (pc->H - pc->K) / pc->stride + 1, Wo = (pc->W - pc->K) / pc->stride + 1;
+    (void)Ho;
+    (void)Wo;
+    double acc = pc->max ? -INFINITY : 0.0;
+    for (size_t ky = 0; ky < pc->K; ky++)
+        for (size_t kx = 0; kx < pc->K; kx++) {
+            const size_t s = (oy * pc->stride + ky) * pc->W + ox * pc->stride + kx;
+            const double v = x[plane * pc->H * pc->W + s];
+            if (pc->max && v > acc) {
+                acc = v;
+                if (arg) *arg = s;
+            }
+            if (!pc->max) acc += v;
+        }
+    return pc->max ? acc : acc / (double)(pc->K * pc->K);
+}
+
+typedef struct pool_lossdata {
+    const pool_case *pc;
+    const float *w;
+} pool_lossdata;
+
+static double pool_loss(void *data, const double *x, size_t i) {
+    (void)i;
+    const pool_lossdata *d = data;
+    const pool_case *pc = d->pc;
+    const size_t Ho = (pc->H - pc->K) / pc->stride + 1, Wo = (pc->W - pc->K) / pc->stride + 1;
+    double L = 0;
+    for (size_t pl = 0; pl < pc->P; pl++)
+        for (size_t oy = 0; oy < Ho; oy++)
+            for (size_t ox = 0; ox < Wo; ox++) L += d->w[(pl * Ho + oy) * Wo + ox] * pool_ref(pc, x, pl, oy, ox, NULL);
+    return L;
+}
+
+START_TEST(test_pool2d) {
+    snn_context *ctx = test_context();
+    const pool_case *pc = &pool_cases[_i];
+    test_rng r;
+    test_rng_seed(&r, 7001 + (uint64_t)_i);
+    const size_t HW = pc->H * pc->W, Ho = (pc->H - pc->K) / pc->stride + 1, Wo = (pc->W - pc->K) / pc->stride + 1;
+    const size_t n_in = pc->P * HW, n_out = pc->P * Ho * Wo, pad = 9;
+    const snn_pool_geom g = {pc->K, pc->stride, Ho, Wo, pc->max};
+    const float thr = 0.5f;
+    char what[160];
+    snprintf(what, sizeof what, "pool2d %s P=%zu %zux%zu K=%zu stride=%zu", pc->max ? "max" : "avg", pc->P, pc->H,
+             pc->W, pc->K, pc->stride);
+    /* membranes, traj = 2 layout: planes (traj, TB) with TB = P / 2; the perturbed half
+     * holds small differences, some of which flip spikes */
+    float *rec = random_array(&r, n_in, 0.0f, 1.0f);
+    const size_t TB = pc->P / 2;
+    for (size_t i = TB * HW; i < n_in; i++) rec[i] = test_rng_uniform(&r, -0.3f, 0.3f);
+    for (int traj = 1; traj <= 2; traj++) {
+        /* the pool's input: spikes (max) as the kernel reads them from rec, or rec itself (average) */
+        double *x = host_alloc_d(n_in);
+        for (size_t i = 0; i < n_in; i++) {
+            const size_t pl = i / HW;
+            double v = rec[i];
+            if (traj == 2 && pl >= TB) v += rec[i - TB * HW];
+            x[i] = pc->max ? (v > thr ? 1.0 : 0.0) : rec[i];
+        }
+        float *xf = host_alloc(n_in);
+        for (size_t i = 0; i < n_in; i++) xf[i] = (float)x[i];
+        float *w = random_array(&r, n_out, -1.0f, 1.0f);
+        cl_mem xin = dev_upload_padded(ctx, xf, n_in, pad), out = dev_sentinel(ctx, n_out + pad);
+        cl_mem gw = dev_upload_padded(ctx, w, n_out, pad), gin = dev_sentinel(ctx, n_in + pad);
+        cl_mem recd = dev_upload_padded(ctx, rec, n_in, pad);
+        ck_assert_snn_ok(snn_op_pool2d(ctx, xin, out, pc->P, pc->H, pc->W, &g));
+        float *got = dev_download(ctx, out, n_out + pad);
+        double *want = host_alloc_d(n_out);
+        for (size_t pl = 0; pl < pc->P; pl++)
+            for (size_t oy = 0; oy < Ho; oy++)
+                for (size_t ox = 0; ox < Wo; ox++) want[(pl * Ho + oy) * Wo + ox] = pool_ref(pc, x, pl, oy, ox, NULL);
+        check_scaled(got, want, n_out, 0.0, 1e-6, what);
+        assert_sentinel(got, n_out, n_out + pad, what);
+        ck_assert_snn_ok(snn_op_pool2d_backward(ctx, gw, gin, pc->P, pc->H, pc->W, &g, recd, thr, (size_t)traj, TB));
+        float *gg = dev_download(ctx, gin, n_in + pad);
+        double *wantg = host_alloc_d(n_in);
+        if (!pc->max) {
+            pool_lossdata d = {pc, w};
+            finite_diff(pool_loss, &d, x, n_in, wantg);
+        } else {
+            /* each window's gradient to its first largest spike (row-major) */
+            for (size_t pl = 0; pl < pc->P; pl++)
+                for (size_t oy = 0; oy < Ho; oy++)
+                    for (size_t ox = 0; ox < Wo; ox++) {
+                        size_t arg = (oy * pc->stride) * pc->W + ox * pc->stride;
+                        pool_ref(pc, x, pl, oy, ox, &arg);
+                        wantg[pl * HW + arg] += w[(pl * Ho + oy) * Wo + ox];
+                    }
+        }
+        char w2[200];
+        snprintf(w2, sizeof w2, "%s backward traj=%d", what, traj);
+        check_scaled(gg, wantg, n_in, 0.0, 1e-5, w2);
+        assert_sentinel(gg, n_in, n_in + pad, w2);
+        free(got);
+        free(gg);
+        free(want);
+        free(wantg);
+        free(x);
+        free(xf);
+        free(w);
+        cl_mem *bufs[] = {&xin, &out, &gw, &gin, &recd};
+        for (size_t k = 0; k < ARRAY_LEN(bufs); k++) snn_buffer_release(bufs[k]);
+        if (!pc->max) break; /* the average reads no membranes */
+    }
+    free(rec);
+}
+END_TEST
+
 /* ---------------------------------------------------------- conv2d (any) -- */
 
 /* Convolutions of any square kernel, stride and padding (snn_op_conv2d_at and its
@@ -1962,6 +2088,7 @@ static Suite *backward_suite(void) {
     tcase_add_test(tc, test_bn_stats_single);
     tcase_add_loop_test(gemm_tcase(s, "conv3x3_backward"), test_conv3x3_backward, 0, (int)ARRAY_LEN(conv_cases));
     tcase_add_loop_test(gemm_tcase(s, "conv2d_general"), test_conv2d_general, 0, (int)ARRAY_LEN(conv2d_cases));
+    tcase_add_loop_test(tcase(s, "pool2d"), test_pool2d, 0, (int)ARRAY_LEN(pool_cases));
     tcase_add_test(gemm_tcase(s, "linear_backward"), test_linear_backward);
     tc = tcase(s, "readout");
     tcase_add_test(tc, test_softmax_xent);

@@ -1427,7 +1427,7 @@ TOY_NET = {"input": [1, 8, 8], "num_classes": 10, "T": 3, "encoding": "direct",
            "layers": [{"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": False},
                       {"type": "batchnorm2d"},
                       {"type": "leaky", "beta": 0.9, "surrogate": {"type": "fast_sigmoid", "slope": 25}},
-                      {"type": "avgpool2d", "kernel_size": 2},
+                      {"type": "maxpool2d", "kernel_size": 2},
                       {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "stride": 2, "bias": True},
                       {"type": "leaky", "beta": 0.8, "threshold": 0.5, "reset_mechanism": "zero"},
                       {"type": "flatten"}],
@@ -1471,10 +1471,10 @@ class NetworkTests(CliTestCase):
         self.assert_no_output(self.path("m.safetensors"))
         self.assert_exit(["describe", "--net", self.path("missing.json")], 1, "missing.json")
         self.assert_exit(["describe"], 2, "give one of --net and --model")
-        maxpool = dict(TOY_NET, layers=TOY_NET["layers"][:3] + [{"type": "maxpool2d", "kernel_size": 2}]
-                       + TOY_NET["layers"][4:])
-        self.assert_exit(["create", "--net", self.write_net(maxpool), "--out", self.path("m.safetensors")], 1,
-                         "layers[3] maxpool2d: only avgpool2d 2x2 with stride 2 runs yet")
+        learned = dict(TOY_NET, layers=TOY_NET["layers"][:2] + [dict(TOY_NET["layers"][2], learn_beta=True)]
+                       + TOY_NET["layers"][3:])
+        self.assert_exit(["create", "--net", self.write_net(learned), "--out", self.path("m.safetensors")], 1,
+                         "layers[2] leaky: learn_beta and learn_threshold do not run yet")
 
     def test_create_then_train_and_eval(self):
         net = self.write_net(TOY_NET)

@@ -344,6 +344,8 @@ static snn_status forward_chunk(const snn_model *m, const forward_plan *p, size_
         if (tap) SNN_TRY(tap_spikes(m, p, tap, i, f->spk.mem, a.spk_gstride, c->cout, HW, t0, Tn));
         if (c->pool)
             SNN_TRY(snn_op_avgpool2x2(ctx, f->spk.mem, f->act.mem, c->cout * P * Tn * B, c->H, c->W));
+        else if (c->gpool.K)
+            SNN_TRY(snn_op_pool2d(ctx, f->spk.mem, f->act.mem, c->cout * P * Tn * B, c->H, c->W, &c->gpool));
         else
             swap_buffers(f);
     }

@@ -113,12 +113,14 @@ static void current_output(const snn_model *m, size_t *C, size_t *H, size_t *W) 
         *W = p->cout;
     } else {
         *C = p->cout;
-        *H = p->pool ? p->H / 2 : p->H;
-        *W = p->pool ? p->W / 2 : p->W;
+        *H = p->Hp;
+        *W = p->Wp;
     }
 }
 
-static snn_layer *append_conv(snn_model *m, size_t cout, size_t K, size_t stride, size_t pad, int pool) {
+/* A conv stage; pool: the pooling after its LIF (K 0: none; the 2x2 average takes the
+ * fused path). */
+static snn_layer *append_conv(snn_model *m, size_t cout, size_t K, size_t stride, size_t pad, snn_pool_geom pool) {
     size_t C, H, W;
     current_output(m, &C, &H, &W);
     snn_layer *l = append_layer(m, SNN_STAGE_CONV);
@@ -131,10 +133,17 @@ static snn_layer *append_conv(snn_model *m, size_t cout, size_t K, size_t stride
     l->cout = cout;
     l->H = H;
     l->W = W;
-    l->pool = pool;
+    l->pool = pool.K == 2 && pool.stride == 2 && !pool.max;
+    if (pool.K && !l->pool) {
+        l->gpool = pool;
+        l->gpool.Ho = (H - pool.K) / pool.stride + 1;
+        l->gpool.Wo = (W - pool.K) / pool.stride + 1;
+    }
+    l->Hp = l->pool ? H / 2 : l->gpool.K ? l->gpool.Ho : H;
+    l->Wp = l->pool ? W / 2 : l->gpool.K ? l->gpool.Wo : W;
     l->G = cout;
     l->S = H * W;
-    l->out_hw = pool ? (H / 2) * (W / 2) : H * W;
+    l->out_hw = l->Hp * l->Wp;
     return l;
 }
 
@@ -165,8 +174,8 @@ static snn_layer *append_dense(snn_model *m, size_t units) {
  * other layer or option is refused here, naming it, until a kernel runs it. */
 
 #define WHAT_RUNS                                                                                        \
-    "snncl's kernels run conv2d + [batchnorm2d] + leaky [+ avgpool2d "                                 \
-    "2x2], flatten, linear + leaky, and a readout of [dropout +] [linear]; leaky with any "           \
+    "snncl's kernels run conv2d + [batchnorm2d] + leaky [+ avgpool2d or maxpool2d], flatten, "         \
+    "linear + leaky, and a readout of [dropout +] [linear]; leaky with any "                          \
     "reset_mechanism and surrogate, reset_delay true, beta and threshold not learned"
 
 static snn_status refuse(const char *part, int i, const snn_net_layer *l, const char *why) {
@@ -207,13 +216,13 @@ static snn_status lower_layers(snn_model *m, lowered *role) {
                 return refuse("layers", i, &L[i], "a bias before batchnorm2d: BatchNorm cancels it (set bias false)");
             if (bn && L[i + 1].d.eps != 1e-5f) return refuse("layers", i + 1, &L[i + 1], "only eps 1e-5 runs yet");
             SNN_TRY(lowered_leaky(L, count, lif));
-            int pool = 0;
+            snn_pool_geom pool = {0};
             if (lif + 1 < count &&
                 (L[lif + 1].d.type == SNN_LAYER_AVGPOOL2D || L[lif + 1].d.type == SNN_LAYER_MAXPOOL2D)) {
                 const snn_layer_desc *p = &L[lif + 1].d;
-                if (p->type != SNN_LAYER_AVGPOOL2D || p->kernel_size != 2 || (p->stride && p->stride != 2))
-                    return refuse("layers", lif + 1, &L[lif + 1], "only avgpool2d 2x2 with stride 2 runs yet");
-                pool = 1;
+                pool.K = (size_t)p->kernel_size;
+                pool.stride = (size_t)(p->stride ? p->stride : p->kernel_size);
+                pool.max = p->type == SNN_LAYER_MAXPOOL2D;
             }
             APPEND(c, append_conv(m, (size_t)d->out, (size_t)d->kernel_size, (size_t)d->stride, (size_t)d->padding,
                                   pool));
@@ -222,7 +231,7 @@ static snn_status lower_layers(snn_model *m, lowered *role) {
             role[i] = (lowered){m->num_layers - 1, ROLE_CONV};
             if (bn) role[i + 1] = (lowered){m->num_layers - 1, ROLE_BN};
             role[lif] = (lowered){m->num_layers - 1, ROLE_LIF};
-            i = lif + 1 + pool;
+            i = lif + 1 + (pool.K != 0);
         } else if (d->type == SNN_LAYER_LINEAR) {
             SNN_TRY(lowered_leaky(L, count, i + 1));
             APPEND(c, append_dense(m, (size_t)d->out));

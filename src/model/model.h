@@ -49,7 +49,9 @@ typedef struct snn_layer {
     size_t cin, cout; /* conv: channels in and out; dense: features in, units out */
     size_t H, W;      /* conv: the convolution's output (the LIF's neurons); dense: 1 x cout */
     snn_conv_geom geom; /* conv: the convolution, from the previous output (geom.H, geom.W) to H x W */
-    int pool;         /* conv: AvgPool2d(2) after the LIF */
+    int pool;         /* conv: AvgPool2d(2) after the LIF (the fused fast path) */
+    snn_pool_geom gpool; /* conv: any other pooling after the LIF (gpool.K 0: none) */
+    size_t Hp, Wp;    /* conv: the output per channel after pooling (H, W without) */
     int bn;           /* conv: BatchNorm after the convolution (else the bias, if any, is the LIF's shift) */
     /* Neurons per sample: G groups of S (conv: cout channels of H*W; dense: one group
      * of cout units), as LIF kernels, the estimate's state and spike records see them.

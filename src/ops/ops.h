@@ -259,6 +259,19 @@ snn_status snn_op_sum_blocks(snn_context *ctx, cl_mem in, cl_mem out, size_t C, 
 /* ---- pooling (cl/pool.cl, src/ops/pool.c) ---- */
 /* in (P, H, W) -> out (P, H/2, W/2). */
 snn_status snn_op_avgpool2x2(snn_context *ctx, cl_mem in, cl_mem out, size_t P, size_t H, size_t W);
+/* Any square window K and stride, average or max (flooring): in (P, H, W) -> out (P, Ho, Wo). */
+typedef struct snn_pool_geom {
+    size_t K, stride, Ho, Wo;
+    int max;
+} snn_pool_geom;
+snn_status snn_op_pool2d(snn_context *ctx, cl_mem in, cl_mem out, size_t P, size_t H, size_t W,
+                         const snn_pool_geom *g);
+/* Its input's gradient gin (P, H, W) from g (P, Ho, Wo). Max pooling routes each window's
+ * gradient to its first spike, which it reads from a LIF's recorded membranes rec
+ * (planes (G, traj, T, B), TB = T*B; with traj 2 the perturbed planes hold raw
+ * differences, cl/lif_lyapunov.cl's record) against thr; average pooling reads neither. */
+snn_status snn_op_pool2d_backward(snn_context *ctx, cl_mem g, cl_mem gin, size_t P, size_t H, size_t W,
+                                  const snn_pool_geom *geom, cl_mem rec, float thr, size_t traj, size_t TB);
 
 /* ---- readout (cl/spike_sum.cl, rows.cl, linear.cl, dropout.cl, softmax_xent.cl; src/ops/readout.c) ---- */
 /* sum (B, C*hw) += spikes (C, [T, B], hw) summed over T; channels gstride apart. */

@@ -24,8 +24,8 @@ static layer_dims dims_of(const snn_model *m, const train_plan *p, int i) {
     d.Nz = d.Pz * d.Tz * p->B;
     d.HW = c->S;
     d.HWin = c->geom.H * c->geom.W;
-    d.Ho = c->pool ? c->H / 2 : c->H;
-    d.Wo = c->pool ? c->W / 2 : c->W;
+    d.Ho = c->Hp;
+    d.Wo = c->Wp;
     return d;
 }
 
@@ -67,6 +67,7 @@ static snn_status reserve(snn_trainer *tr, const train_plan *p) {
         snn_dbuf *tabs[] = {&l->mean, &l->rstd, &l->var_unbiased, &l->scale, &l->shift};
         for (size_t k = 0; k < SNN_ARRAY_LEN(tabs); k++) SNN_TRY(snn_dbuf_reserve(ctx, tabs[k], tab));
         gup = max_sz(gup, c->cout * N * d.Ho * d.Wo); /* gradient of this layer's output */
+        if (c->gpool.K) gup = max_sz(gup, c->cout * N * c->S); /* and before its pooling */
         gup = max_sz(gup, c->cin * d.Nz * d.HWin);    /* gradient of its input */
         partial = max_sz(partial, 2 * P * T * c->cout);
     }
@@ -299,9 +300,11 @@ static snn_status forward(snn_trainer *tr, const train_plan *p, const snn_batch 
         if (c->pool && P == 1) {
             SNN_TRY(run_lif_pooled(tr, p, i, z, d.Tz, scale, shift, next));
         } else {
-            cl_mem out = c->pool ? tr->scratch.mem : next;
+            cl_mem out = c->pool || c->gpool.K ? tr->scratch.mem : next;
             SNN_TRY(run_lif(tr, p, batch, i, z, d.Pz, d.Tz, scale, shift, c->cout, d.HW, out, 0));
             if (c->pool) SNN_TRY(snn_op_avgpool2x2(ctx, tr->scratch.mem, next, c->cout * P * T * B, c->H, c->W));
+            if (c->gpool.K)
+                SNN_TRY(snn_op_pool2d(ctx, tr->scratch.mem, next, c->cout * P * T * B, c->H, c->W, &c->gpool));
         }
     }
     /* The last layer's spikes (G, P, T, B, hw) wait in gup[1] until backward needs the buffer. */
@@ -346,10 +349,21 @@ static train_param *grad_of(snn_trainer *tr, const snn_param *param) {
 /* Backward through time of LIF layer l into scratch: d loss / d current (G, P, T, B*S),
  * or, when every step shares one input (Tz = 1, one trajectory), only its sum over
  * the steps (G, B*S); returns which in *summed. */
+/* Both trajectories' backward of LIF layer l from recorded membranes (a: the rest). */
+static snn_status lif_lyapunov_backward(snn_trainer *tr, const train_plan *p, int l, snn_lif_backward_args *a) {
+    a->carry = tr->carry.mem;
+    a->sq = tr->sq.mem;
+    a->sq_off = (size_t)l * p->T * p->B;
+    a->gdiv = tr->gdiv.mem;
+    a->eps = p->eps;
+    return snn_op_lif_lyapunov_backward(tr->ctx, a);
+}
+
 static snn_status lif_backward(snn_trainer *tr, const train_plan *p, const snn_batch *batch, int l, cl_mem z,
                                size_t Pz, size_t Tz, cl_mem scale, cl_mem shift, size_t G, size_t H, size_t W,
-                               int pool, cl_mem gup, int *summed) {
+                               int pool, cl_mem gup, cl_mem unpooled, int *summed) {
     const size_t S = H * W;
+    const snn_pool_geom *gp = &tr->model->layer[l].gpool;
     snn_lif_backward_args a = {0};
     a.buf = tr->scratch.mem;
     a.gup = gup;
@@ -366,6 +380,21 @@ static snn_status lif_backward(snn_trainer *tr, const train_plan *p, const snn_b
     a.W = W;
     a.pool = pool;
     *summed = 0;
+    /* Any other pooling: its gradient spread back to the LIF's H x W first (unpooled), from
+     * the recorded membranes for max pooling (which spikes won each window). */
+    const size_t planes = G * p->P * p->T * p->B;
+    if (gp->K && !gp->max) {
+        SNN_TRY(snn_op_pool2d_backward(tr->ctx, gup, unpooled, planes, H, W, gp, NULL, 0.0f, p->P, p->T * p->B));
+        a.gup = unpooled;
+    }
+    if (gp->K && gp->max) {
+        SNN_TRY(run_lif(tr, p, batch, l, z, Pz, Tz, scale, shift, G, S, tr->scratch.mem, 1));
+        SNN_TRY(snn_op_pool2d_backward(tr->ctx, gup, unpooled, planes, H, W, gp, tr->scratch.mem, a.thr, p->P,
+                                       p->T * p->B));
+        a.gup = unpooled;
+        if (p->P == 1) return snn_op_lif_backward(tr->ctx, &a);
+        return lif_lyapunov_backward(tr, p, l, &a);
+    }
     if (p->P == 1 && p->T <= SNN_LIF_FUSED_MAX_T) {
         /* The forward is recomputed in registers: no membranes through memory. */
         snn_lif_args f = lif_args(tr, p, l, z, Pz, Tz, scale, shift, G, S, tr->scratch.mem);
@@ -374,12 +403,7 @@ static snn_status lif_backward(snn_trainer *tr, const train_plan *p, const snn_b
     }
     SNN_TRY(run_lif(tr, p, batch, l, z, Pz, Tz, scale, shift, G, S, tr->scratch.mem, 1));
     if (p->P == 1) return snn_op_lif_backward(tr->ctx, &a);
-    a.carry = tr->carry.mem;
-    a.sq = tr->sq.mem;
-    a.sq_off = (size_t)l * p->T * p->B;
-    a.gdiv = tr->gdiv.mem;
-    a.eps = p->eps;
-    return snn_op_lif_lyapunov_backward(tr->ctx, &a);
+    return lif_lyapunov_backward(tr, p, l, &a);
 }
 
 static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch *batch) {
@@ -410,7 +434,7 @@ static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch
             /* The input gradient, as rows, back into the layout of the layer before. */
             const snn_layer *prev = &m->layer[i - 1];
             SNN_TRY(lif_backward(tr, p, batch, i, l->z.mem, P, T, c->scale, c->shift, 1, 1, c->cout, 0,
-                                 tr->gup[cur].mem, &summed));
+                                 tr->gup[cur].mem, NULL, &summed));
             SNN_TRY(snn_op_linear_backward(ctx, l->in.mem, N, c->cin, c->weight->dev, c->cout, tr->scratch.mem,
                                            GRAD(c->weight), GRAD_OR_NULL(c->bias), tr->gup[1 - cur].mem));
             SNN_TRY(snn_op_unflatten_rows(ctx, tr->gup[1 - cur].mem, tr->gup[cur].mem, prev->G, N, prev->out_hw));
@@ -424,7 +448,7 @@ static snn_status backward(snn_trainer *tr, const train_plan *p, const snn_batch
         cl_mem scale, shift;
         conv_affine(tr, i, &scale, &shift);
         SNN_TRY(lif_backward(tr, p, batch, i, z, d.Pz, d.Tz, scale, shift, c->cout, c->H, c->W, c->pool,
-                             tr->gup[cur].mem, &summed));
+                             tr->gup[cur].mem, tr->gup[1 - cur].mem, &summed));
         /* With one shared input (and so one set of statistics) BatchNorm's backward of
          * the summed gradient is the sum of the per-step backwards: run it once. */
         const size_t gP = summed ? 1 : P, gT = summed ? 1 : T;

@@ -220,7 +220,7 @@ def spike_counts(net, desc, x):
 def random_description(rng, kernels="snncl"):
     """A random description of the layers snncl's kernels run today (kernels="snncl"):
     1-3 conv2d (any kernel, stride, padding) + [batchnorm2d, or a bias or none] + leaky
-    [+ avgpool2d 2] stages,
+    [+ avgpool2d or maxpool2d, any window and stride] stages,
     0-2 linear (with or without bias) + leaky stages after a flatten, a readout of
     [dropout +] linear (or without linear: spike counts as logits), each
     leaky with its own beta, threshold, reset mechanism and surrogate. rng: random.Random."""
@@ -249,9 +249,12 @@ def random_description(rng, kernels="snncl"):
                         "padding": pad, "bias": rng.random() < 0.7},
                        _random_leaky(rng, 0.1, 0.6)]
         h, w = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
-        if h >= 4 and w >= 4 and rng.random() < 0.6:
-            layers.append({"type": "avgpool2d", "kernel_size": 2})
-            h, w = h // 2, w // 2
+        if h >= 4 and w >= 4 and rng.random() < 0.7:
+            # the seed's 2x2 average (the fused path) half the time, else any window and stride
+            kind, k, st = ("avgpool2d", 2, 2) if rng.random() < 0.5 else (
+                rng.choice(["avgpool2d", "maxpool2d"]), rng.choice([2, 3]), rng.choice([1, 2, 3]))
+            layers.append({"type": kind, "kernel_size": k, "stride": st})
+            h, w = (h - k) // st + 1, (w - k) // st + 1
     layers.append({"type": "flatten"})
     for _ in range(rng.randint(0, 2)):
         # Xavier-initialized linear layers pass small currents: low thresholds keep them firing
