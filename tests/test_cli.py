@@ -1510,6 +1510,14 @@ class NetworkTests(CliTestCase):
         self.assertIn(rc, (1, 2), err)
         self.assertIn("3x8x8", err)
 
+    def test_bench_times_a_description(self):
+        net = self.write_net(TOY_NET)
+        out, _ = self.run_ok(["bench", "--net", net, "--runs", "1", "--warmup", "0", "--batch", "4",
+                              "--mode", "forward,train-lyapunov"])
+        rows = [l for l in out.splitlines() if " net 8x8x1 B=4 T=3 direct" in l]
+        self.assertEqual(len(rows), 2, out)
+        self.assert_exit(["bench", "--net", net, "--encoding", "rate"], 2, "--encoding does not apply with --net")
+
     def test_custom_network_example_matches_fashion_net(self):
         """examples/custom_network.c builds examples/fashion_net.json with C calls."""
         example = os.path.join(os.path.dirname(SNNCL), "..", "examples", "example_custom_network")

@@ -134,10 +134,13 @@ static int bench_end(const cli_parallel *par, int status) {
 
 int cmd_bench(int argc, char **argv) {
     const char *models = "simple", *inputs = "32x32x3", *steps = "25", *encodings = "rate",
-               *modes = "forward,forward-lyapunov,train,train-lyapunov", *device = NULL, *json = NULL;
+               *modes = "forward,forward-lyapunov,train,train-lyapunov", *device = NULL, *json = NULL, *net_path = NULL;
     int batch = 32, runs = 5, warmup = 1, all_devices = 0, sync_every = 1;
     cli_option opts[] = {
         {"model", CLI_STRING, &models, "LIST", "simple,vgg (default simple; the seed's default channels)", 0, 0},
+        {"net", CLI_STRING, &net_path, "FILE.json",
+         "time a network description instead (its own input, T and encoding; no --model, --input, --T, --encoding)",
+         0, 0},
         {"input", CLI_STRING, &inputs, "LIST", "HxWxC sizes, e.g. 32x32x3,28x28x1", 0, 0},
         {"T", CLI_STRING, &steps, "LIST", "time steps, e.g. 25,8", 0, 0},
         {"encoding", CLI_STRING, &encodings, "LIST", "rate,direct", 0, 0},
@@ -169,6 +172,33 @@ int cmd_bench(int argc, char **argv) {
         return bench_end(&par, 2);
     }
     if (par.rank != 0) json = NULL; /* rank 0 alone writes the JSON */
+    /* --net: one workload, the description's; its model is made per mode like a preset's. */
+    snn_network *net = NULL;
+    snn_status st0;
+    char net_input[48], net_T[16];
+    if (net_path) {
+        for (size_t k = 0; k < nopts; k++)
+            if (opts[k].seen && (!strcmp(opts[k].name, "model") || !strcmp(opts[k].name, "input") ||
+                                 !strcmp(opts[k].name, "T") || !strcmp(opts[k].name, "encoding"))) {
+                fprintf(stderr, "snncl bench: --%s does not apply with --net: the description states it\n", opts[k].name);
+                return bench_end(&par, 2);
+            }
+        if ((st0 = snn_network_load(&net, net_path)) != SNN_OK) return bench_end(&par, cli_report("reading --net", st0));
+        int C, H, W, T;
+        snn_encoding enc;
+        snn_network_input(net, &C, &H, &W, NULL, &T, &enc, NULL);
+        if (enc == SNN_ENCODING_NONE) {
+            fprintf(stderr, "snncl bench: %s takes pre-encoded spikes (encoding none); bench times images\n", net_path);
+            snn_network_free(net);
+            return bench_end(&par, 2);
+        }
+        snprintf(net_input, sizeof net_input, "%dx%dx%d", H, W, C);
+        snprintf(net_T, sizeof net_T, "%d", T);
+        models = "net";
+        inputs = net_input;
+        steps = net_T;
+        encodings = snn_encoding_name(enc);
+    }
     /* Validate the lists before any device work. */
     char item[64];
     int mode_mask = 0;
@@ -219,7 +249,13 @@ int cmd_bench(int argc, char **argv) {
                     for (const char *pe = encodings; !status && (pe = next_item(pe, eitem, sizeof eitem));) {
                         snn_model_config cfg;
                         int H, W, C, T = atoi(titem);
-                        if (snn_model_config_default(&cfg, mitem) != SNN_OK || sscanf(iitem, "%dx%dx%d", &H, &W, &C) != 3 ||
+                        if (net) {
+                            snn_model_config_default(&cfg, "simple"); /* the sizes below; the model is net's */
+                            snn_network_input(net, NULL, NULL, NULL, &cfg.num_classes, NULL, NULL, NULL);
+                        } else if (snn_model_config_default(&cfg, mitem) != SNN_OK) {
+                            cfg.kind = (snn_model_kind)-1; /* refused below */
+                        }
+                        if ((int)cfg.kind < 0 || sscanf(iitem, "%dx%dx%d", &H, &W, &C) != 3 ||
                             H < 1 || W < 1 || C < 1 || T < 1 || snn_encoding_parse(eitem, &cfg.encoding) != SNN_OK ||
                             cfg.encoding == SNN_ENCODING_NONE) {
                             fprintf(stderr, "snncl bench: bad workload model=%s input=%s T=%s encoding=%s\n", mitem,
@@ -258,7 +294,8 @@ int cmd_bench(int argc, char **argv) {
                              * buffers, not those another mode left cached. */
                             snn_model *model = NULL;
                             snn_context_reset_peak(ctx);
-                            if ((st = snn_model_create(&model, ctx, &cfg, 1)) != SNN_OK) {
+                            st = net ? snn_model_create_network(&model, ctx, net, 1) : snn_model_create(&model, ctx, &cfg, 1);
+                            if (st != SNN_OK) {
                                 status = cli_report("creating the model", st);
                                 break;
                             }
@@ -300,6 +337,7 @@ int cmd_bench(int argc, char **argv) {
         snn_context_free(ctx);
     }
     free(ms);
+    snn_network_free(net);
     if (jf && fclose(jf) != 0) {
         fprintf(stderr, "snncl bench: writing %s failed\n", json);
         status = status ? status : 1;
