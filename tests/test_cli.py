@@ -1510,6 +1510,24 @@ class NetworkTests(CliTestCase):
         self.assertIn(rc, (1, 2), err)
         self.assertIn("3x8x8", err)
 
+    def test_resume_of_a_description_is_exact(self):
+        net = self.write_net(TOY_NET)
+        data = self.path("data")
+        os.mkdir(data)
+        write_toy_mnist(data)
+        args = ["train", "--net", net, "--data", "mnist", "--data-dir", data, "--batch", "8", "--epochs", "2",
+                "--lr", "0.01", "--lyap-weight", "0.05", "--quiet"]
+        self.run_ok(args + ["--out", self.path("full.safetensors")])
+        self.run_ok(args + ["--out", self.path("part.safetensors"), "--max-steps", "7"])
+        self.run_ok(["train", "--resume", self.path("part.ckpt.safetensors"), "--out", self.path("part.safetensors"),
+                     "--quiet"])
+        full, _ = st_read(self.path("full.safetensors"))
+        part, meta = st_read(self.path("part.safetensors"))
+        self.assertEqual(set(full), set(part))
+        for k in full:
+            self.assertEqual(full[k].data, part[k].data, k)
+        self.assertIn("snncl.network", meta)
+
     def test_bench_times_a_description(self):
         net = self.write_net(TOY_NET)
         out, _ = self.run_ok(["bench", "--net", net, "--runs", "1", "--warmup", "0", "--batch", "4",
