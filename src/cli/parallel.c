@@ -26,7 +26,9 @@ static int env_int(const char *const *names) {
     return 0;
 }
 static const char *const world_size_vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", NULL};
+#if SNNCL_HAVE_MPI /* read only where MPI starts */
 static const char *const local_rank_vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK", NULL};
+#endif
 
 int cli_parallel_init(cli_parallel *p, const char *cmd) {
     memset(p, 0, sizeof *p);
