@@ -180,6 +180,9 @@ static const bad_case bad_cases[] = {
     {"{\"input\": [1, 8, 8], \"num_classes\": 4, \"layer\": []}", SNN_ERR_INVALID_ARG, "layer: unknown key"},
     {"{\"input\": [1, 8, 8], \"num_classes\": 4, \"layers\": {}}", SNN_ERR_INVALID_ARG, "layers: expected an array"},
     {"[1, 2, 3]", SNN_ERR_INVALID_ARG, "expected a JSON object"},
+    {HEAD "{\"type\": \"leaky\", \"beta\": 0.9, \"beta\": 0.5}]}", SNN_ERR_INVALID_ARG, "layers[0].beta: given twice"},
+    {"{\"T\": 3, \"input\": [1, 8, 8], \"num_classes\": 4, \"layers\": [], \"T\": 4}", SNN_ERR_INVALID_ARG,
+     "T: given twice"},
     {"", SNN_ERR_INVALID_ARG, "not valid JSON"},
     {"{\"input\": [1, 8, 8]} trailing", SNN_ERR_INVALID_ARG, "not valid JSON"},
 };

@@ -432,6 +432,15 @@ static snn_status want_name(const char *at, const cJSON *v, const char *const *n
     return SNN_OK;
 }
 
+/* The first key an object holds twice, or NULL (cJSON keeps both; which one counts would
+ * be an accident of the parser). */
+static const char *duplicate_key(const cJSON *obj) {
+    for (const cJSON *a = obj->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (a->string && b->string && strcmp(a->string, b->string) == 0) return a->string;
+    return NULL;
+}
+
 /* kernel_size as an integer or a square [k, k]. */
 static snn_status want_square(const char *at, const cJSON *v, int *out) {
     if (cJSON_IsArray(v)) {
@@ -450,6 +459,8 @@ static snn_status read_surrogate(const char *at, const cJSON *obj, snn_layer_des
     snprintf(here, sizeof here, "%s.surrogate", at);
     if (!cJSON_IsObject(obj))
         return snn_fail(SNN_ERR_INVALID_ARG, "%s: expected an object {\"type\": ...}, got %s", here, json_kind(obj));
+    const char *twice = duplicate_key(obj);
+    if (twice) return snn_fail(SNN_ERR_INVALID_ARG, "%s.%s: given twice", here, twice);
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(obj, "type");
     if (!type) return snn_fail(SNN_ERR_INVALID_ARG, "%s: missing key 'type'", here);
     int s = 0;
@@ -489,6 +500,8 @@ static int key_allowed(snn_layer_type t, const char *k) {
 
 static snn_status read_layer(const char *at, const cJSON *obj, snn_layer_desc *d) {
     if (!cJSON_IsObject(obj)) return snn_fail(SNN_ERR_INVALID_ARG, "%s: expected an object, got %s", at, json_kind(obj));
+    const char *twice = duplicate_key(obj);
+    if (twice) return snn_fail(SNN_ERR_INVALID_ARG, "%s.%s: given twice", at, twice);
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(obj, "type");
     if (!type) return snn_fail(SNN_ERR_INVALID_ARG, "%s: missing key 'type'", at);
     int t = 0;
@@ -555,6 +568,8 @@ static snn_status read_part(snn_network *n, snn_network_part part, const cJSON *
 static snn_status read_network(const cJSON *root, snn_network **out) {
     if (!cJSON_IsObject(root)) return snn_fail(SNN_ERR_INVALID_ARG, "network: expected a JSON object, got %s", json_kind(root));
     static const char *const keys[] = {"input", "num_classes", "T", "encoding", "encoding_gain", "layers", "readout"};
+    const char *twice = duplicate_key(root);
+    if (twice) return snn_fail(SNN_ERR_INVALID_ARG, "%s: given twice", twice);
     const cJSON *v;
     cJSON_ArrayForEach(v, root) {
         if (name_index(keys, SNN_ARRAY_LEN(keys), v->string) < 0)
