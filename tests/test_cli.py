@@ -1456,6 +1456,12 @@ class NetworkTests(CliTestCase):
         js, _ = self.run_ok(["describe", "--net", net, "--json"])
         self.assertEqual(json.loads(js), desc)
 
+    def test_describe_preset_by_name(self):
+        out, _ = self.run_ok(["describe", "--model", "vgg"])
+        self.assertIn('"input": [3, 32, 32]', out)
+        self.assertRegex(out, r"layers\[22\]\s+linear\s+512, bias")   # fc1 of the seed's VGG
+        self.assertIn('"T": 25', out)
+
     def test_describe_preset_model_file(self):
         out, _ = self.run_ok(["describe", "--model", fixture(BASE + ".model.safetensors"), "--json"])
         desc = json.loads(out)

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "args.h"
 #include "commands.h"
@@ -9,6 +10,10 @@
 
 snn_status cli_load_network(const char *net_path, const char *model_path, snn_network **out) {
     if (net_path) return snn_network_load(out, net_path);
+    snn_model_config cfg;
+    struct stat sb;
+    if (stat(model_path, &sb) != 0 && snn_model_config_default(&cfg, model_path) == SNN_OK)
+        return snn_network_preset(out, &cfg); /* a preset's name (no such file): its defaults */
     snn_context *ctx = NULL;
     snn_model *model = NULL;
     /* A model file's description needs no device work beyond loading it. */
@@ -102,7 +107,8 @@ int cmd_describe(int argc, char **argv) {
     int json_only = 0;
     cli_option opts[] = {
         {"net", CLI_STRING, &net_path, "FILE.json", "a network description", 0, 0},
-        {"model", CLI_STRING, &model_path, "PATH", "a model file (its description; presets expand to theirs)", 0, 0},
+        {"model", CLI_STRING, &model_path, "PATH|simple|vgg",
+         "a model file (its description; presets expand to theirs), or a preset's name (its defaults)", 0, 0},
         {"json", CLI_FLAG, &json_only, NULL, "print the description's JSON only", 0, 0},
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
