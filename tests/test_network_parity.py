@@ -4,7 +4,7 @@ in float64, through files as a user would move them.
 
     /usr/bin/python3 tests/test_network_parity.py PATH/TO/snncl [unittest names]
 
-For each of CASES random descriptions (tools/snnpy/network.py's random_description:
+For each of CASES (16; the first 16 draws include every layer kind and option) random descriptions (tools/snnpy/network.py's random_description:
 every layer kind and option snncl's kernels run today, random shapes, per-layer beta,
 threshold and BatchNorm momentum, direct or pre-encoded input, with or without
 dropout), `snncl create` writes a model; PyTorch builds the description's
@@ -38,7 +38,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tools"))
 
-CASES = int(os.environ.get("SNNCL_PARITY_CASES", "8"))  # more for a longer search
+CASES = int(os.environ.get("SNNCL_PARITY_CASES", "16"))  # more for a longer search
 SKIP = 77
 LOGIT_TOL = 1e-4
 LYAP_TOL = 1e-4
