@@ -26,6 +26,8 @@ python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import test_cli; test_c
     "$root/tests"
 # A corrupted model: the fixture cut short inside its tensor data.
 head -c 700 "$fx/simple_direct_lyap.model.safetensors" > corrupt.safetensors
+# A network description with a misspelt key.
+echo '{"input": [1, 8, 8], "num_classes": 2, "layers": [{"type": "conv2d", "out_channels": 2, "kernal_size": 3}]}' > bad.json
 
 # Exit 99 on a valgrind error: snncl's own exit statuses 1 and 2 are expected below.
 vg=(valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite,indirect
@@ -45,10 +47,13 @@ cases=(
     "0|${train[*]} --resume m.ckpt.safetensors --out m.safetensors --plot p.png --json m.jsonl"
     "0|eval --model m.safetensors --data mnist --data-dir data --limit 8 --batch 8 --quiet"
     "0|raster --model $model --input $input --output r.svg"
+    "0|describe --net $root/examples/fashion_net.json"
+    "0|describe --model vgg"
     "0|bench --input 8x8x1 --T 2 --batch 2 --runs 1 --warmup 0 --mode forward,train-lyapunov --encoding direct"
     "1|infer --model missing.safetensors --input $input --output y2.safetensors"
     "1|infer --model corrupt.safetensors --input $input --output y2.safetensors"
     "1|eval --model m.safetensors --data mnist --data-dir nowhere"
+    "1|describe --net bad.json"
     "2|infer --model $model --input $input --output y2.safetensors --lyap-eps x"
     "2|${train[*]} --lyap-warmup -1 --out m2.safetensors"
     "2|bench --mode backward"
