@@ -317,10 +317,7 @@ static snn_status forward_chunk(const snn_model *m, const forward_plan *p, size_
         a.eps = eps;
         if (c->pool && P == 1 && !tap) {
             /* Pooling fused into the LIF pass: pooled spikes straight to the next input. */
-            a.beta = snn_model_lif_beta(m, i);
-            a.thr = snn_model_lif_threshold(m, i);
-            a.reset = c->reset;
-            a.mem = f->mem[i].mem;
+            run_lif_setup(m, p, &a, i);
             a.spk = f->act.mem;
             a.spk_gstride = Tn * B * c->out_hw;
             SNN_TRY(snn_op_lif_forward_pool(ctx, &a, c->H, c->W));

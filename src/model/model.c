@@ -510,17 +510,18 @@ snn_status snn_model_upload(snn_model *m) {
             c->shift = m->zeros;
             continue;
         }
+        /* BatchNorm tensors (or the bias) too: training updates them on the device. */
+        if (c->bn) {
+            SNN_TRY(upload_param(m, c->bn_weight));
+            SNN_TRY(upload_param(m, c->bn_bias));
+            SNN_TRY(upload_param(m, c->bn_mean));
+            SNN_TRY(upload_param(m, c->bn_var));
+        } else if (c->bias) {
+            SNN_TRY(upload_param(m, c->bias));
+        }
         float *fold = malloc(2 * c->cout * sizeof(float));
         if (!fold) return snn_fail(SNN_ERR_OUT_OF_MEMORY, "BatchNorm folding");
         if (c->bn) {
-            /* BatchNorm tensors too: training updates them on the device. */
-            snn_param *bnp[] = {c->bn_weight, c->bn_bias, c->bn_mean, c->bn_var};
-            snn_status up = SNN_OK;
-            for (size_t k = 0; k < 4 && up == SNN_OK; k++) up = upload_param(m, bnp[k]);
-            if (up != SNN_OK) {
-                free(fold);
-                return up;
-            }
             /* Folded in double: y = gamma*(x - mean)/sqrt(var + 1e-5) + beta. */
             for (size_t k = 0; k < c->cout; k++) {
                 double scale = (double)c->bn_weight->host[k] / sqrt((double)c->bn_var->host[k] + 1e-5);
@@ -529,11 +530,6 @@ snn_status snn_model_upload(snn_model *m) {
             }
         } else {
             /* No BatchNorm: the convolution's bias (or zero) is the LIF's shift. */
-            snn_status up = c->bias ? upload_param(m, c->bias) : SNN_OK;
-            if (up != SNN_OK) {
-                free(fold);
-                return up;
-            }
             for (size_t k = 0; k < c->cout; k++) {
                 fold[k] = 1.0f;
                 fold[c->cout + k] = c->bias ? c->bias->host[k] : 0.0f;

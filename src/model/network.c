@@ -584,12 +584,11 @@ static snn_status read_network(const cJSON *root, snn_network **out) {
     for (int i = 0; i < 3; i++) {
         char at[16];
         snprintf(at, sizeof at, "input[%d]", i);
-        cJSON item = *cJSON_GetArrayItem(input, i);
-        item.string = (char *)"";
-        if (!cJSON_IsNumber(&item) || item.valuedouble != floor(item.valuedouble) || item.valuedouble < 1 ||
-            item.valuedouble > 65536)
-            return snn_fail(SNN_ERR_INVALID_ARG, "%s: expected an integer in 1..65536, got %s", at, json_kind(&item));
-        dims[i] = (int)item.valuedouble;
+        const cJSON *item = cJSON_GetArrayItem(input, i);
+        if (!cJSON_IsNumber(item) || item->valuedouble != floor(item->valuedouble) || item->valuedouble < 1 ||
+            item->valuedouble > 65536)
+            return snn_fail(SNN_ERR_INVALID_ARG, "%s: expected an integer in 1..65536, got %s", at, json_kind(item));
+        dims[i] = (int)item->valuedouble;
     }
     int classes = 0, T = 25;
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "num_classes");
